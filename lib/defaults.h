@@ -1,0 +1,41 @@
+/*
+ * defaults.h - every built-in default and hard limit of Waypost, in one place.
+ *
+ * A setting that is not in waypost.conf takes the value below; the man page
+ * waypost.conf(5) lists the same values.  Limits are compile-time bounds on
+ * what any input may make us hold in memory.
+ */
+#ifndef WP_DEFAULTS_H
+#define WP_DEFAULTS_H
+
+/* ---- limits on input ---- */
+#define WP_ADDR_MAX 1024          /* longest address we accept, in bytes */
+#define WP_LOCAL_MAX 512          /* longest local part (RFC 5321 says 64; real mail exceeds it) */
+#define WP_DOMAIN_MAX 255         /* longest domain (RFC 1035) */
+#define WP_TABLE_LINE_MAX 4096    /* longest Router table line */
+#define WP_TABLE_FILE_MAX (1UL << 30) /* largest Router table file: 1 GiB */
+#define WP_ERRORS_MAX 200         /* errors collected before we give up on a file */
+#define WP_ROUTE_TEXT_MAX 512     /* longest error text of a route */
+#define WP_ROUTE_STEPS_MAX 24     /* steps kept in a route trace */
+#define WP_ROUTE_STEP_LEN 600     /* longest step line */
+
+/* ---- router ---- */
+#define WP_ROUTER_REWRITES_MAX 10 /* rewrites before a route is a loop error */
+#define WP_DEFAULT_ROUTER_TABLE "router.table"
+#define WP_DEFAULT_MAIL_TO_UNKNOWN "Rejected"
+#define WP_DEFAULT_ACCOUNT_CACHE_SECONDS 1   /* passwd-file re-stat and userdb cache lifetime */
+#define WP_DEFAULT_USERDB_TIMEOUT_MS 1000    /* Dovecot auth-userdb answer timeout */
+#define WP_USERDB_CACHE_MAX 10000            /* entries before the userdb cache is flushed */
+#define WP_DEFAULT_RECIPIENT_DELIMITER "+"
+
+/* ---- texts ---- */
+#define WP_TEXT_UNKNOWN_USER "5.1.1 User unknown"
+#define WP_TEXT_BOUNCE_UNKNOWN "5.1.1 User unknown; message bounced"
+#define WP_TEXT_LOOP "5.4.6 Routing loop detected"
+#define WP_TEXT_RELAY_DENIED "5.7.1 Relay access denied"
+
+/* ---- logging ---- */
+#define WP_DEFAULT_LOG_LEVEL "info"
+#define WP_DEFAULT_LOG_FACILITY "mail"
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * util.c - allocation, string and file helpers shared by every component.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void oom(void)
+{
+    fputs("waypost: out of memory\n", stderr);
+    abort();
+}
+
+void *wp_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *wp_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *wp_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom();
+    return q;
+}
+
+char *wp_strdup(const char *s)
+{
+    return wp_strndup(s, strlen(s));
+}
+
+char *wp_strndup(const char *s, size_t n)
+{
+    char *p = wp_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *wp_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom();
+    char *p = wp_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void wp_str_lower(char *s)
+{
+    for (; *s; s++)
+        *s = wp_lower(*s);
+}
+
+bool wp_strieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (wp_lower(*a) != wp_lower(*b))
+            return false;
+    return *a == *b;
+}
+
+bool wp_strnieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (wp_lower(a[i]) != wp_lower(b[i]))
+            return false;
+        if (!a[i])
+            return true;
+    }
+    return true;
+}
+
+bool wp_has_suffix_ci(const char *s, size_t len, const char *suffix)
+{
+    size_t sl = strlen(suffix);
+    return len >= sl && wp_strnieq(s + len - sl, suffix, sl);
+}
+
+bool wp_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+    if (size == 0)
+        return n == 0;
+    if (n >= size) {
+        memcpy(dst, src, size - 1);
+        dst[size - 1] = '\0';
+        return false;
+    }
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+char *wp_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return wp_strdup(".");
+    if (slash == path)
+        return wp_strdup("/");
+    return wp_strndup(path, (size_t)(slash - path));
+}
+
+char *wp_path_relative_to(const char *dir, const char *path)
+{
+    if (path[0] == '/' || !dir || !*dir)
+        return wp_strdup(path);
+    return wp_asprintf("%s/%s", dir, path);
+}
+
+char *wp_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        snprintf(err, errlen, "%s is too large (%lld bytes, limit %zu)", path, (long long)st.st_size, max);
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = wp_malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > max) {
+                snprintf(err, errlen, "%s grew past the limit of %zu bytes", path, max);
+                free(buf);
+                close(fd);
+                return NULL;
+            }
+            cap *= 2;
+            buf = wp_realloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+uint64_t wp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

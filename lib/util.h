@@ -1,0 +1,46 @@
+/*
+ * util.h - memory and string helpers that never return NULL.
+ *
+ * Allocation failure is fatal (we log and abort): a daemon that runs out of
+ * memory halfway through building a snapshot cannot do anything useful, and
+ * Postfix tempfails while we are down.
+ */
+#ifndef WP_UTIL_H
+#define WP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *wp_malloc(size_t n);
+void *wp_calloc(size_t n, size_t size);
+void *wp_realloc(void *p, size_t n);
+char *wp_strdup(const char *s);
+char *wp_strndup(const char *s, size_t n);
+char *wp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ASCII-only case folding: mail syntax is ASCII, and locales must not matter. */
+static inline char wp_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+void wp_str_lower(char *s);
+bool wp_strieq(const char *a, const char *b);
+bool wp_strnieq(const char *a, const char *b, size_t n);
+bool wp_has_suffix_ci(const char *s, size_t len, const char *suffix);
+
+/* Copy at most size-1 bytes and terminate; returns false if src was cut. */
+bool wp_strlcpy(char *dst, const char *src, size_t size);
+
+/* Directory part of a path ("." when there is none), and path joining:
+ * a relative `path` is taken relative to `dir`.  Results are malloc'ed. */
+char *wp_dirname(const char *path);
+char *wp_path_relative_to(const char *dir, const char *path);
+
+/* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
+char *wp_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+/* Monotonic clock in milliseconds. */
+uint64_t wp_now_ms(void);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * router.h - the Router: domains, accounts, the table, and resolution.
+ *
+ * A struct wp_router is built once from the "router" section of
+ * waypost.conf and never changes afterwards (account sources refresh
+ * themselves behind a lock); any number of threads may resolve through it.
+ *
+ * Resolution (CommuniGate's, as Waypost reads it; see waypost-router(5)):
+ * parse the address, fold path forms into '%' form; then repeat, at most
+ * WP_ROUTER_REWRITES_MAX times: domain alias -> real domain; own IP literal
+ * -> main domain; main domain with '%' -> unwrap the last '%'; Router record
+ * (exact address, wildcard address, exact domain, wildcard domain); relay
+ * suffix (.via ._via .smtp) or IP literal -> next hop; local domain ->
+ * account or Mail to Unknown; anything else -> relay by MX.
+ */
+#ifndef WP_ROUTER_H
+#define WP_ROUTER_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+
+#include "cidr.h"
+#include "defaults.h"
+#include "errors.h"
+#include "strmap.h"
+#include "table.h"
+
+enum wp_route_kind { WP_ROUTE_LOCAL, WP_ROUTE_RELAY, WP_ROUTE_HOLD, WP_ROUTE_ODMR,
+                     WP_ROUTE_DISCARD, WP_ROUTE_ERROR, WP_ROUTE_UNKNOWN, WP_ROUTE_TEMP };
+
+/* The strongest relaying grant met on the way (a route may only leave the
+ * server for an untrusted client if a record granted it). */
+enum wp_relay_class { WP_RC_NONE, WP_RC_NORELAY, WP_RC_RELAY, WP_RC_RELAYALL, WP_RC_UNKNOWN_REROUTE };
+
+enum wp_unknown_mode { WP_UNKNOWN_REJECT, WP_UNKNOWN_DISCARD, WP_UNKNOWN_BOUNCE, WP_UNKNOWN_REROUTE };
+
+struct wp_trace {
+    int nsteps;
+    bool truncated;
+    char steps[WP_ROUTE_STEPS_MAX][WP_ROUTE_STEP_LEN];
+};
+
+struct wp_route {
+    enum wp_route_kind kind;
+    char address[WP_ADDR_MAX + 1];  /* final envelope recipient */
+    char account[WP_LOCAL_MAX + 1]; /* LOCAL: the account name */
+    char domain[WP_DOMAIN_MAX + 1]; /* LOCAL: the local domain */
+    char nexthop[WP_DOMAIN_MAX + 1];/* RELAY/HOLD/ODMR: host, or [ip] */
+    int port;                       /* 0: default */
+    bool mx;                        /* look up MX records for nexthop */
+    char queue[WP_DOMAIN_MAX + 1];  /* next-hop host without port: the queue name */
+    enum wp_relay_class relay_class;
+    bool routed_input;              /* the address as received carried routing */
+    bool bounce;                    /* ERROR to be accepted, then bounced */
+    char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
+    struct wp_trace *trace;         /* NULL: no trace kept */
+};
+
+struct wp_domain {
+    char *name;
+    int line;
+    struct wp_accounts *accounts;
+    enum wp_unknown_mode unknown;
+    char *reroute; /* pattern for WP_UNKNOWN_REROUTE */
+};
+
+struct wp_router {
+    char *main_domain;
+    char *file; /* the config file, for messages */
+    struct wp_domain *domains;
+    size_t ndomains;
+    struct wp_strmap domain_index; /* name or alias -> chain of one domain index */
+    char *domain_names;            /* storage for alias keys */
+    struct wp_nets trusted;
+    struct wp_strmap own_ips;      /* IP literal texts that mean "this server" */
+    struct wp_strmap hold_queues;
+    struct wp_strmap odmr_queues;
+    char **owned_strings;          /* keys of the maps above */
+    size_t nowned;
+    char delimiter;                /* recipient delimiter, '\0' for none */
+    struct wp_table *table;
+};
+
+/* Build from the "router" group (may be NULL: then every setting defaults
+ * and main_domain is missing, an error).  basedir resolves relative paths. */
+struct wp_router *wp_router_load(const config_setting_t *group, const char *file,
+                                 const char *basedir, struct wp_errors *err);
+void wp_router_free(struct wp_router *r);
+
+struct wp_resolve_opts {
+    bool trusted; /* NoRelay: records exist only for trusted clients */
+    bool access;  /* a login name (Access: records), not a mail recipient */
+};
+
+/* Resolve one address.  route->trace may point at a trace to fill. */
+void wp_resolve(const struct wp_router *r, const char *address, const struct wp_resolve_opts *o,
+                struct wp_route *route);
+
+/* May a client (trusted or not) have mail sent along this route? */
+bool wp_route_relay_permitted(const struct wp_route *route, bool trusted);
+bool wp_route_leaves_server(const struct wp_route *route);
+
+const char *wp_route_kind_name(enum wp_route_kind k);
+const char *wp_relay_class_name(enum wp_relay_class c);
+
+#endif

@@ -1,0 +1,579 @@
+/*
+ * table.c - Router table parser and index (see table.h for the grammar).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "defaults.h"
+#include "table.h"
+#include "util.h"
+
+static const struct {
+    const char *name;
+    enum wp_prefix prefix;
+} prefixes[] = {
+    { "Relay", WP_PFX_RELAY },   { "RelayAll", WP_PFX_RELAYALL }, { "NoRelay", WP_PFX_NORELAY },
+    { "Mail", WP_PFX_MAIL },     { "Access", WP_PFX_ACCESS },     { "Signal", WP_PFX_SIGNAL },
+};
+
+const char *wp_prefix_name(enum wp_prefix p)
+{
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (prefixes[i].prefix == p)
+            return prefixes[i].name;
+    return "";
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Characters of a left-side domain picture. */
+static bool pic_domain_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '*' || c == '[' || c == ']' || c == ':';
+}
+
+static bool pic_local_char(char c)
+{
+    return (unsigned char)c > 0x20 && (unsigned char)c < 0x7f && !strchr("<>()[],;:\\\"@", c);
+}
+
+struct parse_ctx {
+    struct wp_table *t;
+    const char *fname;
+    const char *main_domain;
+    struct wp_errors *err;
+    uint32_t cap;
+    size_t extra_len, extra_cap;
+};
+
+/* Check a target by expanding its stars with a harmless stand-in. */
+static const char *check_target(const char *target, bool address, bool domain_level)
+{
+    char sample[WP_TABLE_LINE_MAX * 2];
+    size_t o = 0;
+    for (const char *c = target; *c && o + 2 < sizeof(sample); c++) {
+        if (*c == '*')
+            sample[o++] = 'x';
+        else
+            sample[o++] = *c;
+    }
+    sample[o] = '\0';
+    if (address) {
+        struct wp_address a;
+        const char *why;
+        if (!wp_address_parse(sample, o, WP_ADDR_HOSTPORT, &a, &why))
+            return why;
+        return NULL;
+    }
+    (void)domain_level;
+    if (!wp_domain_valid(sample, true))
+        return "invalid domain";
+    return NULL;
+}
+
+static void add_record(struct parse_ctx *c, const struct wp_record *r)
+{
+    if (c->t->nrecs == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->t->recs = wp_realloc(c->t->recs, c->cap * sizeof(*r));
+    }
+    c->t->recs[c->t->nrecs++] = *r;
+}
+
+/* Parse one line (already terminated, comment not yet removed). */
+static void parse_line(struct parse_ctx *c, char *line, size_t len, uint32_t lineno)
+{
+    struct wp_record r;
+    memset(&r, 0, sizeof(r));
+    r.line = lineno;
+    r.next = WP_NONE;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            wp_error(c->err, c->fname, (int)lineno, "binary byte 0x%02x at column %zu", ch, i + 1);
+            return;
+        }
+    }
+    char *p = line;
+    while (is_space(*p))
+        p++;
+    if (*p == '\0' || *p == ';')
+        return;
+    /* A ';' after white space starts a comment. */
+    for (char *q = p + 1; *q; q++) {
+        if (*q == ';' && is_space(q[-1])) {
+            *q = '\0';
+            break;
+        }
+    }
+    char *end = p + strlen(p);
+    while (end > p && is_space(end[-1]))
+        *--end = '\0';
+    for (char *q = p; *q; q++) {
+        if ((unsigned char)*q >= 0x80) {
+            wp_error(c->err, c->fname, (int)lineno, "non-ASCII byte at column %zu (only comments may hold them)",
+                     (size_t)(q - line) + 1);
+            return;
+        }
+    }
+
+    /* Prefix. */
+    if (*p != '<') {
+        char *colon = p;
+        while (*colon && *colon != ':' && *colon != '<' && *colon != '=' && !is_space(*colon))
+            colon++;
+        if (*colon == ':') {
+            size_t n = (size_t)(colon - p);
+            size_t i;
+            for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+                if (strlen(prefixes[i].name) == n && wp_strnieq(p, prefixes[i].name, n))
+                    break;
+            if (i == sizeof(prefixes) / sizeof(prefixes[0])) {
+                wp_error(c->err, c->fname, (int)lineno,
+                         "unknown prefix '%.*s:' (Relay, RelayAll, NoRelay, Mail, Access, Signal)",
+                         (int)(n > 40 ? 40 : n), p);
+                return;
+            }
+            r.prefix = (uint8_t)prefixes[i].prefix;
+            p = colon + 1;
+            while (is_space(*p))
+                p++;
+        }
+    }
+
+    /* Left side. */
+    char *lhs_end;
+    if (*p == '<') {
+        char *close = strchr(p, '>');
+        if (!close) {
+            wp_error(c->err, c->fname, (int)lineno, "unterminated '<' (missing '>')");
+            return;
+        }
+        char *inner = p + 1;
+        *close = '\0';
+        char *at = strrchr(inner, '@');
+        char *local = inner, *domain = NULL;
+        size_t llen = at ? (size_t)(at - inner) : strlen(inner);
+        if (at)
+            domain = at + 1;
+        if (llen == 0) {
+            wp_error(c->err, c->fname, (int)lineno, "empty local part in '<>'");
+            return;
+        }
+        for (size_t i = 0; i < llen; i++) {
+            if (!pic_local_char(local[i]) && local[i] != '*') {
+                wp_error(c->err, c->fname, (int)lineno, "invalid character '%c' in the local part", local[i]);
+                return;
+            }
+        }
+        size_t ls = wp_picture_stars(local, llen);
+        if (ls > 1) {
+            wp_error(c->err, c->fname, (int)lineno, "more than one '*' in the local part");
+            return;
+        }
+        if (domain) {
+            size_t dlen = strlen(domain);
+            if (dlen == 0 || dlen > WP_DOMAIN_MAX) {
+                wp_error(c->err, c->fname, (int)lineno, "empty or too long domain in '<>'");
+                return;
+            }
+            for (char *q = domain; *q; q++) {
+                if (!pic_domain_char(*q)) {
+                    wp_error(c->err, c->fname, (int)lineno, "invalid character '%c' in the domain", *q);
+                    return;
+                }
+            }
+            if (wp_picture_stars(domain, dlen) > 1) {
+                wp_error(c->err, c->fname, (int)lineno, "more than one '*' in the domain");
+                return;
+            }
+            wp_str_lower(domain);
+            if (domain[dlen - 1] == '.')
+                domain[--dlen] = '\0';
+            r.domain = domain;
+            r.domain_len = (uint16_t)dlen;
+            r.lhs_stars = (uint8_t)(ls + wp_picture_stars(domain, dlen));
+        } else {
+            r.domain = c->main_domain;
+            r.domain_len = (uint16_t)strlen(c->main_domain);
+            r.lhs_stars = (uint8_t)ls;
+        }
+        for (size_t i = 0; i < llen; i++)
+            local[i] = wp_lower(local[i]);
+        r.local = local;
+        r.local_len = (uint16_t)llen;
+        lhs_end = close + 1;
+    } else {
+        char *q = p;
+        while (*q && !is_space(*q) && *q != '=')
+            q++;
+        size_t dlen = (size_t)(q - p);
+        if (dlen == 0) {
+            wp_error(c->err, c->fname, (int)lineno, "missing left side before '='");
+            return;
+        }
+        if (dlen > WP_DOMAIN_MAX) {
+            wp_error(c->err, c->fname, (int)lineno, "domain too long");
+            return;
+        }
+        for (char *d = p; d < q; d++) {
+            if (*d == '@' || *d == '>') {
+                wp_error(c->err, c->fname, (int)lineno, "address records need angle brackets: <local@domain>");
+                return;
+            }
+            if (!pic_domain_char(*d)) {
+                wp_error(c->err, c->fname, (int)lineno, "invalid character '%c' in the domain", *d);
+                return;
+            }
+        }
+        size_t ds = wp_picture_stars(p, dlen);
+        if (ds > 1) {
+            wp_error(c->err, c->fname, (int)lineno, "more than one '*' in the domain");
+            return;
+        }
+        for (char *d = p; d < q; d++)
+            *d = wp_lower(*d);
+        if (p[dlen - 1] == '.')
+            dlen--;
+        r.domain = p;
+        r.domain_len = (uint16_t)dlen;
+        r.lhs_stars = (uint8_t)ds;
+        lhs_end = q;
+    }
+
+    /* '=' and target. */
+    char *q = lhs_end;
+    while (is_space(*q))
+        q++;
+    if (*q != '=') {
+        wp_error(c->err, c->fname, (int)lineno, "missing '=' after the left side");
+        return;
+    }
+    q++;
+    while (is_space(*q))
+        q++;
+    if (!*q) {
+        wp_error(c->err, c->fname, (int)lineno, "missing target after '='");
+        return;
+    }
+    if (wp_strieq(q, "null")) {
+        r.target_kind = WP_TGT_NULL;
+        r.target = NULL;
+    } else if (wp_strnieq(q, "error", 5) && (q[5] == '\0' || is_space(q[5]))) {
+        r.target_kind = WP_TGT_ERROR;
+        q += 5;
+        while (is_space(*q))
+            q++;
+        if (strlen(q) > WP_ROUTE_TEXT_MAX - 16) {
+            wp_error(c->err, c->fname, (int)lineno, "error text too long");
+            return;
+        }
+        r.target = q;
+    } else {
+        for (char *s = q; *s; s++) {
+            if (is_space(*s)) {
+                wp_error(c->err, c->fname, (int)lineno, "white space inside the target");
+                return;
+            }
+        }
+        size_t ts = wp_picture_stars(q, strlen(q));
+        if (ts > r.lhs_stars) {
+            wp_error(c->err, c->fname, (int)lineno,
+                     "the target has %zu '*' but the left side only %u", ts, (unsigned)r.lhs_stars);
+            return;
+        }
+        bool address = r.local != NULL || strchr(q, '@') != NULL;
+        const char *why = check_target(q, address, r.local == NULL);
+        if (why) {
+            wp_error(c->err, c->fname, (int)lineno, "invalid target '%.80s': %s", q, why);
+            return;
+        }
+        r.target_kind = address ? WP_TGT_ADDRESS : WP_TGT_DOMAIN;
+        r.target = q;
+    }
+    add_record(c, &r);
+}
+
+/* ---------------------------------------------------------------- index */
+
+static void chain(struct wp_table *t, struct wp_strmap_entry *e, uint32_t idx)
+{
+    if (e->head == WP_NONE)
+        e->head = idx;
+    else
+        t->recs[e->tail].next = idx;
+    e->tail = idx;
+}
+
+static const char *extra_key(struct parse_ctx *c, const struct wp_record *r)
+{
+    /* "<local>" records: the key "local@main" is not contiguous in the buffer. */
+    size_t n = (size_t)r->local_len + 1 + r->domain_len + 1;
+    if (c->extra_len + n > c->extra_cap) {
+        /* Keys already handed out point into the block: never realloc it;
+         * all such keys are sized up front (see build_index). */
+        abort();
+    }
+    char *k = c->t->extra + c->extra_len;
+    memcpy(k, r->local, r->local_len);
+    k[r->local_len] = '@';
+    memcpy(k + r->local_len + 1, r->domain, r->domain_len);
+    k[n - 1] = '\0';
+    c->extra_len += n;
+    return k;
+}
+
+static void index_domain_picture(struct wp_table *t, struct wp_strmap *suffix, struct wp_strmap *prefix,
+                                 struct wp_strmap_entry *any, const struct wp_record *r, uint32_t idx)
+{
+    const char *star = memchr(r->domain, '*', r->domain_len);
+    size_t pre = (size_t)(star - r->domain), suf = r->domain_len - pre - 1;
+    if (suf > 0)
+        chain(t, wp_strmap_put(suffix, wp_hash_bwd(star + 1, suf), star + 1, suf), idx);
+    else if (pre > 0)
+        chain(t, wp_strmap_put(prefix, wp_hash_fwd(r->domain, pre), r->domain, pre), idx);
+    else
+        chain(t, any, idx);
+}
+
+static void build_index(struct parse_ctx *c)
+{
+    struct wp_table *t = c->t;
+    size_t extra = 0;
+    for (uint32_t i = 0; i < t->nrecs; i++) {
+        const struct wp_record *r = &t->recs[i];
+        if (r->local && r->local + r->local_len + 1 != r->domain)
+            extra += (size_t)r->local_len + r->domain_len + 2;
+    }
+    t->extra = wp_malloc(extra + 1);
+    c->extra_cap = extra + 1;
+    wp_strmap_init(&t->addr_exact, t->nrecs);
+    t->addr_any.head = t->addr_any.tail = WP_NONE;
+    t->dom_any.head = t->dom_any.tail = WP_NONE;
+
+    for (uint32_t i = 0; i < t->nrecs; i++) {
+        struct wp_record *r = &t->recs[i];
+        bool dstar = memchr(r->domain, '*', r->domain_len) != NULL;
+        if (r->local) {
+            bool lstar = memchr(r->local, '*', r->local_len) != NULL;
+            if (!lstar && !dstar) {
+                const char *key = r->local + r->local_len + 1 == r->domain ? r->local : extra_key(c, r);
+                size_t klen = (size_t)r->local_len + 1 + r->domain_len;
+                struct wp_strmap_entry *e = wp_strmap_put(&t->addr_exact, wp_hash_fwd(key, klen), key, klen);
+                for (uint32_t j = e->head; j != WP_NONE; j = t->recs[j].next)
+                    if (t->recs[j].prefix == r->prefix)
+                        wp_warning(c->err, c->fname, (int)r->line,
+                                   "same left side as line %u; the first record is used", t->recs[j].line);
+                chain(t, e, i);
+            } else if (!dstar) {
+                chain(t, wp_strmap_put(&t->addr_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len), i);
+            } else {
+                index_domain_picture(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, r, i);
+            }
+        } else if (!dstar) {
+            struct wp_strmap_entry *e = wp_strmap_put(&t->dom_exact, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
+            for (uint32_t j = e->head; j != WP_NONE; j = t->recs[j].next)
+                if (t->recs[j].prefix == r->prefix)
+                    wp_warning(c->err, c->fname, (int)r->line,
+                               "same left side as line %u; the first record is used", t->recs[j].line);
+            chain(t, e, i);
+        } else {
+            index_domain_picture(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, r, i);
+        }
+    }
+}
+
+struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const char *main_domain,
+                                struct wp_errors *err)
+{
+    struct parse_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.t = wp_calloc(1, sizeof(*c.t));
+    c.t->buf = buf;
+    const char *slash = strrchr(fname, '/');
+    c.t->name = wp_strdup(slash ? slash + 1 : fname);
+    c.fname = fname;
+    c.main_domain = main_domain;
+    c.err = err;
+    size_t before = err->count;
+
+    char *p = buf, *end = buf + len;
+    uint32_t lineno = 0;
+    while (p < end) {
+        lineno++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *lend = nl ? nl : end;
+        size_t n = (size_t)(lend - p);
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (n > WP_TABLE_LINE_MAX) {
+            wp_error(err, fname, (int)lineno, "line too long (%zu bytes, limit %d)", n, WP_TABLE_LINE_MAX);
+        } else {
+            p[n] = '\0';
+            parse_line(&c, p, n, lineno);
+        }
+        p = nl ? nl + 1 : end;
+        if (err->truncated)
+            break;
+    }
+    if (err->count > before) {
+        wp_table_free(c.t);
+        return NULL;
+    }
+    build_index(&c);
+    return c.t;
+}
+
+struct wp_table *wp_table_load(const char *path, const char *main_domain, struct wp_errors *err)
+{
+    char why[512];
+    size_t len;
+    char *buf = wp_read_file(path, WP_TABLE_FILE_MAX, &len, why, sizeof(why));
+    if (!buf) {
+        wp_error(err, path, 0, "%s", why);
+        return NULL;
+    }
+    return wp_table_parse(buf, len, path, main_domain, err);
+}
+
+void wp_table_free(struct wp_table *t)
+{
+    if (!t)
+        return;
+    wp_strmap_free(&t->addr_exact);
+    wp_strmap_free(&t->addr_domain);
+    wp_strmap_free(&t->addr_dsuffix);
+    wp_strmap_free(&t->addr_dprefix);
+    wp_strmap_free(&t->dom_exact);
+    wp_strmap_free(&t->dom_suffix);
+    wp_strmap_free(&t->dom_prefix);
+    free(t->recs);
+    free(t->extra);
+    free(t->buf);
+    free(t->name);
+    free(t);
+}
+
+/* ---------------------------------------------------------------- lookup */
+
+static bool applies(const struct wp_record *r, const struct wp_lookup_mode *m)
+{
+    switch (r->prefix) {
+    case WP_PFX_ACCESS: return m->access;
+    case WP_PFX_MAIL: return !m->access;
+    case WP_PFX_SIGNAL: return false; /* kept for CommuniGate tables, never used for mail */
+    case WP_PFX_NORELAY: return m->trusted;
+    default: return true;
+    }
+}
+
+struct candidate {
+    uint32_t idx;
+    struct wp_capture caps[2];
+    size_t ncaps;
+};
+
+/* Scan one chain for the first applicable match; keep it if it precedes the best so far. */
+static void scan_chain(const struct wp_table *t, uint32_t head, const char *local, size_t llen,
+                       const char *domain, size_t dlen, const struct wp_lookup_mode *m,
+                       struct candidate *best)
+{
+    for (uint32_t i = head; i != WP_NONE && i < best->idx; i = t->recs[i].next) {
+        const struct wp_record *r = &t->recs[i];
+        if (!applies(r, m))
+            continue;
+        struct wp_capture lc[1], dc[1], got[2] = { { NULL, 0 }, { NULL, 0 } };
+        size_t n = 0;
+        if (r->local) {
+            if (!wp_picture_match(r->local, r->local_len, local, llen, lc))
+                continue;
+            if (memchr(r->local, '*', r->local_len))
+                got[n++] = lc[0];
+        }
+        if (!wp_picture_match(r->domain, r->domain_len, domain, dlen, dc))
+            continue;
+        if (memchr(r->domain, '*', r->domain_len))
+            got[n++] = dc[0];
+        best->idx = i;
+        best->caps[0] = got[0];
+        best->caps[1] = got[1];
+        best->ncaps = n;
+        return;
+    }
+}
+
+static void scan_domain_pictures(const struct wp_table *t, const struct wp_strmap *suffix,
+                                 const struct wp_strmap *prefix, const struct wp_strmap_entry *any,
+                                 const char *local, size_t llen, const char *domain, size_t dlen,
+                                 const struct wp_lookup_mode *m, struct candidate *best)
+{
+    uint64_t h = WP_HASH_INIT;
+    if (suffix->count) {
+        for (size_t i = dlen; i > 0; i--) {
+            h = wp_hash_step(h, domain[i - 1]);
+            const struct wp_strmap_entry *e = wp_strmap_get(suffix, h, domain + i - 1, dlen - i + 1);
+            if (e)
+                scan_chain(t, e->head, local, llen, domain, dlen, m, best);
+        }
+    }
+    if (prefix->count) {
+        h = WP_HASH_INIT;
+        for (size_t i = 0; i < dlen; i++) {
+            h = wp_hash_step(h, domain[i]);
+            const struct wp_strmap_entry *e = wp_strmap_get(prefix, h, domain, i + 1);
+            if (e)
+                scan_chain(t, e->head, local, llen, domain, dlen, m, best);
+        }
+    }
+    scan_chain(t, any->head, local, llen, domain, dlen, m, best);
+}
+
+const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local,
+                                        const char *domain, const struct wp_lookup_mode *m,
+                                        struct wp_capture caps[2], size_t *ncaps)
+{
+    struct candidate best = { WP_NONE, { { NULL, 0 }, { NULL, 0 } }, 0 };
+    size_t llen = strlen(local), dlen = strlen(domain);
+    char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
+
+    /* 1. exact address */
+    if (llen + 1 + dlen < sizeof(key)) {
+        memcpy(key, local, llen);
+        key[llen] = '@';
+        memcpy(key + llen + 1, domain, dlen);
+        const struct wp_strmap_entry *e = wp_strmap_get(&t->addr_exact, wp_hash_fwd(key, llen + 1 + dlen), key, llen + 1 + dlen);
+        if (e)
+            scan_chain(t, e->head, local, llen, domain, dlen, m, &best);
+    }
+    /* 2. wildcard address: filed under the exact domain or the domain picture */
+    if (best.idx == WP_NONE) {
+        const struct wp_strmap_entry *e = wp_strmap_get(&t->addr_domain, wp_hash_fwd(domain, dlen), domain, dlen);
+        if (e)
+            scan_chain(t, e->head, local, llen, domain, dlen, m, &best);
+        scan_domain_pictures(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, local, llen, domain, dlen, m, &best);
+    }
+    /* 3. exact domain */
+    if (best.idx == WP_NONE) {
+        const struct wp_strmap_entry *e = wp_strmap_get(&t->dom_exact, wp_hash_fwd(domain, dlen), domain, dlen);
+        if (e)
+            scan_chain(t, e->head, NULL, 0, domain, dlen, m, &best);
+    }
+    /* 4. wildcard domain */
+    if (best.idx == WP_NONE)
+        scan_domain_pictures(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, NULL, 0, domain, dlen, m, &best);
+
+    if (best.idx == WP_NONE)
+        return NULL;
+    caps[0] = best.caps[0];
+    caps[1] = best.caps[1];
+    *ncaps = best.ncaps;
+    return &t->recs[best.idx];
+}

@@ -1,0 +1,91 @@
+/*
+ * table.h - the Router table: parser and compiled index.
+ *
+ * Grammar (one record a line; ';' starts a comment at the start of a line or
+ * after white space):
+ *     [Prefix:]<local@domain> = target      address-level record
+ *     [Prefix:]<local>        = target      local part in the main domain
+ *     [Prefix:]domain         = target      domain-level record
+ *     Prefix := Relay | RelayAll | NoRelay | Mail | Access | Signal
+ *     target := address | domain | null | error [text]
+ * '*' may stand once in the local part and once in the domain of the left
+ * side; the k-th '*' of the target receives the text the k-th '*' matched.
+ *
+ * The index makes a lookup cost independent of the table's size: exact
+ * records sit in hash maps; wildcard records are filed under their fixed
+ * part (the domain, or the text after/before the domain's '*'), which a
+ * lookup probes once per suffix/prefix of the queried domain.  Records that
+ * share a key are chained in table order, so "first in table order wins".
+ * A lone "<*@*>" or "*" record lives on a short list of its own.
+ *
+ * The table keeps its file buffer: record strings point into it.
+ */
+#ifndef WP_TABLE_H
+#define WP_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "picture.h"
+#include "strmap.h"
+
+enum wp_prefix { WP_PFX_NONE, WP_PFX_RELAY, WP_PFX_RELAYALL, WP_PFX_NORELAY,
+                 WP_PFX_MAIL, WP_PFX_ACCESS, WP_PFX_SIGNAL };
+enum wp_target_kind { WP_TGT_ADDRESS, WP_TGT_DOMAIN, WP_TGT_NULL, WP_TGT_ERROR };
+
+struct wp_record {
+    const char *local;  /* picture, not terminated (local_len); NULL for domain-level */
+    const char *domain; /* picture, not terminated (domain_len) */
+    const char *target; /* terminated; error text ("" if none) for ERROR, NULL for NULL */
+    uint32_t line;
+    uint32_t next;      /* next record under the same index key, in table order */
+    uint16_t local_len;
+    uint16_t domain_len;
+    uint8_t prefix;
+    uint8_t target_kind;
+    uint8_t lhs_stars;
+};
+
+struct wp_table {
+    char *name; /* file name without directories, for traces */
+    char *buf;  /* the file; records point into it */
+    struct wp_record *recs;
+    uint32_t nrecs;
+    char *extra; /* synthesised keys ("local@main.domain") */
+    struct wp_strmap addr_exact;   /* "local@domain" */
+    struct wp_strmap addr_domain;  /* wildcard local part, exact domain */
+    struct wp_strmap addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
+    struct wp_strmap addr_dprefix; /* domain picture "P*": key P */
+    struct wp_strmap_entry addr_any;
+    struct wp_strmap dom_exact;
+    struct wp_strmap dom_suffix;
+    struct wp_strmap dom_prefix;
+    struct wp_strmap_entry dom_any;
+};
+
+/* Which records a lookup may see (CommuniGate's prefixes). */
+struct wp_lookup_mode {
+    bool access;  /* a login name, not a mail address */
+    bool trusted; /* the client may relay: NoRelay: records exist for it */
+};
+
+/* Parse a table held in buf (taken over, must be NUL-terminated at len).
+ * Every problem goes to err as "fname:line: message"; returns NULL if there
+ * was any error. */
+struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname,
+                                const char *main_domain, struct wp_errors *err);
+struct wp_table *wp_table_load(const char *path, const char *main_domain, struct wp_errors *err);
+void wp_table_free(struct wp_table *t);
+
+const char *wp_prefix_name(enum wp_prefix p);
+
+/* The first applicable record, in the CommuniGate order: exact address,
+ * wildcard address, exact domain, wildcard domain.  caps receive the '*'
+ * matches (local's first); *ncaps their number.  NULL if none. */
+const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local,
+                                        const char *domain, const struct wp_lookup_mode *mode,
+                                        struct wp_capture caps[2], size_t *ncaps);
+
+#endif

@@ -1,0 +1,199 @@
+/* Unit tests: Router resolution against the golden lookups, and the
+ * behaviours that need a file system (account files changing). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapshot.h"
+#include "unit.h"
+#include "util.h"
+
+static struct wp_snapshot *load_conf(const char *path)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    wp_errors_free(&err);
+    return s;
+}
+
+static bool field_eq(const char *want, const char *have)
+{
+    if (strcmp(want, "-") == 0)
+        return have[0] == '\0';
+    return strcmp(want, have) == 0;
+}
+
+START_TEST(golden)
+{
+    FILE *f = fopen(srcpath("t/data/golden.txt"), "r");
+    ck_assert_msg(f != NULL, "cannot open golden.txt");
+    struct wp_snapshot *s = NULL;
+    char line[2048];
+    int lineno = 0, cases = 0, failures = 0;
+    struct wp_trace *trace = wp_malloc(sizeof(*trace));
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        if (strncmp(line, "@config ", 8) == 0) {
+            if (s)
+                wp_snapshot_unref(s);
+            s = load_conf(srcpath(line + 8));
+            ck_assert_msg(s != NULL, "golden.txt:%d: cannot load %s", lineno, line + 8);
+            continue;
+        }
+        char mode[4], addr[512], kind[16], env[512], hop[256], port[8], mx[8], queue[256], cls[32], relay[16];
+        int textpos = 0;
+        int n = sscanf(line, "%3s %511s => %15s %511s %255s %7s %7s %255s %31s %15s %n", mode, addr, kind, env,
+                       hop, port, mx, queue, cls, relay, &textpos);
+        if (n < 10) {
+            /* Addresses with spaces are not used; a short line is a typo in the data. */
+            ck_abort_msg("golden.txt:%d: malformed line", lineno);
+        }
+        const char *text = textpos ? line + textpos : "";
+        struct wp_resolve_opts o = { mode[0] == 'T', mode[0] == 'A' };
+        struct wp_route rt;
+        rt.trace = trace;
+        wp_resolve(s->router, addr, &o, &rt);
+        char portbuf[16];
+        snprintf(portbuf, sizeof(portbuf), "%d", rt.port);
+        const char *why = NULL;
+        if (strcmp(kind, wp_route_kind_name(rt.kind)) != 0) why = "kind";
+        else if (!field_eq(env, rt.address)) why = "envelope";
+        else if (!field_eq(hop, rt.nexthop)) why = "nexthop";
+        else if (strcmp(port, "-") == 0 ? rt.port != 0 : strcmp(port, portbuf) != 0) why = "port";
+        else if (strcmp(mx, "-") != 0 && (strcmp(mx, "yes") == 0) != rt.mx) why = "mx";
+        else if (!field_eq(queue, rt.queue)) why = "queue";
+        else if (strcmp(cls, wp_relay_class_name(rt.relay_class)) != 0) why = "relay class";
+        else if ((strcmp(relay, "ok") == 0) != wp_route_relay_permitted(&rt, o.trusted)) why = "relay decision";
+        else if (*text && strncmp(rt.text, text, strlen(text)) != 0) why = "text";
+        cases++;
+        if (why) {
+            failures++;
+            fprintf(stderr, "golden.txt:%d: %s: %s differs: got %s %s %s %d %s %s %s %s '%s'\n", lineno, addr, why,
+                    wp_route_kind_name(rt.kind), rt.address, rt.nexthop, rt.port, rt.mx ? "yes" : "no",
+                    rt.queue, wp_relay_class_name(rt.relay_class),
+                    wp_route_relay_permitted(&rt, o.trusted) ? "ok" : "denied", rt.text);
+            for (int k = 0; k < trace->nsteps; k++)
+                fprintf(stderr, "    %s\n", trace->steps[k]);
+        }
+    }
+    fclose(f);
+    free(trace);
+    if (s)
+        wp_snapshot_unref(s);
+    ck_assert_int_gt(cases, 60);
+    ck_assert_msg(failures == 0, "%d of %d golden lookups failed", failures, cases);
+}
+END_TEST
+
+START_TEST(trace_names_each_step)
+{
+    struct wp_snapshot *s = load_conf(srcpath("conf/waypost.conf"));
+    ck_assert(s);
+    struct wp_trace trace;
+    struct wp_route rt;
+    rt.trace = &trace;
+    struct wp_resolve_opts o = { true, false };
+    wp_resolve(s->router, "bob@client57.com", &o, &rt);
+    ck_assert_int_ge(trace.nsteps, 4);
+    ck_assert(strstr(trace.steps[0], "address bob@client57.com"));
+    ck_assert(strstr(trace.steps[1], "router.table:24: "));
+    ck_assert(strstr(trace.steps[1], "<*@client57.com> = *%client57.com@other-port"));
+    ck_assert(strstr(trace.steps[2], "other-port = sibling.company.dom:26.via"));
+    ck_assert(strstr(trace.steps[trace.nsteps - 1], "route: RELAY to sibling.company.dom:26"));
+    /* without a trace nothing is written */
+    rt.trace = NULL;
+    wp_resolve(s->router, "bob@client57.com", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    wp_snapshot_unref(s);
+}
+END_TEST
+
+/* A new account in the passwd-file routes locally without a restart. */
+START_TEST(account_created_goes_local)
+{
+    char dir[] = "/tmp/wp-unit-XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char conf[256], users[256];
+    snprintf(conf, sizeof(conf), "%s/w.conf", dir);
+    snprintf(users, sizeof(users), "%s/users", dir);
+    FILE *f = fopen(conf, "w");
+    fputs("router: { main_domain = \"company.dom\"; account_cache_seconds = 0;\n"
+          "  domains = ( { name = \"domain.dom\"; accounts = \"passwd-file:users\";\n"
+          "    mail_to_unknown = \"Rerouted to *%domain.dom@otherserver.dom.via\"; } ); };\n", f);
+    fclose(f);
+    f = fopen(users, "w");
+    fputs("carol:{PLAIN}x::::::\n", f);
+    fclose(f);
+    struct wp_snapshot *s = load_conf(conf);
+    ck_assert(s);
+    struct wp_resolve_opts o = { false, false };
+    struct wp_route rt;
+    rt.trace = NULL;
+    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    ck_assert_str_eq(rt.nexthop, "otherserver.dom");
+    f = fopen(users, "a");
+    fputs("aname:{PLAIN}y::::::\n", f);
+    fclose(f);
+    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
+    ck_assert_str_eq(rt.account, "aname");
+    /* the file vanishing keeps the accounts read before */
+    unlink(users);
+    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
+    wp_snapshot_unref(s);
+    unlink(conf);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(relay_permission_rules)
+{
+    struct wp_route rt;
+    memset(&rt, 0, sizeof(rt));
+    rt.kind = WP_ROUTE_LOCAL;
+    ck_assert(wp_route_relay_permitted(&rt, false));
+    rt.kind = WP_ROUTE_RELAY;
+    ck_assert(!wp_route_relay_permitted(&rt, false));
+    ck_assert(wp_route_relay_permitted(&rt, true));
+    rt.relay_class = WP_RC_NORELAY;
+    ck_assert(!wp_route_relay_permitted(&rt, false));
+    rt.relay_class = WP_RC_RELAY;
+    ck_assert(wp_route_relay_permitted(&rt, false));
+    rt.routed_input = true;
+    ck_assert(!wp_route_relay_permitted(&rt, false));
+    rt.relay_class = WP_RC_RELAYALL;
+    ck_assert(wp_route_relay_permitted(&rt, false));
+    rt.relay_class = WP_RC_UNKNOWN_REROUTE;
+    ck_assert(wp_route_relay_permitted(&rt, false));
+    rt.kind = WP_ROUTE_HOLD;
+    rt.relay_class = WP_RC_NONE;
+    ck_assert(!wp_route_relay_permitted(&rt, false));
+    rt.kind = WP_ROUTE_ERROR;
+    ck_assert(wp_route_relay_permitted(&rt, false));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("router");
+    tcase_add_test(tc, golden);
+    tcase_add_test(tc, trace_names_each_step);
+    tcase_add_test(tc, account_created_goes_local);
+    tcase_add_test(tc, relay_permission_rules);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(suite)
