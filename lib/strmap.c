@@ -37,6 +37,7 @@ void wp_strmap_init(struct wp_strmap *m, size_t expected)
 
 void wp_strmap_free(struct wp_strmap *m)
 {
+    free(m->filter);
     free(m->slots);
     memset(m, 0, sizeof(*m));
 }
@@ -51,12 +52,45 @@ static size_t slot_of(uint64_t hash, size_t cap)
     return (size_t)hash & (cap - 1);
 }
 
+static uint64_t mix64(uint32_t h32)
+{
+    uint64_t h = (uint64_t)h32 * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+void wp_strmap_seal(struct wp_strmap *m)
+{
+    free(m->filter);
+    m->filter = NULL;
+    if (m->count < 64)
+        return; /* small maps live in cache anyway */
+    size_t bits = 512;
+    while (bits < m->count * 8)
+        bits <<= 1;
+    m->filter = wp_calloc(bits / 64, sizeof(uint64_t));
+    m->filter_mask = bits - 1;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].key)
+            continue;
+        uint64_t h = mix64(m->slots[i].hash32);
+        size_t b1 = (size_t)h & m->filter_mask, b2 = (size_t)(h >> 32) & m->filter_mask;
+        m->filter[b1 / 64] |= 1ULL << (b1 % 64);
+        m->filter[b2 / 64] |= 1ULL << (b2 % 64);
+    }
+}
+
 const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash,
                                             const char *key, size_t len)
 {
-    if (!m->cap)
+    if (!m->count)
         return NULL;
     uint32_t h32 = (uint32_t)hash;
+    if (m->filter) {
+        uint64_t h = mix64(h32);
+        size_t b1 = (size_t)h & m->filter_mask, b2 = (size_t)(h >> 32) & m->filter_mask;
+        if (!(m->filter[b1 / 64] & (1ULL << (b1 % 64))) || !(m->filter[b2 / 64] & (1ULL << (b2 % 64))))
+            return NULL;
+    }
     for (size_t i = slot_of(h32, m->cap);; i = (i + 1) & (m->cap - 1)) {
         const struct wp_strmap_entry *e = &m->slots[i];
         if (!e->key)
@@ -89,6 +123,10 @@ struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const 
 {
     if (!m->cap)
         wp_strmap_init(m, 8);
+    if (m->filter) {
+        free(m->filter);
+        m->filter = NULL;
+    }
     if ((m->count + 1) * 2 > m->cap)
         grow(m);
     uint32_t h32 = (uint32_t)hash;

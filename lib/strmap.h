@@ -27,6 +27,8 @@ struct wp_strmap {
     struct wp_strmap_entry *slots;
     size_t cap; /* power of two */
     size_t count;
+    uint64_t *filter;   /* after wp_strmap_seal(): a small Bloom filter */
+    size_t filter_mask; /* bits - 1 */
 };
 
 /* FNV-1a, 64 bit, over lower-cased bytes.  Forward hashes extend a prefix by
@@ -45,6 +47,10 @@ uint64_t wp_hash_bwd(const char *s, size_t len);
 
 void wp_strmap_init(struct wp_strmap *m, size_t expected);
 void wp_strmap_free(struct wp_strmap *m);
+/* Build the Bloom filter once all keys are in (about a byte per key, so it
+ * stays in cache when the map does not): a lookup of an absent key then
+ * rarely touches the slots at all.  Puts after sealing drop the filter. */
+void wp_strmap_seal(struct wp_strmap *m);
 /* Find the entry for key (compared case-insensitively); NULL if absent. */
 const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash,
                                             const char *key, size_t len);

@@ -331,17 +331,32 @@ static const char *extra_key(struct parse_ctx *c, const struct wp_record *r)
     return k;
 }
 
-static void index_domain_picture(struct wp_table *t, struct wp_strmap *suffix, struct wp_strmap *prefix,
+static void mask_set(uint64_t *mask, unsigned bit)
+{
+    mask[(bit / 64) & 3] |= 1ULL << (bit % 64);
+}
+
+static bool mask_has(const uint64_t *mask, unsigned bit)
+{
+    return (mask[(bit / 64) & 3] >> (bit % 64)) & 1;
+}
+
+static void index_domain_picture(struct wp_table *t, struct wp_picture_map *suffix, struct wp_picture_map *prefix,
                                  struct wp_strmap_entry *any, const struct wp_record *r, uint32_t idx)
 {
     const char *star = memchr(r->domain, '*', r->domain_len);
     size_t pre = (size_t)(star - r->domain), suf = r->domain_len - pre - 1;
-    if (suf > 0)
-        chain(t, wp_strmap_put(suffix, wp_hash_bwd(star + 1, suf), star + 1, suf), idx);
-    else if (pre > 0)
-        chain(t, wp_strmap_put(prefix, wp_hash_fwd(r->domain, pre), r->domain, pre), idx);
-    else
+    if (suf > 0) {
+        chain(t, wp_strmap_put(&suffix->map, wp_hash_bwd(star + 1, suf), star + 1, suf), idx);
+        mask_set(suffix->lengths, (unsigned)suf);
+        mask_set(suffix->edges, (unsigned char)wp_lower(star[1]));
+    } else if (pre > 0) {
+        chain(t, wp_strmap_put(&prefix->map, wp_hash_fwd(r->domain, pre), r->domain, pre), idx);
+        mask_set(prefix->lengths, (unsigned)pre);
+        mask_set(prefix->edges, (unsigned char)wp_lower(r->domain[pre - 1]));
+    } else {
         chain(t, any, idx);
+    }
 }
 
 static void build_index(struct parse_ctx *c)
@@ -389,6 +404,13 @@ static void build_index(struct parse_ctx *c)
             index_domain_picture(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, r, i);
         }
     }
+    wp_strmap_seal(&t->addr_exact);
+    wp_strmap_seal(&t->addr_domain);
+    wp_strmap_seal(&t->addr_dsuffix.map);
+    wp_strmap_seal(&t->addr_dprefix.map);
+    wp_strmap_seal(&t->dom_exact);
+    wp_strmap_seal(&t->dom_suffix.map);
+    wp_strmap_seal(&t->dom_prefix.map);
 }
 
 struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const char *main_domain,
@@ -450,11 +472,11 @@ void wp_table_free(struct wp_table *t)
         return;
     wp_strmap_free(&t->addr_exact);
     wp_strmap_free(&t->addr_domain);
-    wp_strmap_free(&t->addr_dsuffix);
-    wp_strmap_free(&t->addr_dprefix);
+    wp_strmap_free(&t->addr_dsuffix.map);
+    wp_strmap_free(&t->addr_dprefix.map);
     wp_strmap_free(&t->dom_exact);
-    wp_strmap_free(&t->dom_suffix);
-    wp_strmap_free(&t->dom_prefix);
+    wp_strmap_free(&t->dom_suffix.map);
+    wp_strmap_free(&t->dom_prefix.map);
     free(t->recs);
     free(t->extra);
     free(t->buf);
@@ -510,25 +532,32 @@ static void scan_chain(const struct wp_table *t, uint32_t head, const char *loca
     }
 }
 
-static void scan_domain_pictures(const struct wp_table *t, const struct wp_strmap *suffix,
-                                 const struct wp_strmap *prefix, const struct wp_strmap_entry *any,
+static void scan_domain_pictures(const struct wp_table *t, const struct wp_picture_map *suffix,
+                                 const struct wp_picture_map *prefix, const struct wp_strmap_entry *any,
                                  const char *local, size_t llen, const char *domain, size_t dlen,
                                  const struct wp_lookup_mode *m, struct candidate *best)
 {
     uint64_t h = WP_HASH_INIT;
-    if (suffix->count) {
+    if (suffix->map.count) {
         for (size_t i = dlen; i > 0; i--) {
             h = wp_hash_step(h, domain[i - 1]);
-            const struct wp_strmap_entry *e = wp_strmap_get(suffix, h, domain + i - 1, dlen - i + 1);
+            size_t len = dlen - i + 1;
+            if (len > 255 || !mask_has(suffix->lengths, (unsigned)len) ||
+                !mask_has(suffix->edges, (unsigned char)wp_lower(domain[i - 1])))
+                continue;
+            const struct wp_strmap_entry *e = wp_strmap_get(&suffix->map, h, domain + i - 1, len);
             if (e)
                 scan_chain(t, e->head, local, llen, domain, dlen, m, best);
         }
     }
-    if (prefix->count) {
+    if (prefix->map.count) {
         h = WP_HASH_INIT;
         for (size_t i = 0; i < dlen; i++) {
             h = wp_hash_step(h, domain[i]);
-            const struct wp_strmap_entry *e = wp_strmap_get(prefix, h, domain, i + 1);
+            if (i + 1 > 255 || !mask_has(prefix->lengths, (unsigned)(i + 1)) ||
+                !mask_has(prefix->edges, (unsigned char)wp_lower(domain[i])))
+                continue;
+            const struct wp_strmap_entry *e = wp_strmap_get(&prefix->map, h, domain, i + 1);
             if (e)
                 scan_chain(t, e->head, local, llen, domain, dlen, m, best);
         }

@@ -48,6 +48,15 @@ struct wp_record {
     uint8_t lhs_stars;
 };
 
+/* Wildcard-domain keys, with which key lengths and edge bytes occur, so a
+ * lookup probes only the suffixes/prefixes that can exist (for "*.x.com"
+ * records: only at dots). */
+struct wp_picture_map {
+    struct wp_strmap map;
+    uint64_t lengths[4]; /* bit n: a key of length n exists */
+    uint64_t edges[4];   /* bit c: a key starts (suffix map) or ends (prefix map) with byte c */
+};
+
 struct wp_table {
     char *name; /* file name without directories, for traces */
     char *buf;  /* the file; records point into it */
@@ -56,12 +65,12 @@ struct wp_table {
     char *extra; /* synthesised keys ("local@main.domain") */
     struct wp_strmap addr_exact;   /* "local@domain" */
     struct wp_strmap addr_domain;  /* wildcard local part, exact domain */
-    struct wp_strmap addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
-    struct wp_strmap addr_dprefix; /* domain picture "P*": key P */
+    struct wp_picture_map addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
+    struct wp_picture_map addr_dprefix; /* domain picture "P*": key P */
     struct wp_strmap_entry addr_any;
     struct wp_strmap dom_exact;
-    struct wp_strmap dom_suffix;
-    struct wp_strmap dom_prefix;
+    struct wp_picture_map dom_suffix;
+    struct wp_picture_map dom_prefix;
     struct wp_strmap_entry dom_any;
 };
 
