@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -413,6 +414,57 @@ static void build_index(struct parse_ctx *c)
     wp_strmap_seal(&t->dom_prefix.map);
 }
 
+/* Warn about cycles among exact records ("<a@x> = b@x", "<b@x> = a@x"):
+ * resolution would stop them with a loop error anyway, but an administrator
+ * wants to hear at load time.  Wildcard records are not followed. */
+static const struct wp_record *exact_target(const struct wp_table *t, const struct wp_record *r,
+                                            const char *main_domain)
+{
+    if (r->target_kind != WP_TGT_ADDRESS && r->target_kind != WP_TGT_DOMAIN)
+        return NULL;
+    if (strchr(r->target, '*'))
+        return NULL;
+    char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
+    const struct wp_strmap *map = &t->addr_exact;
+    if (r->target_kind == WP_TGT_ADDRESS) {
+        if (strchr(r->target, '%') || strchr(r->target, '!'))
+            return NULL;
+        if (strchr(r->target, '@'))
+            snprintf(key, sizeof(key), "%s", r->target);
+        else
+            snprintf(key, sizeof(key), "%s@%s", r->target, main_domain);
+    } else {
+        if (r->local)
+            return NULL;
+        snprintf(key, sizeof(key), "%s", r->target);
+        map = &t->dom_exact;
+    }
+    size_t n = strlen(key);
+    if (n && key[n - 1] == '.')
+        key[--n] = '\0';
+    const struct wp_strmap_entry *e = wp_strmap_get(map, wp_hash_fwd(key, n), key, n);
+    return e ? &t->recs[e->head] : NULL;
+}
+
+static void warn_loops(struct parse_ctx *c)
+{
+    const struct wp_table *t = c->t;
+    for (uint32_t i = 0; i < t->nrecs; i++) {
+        const struct wp_record *start = &t->recs[i], *r = start;
+        for (int steps = 0; steps <= WP_ROUTER_REWRITES_MAX; steps++) {
+            r = exact_target(t, r, c->main_domain);
+            if (!r)
+                break;
+            if (r == start) {
+                wp_warning(c->err, c->fname, (int)start->line,
+                           "rewrite loop: this record leads back to itself in %d step%s", steps + 1,
+                           steps ? "s" : "");
+                break;
+            }
+        }
+    }
+}
+
 struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const char *main_domain,
                                 struct wp_errors *err)
 {
@@ -451,6 +503,7 @@ struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const 
         return NULL;
     }
     build_index(&c);
+    warn_loops(&c);
     return c.t;
 }
 

@@ -1,0 +1,61 @@
+#!/bin/sh
+# Black-box tests of `waypost check`: the sample passes, broken configs
+# report every error as file:line: message with exit 1.
+. "$top_srcdir/t/lib.sh"
+scratch
+
+expect_output "sample config is OK" "OK (main domain company.dom, 3 domains, 18 router records)" "$WAYPOST" -c "$CONF" check
+expect_exit "sample config exits 0" 0 "$WAYPOST" -c "$CONF" check
+expect_exit "missing config exits 1" 1 "$WAYPOST" -c "$dir/none.conf" check
+expect_output "missing config is named" "$dir/none.conf: cannot read configuration file" "$WAYPOST" -c "$dir/none.conf" check
+expect_exit "no command is a usage error" 2 "$WAYPOST" -c "$CONF"
+expect_exit "unknown command is a usage error" 2 "$WAYPOST" -c "$CONF" frobnicate
+expect_output "--version" "waypost 0." "$WAYPOST" --version
+
+# Several errors in several files: all reported, each with file:line.
+cat > "$dir/router.table" <<'T'
+good.com = other.com
+<broken = x
+NoSuch:<a@b.com> = c@d.com
+<*a*@b.com> = x
+T
+cat > "$dir/w.conf" <<'C'
+router: {
+  table = "router.table";
+  main_domain = "company.dom";
+  domains = ( { name = "domain.dom"; accounts = "passwd-file:absent.passwd"; } );
+  frobnicate = true;
+};
+C
+expect_exit "broken config exits 1" 1 "$WAYPOST" -c "$dir/w.conf" check
+out=$("$WAYPOST" -c "$dir/w.conf" check 2>&1)
+for want in "$dir/w.conf:5: unknown setting 'frobnicate' in router"; do
+    case $out in *"$want"*) ok "reports: $want" ;; *) not_ok "reports: $want"; echo "# $out" ;; esac
+done
+
+# Without the schema error the table and account errors show up together.
+sed -i '/frobnicate/d' "$dir/w.conf"
+out=$("$WAYPOST" -c "$dir/w.conf" check 2>&1)
+for want in "$dir/w.conf:4: accounts file $dir/absent.passwd: No such file or directory" \
+            "$dir/router.table:2: unterminated '<'" \
+            "$dir/router.table:3: unknown prefix 'NoSuch:'" \
+            "$dir/router.table:4: more than one '*' in the local part"; do
+    case $out in *"$want"*) ok "reports: $want" ;; *) not_ok "reports: $want"; echo "# $out" ;; esac
+done
+check "no OK line for a broken config" sh -c "! printf '%s' \"\$1\" | grep -q OK" sh "$out"
+
+# Warnings do not fail the check.
+printf '<a@b.com> = c@d.com\n<A@B.COM> = e@d.com\n' > "$dir/dup.table"
+printf 'router: { table = "dup.table"; main_domain = "company.dom"; };\n' > "$dir/dup.conf"
+expect_exit "duplicate records only warn" 0 "$WAYPOST" -c "$dir/dup.conf" check
+expect_output "duplicate warning names both lines" "dup.table:2: same left side as line 1; the first record is used (warning)" "$WAYPOST" -c "$dir/dup.conf" check
+
+# Paths are relative to the config file, not to the working directory.
+expect_exit "relative paths follow the config file" 0 sh -c "cd / && '$(cd "$top_builddir" && pwd)/waypost' -c '$(cd "$top_srcdir" && pwd)/conf/waypost.conf' check"
+
+# @include'd files report their own name.
+printf 'router: {\n  main_domain = "company.dom";\n  @include "extra.inc"\n};\n' > "$dir/inc.conf"
+printf '  bogus = 1;\n' > "$dir/extra.inc"
+expect_output "errors in an included file name that file" "extra.inc:1: unknown setting 'bogus' in router" "$WAYPOST" -c "$dir/inc.conf" check
+
+done_testing

@@ -1,0 +1,47 @@
+# t/lib.sh - helpers for the shell tests (sourced).
+#
+# Each test prints "ok N - what" or "not ok N - what" lines (TAP style) and
+# ends with done_testing, which exits 1 if anything failed.  The top-level
+# runner counts these lines.
+
+: "${top_srcdir:=.}"
+: "${top_builddir:=.}"
+WAYPOST="$top_builddir/waypost"
+CONF="$top_srcdir/conf/waypost.conf"
+_n=0
+_failed=0
+
+ok() { # ok DESCRIPTION  (after a command that succeeded)
+    _n=$((_n + 1)); echo "ok $_n - $1"
+}
+not_ok() {
+    _n=$((_n + 1)); _failed=$((_failed + 1)); echo "not ok $_n - $1"
+}
+check() { # check DESCRIPTION COMMAND...
+    desc=$1; shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+# expect_output DESCRIPTION EXPECTED-SUBSTRING COMMAND...: the command's
+# stdout+stderr must contain the substring.
+expect_output() {
+    desc=$1; want=$2; shift 2
+    got=$("$@" 2>&1) || true
+    case $got in
+        *"$want"*) ok "$desc" ;;
+        *) not_ok "$desc"; printf '#   wanted: %s\n#   got:    %s\n' "$want" "$got" | head -20 ;;
+    esac
+}
+# expect_exit DESCRIPTION CODE COMMAND...
+expect_exit() {
+    desc=$1; want=$2; shift 2
+    "$@" >/dev/null 2>&1; rc=$?
+    if [ "$rc" = "$want" ]; then ok "$desc"; else not_ok "$desc (exit $rc, wanted $want)"; fi
+}
+scratch() { # sets $dir to a private temporary directory, removed at exit
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/wp-test-XXXXXX")
+    trap 'rm -rf "$dir"' EXIT
+}
+done_testing() {
+    echo "1..$_n"
+    [ "$_failed" -eq 0 ]
+}
