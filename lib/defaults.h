@@ -28,6 +28,21 @@
 #define WP_USERDB_CACHE_MAX 10000            /* entries before the userdb cache is flushed */
 #define WP_DEFAULT_RECIPIENT_DELIMITER "+"
 
+/* ---- waypost-policyd ---- */
+#define WP_DEFAULT_SOCKET_MODE "0666"        /* Postfix processes run as postfix */
+#define WP_DEFAULT_MAX_CONNECTIONS 1024
+#define WP_DEFAULT_IDLE_TIMEOUT 600          /* s; Postfix's tcp client never hangs up */
+#define WP_DEFAULT_MAX_REQUEST 10000         /* bytes; Postfix 3.12's socketmap query limit */
+#define WP_TCP_REPLY_MAX 4096                /* tcp_table reply limit, LF included */
+
+/* ---- Postfix side ---- */
+#define WP_DEFAULT_QUEUE_DIRECTORY "/var/spool/postfix"
+#define WP_DEFAULT_CONFIG_DIRECTORY "/etc/postfix"
+#define WP_DEFAULT_LOCAL_TRANSPORT "lmtp:unix:private/dovecot-lmtp"
+#define WP_DEFAULT_RELAY_TRANSPORT "smtp"
+#define WP_DEFAULT_HOLD_TRANSPORT "waypost-hold"
+#define WP_DEFAULT_ODMR_TRANSPORT "lmtp:unix:/run/waypost/odmrd.sock"
+
 /* ---- texts ---- */
 #define WP_TEXT_UNKNOWN_USER "5.1.1 User unknown"
 #define WP_TEXT_BOUNCE_UNKNOWN "5.1.1 User unknown; message bounced"

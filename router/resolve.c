@@ -82,6 +82,18 @@ static const struct wp_domain *find_domain(const struct wp_router *r, const char
     return e ? &r->domains[e->head] : NULL;
 }
 
+bool wp_router_routes_domain(const struct wp_router *r, const char *domain)
+{
+    char d[WP_DOMAIN_MAX + 1];
+    if (!wp_strlcpy(d, domain, sizeof(d)) || !d[0])
+        return false;
+    wp_str_lower(d);
+    size_t n = strlen(d);
+    if (d[n - 1] == '.')
+        d[n - 1] = '\0';
+    return find_domain(r, d) != NULL || wp_table_mentions_domain(r->table, d);
+}
+
 static bool in_set(const struct wp_strmap *m, const char *s)
 {
     size_t n = strlen(s);

@@ -96,6 +96,10 @@ struct wp_resolve_opts {
 void wp_resolve(const struct wp_router *r, const char *address, const struct wp_resolve_opts *o,
                 struct wp_route *route);
 
+/* Does Waypost route mail for this domain (a local domain or alias, or a
+ * domain some mail record names)?  Postfix's relay_domains. */
+bool wp_router_routes_domain(const struct wp_router *r, const char *domain);
+
 /* May a client (trusted or not) have mail sent along this route? */
 bool wp_route_relay_permitted(const struct wp_route *route, bool trusted);
 bool wp_route_leaves_server(const struct wp_route *route);

@@ -384,6 +384,12 @@ static void build_index(struct parse_ctx *c)
                 const char *key = r->local + r->local_len + 1 == r->domain ? r->local : extra_key(c, r);
                 size_t klen = (size_t)r->local_len + 1 + r->domain_len;
                 struct wp_strmap_entry *e = wp_strmap_put(&t->addr_exact, wp_hash_fwd(key, klen), key, klen);
+                if (r->prefix != WP_PFX_ACCESS && r->prefix != WP_PFX_SIGNAL) {
+                    /* a set, not a chain: a record has only one 'next' */
+                    struct wp_strmap_entry *d = wp_strmap_put(&t->addr_exact_domains,
+                                                              wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
+                    d->head = d->tail = i;
+                }
                 for (uint32_t j = e->head; j != WP_NONE; j = t->recs[j].next)
                     if (t->recs[j].prefix == r->prefix)
                         wp_warning(c->err, c->fname, (int)r->line,
@@ -406,6 +412,7 @@ static void build_index(struct parse_ctx *c)
         }
     }
     wp_strmap_seal(&t->addr_exact);
+    wp_strmap_seal(&t->addr_exact_domains);
     wp_strmap_seal(&t->addr_domain);
     wp_strmap_seal(&t->addr_dsuffix.map);
     wp_strmap_seal(&t->addr_dprefix.map);
@@ -524,6 +531,7 @@ void wp_table_free(struct wp_table *t)
     if (!t)
         return;
     wp_strmap_free(&t->addr_exact);
+    wp_strmap_free(&t->addr_exact_domains);
     wp_strmap_free(&t->addr_domain);
     wp_strmap_free(&t->addr_dsuffix.map);
     wp_strmap_free(&t->addr_dprefix.map);
@@ -658,4 +666,54 @@ const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *lo
     caps[1] = best.caps[1];
     *ncaps = best.ncaps;
     return &t->recs[best.idx];
+}
+
+/* ---------------------------------------------------------------- domains */
+
+static bool chain_mentions(const struct wp_table *t, uint32_t head, const char *domain, size_t dlen)
+{
+    for (uint32_t i = head; i != WP_NONE; i = t->recs[i].next) {
+        const struct wp_record *r = &t->recs[i];
+        if (r->prefix == WP_PFX_ACCESS || r->prefix == WP_PFX_SIGNAL)
+            continue;
+        if (wp_picture_match(r->domain, r->domain_len, domain, dlen, NULL))
+            return true;
+    }
+    return false;
+}
+
+static bool pictures_mention(const struct wp_table *t, const struct wp_picture_map *suffix,
+                             const struct wp_picture_map *prefix, const struct wp_strmap_entry *any,
+                             const char *domain, size_t dlen)
+{
+    uint64_t h = WP_HASH_INIT;
+    for (size_t i = dlen; suffix->map.count && i > 0; i--) {
+        h = wp_hash_step(h, domain[i - 1]);
+        const struct wp_strmap_entry *e = wp_strmap_get(&suffix->map, h, domain + i - 1, dlen - i + 1);
+        if (e && chain_mentions(t, e->head, domain, dlen))
+            return true;
+    }
+    h = WP_HASH_INIT;
+    for (size_t i = 0; prefix->map.count && i < dlen; i++) {
+        h = wp_hash_step(h, domain[i]);
+        const struct wp_strmap_entry *e = wp_strmap_get(&prefix->map, h, domain, i + 1);
+        if (e && chain_mentions(t, e->head, domain, dlen))
+            return true;
+    }
+    return chain_mentions(t, any->head, domain, dlen);
+}
+
+bool wp_table_mentions_domain(const struct wp_table *t, const char *domain)
+{
+    size_t n = strlen(domain);
+    if (wp_strmap_get(&t->addr_exact_domains, wp_hash_fwd(domain, n), domain, n))
+        return true;
+    const struct wp_strmap *exact[] = { &t->addr_domain, &t->dom_exact };
+    for (size_t k = 0; k < 2; k++) {
+        const struct wp_strmap_entry *e = wp_strmap_get(exact[k], wp_hash_fwd(domain, n), domain, n);
+        if (e && chain_mentions(t, e->head, domain, n))
+            return true;
+    }
+    return pictures_mention(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, domain, n) ||
+           pictures_mention(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, domain, n);
 }

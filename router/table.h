@@ -64,6 +64,7 @@ struct wp_table {
     uint32_t nrecs;
     char *extra; /* synthesised keys ("local@main.domain") */
     struct wp_strmap addr_exact;   /* "local@domain" */
+    struct wp_strmap addr_exact_domains; /* domains of the exact address records */
     struct wp_strmap addr_domain;  /* wildcard local part, exact domain */
     struct wp_picture_map addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
     struct wp_picture_map addr_dprefix; /* domain picture "P*": key P */
@@ -89,6 +90,10 @@ struct wp_table *wp_table_load(const char *path, const char *main_domain, struct
 void wp_table_free(struct wp_table *t);
 
 const char *wp_prefix_name(enum wp_prefix p);
+
+/* Does any mail record (not Access:/Signal:) have a left side whose domain
+ * matches this one?  (Postfix's relay_domains question.) */
+bool wp_table_mentions_domain(const struct wp_table *t, const char *domain);
 
 /* The first applicable record, in the CommuniGate order: exact address,
  * wildcard address, exact domain, wildcard domain.  caps receive the '*'

@@ -39,11 +39,146 @@ static const struct wp_conf_schema log_schema[] = {
     { NULL, 0, NULL, false },
 };
 
+static const struct wp_conf_schema policyd_schema[] = {
+    { "listen", WP_CONF_STRINGS, NULL, false },
+    { "socket_mode", WP_CONF_STRING, NULL, false },
+    { "socket_owner", WP_CONF_STRING, NULL, false },
+    { "socket_group", WP_CONF_STRING, NULL, false },
+    { "user", WP_CONF_STRING, NULL, false },
+    { "pidfile", WP_CONF_STRING, NULL, false },
+    { "threads", WP_CONF_INT, NULL, false },
+    { "max_connections", WP_CONF_INT, NULL, false },
+    { "idle_timeout", WP_CONF_INT, NULL, false },
+    { "max_request", WP_CONF_INT, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
+static const struct wp_conf_schema postfix_schema[] = {
+    { "queue_directory", WP_CONF_STRING, NULL, false },
+    { "config_directory", WP_CONF_STRING, NULL, false },
+    { "local_transport", WP_CONF_STRING, NULL, false },
+    { "relay_transport", WP_CONF_STRING, NULL, false },
+    { "hold_transport", WP_CONF_STRING, NULL, false },
+    { "odmr_transport", WP_CONF_STRING, NULL, false },
+    { "chroot", WP_CONF_BOOL, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
 static const struct wp_conf_schema top_schema[] = {
     { "log", WP_CONF_GROUP, log_schema, false },
+    { "policyd", WP_CONF_GROUP, policyd_schema, false },
+    { "postfix", WP_CONF_GROUP, postfix_schema, false },
     { "router", WP_CONF_GROUP, router_schema, true },
     { NULL, 0, NULL, false },
 };
+
+static const char *const map_names[] = { "relay", "recipient", "virtual", "transport", "account" };
+
+bool wp_map_name_valid(const char *name)
+{
+    for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++)
+        if (strcmp(name, map_names[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool parse_listen(const char *text, struct wp_listen *l, const char **why)
+{
+    memset(l, 0, sizeof(*l));
+    const char *rest;
+    if (strncmp(text, "socketmap:", 10) == 0) {
+        l->proto = WP_PROTO_SOCKETMAP;
+        rest = text + 10;
+    } else if (strncmp(text, "policy:", 7) == 0) {
+        l->proto = WP_PROTO_POLICY;
+        rest = text + 7;
+    } else if (strncmp(text, "tcp:", 4) == 0) {
+        l->proto = WP_PROTO_TCP;
+        rest = text + 4;
+    } else {
+        *why = "must start with socketmap:, tcp: or policy:";
+        return false;
+    }
+    char ep[512];
+    if (!wp_strlcpy(ep, rest, sizeof(ep))) {
+        *why = "too long";
+        return false;
+    }
+    if (l->proto == WP_PROTO_TCP) {
+        /* tcp_table carries no map name: the port decides (tcp:inet:H:P:MAP). */
+        char *colon = strrchr(ep, ':');
+        if (strncmp(ep, "inet", 4) != 0 || !colon || !wp_map_name_valid(colon + 1)) {
+            *why = "expected tcp:inet:HOST:PORT:MAP with MAP one of relay, recipient, virtual, transport, account";
+            return false;
+        }
+        wp_strlcpy(l->map, colon + 1, sizeof(l->map));
+        *colon = '\0';
+    }
+    if (!wp_endpoint_parse(ep, &l->ep, why))
+        return false;
+    l->text = wp_strdup(text);
+    return true;
+}
+
+static char *conf_strdup(const config_setting_t *g, const char *name, const char *def)
+{
+    return wp_strdup(wp_conf_string(g, name, def));
+}
+
+static int setting_line(const config_setting_t *g, const char *name)
+{
+    const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
+    return s ? wp_conf_line(s) : (g ? wp_conf_line(g) : 0);
+}
+
+static void load_policyd(const config_setting_t *g, const char *path, struct wp_policyd_conf *p,
+                         struct wp_errors *err)
+{
+    const config_setting_t *list = g ? config_setting_get_member(g, "listen") : NULL;
+    size_t n = list ? (size_t)config_setting_length(list) : 0;
+    p->listen = wp_calloc(n + 1, sizeof(*p->listen));
+    for (size_t i = 0; i < n; i++) {
+        const char *why;
+        const char *text = config_setting_get_string_elem(list, (unsigned)i);
+        if (!parse_listen(text, &p->listen[p->nlisten], &why))
+            wp_error(err, wp_conf_file(list, path), wp_conf_line(list), "policyd.listen '%s': %s", text, why);
+        else
+            p->nlisten++;
+    }
+    const char *mode = wp_conf_string(g, "socket_mode", WP_DEFAULT_SOCKET_MODE);
+    char *end;
+    long m = strtol(mode, &end, 8);
+    if (!*mode || *end || m < 0 || m > 0777)
+        wp_error(err, path, setting_line(g, "socket_mode"), "policyd.socket_mode '%s' is not an octal mode", mode);
+    p->socket_mode = (int)m;
+    p->socket_owner = conf_strdup(g, "socket_owner", "");
+    p->socket_group = conf_strdup(g, "socket_group", "");
+    p->user = conf_strdup(g, "user", "");
+    p->pidfile = conf_strdup(g, "pidfile", "");
+    p->threads = wp_conf_int(g, "threads", 0);
+    p->max_connections = wp_conf_int(g, "max_connections", WP_DEFAULT_MAX_CONNECTIONS);
+    p->idle_timeout = wp_conf_int(g, "idle_timeout", WP_DEFAULT_IDLE_TIMEOUT);
+    p->max_request = wp_conf_int(g, "max_request", WP_DEFAULT_MAX_REQUEST);
+    if (p->threads < 0 || p->threads > 256)
+        wp_error(err, path, setting_line(g, "threads"), "policyd.threads must be 0 (one per core) .. 256");
+    if (p->max_connections < 1 || p->max_connections > 1000000)
+        wp_error(err, path, setting_line(g, "max_connections"), "policyd.max_connections must be 1 .. 1000000");
+    if (p->idle_timeout < 1 || p->idle_timeout > 86400)
+        wp_error(err, path, setting_line(g, "idle_timeout"), "policyd.idle_timeout must be 1 .. 86400 seconds");
+    if (p->max_request < 256 || p->max_request > 1000000)
+        wp_error(err, path, setting_line(g, "max_request"), "policyd.max_request must be 256 .. 1000000 bytes");
+}
+
+static void load_postfix(const config_setting_t *g, struct wp_postfix_conf *p)
+{
+    p->queue_directory = conf_strdup(g, "queue_directory", WP_DEFAULT_QUEUE_DIRECTORY);
+    p->config_directory = conf_strdup(g, "config_directory", WP_DEFAULT_CONFIG_DIRECTORY);
+    p->local_transport = conf_strdup(g, "local_transport", WP_DEFAULT_LOCAL_TRANSPORT);
+    p->relay_transport = conf_strdup(g, "relay_transport", WP_DEFAULT_RELAY_TRANSPORT);
+    p->hold_transport = conf_strdup(g, "hold_transport", WP_DEFAULT_HOLD_TRANSPORT);
+    p->odmr_transport = conf_strdup(g, "odmr_transport", WP_DEFAULT_ODMR_TRANSPORT);
+    p->chroot = wp_conf_bool(g, "chroot", false);
+}
 
 struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
 {
@@ -71,6 +206,8 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
         wp_error(err, path, wp_conf_line(config_setting_get_member(log, "facility")),
                  "log.facility '%s' is not a syslog facility (mail, daemon, local0..7)", facility);
     s->log_facility = wp_strdup(facility);
+    load_policyd(config_setting_get_member(root, "policyd"), path, &s->policyd, err);
+    load_postfix(config_setting_get_member(root, "postfix"), &s->postfix);
 
     if (err->count == before) {
         const config_setting_t *router = config_setting_get_member(root, "router");
@@ -95,6 +232,20 @@ void wp_snapshot_unref(struct wp_snapshot *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     wp_router_free(s->router);
+    for (size_t i = 0; i < s->policyd.nlisten; i++)
+        free(s->policyd.listen[i].text);
+    free(s->policyd.listen);
+    free(s->policyd.socket_owner);
+    free(s->policyd.socket_group);
+    free(s->policyd.user);
+    free(s->policyd.pidfile);
+    struct wp_postfix_conf *pf = &s->postfix;
+    free(pf->queue_directory);
+    free(pf->config_directory);
+    free(pf->local_transport);
+    free(pf->relay_transport);
+    free(pf->hold_transport);
+    free(pf->odmr_transport);
     free(s->log_facility);
     free(s->basedir);
     free(s->path);

@@ -13,9 +13,49 @@
 
 #include <stdatomic.h>
 
+#include "endpoint.h"
 #include "errors.h"
 #include "log.h"
 #include "router.h"
+
+enum wp_proto { WP_PROTO_SOCKETMAP, WP_PROTO_TCP, WP_PROTO_POLICY };
+
+/* One policyd.listen entry: "socketmap:unix:PATH", "socketmap:inet:H:P",
+ * "tcp:inet:H:P:MAP", "policy:unix:PATH", "policy:inet:H:P". */
+struct wp_listen {
+    enum wp_proto proto;
+    struct wp_endpoint ep;
+    char map[16]; /* tcp: the one map this port answers */
+    char *text;   /* as written, for logs */
+};
+
+struct wp_policyd_conf {
+    struct wp_listen *listen;
+    size_t nlisten;
+    int socket_mode;      /* unix sockets */
+    char *socket_owner;   /* "" keeps the owner */
+    char *socket_group;
+    char *user;           /* drop privileges to this user ("" stays) */
+    char *pidfile;        /* "" writes none */
+    int threads;          /* 0: one per core */
+    int max_connections;
+    int idle_timeout;     /* seconds */
+    int max_request;      /* bytes */
+};
+
+/* Names on the Postfix side: what the transport map answers. */
+struct wp_postfix_conf {
+    char *queue_directory;
+    char *config_directory;
+    char *local_transport;  /* LOCAL routes, e.g. "lmtp:unix:private/dovecot-lmtp" */
+    char *relay_transport;  /* RELAY routes: "smtp" */
+    char *hold_transport;   /* HOLD routes: listed in defer_transports */
+    char *odmr_transport;   /* ODMR routes */
+    bool chroot;            /* smtpd/cleanup/trivial-rewrite run chrooted */
+};
+
+/* Is name one of the maps Waypost answers? */
+bool wp_map_name_valid(const char *name);
 
 struct wp_snapshot {
     atomic_int refs;
@@ -24,6 +64,8 @@ struct wp_snapshot {
     enum wp_log_level log_level;
     char *log_facility;
     struct wp_router *router;
+    struct wp_policyd_conf policyd;
+    struct wp_postfix_conf postfix;
 };
 
 struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err);

@@ -1,0 +1,54 @@
+/*
+ * maps.h - what waypost-policyd answers, independent of the wire.
+ *
+ * Tables (socketmap map names, or one tcp_table port each):
+ *   relay      domain  -> found if Waypost routes mail for it (relay_domains)
+ *   recipient  address -> found if the route delivers somewhere
+ *                         (relay_recipient_maps)
+ *   virtual    address -> the new envelope address when the route changes it
+ *                         (virtual_alias_maps)
+ *   transport  address -> transport:nexthop (transport_maps; '*' is not found)
+ *   account    login   -> account@domain, with Access: records
+ * Postfix sends only full keys in mixed case (pattern tables): the Router
+ * does every fallback and all case folding.  Table lookups have no client
+ * context, so they resolve as for a trusted client; the policy service is
+ * what refuses untrusted clients (see wp_policy_decide).
+ *
+ * Policy: at RCPT the recipient is resolved for this client, and relaying
+ * is decided on the resolved route (DESIGN 2.2).
+ */
+#ifndef WP_MAPS_H
+#define WP_MAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "snapshot.h"
+
+enum wp_answer { WP_ANS_FOUND, WP_ANS_NOTFOUND, WP_ANS_TEMP, WP_ANS_PERM };
+
+/* value receives the answer (FOUND) or a reason (TEMP/PERM). */
+enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const char *key, char *value,
+                             size_t size);
+
+/* The attributes of one policy request that Waypost uses. */
+#define WP_ATTR_VALUE_MAX 1024
+struct wp_policy_request {
+    char request[64];
+    char protocol_state[32];
+    char recipient[WP_ATTR_VALUE_MAX];
+    char sender[WP_ATTR_VALUE_MAX];
+    char client_address[64];
+    char sasl_username[256];
+    char etrn_domain[256];
+};
+
+/* Store one "name=value" attribute (unknown names are ignored).  Returns
+ * false if a value we keep is too long for its buffer. */
+bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value);
+
+/* The access(5) action for a request ("DUNNO", "550 5.1.1 ...", ...). */
+void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
+                      size_t size);
+
+#endif

@@ -1,0 +1,586 @@
+/*
+ * waypost-policyd - the Router answering Postfix over socketmap, tcp_table
+ * and policy delegation.
+ *
+ *   waypost-policyd [-c FILE] [-f] [-t]
+ *
+ * One process, a few worker threads (policyd.threads, default one per
+ * core).  Every worker runs its own libevent loop and accepts on every
+ * listening socket, so connections spread over the cores; a connection
+ * stays on the worker that accepted it.  All workers answer from one
+ * immutable configuration snapshot; SIGHUP builds a new one and keeps the
+ * old one if anything is wrong with it; each worker picks the new snapshot
+ * up before its next request.  SIGTERM stops cleanly and removes the unix
+ * sockets and the pidfile.
+ *
+ * Limits (policyd.*): max_connections (over it a new connection is closed
+ * at once), idle_timeout (Postfix's tcp client never hangs up), max_request
+ * (bytes in one request); a tcp_table reply never exceeds 4096 bytes.  A
+ * malformed request gets its protocol's error (socketmap PERM, tcp 400)
+ * and the connection is closed, or, for policy requests, just closed, as
+ * SMTPD_POLICY_README asks; other connections are not affected.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "maps.h"
+#include "snapshot.h"
+#include "util.h"
+#include "wire.h"
+
+#ifndef WP_SYSCONFDIR
+#define WP_SYSCONFDIR "/etc"
+#endif
+
+/* The daemon: built in main(), shared read-mostly by the workers. */
+struct server {
+    char *config_path;
+    pthread_mutex_t lock;          /* guards current */
+    struct wp_snapshot *current;   /* the snapshot new requests use */
+    atomic_uint generation;        /* bumped on every successful reload */
+    atomic_int connections;
+    int max_connections;
+    int idle_timeout;
+    size_t max_request;
+    struct wp_listen *listens;     /* from the startup snapshot: fixed until restart */
+    int *fds;
+    size_t nlisten;
+    struct worker *workers;
+    int nworkers;
+};
+
+struct worker {
+    struct server *srv;
+    pthread_t thread;
+    struct event_base *base;
+    struct evconnlistener **listeners;
+    struct wp_snapshot *snap; /* this worker's reference */
+    unsigned generation;
+};
+
+struct conn {
+    struct worker *w;
+    struct bufferevent *bev;
+    const struct wp_listen *listen;
+    bool closing;        /* close once the output is flushed */
+    size_t policy_bytes; /* bytes of the policy request read so far */
+    struct wp_policy_request req;
+};
+
+#define OUTPUT_HIGH_WATER (64 * 1024) /* stop reading from a client that does not read its replies */
+
+/* The snapshot for the next request: refreshed when a reload happened. */
+static const struct wp_snapshot *worker_snapshot(struct worker *w)
+{
+    unsigned gen = atomic_load_explicit(&w->srv->generation, memory_order_acquire);
+    if (gen != w->generation) {
+        pthread_mutex_lock(&w->srv->lock);
+        struct wp_snapshot *old = w->snap;
+        w->snap = wp_snapshot_ref(w->srv->current);
+        w->generation = atomic_load(&w->srv->generation);
+        pthread_mutex_unlock(&w->srv->lock);
+        wp_snapshot_unref(old);
+    }
+    return w->snap;
+}
+
+static void conn_free(struct conn *c)
+{
+    bufferevent_free(c->bev);
+    atomic_fetch_sub(&c->w->srv->connections, 1);
+    free(c);
+}
+
+/* Close after what was written has gone out. */
+static void conn_close_after_flush(struct conn *c)
+{
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
+}
+
+static void send_netstring(struct evbuffer *out, const char *payload)
+{
+    evbuffer_add_printf(out, "%zu:%s,", strlen(payload), payload);
+}
+
+/* ------------------------------------------------------------ socketmap */
+
+/* Returns false when the connection must close. */
+static bool serve_socketmap(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+    size_t max = c->w->srv->max_request;
+    for (;;) {
+        size_t have = evbuffer_get_length(in);
+        if (have == 0)
+            return true;
+        size_t look = have < max + 16 ? have : max + 16;
+        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+        const char *payload;
+        size_t plen, used;
+        enum wp_wire_status st = wp_netstring_parse(buf, look, max, &payload, &plen, &used);
+        if (st == WP_WIRE_MORE)
+            return true;
+        if (st != WP_WIRE_OK) {
+            wp_notice("socketmap: %s request, closing", st == WP_WIRE_TOO_BIG ? "oversized" : "malformed");
+            send_netstring(out, st == WP_WIRE_TOO_BIG ? "PERM request too large" : "PERM malformed netstring");
+            return false;
+        }
+        char *text = wp_strndup(payload, plen);
+        evbuffer_drain(in, used);
+        char *space = strchr(text, ' ');
+        char value[WP_TCP_REPLY_MAX];
+        char reply[WP_TCP_REPLY_MAX + 16];
+        bool keep = true;
+        if (!space || space == text || memchr(text, '\0', plen) || !space[1]) {
+            snprintf(reply, sizeof(reply), "PERM expected \"<map> <key>\"");
+            keep = false;
+        } else {
+            *space = '\0';
+            const char *map = text, *key = space + 1;
+            enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), map, key, value, sizeof(value));
+            switch (a) {
+            case WP_ANS_FOUND: snprintf(reply, sizeof(reply), "OK %s", value); break;
+            case WP_ANS_NOTFOUND: snprintf(reply, sizeof(reply), "NOTFOUND "); break;
+            case WP_ANS_TEMP: snprintf(reply, sizeof(reply), "TEMP %s", value); break;
+            case WP_ANS_PERM: snprintf(reply, sizeof(reply), "PERM %s", value); break;
+            }
+            wp_debug("socketmap %s %s -> %s", map, key, reply);
+        }
+        free(text);
+        send_netstring(out, reply);
+        if (!keep)
+            return false;
+    }
+}
+
+/* ------------------------------------------------------------ tcp_table */
+
+static bool serve_tcp(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+    size_t max = c->w->srv->max_request;
+    for (;;) {
+        size_t n;
+        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+        if (!line) {
+            if (evbuffer_get_length(in) > max) {
+                wp_notice("tcp_table: request line over %zu bytes, closing", max);
+                evbuffer_add_printf(out, "400 request too large\n");
+                return false;
+            }
+            return true;
+        }
+        if (n > 0 && line[n - 1] == '\r')
+            line[--n] = '\0';
+        long klen = -1;
+        if (n > max) {
+            evbuffer_add_printf(out, "400 request too large\n");
+            free(line);
+            return false;
+        }
+        if (n >= 4 && strncmp(line, "get ", 4) == 0 && !memchr(line, '\0', n))
+            klen = wp_xdecode(line + 4, n - 4);
+        if (klen <= 0) {
+            wp_notice("tcp_table: malformed request, closing");
+            evbuffer_add_printf(out, "400 malformed request\n");
+            free(line);
+            return false;
+        }
+        line[4 + klen] = '\0';
+        const char *key = line + 4;
+        char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
+        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), c->listen->map, key, value, sizeof(value));
+        bool keep = true;
+        switch (a) {
+        case WP_ANS_FOUND:
+            /* "200 " + value + "\n" must fit in 4096 bytes. */
+            if (wp_xencode(value, enc, WP_TCP_REPLY_MAX - 5)) {
+                evbuffer_add_printf(out, "200 %s\n", enc);
+            } else {
+                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", c->listen->map, key);
+                evbuffer_add_printf(out, "400 answer too long for tcp_table\n");
+            }
+            break;
+        case WP_ANS_NOTFOUND: evbuffer_add_printf(out, "500 not found\n"); break;
+        case WP_ANS_TEMP:
+        case WP_ANS_PERM:
+            wp_xencode(value, enc, 512);
+            evbuffer_add_printf(out, "400 %s\n", enc);
+            keep = false; /* Postfix closes after a 400 anyway */
+            break;
+        }
+        wp_debug("tcp %s %s -> %d", c->listen->map, key, (int)a);
+        free(line);
+        if (!keep)
+            return false;
+    }
+}
+
+/* ------------------------------------------------------------ policy */
+
+static bool serve_policy(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+    size_t max = c->w->srv->max_request;
+    for (;;) {
+        size_t n;
+        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+        if (!line) {
+            if (c->policy_bytes + evbuffer_get_length(in) > max) {
+                wp_notice("policy: request over %zu bytes, closing", max);
+                return false;
+            }
+            return true;
+        }
+        c->policy_bytes += n + 1;
+        if (c->policy_bytes > max || memchr(line, '\0', n)) {
+            wp_notice("policy: %s, closing", c->policy_bytes > max ? "request too large" : "NUL byte in request");
+            free(line);
+            return false;
+        }
+        if (n > 0 && line[n - 1] == '\r')
+            line[--n] = '\0';
+        if (n == 0) {
+            free(line);
+            if (strcmp(c->req.request, "smtpd_access_policy") != 0) {
+                wp_notice("policy: request without request=smtpd_access_policy, closing");
+                return false;
+            }
+            char action[WP_ROUTE_TEXT_MAX + 64];
+            wp_policy_decide(worker_snapshot(c->w), &c->req, action, sizeof(action));
+            wp_debug("policy %s %s from %s -> %s", c->req.protocol_state, c->req.recipient,
+                     c->req.client_address, action);
+            evbuffer_add_printf(out, "action=%s\n\n", action);
+            memset(&c->req, 0, sizeof(c->req));
+            c->policy_bytes = 0;
+            continue;
+        }
+        char *eq = strchr(line, '=');
+        if (!eq || eq == line) {
+            wp_notice("policy: line without name=value, closing");
+            free(line);
+            return false;
+        }
+        *eq = '\0';
+        if (!wp_policy_attr(&c->req, line, eq + 1)) {
+            wp_notice("policy: attribute %s too long, closing", line);
+            free(line);
+            return false;
+        }
+        free(line);
+    }
+}
+
+/* ------------------------------------------------------------ events */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+    bool keep;
+    switch (c->listen->proto) {
+    case WP_PROTO_SOCKETMAP: keep = serve_socketmap(c, in, out); break;
+    case WP_PROTO_TCP: keep = serve_tcp(c, in, out); break;
+    default: keep = serve_policy(c, in, out); break;
+    }
+    if (!keep) {
+        conn_close_after_flush(c);
+        return;
+    }
+    if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER)
+        bufferevent_disable(bev, EV_READ); /* on_write resumes once drained */
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+        bufferevent_enable(bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_input(bev)))
+            on_read(bev, arg); /* requests that waited while we were not reading */
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT)
+        wp_debug("closing an idle connection");
+    else if (what & BEV_EVENT_ERROR)
+        wp_debug("connection error: %s", strerror(errno));
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        conn_close_after_flush(c); /* half-closed: deliver the answers first */
+        return;
+    }
+    conn_free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    (void)salen;
+    struct worker *w = arg;
+    struct server *srv = w->srv;
+    size_t idx = 0;
+    evutil_socket_t lfd = evconnlistener_get_fd(l);
+    while (idx < srv->nlisten && srv->fds[idx] != lfd)
+        idx++;
+    if (atomic_fetch_add(&srv->connections, 1) >= srv->max_connections) {
+        atomic_fetch_sub(&srv->connections, 1);
+        wp_warn("connection limit (%d) reached: refusing a connection on %s", srv->max_connections,
+                srv->listens[idx].text);
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    struct conn *c = wp_calloc(1, sizeof(*c));
+    c->w = w;
+    c->listen = &srv->listens[idx];
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        atomic_fetch_sub(&srv->connections, 1);
+        free(c);
+        return;
+    }
+    struct timeval idle = { srv->idle_timeout, 0 };
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ control */
+
+static void reload(struct server *srv)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(srv->config_path, &err);
+    for (size_t i = 0; i < err.nwarn; i++)
+        wp_warn("%s", err.warns[i]);
+    if (!s) {
+        for (size_t i = 0; i < err.count; i++)
+            wp_err("%s", err.msgs[i]);
+        wp_err("reload failed: keeping the configuration loaded before");
+        wp_errors_free(&err);
+        return;
+    }
+    wp_errors_free(&err);
+    bool same_listen = s->policyd.nlisten == srv->nlisten;
+    for (size_t i = 0; same_listen && i < srv->nlisten; i++)
+        same_listen = strcmp(s->policyd.listen[i].text, srv->listens[i].text) == 0;
+    if (!same_listen)
+        wp_warn("reload: policyd.listen changed; the new endpoints take effect at the next restart");
+    pthread_mutex_lock(&srv->lock);
+    struct wp_snapshot *old = srv->current;
+    srv->current = s;
+    atomic_fetch_add_explicit(&srv->generation, 1, memory_order_release);
+    pthread_mutex_unlock(&srv->lock);
+    wp_snapshot_unref(old);
+    wp_notice("reloaded %s: %u router records", srv->config_path, s->router->table->nrecs);
+}
+
+struct control {
+    struct server *srv;
+    struct event_base *base;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct control *ctl = arg;
+    if (sig == SIGHUP) {
+        reload(ctl->srv);
+        return;
+    }
+    wp_notice("stopping on signal %d", (int)sig);
+    event_base_loopbreak(ctl->base);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: waypost-policyd [-c FILE] [-f] [-t]\n"
+                    "  -c FILE  configuration (default " WP_SYSCONFDIR "/waypost/waypost.conf)\n"
+                    "  -f       stay in the foreground and log to stderr\n"
+                    "  -t       check the configuration and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = WP_SYSCONFDIR "/waypost/waypost.conf";
+    bool foreground = false, test_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:fth")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'f': foreground = true; break;
+        case 't': test_only = true; break;
+        default: usage(); return opt == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        usage();
+        return 2;
+    }
+    wp_log_open("waypost-policyd", false, NULL, WP_LOG_INFO);
+
+    struct server srv;
+    memset(&srv, 0, sizeof(srv));
+    char *abs = realpath(path, NULL); /* reloads must work after chdir("/") */
+    srv.config_path = abs ? abs : wp_strdup(path);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *snap = wp_snapshot_load(srv.config_path, &err);
+    for (size_t i = 0; i < err.nwarn; i++)
+        fprintf(stderr, "%s (warning)\n", err.warns[i]);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    wp_errors_free(&err);
+    if (!snap)
+        return 1;
+    if (snap->policyd.nlisten == 0) {
+        fprintf(stderr, "%s: policyd.listen names no endpoint\n", srv.config_path);
+        return 1;
+    }
+    if (test_only) {
+        printf("%s: OK\n", srv.config_path);
+        return 0;
+    }
+    const struct wp_policyd_conf *pc = &snap->policyd;
+    srv.current = snap;
+    srv.max_connections = pc->max_connections;
+    srv.idle_timeout = pc->idle_timeout;
+    srv.max_request = (size_t)pc->max_request;
+    srv.nlisten = pc->nlisten;
+    srv.listens = pc->listen; /* owned by the startup snapshot, which we keep */
+    wp_snapshot_ref(snap);
+    pthread_mutex_init(&srv.lock, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Sockets first, while we may still be root. */
+    srv.fds = wp_calloc(srv.nlisten, sizeof(int));
+    for (size_t i = 0; i < srv.nlisten; i++) {
+        char why[256];
+        srv.fds[i] = wp_listen_socket(&pc->listen[i].ep, pc->socket_mode, pc->socket_owner, pc->socket_group,
+                                      why, sizeof(why));
+        if (srv.fds[i] < 0) {
+            fprintf(stderr, "waypost-policyd: cannot listen on %s: %s\n", pc->listen[i].text, why);
+            return 1;
+        }
+    }
+    char why[256];
+    if (!foreground && !wp_daemonize(why, sizeof(why))) {
+        fprintf(stderr, "waypost-policyd: %s\n", why);
+        return 1;
+    }
+    wp_log_open("waypost-policyd", !foreground, snap->log_facility, snap->log_level);
+    if (pc->pidfile[0] && !wp_pidfile_write(pc->pidfile, why, sizeof(why))) {
+        wp_err("%s", why);
+        return 1;
+    }
+    if (!wp_drop_privileges(pc->user, why, sizeof(why))) {
+        wp_err("%s", why);
+        return 1;
+    }
+
+    evthread_use_pthreads();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    srv.nworkers = pc->threads > 0 ? pc->threads : (int)(cores > 0 ? cores : 1);
+    srv.workers = wp_calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    for (int i = 0; i < srv.nworkers; i++) {
+        struct worker *w = &srv.workers[i];
+        w->srv = &srv;
+        w->base = event_base_new();
+        w->snap = wp_snapshot_ref(snap);
+        w->generation = 0;
+        w->listeners = wp_calloc(srv.nlisten, sizeof(*w->listeners));
+        for (size_t k = 0; k < srv.nlisten; k++) {
+            w->listeners[k] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_EXEC, -1, srv.fds[k]);
+            if (!w->listeners[k]) {
+                wp_err("cannot listen on %s", srv.listens[k].text);
+                return 1;
+            }
+        }
+    }
+    for (int i = 0; i < srv.nworkers; i++)
+        pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]);
+
+    struct control ctl = { &srv, event_base_new() };
+    struct event *sighup = evsignal_new(ctl.base, SIGHUP, on_signal, &ctl);
+    struct event *sigterm = evsignal_new(ctl.base, SIGTERM, on_signal, &ctl);
+    struct event *sigint = evsignal_new(ctl.base, SIGINT, on_signal, &ctl);
+    event_add(sighup, NULL);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    wp_notice("ready: %zu endpoint%s, %d worker thread%s, %u router records", srv.nlisten,
+              srv.nlisten == 1 ? "" : "s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
+              snap->router->table->nrecs);
+    event_base_dispatch(ctl.base);
+
+    /* Stop: no new connections, finish the loops, clean up what we created. */
+    for (int i = 0; i < srv.nworkers; i++)
+        event_base_loopbreak(srv.workers[i].base);
+    for (int i = 0; i < srv.nworkers; i++)
+        pthread_join(srv.workers[i].thread, NULL);
+    for (size_t k = 0; k < srv.nlisten; k++) {
+        close(srv.fds[k]);
+        if (srv.listens[k].ep.family == WP_EP_UNIX)
+            unlink(srv.listens[k].ep.path);
+    }
+    if (snap->policyd.pidfile[0])
+        unlink(snap->policyd.pidfile);
+    for (int i = 0; i < srv.nworkers; i++) {
+        for (size_t k = 0; k < srv.nlisten; k++)
+            evconnlistener_free(srv.workers[i].listeners[k]);
+        free(srv.workers[i].listeners);
+        wp_snapshot_unref(srv.workers[i].snap);
+        /* connections still open are dropped with their base */
+        event_base_free(srv.workers[i].base);
+    }
+    event_free(sighup);
+    event_free(sigterm);
+    event_free(sigint);
+    event_base_free(ctl.base);
+    wp_snapshot_unref(srv.current);
+    wp_snapshot_unref(snap);
+    free(srv.workers);
+    free(srv.fds);
+    free(srv.config_path);
+    wp_notice("stopped");
+    return 0;
+}
