@@ -4,6 +4,8 @@
  *   waypost [-c FILE] check                  validate the whole configuration
  *   waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...
  *                                            trace how addresses are routed
+ *   waypost [-c FILE] postconf [--chroot|--no-chroot]
+ *                                            print the Postfix wiring
  *
  * Exit codes: 0 success, 1 configuration errors, 2 usage errors.
  */
@@ -28,6 +30,7 @@ static void usage(FILE *out)
 {
     fputs("usage: waypost [-c FILE] check\n"
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
+          "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost --version\n"
           "default FILE: " DEFAULT_CONFIG "\n",
           out);
@@ -159,6 +162,137 @@ static int cmd_route(const char *path, int argc, char **argv)
     return 0;
 }
 
+/* How a chrooted or plain Postfix process names a unix socket: relative to
+ * the queue directory when it lies inside it (Postfix daemons run there,
+ * chrooted or not), else absolute (unreachable from a chroot). */
+static const char *postfix_socket_path(const struct wp_postfix_conf *pf, const char *path, bool chroot,
+                                       bool *unreachable)
+{
+    size_t q = strlen(pf->queue_directory);
+    *unreachable = false;
+    if (strncmp(path, pf->queue_directory, q) == 0 && path[q] == '/')
+        return path + q + 1;
+    *unreachable = chroot;
+    return path;
+}
+
+/* The Postfix client syntax of a map endpoint, or NULL if none serves it. */
+static char *map_endpoint(const struct wp_snapshot *s, const char *map, bool chroot, bool *unreachable)
+{
+    const struct wp_policyd_conf *p = &s->policyd;
+    for (size_t i = 0; i < p->nlisten; i++) {
+        const struct wp_listen *l = &p->listen[i];
+        if (l->proto != WP_PROTO_SOCKETMAP)
+            continue;
+        if (l->ep.family == WP_EP_UNIX)
+            return wp_asprintf("socketmap:unix:%s:%s", postfix_socket_path(&s->postfix, l->ep.path, chroot, unreachable), map);
+        if (l->ep.family == WP_EP_INET)
+            return wp_asprintf("socketmap:inet:%s:%d:%s", l->ep.host, l->ep.port, map);
+        return wp_asprintf("socketmap:inet:[%s]:%d:%s", l->ep.host, l->ep.port, map);
+    }
+    for (size_t i = 0; i < p->nlisten; i++) {
+        const struct wp_listen *l = &p->listen[i];
+        if (l->proto == WP_PROTO_TCP && strcmp(l->map, map) == 0)
+            return wp_asprintf("tcp:%s:%d", l->ep.host, l->ep.port);
+    }
+    return NULL;
+}
+
+static char *policy_endpoint(const struct wp_snapshot *s, bool chroot, bool *unreachable)
+{
+    const struct wp_policyd_conf *p = &s->policyd;
+    for (size_t i = 0; i < p->nlisten; i++) {
+        const struct wp_listen *l = &p->listen[i];
+        if (l->proto != WP_PROTO_POLICY)
+            continue;
+        if (l->ep.family == WP_EP_UNIX)
+            return wp_asprintf("unix:%s", postfix_socket_path(&s->postfix, l->ep.path, chroot, unreachable));
+        if (l->ep.family == WP_EP_INET)
+            return wp_asprintf("inet:%s:%d", l->ep.host, l->ep.port);
+        return wp_asprintf("inet:[%s]:%d", l->ep.host, l->ep.port);
+    }
+    return NULL;
+}
+
+static int cmd_postconf(const char *path, int argc, char **argv)
+{
+    struct wp_snapshot *s = load(path, true);
+    if (!s)
+        return 1;
+    bool chroot = s->postfix.chroot, want_main = true, want_master = true;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--main") == 0)
+            want_master = false;
+        else if (strcmp(argv[i], "--master") == 0)
+            want_main = false;
+        else if (strcmp(argv[i], "--chroot") == 0)
+            chroot = true;
+        else if (strcmp(argv[i], "--no-chroot") == 0)
+            chroot = false;
+        else {
+            usage(stderr);
+            wp_snapshot_unref(s);
+            return 2;
+        }
+    }
+    static const struct {
+        const char *param, *map;
+    } maps[] = {
+        { "relay_domains", "relay" },
+        { "relay_recipient_maps", "recipient" },
+        { "virtual_alias_maps", "virtual" },
+        { "transport_maps", "transport" },
+    };
+    int missing = 0;
+    if (!want_main)
+        goto master;
+    printf("# Postfix wiring for %s (%s Postfix).\n", s->path, chroot ? "chrooted" : "non-chrooted");
+    printf("# main.cf: set with  postconf -e '...'  or paste.\n");
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        bool unreachable = false;
+        char *ep = map_endpoint(s, maps[i].map, chroot, &unreachable);
+        if (!ep) {
+            printf("# %s: no policyd.listen endpoint serves the '%s' map\n", maps[i].param, maps[i].map);
+            missing++;
+            continue;
+        }
+        if (unreachable)
+            printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", s->postfix.queue_directory);
+        printf("%s = %s\n", maps[i].param, ep);
+        free(ep);
+    }
+    printf("# Waypost domains are relay domains; nothing is a virtual alias domain.\n");
+    printf("virtual_alias_domains =\n");
+    bool unreachable = false;
+    char *pol = policy_endpoint(s, chroot, &unreachable);
+    if (pol) {
+        if (unreachable)
+            printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", s->postfix.queue_directory);
+        printf("smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
+               "    check_policy_service %s, reject_unauth_destination\n", pol);
+        printf("smtpd_etrn_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
+               "    check_policy_service %s, reject\n", pol);
+        printf("# A Waypost daemon that is down or slow must make Postfix try again later.\n");
+        printf("smtpd_policy_service_default_action = 451 4.3.5 Waypost policy service unavailable\n");
+        free(pol);
+    } else {
+        printf("# no policyd.listen endpoint speaks the policy protocol: relaying cannot be checked\n");
+        missing++;
+    }
+    printf("defer_transports = %s\n", s->postfix.hold_transport);
+    printf("fast_flush_domains = $relay_domains\n");
+    if (!want_master)
+        goto done;
+    printf("\n");
+master:
+    printf("# master.cf: mail for held queues waits in this transport until ETRN.\n");
+    printf("%-12s unix  -       -       %c       -       -       smtp\n", s->postfix.hold_transport,
+           chroot ? 'y' : 'n');
+done:
+    wp_snapshot_unref(s);
+    return missing ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
@@ -185,6 +319,8 @@ int main(int argc, char **argv)
         return cmd_check(path);
     if (strcmp(argv[i], "route") == 0)
         return cmd_route(path, argc - i, argv + i);
+    if (strcmp(argv[i], "postconf") == 0)
+        return cmd_postconf(path, argc - i, argv + i);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);
     usage(stderr);
     return 2;

@@ -212,7 +212,25 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
     /* Local part: quoted string or everything before the last '@'. */
     size_t lo = 0;
     const char *at = NULL;
-    if (p < end && *p == '"') {
+    if (flags & WP_ADDR_RAW_LOCAL) {
+        for (const char *q = end; q > p; q--)
+            if (q[-1] == '@') {
+                at = q - 1;
+                break;
+            }
+        const char *lend = at ? at : end;
+        for (const char *q = p; q < lend; q++) {
+            if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+                *why = "control character in local part";
+                return false;
+            }
+            if (lo >= WP_LOCAL_MAX) {
+                *why = "local part too long";
+                return false;
+            }
+            out->local[lo++] = *q;
+        }
+    } else if (p < end && *p == '"') {
         const char *q = p + 1;
         for (; q < end && *q != '"'; q++) {
             if (*q == '\\' && q + 1 < end)
@@ -285,7 +303,7 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
             out->routed = true;
         }
     }
-    if (strchr(out->local, '!')) {
+    if (!(flags & WP_ADDR_RAW_LOCAL) && strchr(out->local, '!')) {
         out->routed = true;
         size_t bl = strlen(out->local);
         if (out->local[0] == '!' || out->local[bl - 1] == '!' || strstr(out->local, "!!")) {

@@ -32,6 +32,10 @@ enum {
     /* Also accept next-hop syntax in the domain: "host:port", "[ip]:port"
      * (used for Router targets such as "*%d@host:26.via"). */
     WP_ADDR_HOSTPORT = 1,
+    /* Take the local part verbatim (everything before the last '@'; only
+     * control bytes are refused): for addresses the Router rebuilt from
+     * parts of an address it had already parsed, such as "john doe". */
+    WP_ADDR_RAW_LOCAL = 2,
 };
 
 /* Parse len bytes of in.  On failure returns false and points *why at a

@@ -203,7 +203,7 @@ static bool set_address(struct wp_address *a, const char *text, struct wp_route 
 {
     const char *why;
     struct wp_address next;
-    if (!wp_address_parse(text, strlen(text), WP_ADDR_HOSTPORT, &next, &why)) {
+    if (!wp_address_parse(text, strlen(text), WP_ADDR_HOSTPORT | WP_ADDR_RAW_LOCAL, &next, &why)) {
         char msg[WP_ROUTE_TEXT_MAX];
         snprintf(msg, sizeof(msg), "5.1.3 Bad address <%.200s> produced by routing: %s", text, why);
         finish_error(route, WP_ROUTE_ERROR, msg);

@@ -1,0 +1,174 @@
+/* Unit tests: netstrings, %XX coding, and the maps and policy decisions. */
+#include "config.h"
+
+#include <string.h>
+
+#include "maps.h"
+#include "unit.h"
+#include "util.h"
+#include "wire.h"
+
+static enum wp_wire_status ns(const char *in, size_t max, char *payload, size_t *used)
+{
+    const char *p;
+    size_t plen;
+    enum wp_wire_status st = wp_netstring_parse(in, strlen(in), max, &p, &plen, used);
+    if (st == WP_WIRE_OK) {
+        memcpy(payload, p, plen);
+        payload[plen] = '\0';
+    }
+    return st;
+}
+
+START_TEST(netstrings)
+{
+    char pl[64];
+    size_t used;
+    ck_assert_int_eq(ns("5:hello,", 100, pl, &used), WP_WIRE_OK);
+    ck_assert_str_eq(pl, "hello");
+    ck_assert_uint_eq(used, 8);
+    ck_assert_int_eq(ns("0:,", 100, pl, &used), WP_WIRE_OK);
+    ck_assert_int_eq(ns("5:hello,3:abc,", 100, pl, &used), WP_WIRE_OK);
+    ck_assert_uint_eq(used, 8);
+    ck_assert_int_eq(ns("", 100, pl, &used), WP_WIRE_MORE);
+    ck_assert_int_eq(ns("5", 100, pl, &used), WP_WIRE_MORE);
+    ck_assert_int_eq(ns("5:hel", 100, pl, &used), WP_WIRE_MORE);
+    ck_assert_int_eq(ns("5:hello", 100, pl, &used), WP_WIRE_MORE);
+    ck_assert_int_eq(ns("5:hello;", 100, pl, &used), WP_WIRE_BAD);
+    ck_assert_int_eq(ns(":hello,", 100, pl, &used), WP_WIRE_BAD);
+    ck_assert_int_eq(ns("x:", 100, pl, &used), WP_WIRE_BAD);
+    ck_assert_int_eq(ns("05:hello,", 100, pl, &used), WP_WIRE_BAD);
+    ck_assert_int_eq(ns("-1:a,", 100, pl, &used), WP_WIRE_BAD);
+    ck_assert_int_eq(ns("1234567890:", 100, pl, &used), WP_WIRE_BAD);
+    ck_assert_int_eq(ns("101:", 100, pl, &used), WP_WIRE_TOO_BIG);
+    ck_assert_int_eq(ns("999", 100, pl, &used), WP_WIRE_TOO_BIG);
+}
+END_TEST
+
+START_TEST(xcoding)
+{
+    char s[64];
+    strcpy(s, "a%20b%25c%40d");
+    ck_assert_int_eq(wp_xdecode(s, strlen(s)), 7);
+    s[7] = 0;
+    ck_assert_str_eq(s, "a b%c@d");
+    strcpy(s, "%7e%7E");
+    ck_assert_int_eq(wp_xdecode(s, strlen(s)), 2);
+    static const char *const bad[] = { "a%", "a%4", "a%zz", "%g0", "a%00b" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(s, bad[i]);
+        ck_assert_msg(wp_xdecode(s, strlen(s)) < 0, "accepted %s", bad[i]);
+    }
+    char out[32];
+    ck_assert(wp_xencode("a b%c\n\x7f\xc3", out, sizeof(out)));
+    ck_assert_str_eq(out, "a%20b%25c%0A%7F%C3");
+    ck_assert(!wp_xencode("abcdef", out, 4));
+    ck_assert(!wp_xencode("%%%", out, 9));
+}
+END_TEST
+
+static struct wp_snapshot *sample(void)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), &err);
+    wp_errors_free(&err);
+    ck_assert(s);
+    return s;
+}
+
+static const char *map(struct wp_snapshot *s, const char *m, const char *key)
+{
+    static char out[600];
+    char value[512];
+    enum wp_answer a = wp_map_lookup(s, m, key, value, sizeof(value));
+    snprintf(out, sizeof(out), "%s %s", a == WP_ANS_FOUND ? "FOUND" : a == WP_ANS_NOTFOUND ? "NOTFOUND" : a == WP_ANS_TEMP ? "TEMP" : "PERM", value);
+    return out;
+}
+
+START_TEST(maps)
+{
+    struct wp_snapshot *s = sample();
+    ck_assert_str_eq(map(s, "transport", "bob@client57.com"), "FOUND smtp:[sibling.company.dom]:26");
+    ck_assert_str_eq(map(s, "transport", "u@other-ip"), "FOUND smtp:[11.22.33.44]");
+    ck_assert_str_eq(map(s, "transport", "u@nomx.dom"), "FOUND smtp:[nomx.dom]:25");
+    ck_assert_str_eq(map(s, "transport", "john@friend.com"), "FOUND smtp:friend.com");
+    ck_assert_str_eq(map(s, "transport", "alice@company.dom"), "FOUND lmtp:unix:private/dovecot-lmtp");
+    ck_assert_str_eq(map(s, "transport", "spam-trap@company.dom"), "FOUND discard:Waypost route");
+    ck_assert_str_eq(map(s, "transport", "nobody@company.dom"), "FOUND error:5.1.1 User unknown");
+    ck_assert_str_eq(map(s, "transport", "*"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "transport", "company.dom"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "virtual", "postmaster@company.dom"), "FOUND alice@company.dom");
+    ck_assert_str_eq(map(s, "virtual", "ALICE@company.dom"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "virtual", "company.dom"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "virtual", "x@hq"), "FOUND x@hq.company.dom");
+    ck_assert_str_eq(map(s, "relay", "Friend.COM"), "FOUND OK");
+    ck_assert_str_eq(map(s, "relay", "friend.com."), "FOUND OK");
+    ck_assert_str_eq(map(s, "relay", "x.domain.dom"), "FOUND OK");
+    ck_assert_str_eq(map(s, "relay", "other-port"), "FOUND OK");
+    ck_assert_str_eq(map(s, "relay", "evil.example"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "relay", "a@company.dom"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "recipient", "aname@domain.dom"), "FOUND OK");
+    ck_assert_str_eq(map(s, "recipient", "spam-trap@company.dom"), "FOUND OK");
+    ck_assert_str_eq(map(s, "recipient", "nobody@company.dom"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "account", "security-officer"), "FOUND security@company.dom");
+    ck_assert_str_eq(map(s, "account", "security-officer@company.dom"), "FOUND security@company.dom");
+    ck_assert_str_eq(map(s, "bogus", "x"), "PERM unknown map bogus");
+    wp_snapshot_unref(s);
+}
+END_TEST
+
+static const char *decide(struct wp_snapshot *s, const char *state, const char *rcpt, const char *client,
+                          const char *sasl)
+{
+    static char action[600];
+    struct wp_policy_request req;
+    memset(&req, 0, sizeof(req));
+    ck_assert(wp_policy_attr(&req, "request", "smtpd_access_policy"));
+    ck_assert(wp_policy_attr(&req, "protocol_state", state));
+    ck_assert(wp_policy_attr(&req, "recipient", rcpt));
+    ck_assert(wp_policy_attr(&req, "client_address", client));
+    ck_assert(wp_policy_attr(&req, "sasl_username", sasl));
+    ck_assert(wp_policy_attr(&req, "unknown_attribute", "ignored"));
+    wp_policy_decide(s, &req, action, sizeof(action));
+    return action;
+}
+
+START_TEST(policy)
+{
+    struct wp_snapshot *s = sample();
+    const char *out = "192.0.2.1", *in = "127.0.0.1";
+    ck_assert_str_eq(decide(s, "RCPT", "alice@company.dom", out, ""), "DUNNO");
+    ck_assert_str_eq(decide(s, "RCPT", "nobody@company.dom", out, ""), "550 5.1.1 User unknown");
+    ck_assert_str_eq(decide(s, "RCPT", "u@d.example", out, ""), "554 5.7.1 Relay access denied");
+    ck_assert_str_eq(decide(s, "RCPT", "u@d.example", in, ""), "DUNNO");
+    ck_assert_str_eq(decide(s, "RCPT", "u@d.example", out, "alice"), "DUNNO");
+    ck_assert_str_eq(decide(s, "RCPT", "u%d.example@company.dom", out, ""), "554 5.7.1 Relay access denied");
+    ck_assert_str_eq(decide(s, "RCPT", "john@friend.com", out, ""), "DUNNO");
+    ck_assert_str_eq(decide(s, "RCPT", "aname@domain.dom", out, ""), "DUNNO");
+    ck_assert_str_eq(decide(s, "RCPT", "x@hq", out, ""), "554 5.7.1 Relay access denied");
+    ck_assert_str_eq(decide(s, "RCPT", "x@hq", "::ffff:127.0.0.1", ""), "DUNNO");
+    ck_assert_str_eq(decide(s, "MAIL", "u@d.example", out, ""), "DUNNO");
+    ck_assert_str_eq(decide(s, "RCPT", "", out, ""), "DUNNO");
+    struct wp_policy_request req;
+    char big[2000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert(!wp_policy_attr(&req, "recipient", big));
+    wp_snapshot_unref(s);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc = tcase_create("wire");
+    tcase_add_test(tc, netstrings);
+    tcase_add_test(tc, xcoding);
+    tcase_add_test(tc, maps);
+    tcase_add_test(tc, policy);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(suite)
