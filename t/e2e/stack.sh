@@ -1,0 +1,62 @@
+# t/e2e/stack.sh - the sample Waypost stack on loopback (sourced after
+# t/e2e/lib.sh and e2e_init): waypost-policyd on a loopback copy of conf/,
+# smtp-sink instances for every remote server of the sample Router table,
+# and a private Postfix wired by `waypost postconf`.  Used by the end-to-end
+# tests and by scripts/run.
+#
+#   stack_start [EXTRA_MAIN_CF_LINES]
+# Sets W (the Waypost config dir), SMTP (Postfix's port), PD (daemon pid).
+# Sinks: old otherserver.dom, oldip [127.0.0.3] (stands for 11.22.33.44),
+# friendmx friend.com, firewall firewall.friend.net, sibling26
+# sibling.company.dom:26, siblingip [127.0.0.7] (other-ip), nomx nomx.dom,
+# customer domain1.dom, local (the mailbox server: local_transport).
+
+STACK_POLICYD="$top_builddir/policy/waypost-policyd"
+STACK_WAYPOST="$top_builddir/waypost"
+STACK_STARTS=0
+
+stack_policyd() { # (re)start the daemon as a direct child
+    rm -f "$W/policy.sock"
+    e2e_bg "policyd$((++STACK_STARTS))" "$STACK_POLICYD" -f -c "$W/waypost.conf"
+    PD=$E2E_LAST_PID
+    local i=0
+    while [ ! -S "$W/policy.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$W/policy.sock" ]
+}
+
+stack_start() {
+    W="$E2E/waypost"
+    mkdir -p "$W"
+    # 11.22.33.44 is not ours: the IP-address scenarios use loopback ones.
+    sed -e 's/11\.22\.33\.44/127.0.0.3/g' -e '/^log = {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$W/waypost.conf"
+    sed -e 's/\[11\.22\.33\.44\]/[127.0.0.7]/' "$top_srcdir/conf/router.table" > "$W/router.table"
+    cp "$top_srcdir/conf/users.passwd" "$W/"
+    e2e_free_port STACK_TCP
+    cat >> "$W/waypost.conf" <<C
+log = { level = "debug"; };
+policyd: {
+  listen = [ "socketmap:unix:$W/map.sock", "policy:unix:$W/policy.sock",
+             "tcp:inet:127.0.0.1:$STACK_TCP:transport" ];
+  threads = 2;
+};
+postfix: {
+  # the mailbox server is a sink here
+  local_transport = "smtp:[127.0.0.10]:25";
+};
+C
+    stack_policyd || { echo "# waypost-policyd did not start" >&2; cat "$E2E"/policyd*.log >&2; return 1; }
+    e2e_sink old 127.0.0.2:25 && e2e_host otherserver.dom 127.0.0.2 &&
+    e2e_sink oldip 127.0.0.3:25 &&
+    e2e_sink friendmx 127.0.0.4:25 && e2e_host friend.com 127.0.0.4 &&
+    e2e_sink firewall 127.0.0.5:25 && e2e_host firewall.friend.net 127.0.0.5 &&
+    e2e_sink sibling26 127.0.0.6:26 && e2e_host sibling.company.dom 127.0.0.6 &&
+    e2e_sink siblingip 127.0.0.7:25 &&
+    e2e_sink nomx 127.0.0.8:25 && e2e_host nomx.dom 127.0.0.8 &&
+    e2e_sink customer 127.0.0.9:25 && e2e_host domain1.dom 127.0.0.9 &&
+    e2e_sink local 127.0.0.10:25 || return 1
+    "$STACK_WAYPOST" -c "$W/waypost.conf" postconf --main > "$E2E/main.extra" || return 1
+    [ -n "${1:-}" ] && printf '%s\n' "$1" >> "$E2E/main.extra"
+    "$STACK_WAYPOST" -c "$W/waypost.conf" postconf --master > "$E2E/master.extra" || return 1
+    e2e_free_port SMTP
+    e2e_postfix "$SMTP" "$E2E/main.extra" "$E2E/master.extra"
+}
