@@ -5,15 +5,15 @@
 # resolvable by e2e_host), relay refused to an XCLIENT-untrusted client.
 . "$(dirname "$0")/lib.sh"
 
+# shellcheck disable=SC2119 # e2e_need takes optional extra packages
 e2e_need || { echo "Bail out! cannot install postfix/python3"; exit 1; }
 e2e_init
 
 hosts_before=$(md5sum </etc/hosts)
 e2e_free_port P1; e2e_free_port P2; e2e_free_port PS
 
-check "sink one on 127.0.0.2:$P1" e2e_sink one 127.0.0.2:"$P1"
-check "sink two on 127.0.0.3:$P2" e2e_sink two 127.0.0.3:"$P2"
-e2e_host otherserver.dom 127.0.0.3
+check "sink one on 127.0.0.2" e2e_sink one 127.0.0.2:"$P1"
+check "sink two on 127.0.0.3" e2e_sink two 127.0.0.3:"$P2"
 
 cat >"$PFCONF/transport" <<EOF
 one.test    smtp:[127.0.0.2]:$P1
@@ -24,7 +24,11 @@ relay_domains = one.test,
     two.test
 transport_maps = texthash:$PFCONF/transport
 EOF
-check "postfix up on 127.0.0.1:$PS" e2e_postfix "$PS" "$E2E/main.extra"
+if e2e_postfix "$PS" "$E2E/main.extra"; then ok "postfix up on 127.0.0.1"
+else not_ok "postfix up on 127.0.0.1"; echo "Bail out! no Postfix"; exit 1; fi
+check "relay_domains from the extra file" \
+    test "$(postconf -c "$PFCONF" -h relay_domains)" = "one.test, two.test"
+e2e_host otherserver.dom 127.0.0.3     # also works before e2e_postfix
 
 # A trusted client (127.0.0.1 is in mynetworks): one message for both domains.
 expect_output "trusted client: message queued" "DATA 250" \
@@ -45,17 +49,23 @@ case $out in
 esac
 
 check "queue drains" e2e_wait_queue_empty 10
-expect_output "sink one got a, b, e" "$(printf 'a@one.test\nb@one.test\ne@one.test')" e2e_sink_rcpts one
-expect_output "sink two got c, d" "$(printf 'c@two.test\nd@two.test')" e2e_sink_rcpts two
-check "sink one: 2 messages" test "$(e2e_sink_count one)" = 2
-check "sink two: 2 messages" test "$(e2e_sink_count two)" = 2
+is() { # is DESCRIPTION GOT WANT
+    if [ "$2" = "$3" ]; then ok "$1"; else
+        not_ok "$1"; printf '#   got:  %s\n#   want: %s\n' "${2//$'\n'/ }" "${3//$'\n'/ }"; fi
+}
+is "sink one got a, b, e" "$(e2e_sink_rcpts one)" "$(printf 'a@one.test\nb@one.test\ne@one.test')"
+is "sink two got c, d" "$(e2e_sink_rcpts two)" "$(printf 'c@two.test\nd@two.test')"
+is "sink one: 2 messages" "$(e2e_sink_count one)" 2
+is "sink two: 2 messages" "$(e2e_sink_count two)" 2
 check "no relay to elsewhere.test" test -z "$({ e2e_sink_rcpts one; e2e_sink_rcpts two; } | grep elsewhere)"
 check "log: delivered via otherserver.dom[127.0.0.3]" \
     e2e_log_wait "to=<c@two.test>, relay=otherserver.dom\[127.0.0.3\]:$P2, .*status=sent" 5
 check "log: untrusted client reject logged" e2e_log_grep -q 'reject: RCPT from unknown\[192.0.2.10\]'
-check "/etc/hosts unchanged while running" test "$(md5sum </etc/hosts)" = "$hosts_before"
 if [ "$E2E_HOSTS_MODE" = ns ]; then
+    check "/etc/hosts untouched (private hosts file)" test "$(md5sum </etc/hosts)" = "$hosts_before"
     check "otherserver.dom private to Postfix" eval '! getent hosts otherserver.dom >/dev/null'
+else # E2E_HOSTS_MODE=etc: a tagged line, removed again by the trap
+    check "/etc/hosts has the tagged line" grep -q "otherserver.dom.*# waypost-e2e $$\$" /etc/hosts
 fi
 
 done_testing

@@ -37,8 +37,7 @@ E2E_TOPDIR=$(cd "$E2E_LIBDIR/../.." && pwd)
 E2E_PY=/usr/bin/python3        # the PATH python3 may be a pyenv shim
 E2E=
 E2E_PIDS=()                    # helper processes (smtp-sink, e2e_bg)
-E2E_PF_PID=                    # `postfix start-fg` (a shell; master is its child)
-E2E_PF_MASTER=                 # master pid, also its session id
+E2E_PF_PID=                    # reaper running `postfix start-fg` (master is a grandchild)
 E2E_SMTP_PORT=
 E2E_HOSTS_MODE=${E2E_HOSTS_MODE:-}
 E2E_PORTS_TAKEN=" "
@@ -48,7 +47,7 @@ E2E_CLEANED=0
 # ---------------------------------------------------------------- install
 # e2e_need [EXTRA-DEBIAN-PACKAGE...]: install what is missing (as root).
 e2e_need() {
-    local p missing=
+    local p missing=''
     for p in postfix python3 "$@"; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'ok installed' ||
             missing="$missing $p"
@@ -60,6 +59,7 @@ e2e_need() {
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     fi
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    # shellcheck disable=SC2086 # word splitting wanted
     apt-get update -qq >&2 &&
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             $missing >&2 </dev/null
@@ -70,19 +70,45 @@ _e2e_alive() { # PID: exists and is not a zombie
     local s
     s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${s#Z}" = "$s" ]
 }
-_e2e_wait_gone() { # PID [TENTHS]: wait for it to exit, SIGKILL after TENTHS/10 s
-    local p=$1 i=0 max=${2:-50}
-    while _e2e_alive "$p" && [ $i -lt "$max" ]; do sleep 0.1; i=$((i + 1)); done
-    if _e2e_alive "$p"; then
-        echo "# e2e: pid $p did not stop, SIGKILL" >&2
-        kill -9 "$p" 2>/dev/null
-    fi
-    wait "$p" 2>/dev/null
-    return 0
+_e2e_descendants() { # PID: "pid comm" of every live descendant
+    ps -e -o pid=,ppid=,stat=,comm= 2>/dev/null | awk -v root="$1" '
+        { pp[$1] = $2; st[$1] = $3; c[$1] = $4 }
+        END { for (p in pp) { q = pp[p]; n = 0
+                  while (q != root && (q in pp) && q > 1 && n++ < 100) q = pp[q]
+                  if (q == root && st[p] !~ /^Z/) print p, c[p] } }'
 }
-_e2e_session_pids() { # SID: live processes of that session (Postfix daemons)
-    ps -e -o pid=,sid=,stat= 2>/dev/null |
-        awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'
+# _e2e_stop_tree PID [pf]: stop a process, wait for it (SIGKILL after 5 s).
+# Helpers get SIGTERM (again every 2 s).  With "pf", PID is the Postfix
+# reaper: SIGTERM the master under it (what `postfix stop` does, minus its
+# 1 s polling loop); if there is no master (a signal came during start-up,
+# or it has exited and daemons remain), SIGTERM whatever runs under the
+# reaper (postfix-script...); the reaper exits last, when all are reaped.
+_e2e_stop_tree() {
+    local root=$1 mode=${2:-} i d m
+    for ((i = 0; i < 100; i++)); do
+        _e2e_alive "$root" || break
+        if [ "$mode" = pf ]; then
+            d=$(_e2e_descendants "$root")
+            m=$(awk '$2 == "master" { print $1 }' <<<"$d")
+            if [ -n "$m" ]; then
+                # shellcheck disable=SC2086 # re-sent every 2 s
+                [ $((i % 20)) = 0 ] && kill $m 2>/dev/null
+            elif [ -n "$d" ]; then
+                # shellcheck disable=SC2046 # a list of pids
+                kill $(awk '{ print $1 }' <<<"$d") 2>/dev/null
+            fi
+        elif [ $((i % 20)) = 0 ]; then
+            kill "$root" 2>/dev/null
+        fi
+        sleep 0.05
+    done
+    if _e2e_alive "$root"; then
+        echo "# e2e: pid $root did not stop, SIGKILL" >&2
+        # shellcheck disable=SC2046
+        kill -9 $(_e2e_descendants "$root" | awk '{ print $1 }') "$root" 2>/dev/null
+    fi
+    wait "$root" 2>/dev/null
+    return 0
 }
 
 # e2e_on_exit COMMAND-STRING: run it in the trap, before processes stop.
@@ -92,29 +118,11 @@ _e2e_cleanup() {
     [ "$E2E_CLEANED" = 1 ] && return 0
     E2E_CLEANED=1
     set +e
-    local h p i sid
+    local h p
     for h in "${E2E_EXIT_HOOKS[@]}"; do eval "$h"; done
-    if [ -n "$E2E_PF_PID" ]; then
-        # What `postfix stop` does (SIGTERM to the master), minus its 1 s
-        # polling loop, which made teardown take 1 s longer one time in five.
-        [ -z "$E2E_PF_MASTER" ] && E2E_PF_MASTER=$(_e2e_master_pid)
-        if [ -z "$E2E_PF_MASTER" ] || ! kill "$E2E_PF_MASTER" 2>/dev/null; then
-            postfix -c "$PFCONF" stop >/dev/null 2>&1
-        fi
-    fi
     for p in "${E2E_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in $E2E_PF_PID "${E2E_PIDS[@]}"; do _e2e_wait_gone "$p" 50; done
-    # The master exits before its daemons do; they share its session id.
-    if [ -n "$E2E_PF_MASTER" ]; then
-        sid=$E2E_PF_MASTER
-        i=0
-        while [ -n "$(_e2e_session_pids "$sid")" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
-        p=$(_e2e_session_pids "$sid")
-        if [ -n "$p" ]; then
-            echo "# e2e: Postfix processes left ($p), SIGKILL" >&2
-            kill -9 $p 2>/dev/null
-        fi
-    fi
+    [ -n "$E2E_PF_PID" ] && _e2e_stop_tree "$E2E_PF_PID" pf
+    for p in "${E2E_PIDS[@]}"; do _e2e_stop_tree "$p"; done
     [ "$E2E_HOSTS_MODE" = etc ] && _e2e_etc_hosts_clean "$$"
     if [ -n "$E2E" ] && [ -d "$E2E" ]; then
         if [ "${E2E_KEEP:-0}" = 1 ]; then
@@ -131,16 +139,21 @@ _e2e_starttime() { awk '{ print $22 }' "/proc/$1/stat" 2>/dev/null; }
 
 # Runs that were SIGKILLed (no trap) leave their processes and directory:
 # stop those whose owner (PID + start time in $E2E/owner) is gone.
+# Only runs from our own PID namespace: a PID from another one means nothing.
 _e2e_sweep_stale() {
-    local d o st p
+    local d o st ns p
     for d in "${TMPDIR:-/tmp}"/wp-e2e-*; do
         [ -f "$d/owner" ] || continue
-        read -r o st <"$d/owner" || continue
+        read -r o st ns <"$d/owner" || continue
+        [ "$ns" = "$(readlink /proc/self/ns/pid)" ] || continue
         [ "$(_e2e_starttime "$o")" = "$st" ] && continue # still running
         echo "# e2e: cleaning up after dead run $o ($d)" >&2
-        [ -d "$d/pf/etc" ] && postfix -c "$d/pf/etc" stop >/dev/null 2>&1
-        while read -r p; do # only processes whose command line names $d
-            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$d/" && kill "$p" 2>/dev/null
+        # only processes whose command line names $d
+        while read -r p; do
+            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$d/" && _e2e_stop_tree "$p" pf
+        done <"$d/pf.pid" 2>/dev/null
+        while read -r p; do
+            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$d/" && _e2e_stop_tree "$p"
         done <"$d/pids" 2>/dev/null
         rm -rf "$d"
     done
@@ -151,7 +164,7 @@ e2e_init() {
     E2E=$(mktemp -d "${TMPDIR:-/tmp}/wp-e2e-XXXXXX") || return 1
     chmod 755 "$E2E"                   # postfix and nobody must traverse it
     _e2e_sweep_stale
-    echo "$$ $(_e2e_starttime $$)" >"$E2E/owner"
+    echo "$$ $(_e2e_starttime $$) $(readlink /proc/self/ns/pid)" >"$E2E/owner"
     trap '_e2e_cleanup' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -162,6 +175,7 @@ e2e_init() {
     cp /etc/hosts "$E2E/hosts" && chmod 644 "$E2E/hosts"
     _e2e_etc_hosts_clean ''            # stale lines of SIGKILLed runs
     if [ -z "$E2E_HOSTS_MODE" ]; then
+        # shellcheck disable=SC2016 # $1 is for the inner sh
         if unshare -m sh -c 'mount --bind "$1" /etc/hosts' sh "$E2E/hosts" 2>/dev/null; then
             E2E_HOSTS_MODE=ns
         else
@@ -180,8 +194,8 @@ e2e_host() {
 }
 _e2e_etc_hosts_clean() { # PID or '': drop our lines, or those of dead runs
     grep -qs '# waypost-e2e ' /etc/hosts || return 0
-    local keep= line pid
-    while IFS= read -r line; do
+    local keep='' line pid
+    while IFS= read -r line || [ -n "$line" ]; do
         case $line in
         *'# waypost-e2e '*)
             pid=${line##*# waypost-e2e }
@@ -191,11 +205,12 @@ _e2e_etc_hosts_clean() { # PID or '': drop our lines, or those of dead runs
         esac
         keep="$keep$line"$'\n'
     done </etc/hosts
-    printf '%s' "$keep" >/etc/hosts
+    printf '%s' "$keep" >/etc/hosts    # in place: /etc/hosts may be a bind mount
 }
 # _e2e_exec CMD...: exec CMD, in the private-hosts namespace if there is one.
 _e2e_exec() {
     if [ "$E2E_HOSTS_MODE" = ns ]; then
+        # shellcheck disable=SC2016 # for the inner sh
         exec unshare -m sh -c 'mount --bind "$1" /etc/hosts || exit 1; shift; exec "$@"' \
             sh "$E2E/hosts" "$@"
     fi
@@ -305,7 +320,6 @@ e2e_postconf() {
     _e2e_backdate
     return $rc
 }
-e2e_reload() { postfix -c "$PFCONF" reload >/dev/null 2>&1; }
 
 # The master exits before its daemons; orphans would then linger as zombies
 # until PID 1 reaps them (slowly, P7).  This wrapper is a child subreaper: it
@@ -331,9 +345,17 @@ while True:
 sys.exit(rc)
 '
 
-# e2e_postfix SMTP_PORT [EXTRA_MAIN_CF_FILE] [EXTRA_MASTER_CF_FILE]
+# e2e_reload: `postfix reload` (its background postsuper reaped, too).
+e2e_reload() { "$E2E_PY" -c "$_E2E_REAPER" postfix -c "$PFCONF" reload >/dev/null 2>&1; }
+
+# e2e_postfix SMTP_PORT [EXTRA_MAIN_CF_FILE] [EXTRA_MASTER_CF_FILE]: write
+# main.cf (defaults below, then the extra file's settings replace or add
+# to them) and master.cf (Debian's, smtpd on 127.0.0.1:SMTP_PORT, extra
+# lines appended, nothing chrooted), start Postfix, wait for its 220.  Once
+# per test; change settings later with e2e_postconf -e ... && e2e_reload.
 e2e_postfix() {
     local port=$1 extra_main=${2:-} extra_master=${3:-} line entry args=()
+    if [ -n "$E2E_PF_PID" ]; then echo "# e2e: e2e_postfix called twice" >&2; return 1; fi
     E2E_SMTP_PORT=$port
     _e2e_take_port "$port"
     cat >"$PFCONF/main.cf" <<EOF
@@ -389,23 +411,13 @@ EOF
     (_e2e_exec "$E2E_PY" -c "$_E2E_REAPER" postfix -c "$PFCONF" start-fg) \
         >"$E2E/postfix-fg.log" 2>&1 &
     E2E_PF_PID=$!
-    echo "$E2E_PF_PID" >>"$E2E/pids"
+    echo "$E2E_PF_PID" >"$E2E/pf.pid"
     if ! e2e_wait_banner 127.0.0.1 "$port" 15; then
         echo "# e2e: Postfix did not start:" >&2
         cat "$E2E/postfix-fg.log" >&2; tail -20 "$PFLOG" >&2 2>/dev/null
         return 1
     fi
-    E2E_PF_MASTER=$(_e2e_master_pid)
 }
-# _e2e_master_pid: the running master of this instance (a session leader
-# named master), from master.pid; empty if none.
-_e2e_master_pid() {
-    local m
-    m=$(sed -n '1s/[^0-9]//gp' "$PFSPOOL/pid/master.pid" 2>/dev/null)
-    [ -n "$m" ] && [ "$(ps -o sid=,comm= -p "$m" 2>/dev/null | tr -s ' ' | sed 's/^ //')" = "$m master" ] &&
-        echo "$m"
-}
-
 # e2e_send FROM TO... [-- SEND.PY-OPTIONS]: one small message through the
 # private Postfix.  Prints "XCLIENT code text", "MAIL code text",
 # "RCPT <to> code text" for each recipient and "DATA code text".  Exit 0 if
@@ -419,9 +431,18 @@ e2e_send() {
     "$E2E_PY" "$E2E_LIBDIR/send.py" --port "$E2E_SMTP_PORT" "$@" -- "$from" "${rcpts[@]}"
 }
 
+# _e2e_pf_running: our Postfix is up.  (postqueue without a master falls
+# back to running showq itself, slowly, leaving zombies: don't.)
+_e2e_pf_running() {
+    [ -n "$E2E_PF_PID" ] && _e2e_alive "$E2E_PF_PID" && return 0
+    echo "# e2e: Postfix is not running" >&2
+    return 1
+}
+
 # e2e_wait_queue_empty [SECONDS]: poll postqueue -j; non-zero on timeout.
 e2e_wait_queue_empty() {
     local i max=$((${1:-10} * 10)) out
+    _e2e_pf_running || return 1
     for ((i = 0; i < max; i++)); do
         out=$(postqueue -c "$PFCONF" -j 2>&1) && [ -z "$out" ] && return 0
         sleep 0.1
@@ -431,7 +452,7 @@ e2e_wait_queue_empty() {
     return 1
 }
 # e2e_queue: the queue as JSON lines (postqueue -j).
-e2e_queue() { postqueue -c "$PFCONF" -j; }
+e2e_queue() { _e2e_pf_running && postqueue -c "$PFCONF" -j; }
 
 # e2e_log_grep [GREP-OPTIONS] PATTERN: grep the maillog.
 e2e_log_grep() { grep "$@" "$PFLOG"; }
