@@ -29,29 +29,38 @@ echo "mynetworks = 127.0.0.2/32" >> "$E2E/main.extra"
 e2e_free_port SMTP
 e2e_postfix "$SMTP" "$E2E/main.extra" || { echo "Bail out! no Postfix"; exit 1; }
 
-N=300
-smtp-source -c -s 4 -m $N -f sender@client.test -t john@friend.com 127.0.0.1:"$SMTP" > "$E2E/source.log" 2>&1 &
+# smtp-source gives up at the first 4xx, as it should: run it in a loop so
+# the load continues across the outage.
+ROUNDS=60
+count_accepted() { grep -c 'postfix/qmgr\[[0-9]*\]: [0-9A-F]*: from=<sender@client.test>' "$PFLOG"; }
+count_tempfail() { grep -cE 'NOQUEUE: reject: [A-Z]+ .*: 4[0-9][0-9] |message not accepted, try again later' "$PFLOG"; }
+(for r in $(seq $ROUNDS); do
+     smtp-source -c -s 2 -m 20 -f sender@client.test -t john@friend.com 127.0.0.1:"$SMTP"
+ done) > "$E2E/source.log" 2>&1 &
 SRC=$!
-sleep 0.6
+i=0; while [ "$(count_accepted)" -lt 50 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -9 "$PD"
 wait "$PD" 2>/dev/null
 check "smtp-source still running when the daemon died" kill -0 "$SRC"
-sleep 1.5
+i=0; while [ "$(count_tempfail)" -lt 5 ] && [ $i -lt 100 ] && kill -0 "$SRC" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 start_policyd 2
 wait "$SRC"
 check "queue drains after the restart" e2e_wait_queue_empty 60
 
-accepted=$(grep -c 'postfix/cleanup\[[0-9]*\]: [0-9A-F]*: message-id=' "$PFLOG")
-tempfail=$(grep -c 'NOQUEUE: reject: RCPT .*: 4[0-9][0-9] ' "$PFLOG")
-permfail=$(grep -c 'NOQUEUE: reject: .*: 5[0-9][0-9] ' "$PFLOG")
-echo "# accepted $accepted, tempfailed $tempfail, refused $permfail of $N"
-check "some mail was accepted before and after the outage" [ "$accepted" -gt 10 ]
+tempfail=$(count_tempfail)
+permfail=$(grep -cE 'NOQUEUE: reject: .*: 5[0-9][0-9] ' "$PFLOG")
+# The message-ids of the messages Postfix took into its queue...
+ids_queued=$(awk '/postfix\/qmgr\[[0-9]*\]: [0-9A-F]*: from=<sender@client.test>/ { sub(":", "", $6); q[$6] = 1 }
+                  /postfix\/cleanup\[[0-9]*\]: [0-9A-F]*: message-id=/ { id = $7; sub("message-id=", "", id); sub(":", "", $6); m[$6] = id }
+                  END { for (k in q) print m[k] }' "$PFLOG" | sort)
+# ... and of the messages the remote server received.
+ids_sink=$(cat $(e2e_sink_files friendmx) | sed -n 's/^Message-Id: \(<[^>]*>\).*/\1/ip' | sort)
+accepted=$(echo "$ids_queued" | wc -w)
+echo "# accepted $accepted, tempfailed $tempfail, refused $permfail"
+check "mail was accepted around the outage" [ "$accepted" -gt 100 ]
 check "Postfix answered 4xx while the daemon was down" [ "$tempfail" -gt 0 ]
 check "nothing was refused for good" [ "$permfail" -eq 0 ]
-check "nothing was accepted unchecked: accepted + tempfailed = sent" [ $((accepted + tempfail)) -le $N ]
-ids_queued=$(sed -n 's/.*postfix\/cleanup\[[0-9]*\]: [0-9A-F]*: message-id=\(<[^>]*>\).*/\1/p' "$PFLOG" | sort)
-ids_sink=$(cat $(e2e_sink_files friendmx) | sed -n 's/^Message-Id: \(<[^>]*>\).*/\1/ip' | sort)
-check "every accepted message delivered" [ "$(echo "$ids_queued" | sort -u)" = "$(echo "$ids_sink" | sort -u)" ]
+check "every accepted message delivered" [ "$ids_queued" = "$(echo "$ids_sink" | sort -u)" ]
 check "each exactly once" [ "$(echo "$ids_sink" | uniq -d | wc -w)" -eq 0 ]
 check "as many deliveries as accepted messages" [ "$(echo "$ids_sink" | wc -w)" -eq "$accepted" ]
 done_testing
