@@ -471,15 +471,17 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     wp_errors_free(&err);
-    if (!snap)
-        return 1;
-    if (snap->policyd.nlisten == 0) {
-        fprintf(stderr, "%s: policyd.listen names no endpoint\n", srv.config_path);
-        return 1;
-    }
-    if (test_only) {
-        printf("%s: OK\n", srv.config_path);
-        return 0;
+    if (!snap || snap->policyd.nlisten == 0 || test_only) {
+        int rc = 1;
+        if (snap && snap->policyd.nlisten == 0)
+            fprintf(stderr, "%s: policyd.listen names no endpoint\n", srv.config_path);
+        else if (snap) {
+            printf("%s: OK\n", srv.config_path);
+            rc = 0;
+        }
+        wp_snapshot_unref(snap);
+        free(srv.config_path);
+        return rc;
     }
     const struct wp_policyd_conf *pc = &snap->policyd;
     srv.current = snap;
@@ -500,6 +502,15 @@ int main(int argc, char **argv)
                                       why, sizeof(why));
         if (srv.fds[i] < 0) {
             fprintf(stderr, "waypost-policyd: cannot listen on %s: %s\n", pc->listen[i].text, why);
+            for (size_t k = 0; k < i; k++) {
+                close(srv.fds[k]);
+                if (pc->listen[k].ep.family == WP_EP_UNIX)
+                    unlink(pc->listen[k].ep.path);
+            }
+            free(srv.fds);
+            wp_snapshot_unref(snap);
+            wp_snapshot_unref(snap);
+            free(srv.config_path);
             return 1;
         }
     }

@@ -41,6 +41,20 @@ scratch() { # sets $dir to a private temporary directory, removed at exit
     dir=$(mktemp -d "${TMPDIR:-/tmp}/wp-test-XXXXXX")
     trap 'rm -rf "$dir"' EXIT
 }
+# free_ports N: print the first of N consecutive TCP ports (30000-39999,
+# away from the e2e tests' 20000-29999) on which nothing listens.
+free_ports() {
+    _p=$((30000 + ($$ * 7) % 9000))
+    while :; do
+        _ok=1
+        for _k in $(seq 0 $(($1 - 1))); do
+            _hex=$(printf '%04X' $((_p + _k)))
+            if grep -qE "^ *[0-9]+: [0-9A-F]+:$_hex " /proc/net/tcp /proc/net/tcp6 2>/dev/null; then _ok=0; break; fi
+        done
+        [ $_ok = 1 ] && { echo $_p; return 0; }
+        _p=$((_p + $1)); [ $_p -gt 39900 ] && _p=30000
+    done
+}
 done_testing() {
     echo "1..$_n"
     [ "$_failed" -eq 0 ]

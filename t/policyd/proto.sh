@@ -5,7 +5,7 @@
 . "$top_srcdir/t/lib.sh"
 scratch
 POLICYD="$top_builddir/policy/waypost-policyd"
-base=$((20000 + ($$ % 4000) * 10))
+base=$(free_ports 7)
 cp "$top_srcdir/conf/router.table" "$top_srcdir/conf/users.passwd" "$dir/"
 sed -e '/^log = {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$dir/waypost.conf"
 cat >> "$dir/waypost.conf" <<C
@@ -25,6 +25,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 i=0; while [ ! -S "$dir/policy.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 check "daemon starts and listens" [ -S "$dir/sm.sock" ]
+kill -0 "$pid" 2>/dev/null || { echo "# the daemon did not start:"; sed 's/^/#   /' "$dir/policyd.log"; }
 python3 "$top_srcdir/t/policyd/proto.py" "$dir" "$base" > "$dir/proto.out" 2>&1; rc=$?
 grep -v '^1\.\.' "$dir/proto.out"  # its ok/not ok lines count as tests of their own
 
