@@ -44,6 +44,21 @@ static bool lookup_ids(const char *owner, const char *group, uid_t *uid, gid_t *
     return true;
 }
 
+/* Does something accept connections on this unix socket? */
+static bool socket_in_use(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    wp_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    bool live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+    close(fd);
+    return live;
+}
+
 int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group,
                      char *err, size_t errlen)
 {
@@ -57,6 +72,10 @@ int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, 
         if (lstat(ep->path, &st) == 0) {
             if (!S_ISSOCK(st.st_mode)) {
                 snprintf(err, errlen, "%s exists and is not a socket", ep->path);
+                return -1;
+            }
+            if (socket_in_use(ep->path)) {
+                snprintf(err, errlen, "%s is in use by a running process", ep->path);
                 return -1;
             }
             unlink(ep->path); /* stale socket of an earlier run */
