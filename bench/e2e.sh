@@ -20,7 +20,7 @@ e2e_need || exit 1
 e2e_init
 W="$E2E/waypost"
 mkdir -p "$W"
-sed -e '/^log = {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$W/waypost.conf"
+sample_conf "$W/waypost.conf"
 cp "$top_srcdir/conf/router.table" "$top_srcdir/conf/users.passwd" "$W/"
 cat >> "$W/waypost.conf" <<C
 log = { level = "warning"; };
@@ -46,7 +46,7 @@ cat > "$PFCONF/recipients" <<T
 T
 printf 'placeholder@nowhere.invalid placeholder@nowhere.invalid\n' > "$PFCONF/virtual"
 
-"$build/waypost" -c "$W/waypost.conf" postconf --main > "$E2E/waypost.cf"
+"$build/waypost" -c "$W/waypost.conf" postconf --main | grep -v '^smtpd_milters' > "$E2E/waypost.cf"
 echo "mynetworks = 127.0.0.2/32" >> "$E2E/waypost.cf"
 cat > "$E2E/native.cf" <<C
 relay_domains = hash:$PFCONF/relay

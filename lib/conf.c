@@ -16,6 +16,8 @@ static const char *type_name(enum wp_conf_type t)
     case WP_CONF_STRINGS: return "a list of strings [ \"...\", ... ]";
     case WP_CONF_GROUP: return "a group { ... }";
     case WP_CONF_GROUPS: return "a list of groups ( { ... }, ... )";
+    case WP_CONF_LIST: return "a list ( ... )";
+    case WP_CONF_SCALAR: return "a string or a number";
     }
     return "?";
 }
@@ -67,6 +69,10 @@ static bool type_ok(const config_setting_t *s, enum wp_conf_type t)
             if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) != CONFIG_TYPE_STRING)
                 return false;
         return true;
+    case WP_CONF_LIST:
+        return have == CONFIG_TYPE_LIST || have == CONFIG_TYPE_ARRAY;
+    case WP_CONF_SCALAR:
+        return have == CONFIG_TYPE_STRING || have == CONFIG_TYPE_INT || have == CONFIG_TYPE_INT64;
     case WP_CONF_GROUPS:
         if (have != CONFIG_TYPE_LIST)
             return false;

@@ -23,6 +23,8 @@ enum wp_conf_type {
     WP_CONF_STRINGS, /* array or list of strings, possibly empty */
     WP_CONF_GROUP,
     WP_CONF_GROUPS,  /* list of groups */
+    WP_CONF_LIST,    /* list of anything: the component checks the elements */
+    WP_CONF_SCALAR,  /* a string or a number: the component checks which */
 };
 
 struct wp_conf_schema {

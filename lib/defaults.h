@@ -35,6 +35,12 @@
 #define WP_DEFAULT_MAX_REQUEST 10000         /* bytes; Postfix 3.12's socketmap query limit */
 #define WP_TCP_REPLY_MAX 4096                /* tcp_table reply limit, LF included */
 
+/* ---- waypost-milter ---- */
+#define WP_DEFAULT_MILTER_LISTEN "unix:/run/waypost/milter.sock" /* unix: inet costs ~88 ms a message */
+#define WP_DEFAULT_STORE_ADDRESS "%a+%m@%d"  /* Store in ~account/mailbox -> account+mailbox@domain */
+#define WP_DEFAULT_REPLY_VIA "smtp:127.0.0.1:25"
+#define WP_DEFAULT_MILTER_TIMEOUT 300        /* s */
+
 /* ---- Postfix side ---- */
 #define WP_DEFAULT_QUEUE_DIRECTORY "/var/spool/postfix"
 #define WP_DEFAULT_CONFIG_DIRECTORY "/etc/postfix"

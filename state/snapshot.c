@@ -64,7 +64,30 @@ static const struct wp_conf_schema postfix_schema[] = {
     { NULL, 0, NULL, false },
 };
 
+static const struct wp_conf_schema milter_schema[] = {
+    { "listen", WP_CONF_STRING, NULL, false },
+    { "socket_mode", WP_CONF_STRING, NULL, false },
+    { "socket_owner", WP_CONF_STRING, NULL, false },
+    { "socket_group", WP_CONF_STRING, NULL, false },
+    { "user", WP_CONF_STRING, NULL, false },
+    { "pidfile", WP_CONF_STRING, NULL, false },
+    { "store_address", WP_CONF_STRING, NULL, false },
+    { "reply_via", WP_CONF_STRING, NULL, false },
+    { "timeout", WP_CONF_INT, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
+static const struct wp_conf_schema rule_schema[] = {
+    { "name", WP_CONF_STRING, NULL, true },
+    { "priority", WP_CONF_SCALAR, NULL, false },
+    { "data", WP_CONF_LIST, NULL, false },
+    { "action", WP_CONF_LIST, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
 static const struct wp_conf_schema top_schema[] = {
+    { "milter", WP_CONF_GROUP, milter_schema, false },
+    { "rules", WP_CONF_GROUPS, rule_schema, false },
     { "log", WP_CONF_GROUP, log_schema, false },
     { "policyd", WP_CONF_GROUP, policyd_schema, false },
     { "postfix", WP_CONF_GROUP, postfix_schema, false },
@@ -169,6 +192,32 @@ static void load_policyd(const config_setting_t *g, const char *path, struct wp_
         wp_error(err, path, setting_line(g, "max_request"), "policyd.max_request must be 256 .. 1000000 bytes");
 }
 
+static void load_milter(const config_setting_t *g, const char *path, struct wp_milter_conf *m,
+                        struct wp_errors *err)
+{
+    const char *listen = wp_conf_string(g, "listen", WP_DEFAULT_MILTER_LISTEN);
+    const char *why;
+    if (!wp_endpoint_parse(listen, &m->listen, &why))
+        wp_error(err, path, setting_line(g, "listen"), "milter.listen '%s': %s", listen, why);
+    const char *mode = wp_conf_string(g, "socket_mode", WP_DEFAULT_SOCKET_MODE);
+    char *end;
+    long v = strtol(mode, &end, 8);
+    if (!*mode || *end || v < 0 || v > 0777)
+        wp_error(err, path, setting_line(g, "socket_mode"), "milter.socket_mode '%s' is not an octal mode", mode);
+    m->socket_mode = (int)v;
+    m->socket_owner = conf_strdup(g, "socket_owner", "");
+    m->socket_group = conf_strdup(g, "socket_group", "");
+    m->user = conf_strdup(g, "user", "");
+    m->pidfile = conf_strdup(g, "pidfile", "");
+    m->store_address = conf_strdup(g, "store_address", WP_DEFAULT_STORE_ADDRESS);
+    m->reply_via = conf_strdup(g, "reply_via", WP_DEFAULT_REPLY_VIA);
+    m->timeout = wp_conf_int(g, "timeout", WP_DEFAULT_MILTER_TIMEOUT);
+    if (strncmp(m->reply_via, "smtp:", 5) != 0 && strncmp(m->reply_via, "sendmail:", 9) != 0)
+        wp_error(err, path, setting_line(g, "reply_via"), "milter.reply_via must be smtp:HOST:PORT or sendmail:PATH");
+    if (m->timeout < 1 || m->timeout > 86400)
+        wp_error(err, path, setting_line(g, "timeout"), "milter.timeout must be 1 .. 86400 seconds");
+}
+
 static void load_postfix(const config_setting_t *g, struct wp_postfix_conf *p)
 {
     p->queue_directory = conf_strdup(g, "queue_directory", WP_DEFAULT_QUEUE_DIRECTORY);
@@ -208,10 +257,16 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
     s->log_facility = wp_strdup(facility);
     load_policyd(config_setting_get_member(root, "policyd"), path, &s->policyd, err);
     load_postfix(config_setting_get_member(root, "postfix"), &s->postfix);
+    load_milter(config_setting_get_member(root, "milter"), path, &s->milter, err);
 
     if (err->count == before) {
         const config_setting_t *router = config_setting_get_member(root, "router");
         s->router = wp_router_load(router, path, s->basedir, err);
+    }
+    if (err->count == before) {
+        s->rules_env.router = s->router;
+        s->rules_env.store_address = s->milter.store_address;
+        s->rules = wp_rules_load(config_setting_get_member(root, "rules"), path, &s->rules_env, err);
     }
     config_destroy(&cfg);
     if (err->count > before) {
@@ -246,6 +301,13 @@ void wp_snapshot_unref(struct wp_snapshot *s)
     free(pf->relay_transport);
     free(pf->hold_transport);
     free(pf->odmr_transport);
+    wp_rules_free(s->rules);
+    free(s->milter.socket_owner);
+    free(s->milter.socket_group);
+    free(s->milter.user);
+    free(s->milter.pidfile);
+    free(s->milter.store_address);
+    free(s->milter.reply_via);
     free(s->log_facility);
     free(s->basedir);
     free(s->path);

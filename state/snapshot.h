@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "log.h"
 #include "router.h"
+#include "rules.h"
 
 enum wp_proto { WP_PROTO_SOCKETMAP, WP_PROTO_TCP, WP_PROTO_POLICY };
 
@@ -54,6 +55,18 @@ struct wp_postfix_conf {
     bool chroot;            /* smtpd/cleanup/trivial-rewrite run chrooted */
 };
 
+struct wp_milter_conf {
+    struct wp_endpoint listen;
+    int socket_mode;
+    char *socket_owner;
+    char *socket_group;
+    char *user;
+    char *pidfile;
+    char *store_address; /* "Store in" delivery address: %a account, %m mailbox, %d domain */
+    char *reply_via;     /* "smtp:HOST:PORT" or "sendmail:PATH" */
+    int timeout;         /* seconds libmilter waits for Postfix */
+};
+
 /* Is name one of the maps Waypost answers? */
 bool wp_map_name_valid(const char *name);
 
@@ -66,6 +79,9 @@ struct wp_snapshot {
     struct wp_router *router;
     struct wp_policyd_conf policyd;
     struct wp_postfix_conf postfix;
+    struct wp_milter_conf milter;
+    struct wp_rules *rules;
+    struct wp_rules_env rules_env; /* points into this snapshot */
 };
 
 struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err);

@@ -55,6 +55,12 @@ free_ports() {
         _p=$((_p + $1)); [ $_p -gt 39900 ] && _p=30000
     done
 }
+# sample_conf DEST: conf/waypost.conf without its log, policyd, postfix and
+# milter sections (a test appends its own), router and rules kept.
+sample_conf() {
+    sed -e '/^log = {/,/^};/d' -e '/^policyd: {/,/^};/d' -e '/^postfix: {/,/^};/d' \
+        -e '/^milter: {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$1"
+}
 done_testing() {
     echo "1..$_n"
     [ "$_failed" -eq 0 ]

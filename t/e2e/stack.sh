@@ -5,13 +5,15 @@
 # tests and by scripts/run.
 #
 #   stack_start [EXTRA_MAIN_CF_LINES]
-# Sets W (the Waypost config dir), SMTP (Postfix's port), PD (daemon pid).
+# Sets W (the Waypost config dir), SMTP (Postfix's port), PD and MD (the
+# policy daemon's and the milter's pids).  The milter runs the sample rules.
 # Sinks: old otherserver.dom, oldip [127.0.0.3] (stands for 11.22.33.44),
 # friendmx friend.com, firewall firewall.friend.net, sibling26
 # sibling.company.dom:26, siblingip [127.0.0.7] (other-ip), nomx nomx.dom,
 # customer domain1.dom, local (the mailbox server: local_transport).
 
 STACK_POLICYD="$top_builddir/policy/waypost-policyd"
+STACK_MILTER="$top_builddir/milter/waypost-milter"
 STACK_WAYPOST="$top_builddir/waypost"
 STACK_STARTS=0
 
@@ -24,15 +26,38 @@ stack_policyd() { # (re)start the daemon as a direct child
     [ -S "$W/policy.sock" ]
 }
 
+stack_milter() { # (re)start the milter as a direct child
+    rm -f "$W/milter.sock"
+    e2e_bg "milter$((++STACK_STARTS))" "$STACK_MILTER" -f -c "$W/waypost.conf"
+    MD=$E2E_LAST_PID
+    local i=0
+    while [ ! -S "$W/milter.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$W/milter.sock" ]
+}
+# libmilter notices SIGTERM only every 5 s unless a connection wakes it.
+stack_milter_stop() {
+    [ -n "${MD:-}" ] || return 0
+    kill "$MD" 2>/dev/null
+    "$E2E_PY" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$W/milter.sock" 2>/dev/null
+    wait "$MD" 2>/dev/null
+    MD=
+}
+
 stack_start() {
     W="$E2E/waypost"
     mkdir -p "$W"
     # 11.22.33.44 is not ours: the IP-address scenarios use loopback ones.
-    sed -e 's/11\.22\.33\.44/127.0.0.3/g' -e '/^log = {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$W/waypost.conf"
+    sample_conf "$W/waypost.conf.in"
+    sed -e 's/11\.22\.33\.44/127.0.0.3/g' "$W/waypost.conf.in" > "$W/waypost.conf"
     sed -e 's/\[11\.22\.33\.44\]/[127.0.0.7]/' "$top_srcdir/conf/router.table" > "$W/router.table"
     cp "$top_srcdir/conf/users.passwd" "$W/"
     e2e_free_port STACK_TCP
+    e2e_free_port SMTP
     cat >> "$W/waypost.conf" <<C
+milter: {
+  listen = "unix:$W/milter.sock";
+  reply_via = "smtp:127.0.0.1:$SMTP";
+};
 log = { level = "debug"; };
 policyd: {
   listen = [ "socketmap:unix:$W/map.sock", "policy:unix:$W/policy.sock",
@@ -45,6 +70,8 @@ postfix: {
 };
 C
     stack_policyd || { echo "# waypost-policyd did not start" >&2; cat "$E2E"/policyd*.log >&2; return 1; }
+    stack_milter || { echo "# waypost-milter did not start" >&2; cat "$E2E"/milter*.log >&2; return 1; }
+    e2e_on_exit stack_milter_stop
     e2e_sink old 127.0.0.2:25 && e2e_host otherserver.dom 127.0.0.2 &&
     e2e_sink oldip 127.0.0.3:25 &&
     e2e_sink friendmx 127.0.0.4:25 && e2e_host friend.com 127.0.0.4 &&
@@ -57,6 +84,5 @@ C
     "$STACK_WAYPOST" -c "$W/waypost.conf" postconf --main > "$E2E/main.extra" || return 1
     [ -n "${1:-}" ] && printf '%s\n' "$1" >> "$E2E/main.extra"
     "$STACK_WAYPOST" -c "$W/waypost.conf" postconf --master > "$E2E/master.extra" || return 1
-    e2e_free_port SMTP
     e2e_postfix "$SMTP" "$E2E/main.extra" "$E2E/master.extra"
 }

@@ -10,7 +10,7 @@ chmod 755 "$dir"
 chown nobody "$dir"   # as /run/waypost would be: the daemon removes its sockets at exit
 cp "$top_srcdir/conf/router.table" "$top_srcdir/conf/users.passwd" "$dir/"
 chmod 644 "$dir"/*
-sed -e '/^log = {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$dir/waypost.conf"
+sample_conf "$dir/waypost.conf"
 cat >> "$dir/waypost.conf" <<C
 policyd: {
   listen = [ "socketmap:unix:$dir/sm.sock", "policy:unix:$dir/policy.sock" ];

@@ -7,7 +7,7 @@ scratch
 POLICYD="$top_builddir/policy/waypost-policyd"
 base=$(free_ports 7)
 cp "$top_srcdir/conf/router.table" "$top_srcdir/conf/users.passwd" "$dir/"
-sed -e '/^log = {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$dir/waypost.conf"
+sample_conf "$dir/waypost.conf"
 cat >> "$dir/waypost.conf" <<C
 policyd: {
   listen = [ "socketmap:unix:$dir/sm.sock", "policy:unix:$dir/policy.sock",

@@ -1,0 +1,518 @@
+/*
+ * waypost-milter - CommuniGate Server-wide Rules on Postfix, as a milter.
+ *
+ *   waypost-milter [-c FILE] [-f] [-t]
+ *
+ * Collects the envelope and the headers of each message, runs the rules at
+ * end of message on the snapshot the message started with, and applies the
+ * outcome: reject (with the rule's text), discard, recipients added or
+ * replaced, headers added, Subject tagged, replies injected through the
+ * host MTA.  libmilter runs one thread per Postfix connection.
+ *
+ * Signals: libmilter stops on SIGHUP, SIGTERM and SIGINT (so SIGHUP does
+ * not reload here); SIGUSR1 reloads, keeping the old configuration when the
+ * new one fails to load.
+ * Limits: at most WP_MILTER_MAX_RCPTS recipients and WP_MILTER_MAX_HEADER_BYTES
+ * of headers are kept per message; beyond that the message is tempfailed
+ * rather than judged on part of it.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gmime/gmime.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <grp.h>
+#include <pwd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "reply.h"
+#include "rules.h"
+#include "snapshot.h"
+#include "util.h"
+
+#ifndef WP_SYSCONFDIR
+#define WP_SYSCONFDIR "/etc"
+#endif
+#define WP_MILTER_MAX_RCPTS 100000
+#define WP_MILTER_MAX_HEADER_BYTES (16u << 20)
+
+/* The one process-wide mutable thing: the current snapshot (refcounted). */
+static struct {
+    pthread_mutex_t lock;
+    struct wp_snapshot *current;
+    char *path;
+} state = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
+
+struct message {
+    struct wp_snapshot *snap; /* the snapshot this message started with */
+    char *return_path;
+    char **rcpts;             /* as received, without <> */
+    size_t nrcpts;
+    struct wp_header *headers;
+    size_t nheaders;
+    size_t header_bytes;
+    size_t size;
+    char *auth_user;
+    bool too_big;
+};
+
+struct connection {
+    char client_addr[64];
+    struct message *msg;
+};
+
+static struct wp_snapshot *current_snapshot(void)
+{
+    pthread_mutex_lock(&state.lock);
+    struct wp_snapshot *s = wp_snapshot_ref(state.current);
+    pthread_mutex_unlock(&state.lock);
+    return s;
+}
+
+static void message_free(struct message *m)
+{
+    if (!m)
+        return;
+    wp_snapshot_unref(m->snap);
+    free(m->return_path);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        free(m->rcpts[i]);
+    free(m->rcpts);
+    for (size_t i = 0; i < m->nheaders; i++) {
+        free((char *)m->headers[i].name);
+        free((char *)m->headers[i].value);
+    }
+    free(m->headers);
+    free(m->auth_user);
+    free(m);
+}
+
+static char *strip_brackets(const char *a)
+{
+    size_t n = strlen(a);
+    if (n >= 2 && a[0] == '<' && a[n - 1] == '>')
+        return wp_strndup(a + 1, n - 2);
+    return wp_strdup(a);
+}
+
+static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
+{
+    (void)host;
+    struct connection *c = wp_calloc(1, sizeof(*c));
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->client_addr, sizeof(c->client_addr));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->client_addr, sizeof(c->client_addr));
+    smfi_setpriv(ctx, c);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
+{
+    struct connection *c = smfi_getpriv(ctx);
+    if (!c) {
+        c = wp_calloc(1, sizeof(*c));
+        smfi_setpriv(ctx, c);
+    }
+    message_free(c->msg);
+    struct message *m = wp_calloc(1, sizeof(*m));
+    m->snap = current_snapshot();
+    m->return_path = strip_brackets(argv[0] ? argv[0] : "");
+    const char *auth = smfi_getsymval(ctx, "{auth_authen}");
+    m->auth_user = wp_strdup(auth ? auth : "");
+    c->msg = m;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
+{
+    struct connection *c = smfi_getpriv(ctx);
+    if (!c || !c->msg)
+        return SMFIS_CONTINUE;
+    struct message *m = c->msg;
+    if (m->nrcpts >= WP_MILTER_MAX_RCPTS) {
+        m->too_big = true;
+        return SMFIS_CONTINUE;
+    }
+    m->rcpts = wp_realloc(m->rcpts, (m->nrcpts + 1) * sizeof(char *));
+    m->rcpts[m->nrcpts++] = strip_brackets(argv[0] ? argv[0] : "");
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
+{
+    struct connection *c = smfi_getpriv(ctx);
+    if (!c || !c->msg)
+        return SMFIS_CONTINUE;
+    struct message *m = c->msg;
+    size_t n = strlen(name) + strlen(value) + 4;
+    m->size += n;
+    if (m->header_bytes + n > WP_MILTER_MAX_HEADER_BYTES) {
+        m->too_big = true;
+        return SMFIS_CONTINUE;
+    }
+    m->header_bytes += n;
+    m->headers = wp_realloc(m->headers, (m->nheaders + 1) * sizeof(*m->headers));
+    m->headers[m->nheaders].name = wp_strdup(name);
+    m->headers[m->nheaders].value = wp_strdup(value);
+    m->nheaders++;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+    (void)chunk;
+    struct connection *c = smfi_getpriv(ctx);
+    if (c && c->msg)
+        c->msg->size += len;
+    return SMFIS_CONTINUE;
+}
+
+/* libmilter takes reply texts as format strings: double every '%'. */
+static char *escape_percent(const char *s)
+{
+    size_t n = strlen(s), extra = 0;
+    for (size_t i = 0; i < n; i++)
+        extra += s[i] == '%';
+    char *out = wp_malloc(n + extra + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        *o++ = s[i];
+        if (s[i] == '%')
+            *o++ = '%';
+    }
+    *o = '\0';
+    return out;
+}
+
+static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
+                          const struct wp_snapshot *s)
+{
+    for (size_t i = 0; i < out->nheaders; i++) {
+        char *h = wp_strdup(out->add_headers[i]);
+        char *colon = strchr(h, ':');
+        char *v = colon + 1;
+        *colon = '\0';
+        while (*v == ' ')
+            v++;
+        smfi_addheader(ctx, h, v);
+        free(h);
+    }
+    if (out->subject) {
+        char *enc = g_mime_utils_header_encode_text(NULL, out->subject, NULL);
+        bool had = false;
+        for (size_t i = 0; i < m->nheaders && !had; i++)
+            had = wp_strieq(m->headers[i].name, "Subject");
+        if (had)
+            smfi_chgheader(ctx, "Subject", 1, enc ? enc : out->subject);
+        else
+            smfi_addheader(ctx, "Subject", enc ? enc : out->subject);
+        g_free(enc);
+    }
+    if (out->forwarded) {
+        /* Forward to: a resent message (RFC 5322 3.6.6); Redirect leaves the headers alone. */
+        char *from = wp_asprintf("<postmaster@%s>", s->router->main_domain);
+        smfi_addheader(ctx, "Resent-From", from);
+        free(from);
+        size_t len = 1;
+        for (size_t i = 0; i < out->nadd; i++)
+            len += strlen(out->add_rcpts[i]) + 4;
+        char *to = wp_calloc(1, len);
+        for (size_t i = 0; i < out->nadd; i++) {
+            strcat(to, i ? ", <" : "<");
+            strcat(to, out->add_rcpts[i]);
+            strcat(to, ">");
+        }
+        smfi_addheader(ctx, "Resent-To", to);
+        free(to);
+        char date[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+        smfi_addheader(ctx, "Resent-Date", date);
+    }
+}
+
+static sfsistat on_eom(SMFICTX *ctx)
+{
+    struct connection *c = smfi_getpriv(ctx);
+    if (!c || !c->msg)
+        return SMFIS_CONTINUE;
+    struct message *m = c->msg;
+    c->msg = NULL;
+    const char *qid = smfi_getsymval(ctx, "i");
+    if (!qid)
+        qid = "NOQUEUE";
+    if (m->too_big) {
+        wp_warn("%s: more recipients or header bytes than a rule evaluation may hold: tempfail", qid);
+        smfi_setreply(ctx, "452", "4.3.1", "Too many recipients or headers for the rules");
+        message_free(m);
+        return SMFIS_TEMPFAIL;
+    }
+    const struct wp_snapshot *s = m->snap;
+    struct wp_message wm = {
+        .return_path = m->return_path,
+        .rcpts = (const char *const *)m->rcpts,
+        .nrcpts = m->nrcpts,
+        .headers = m->headers,
+        .nheaders = m->nheaders,
+        .size = m->size,
+        .client_addr = c->client_addr,
+        .auth_user = m->auth_user,
+        .now = time(NULL),
+    };
+    struct wp_outcome out;
+    wp_rules_evaluate(s->rules, &s->rules_env, &wm, &out);
+    for (size_t i = 0; i < out.nlog; i++)
+        wp_info("%s: %s", qid, out.log[i]);
+    sfsistat rc = SMFIS_CONTINUE;
+    if (out.reject) {
+        char *text = escape_percent(out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
+        if (smfi_setreply(ctx, "550", "5.7.1", text) != MI_SUCCESS)
+            wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
+        free(text);
+        rc = SMFIS_REJECT;
+    } else if (out.discard) {
+        rc = SMFIS_DISCARD;
+    } else {
+        if (out.drop_recipients)
+            for (size_t i = 0; i < m->nrcpts; i++) {
+                char *a = wp_asprintf("<%s>", m->rcpts[i]);
+                smfi_delrcpt(ctx, a);
+                free(a);
+            }
+        for (size_t i = 0; i < out.nadd; i++) {
+            char *a = wp_asprintf("<%s>", out.add_rcpts[i]);
+            if (smfi_addrcpt(ctx, a) != MI_SUCCESS)
+                wp_warn("%s: could not add recipient %s", qid, a);
+            free(a);
+        }
+        apply_headers(ctx, &out, m, s);
+        const char *from = m->nrcpts ? m->rcpts[0] : s->router->main_domain;
+        for (size_t i = 0; i < out.nreplies; i++) {
+            struct wp_reply_message rm;
+            const char *why;
+            if (!wp_reply_build(&wm, &out.replies[i], from, &rm, &why)) {
+                wp_info("%s: no automatic reply: %s", qid, why);
+                continue;
+            }
+            char err[512];
+            if (wp_reply_send(s->milter.reply_via, &rm, err, sizeof(err)))
+                wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts, rm.nrcpts == 1 ? "" : "s");
+            else
+                wp_warn("%s: automatic reply not sent: %s", qid, err);
+            wp_reply_message_free(&rm);
+        }
+    }
+    wp_outcome_free(&out);
+    message_free(m);
+    return rc;
+}
+
+static sfsistat on_abort(SMFICTX *ctx)
+{
+    struct connection *c = smfi_getpriv(ctx);
+    if (c) {
+        message_free(c->msg);
+        c->msg = NULL;
+    }
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat on_close(SMFICTX *ctx)
+{
+    struct connection *c = smfi_getpriv(ctx);
+    if (c) {
+        message_free(c->msg);
+        free(c);
+        smfi_setpriv(ctx, NULL);
+    }
+    return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc milter_desc = {
+    .xxfi_name = "waypost-milter",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT,
+    .xxfi_connect = on_connect,
+    .xxfi_envfrom = on_envfrom,
+    .xxfi_envrcpt = on_envrcpt,
+    .xxfi_header = on_header,
+    .xxfi_body = on_body,
+    .xxfi_eom = on_eom,
+    .xxfi_abort = on_abort,
+    .xxfi_close = on_close,
+};
+
+/* ------------------------------------------------------------ reload */
+
+static void reload(void)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(state.path, &err);
+    for (size_t i = 0; i < err.nwarn; i++)
+        wp_warn("%s", err.warns[i]);
+    if (!s) {
+        for (size_t i = 0; i < err.count; i++)
+            wp_err("%s", err.msgs[i]);
+        wp_err("reload failed: keeping the rules loaded before");
+        wp_errors_free(&err);
+        return;
+    }
+    wp_errors_free(&err);
+    pthread_mutex_lock(&state.lock);
+    struct wp_snapshot *old = state.current;
+    state.current = s;
+    pthread_mutex_unlock(&state.lock);
+    wp_snapshot_unref(old);
+    wp_notice("reloaded %s: %zu rules", state.path, wp_rules_count(s->rules));
+}
+
+static void *reload_thread(void *arg)
+{
+    sigset_t *set = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) == 0 && sig == SIGUSR1)
+            reload();
+    }
+    return NULL;
+}
+
+/* libmilter's address syntax: "unix:PATH", "inet:PORT@HOST", "inet6:PORT@HOST". */
+static char *libmilter_conn(const struct wp_endpoint *ep)
+{
+    if (ep->family == WP_EP_UNIX)
+        return wp_asprintf("unix:%s", ep->path);
+    return wp_asprintf("%s:%d@%s", ep->family == WP_EP_INET6 ? "inet6" : "inet", ep->port, ep->host);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: waypost-milter [-c FILE] [-f] [-t]\n"
+                    "  -c FILE  configuration (default " WP_SYSCONFDIR "/waypost/waypost.conf)\n"
+                    "  -f       stay in the foreground and log to stderr\n"
+                    "  -t       check the configuration and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = WP_SYSCONFDIR "/waypost/waypost.conf";
+    bool foreground = false, test_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:fth")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'f': foreground = true; break;
+        case 't': test_only = true; break;
+        default: usage(); return opt == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        usage();
+        return 2;
+    }
+    wp_log_open("waypost-milter", false, NULL, WP_LOG_INFO);
+    char *abs = realpath(path, NULL);
+    state.path = abs ? abs : wp_strdup(path);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *snap = wp_snapshot_load(state.path, &err);
+    for (size_t i = 0; i < err.nwarn; i++)
+        fprintf(stderr, "%s (warning)\n", err.warns[i]);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    wp_errors_free(&err);
+    if (!snap || test_only) {
+        if (snap)
+            printf("%s: OK (%zu rules)\n", state.path, wp_rules_count(snap->rules));
+        wp_snapshot_unref(snap);
+        free(state.path);
+        return snap ? 0 : 1;
+    }
+    state.current = snap;
+    const struct wp_milter_conf *mc = &snap->milter;
+    char why[256];
+    if (!foreground && !wp_daemonize(why, sizeof(why))) {
+        fprintf(stderr, "waypost-milter: %s\n", why);
+        return 1;
+    }
+    wp_log_open("waypost-milter", !foreground, snap->log_facility, snap->log_level);
+    g_mime_init();
+
+    char *conn = libmilter_conn(&mc->listen);
+    if (mc->listen.family == WP_EP_UNIX) {
+        struct stat st;
+        if (lstat(mc->listen.path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            wp_err("%s exists and is not a socket", mc->listen.path);
+            return 1;
+        }
+    }
+    if (smfi_setconn(conn) != MI_SUCCESS || smfi_settimeout(mc->timeout) != MI_SUCCESS ||
+        smfi_register(milter_desc) != MI_SUCCESS || smfi_opensocket(true) != MI_SUCCESS) {
+        wp_err("cannot listen on %s", conn);
+        return 1;
+    }
+    if (mc->listen.family == WP_EP_UNIX) {
+        /* libmilter creates the socket with the process umask: set what we were told. */
+        if (chmod(mc->listen.path, (mode_t)mc->socket_mode) < 0)
+            wp_warn("chmod %s: %s", mc->listen.path, strerror(errno));
+        uid_t uid = (uid_t)-1;
+        gid_t gid = (gid_t)-1;
+        if (mc->socket_owner[0]) {
+            struct passwd *pw = getpwnam(mc->socket_owner);
+            if (!pw) {
+                wp_err("unknown user '%s'", mc->socket_owner);
+                return 1;
+            }
+            uid = pw->pw_uid;
+        }
+        if (mc->socket_group[0]) {
+            struct group *gr = getgrnam(mc->socket_group);
+            if (!gr) {
+                wp_err("unknown group '%s'", mc->socket_group);
+                return 1;
+            }
+            gid = gr->gr_gid;
+        }
+        if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(mc->listen.path, uid, gid) < 0)
+            wp_warn("chown %s: %s", mc->listen.path, strerror(errno));
+    }
+    if (mc->pidfile[0] && !wp_pidfile_write(mc->pidfile, why, sizeof(why))) {
+        wp_err("%s", why);
+        return 1;
+    }
+    if (!wp_drop_privileges(mc->user, why, sizeof(why))) {
+        wp_err("%s", why);
+        return 1;
+    }
+    /* SIGUSR1 goes to the reload thread only. */
+    static sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+    pthread_t reloader;
+    pthread_create(&reloader, NULL, reload_thread, &usr1);
+    pthread_detach(reloader);
+
+    wp_notice("ready on %s: %zu rules", conn, wp_rules_count(snap->rules));
+    int rc = smfi_main();
+    if (mc->pidfile[0])
+        unlink(mc->pidfile);
+    if (mc->listen.family == WP_EP_UNIX)
+        unlink(mc->listen.path);
+    wp_notice("stopped");
+    free(conn);
+    return rc == MI_SUCCESS ? 0 : 1;
+}

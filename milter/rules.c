@@ -1,0 +1,914 @@
+/*
+ * rules.c - loading and evaluating Server-wide Rules (see rules.h).
+ */
+#include "config.h"
+
+#include <gmime/gmime.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "cidr.h"
+#include "conf.h"
+#include "picture.h"
+#include "router.h"
+#include "rules.h"
+#include "util.h"
+
+enum cond_kind {
+    C_FROM, C_SENDER, C_RETURN_PATH, C_TO, C_CC, C_REPLY_TO, C_ANY_TO_CC, C_EACH_TO_CC,
+    C_ANY_RCPT, C_EACH_RCPT, C_ANY_ROUTE, C_EACH_ROUTE, C_SUBMIT_ADDR, C_SOURCE, C_SUBJECT,
+    C_HEADER_FIELD, C_MESSAGE_SIZE, C_HUMAN, C_DATE, C_DAY, C_TIME,
+};
+enum op { OP_IS, OP_IS_NOT, OP_IN, OP_NOT_IN, OP_GT, OP_LT, OP_NONE };
+enum act_kind {
+    A_REJECT, A_DISCARD, A_STOP, A_MIRROR, A_REDIRECT, A_FORWARD, A_STORE, A_ADD_HEADER,
+    A_TAG_SUBJECT, A_REPLY, A_REPLY_ALL,
+};
+
+static const struct {
+    const char *name;
+    enum cond_kind kind;
+} cond_names[] = {
+    { "From", C_FROM }, { "Sender", C_SENDER }, { "Return-Path", C_RETURN_PATH }, { "To", C_TO },
+    { "Cc", C_CC }, { "Reply-To", C_REPLY_TO }, { "Any To or Cc", C_ANY_TO_CC },
+    { "Each To or Cc", C_EACH_TO_CC }, { "Any Recipient", C_ANY_RCPT }, { "Each Recipient", C_EACH_RCPT },
+    { "Any Route", C_ANY_ROUTE }, { "Each Route", C_EACH_ROUTE }, { "Submit Address", C_SUBMIT_ADDR },
+    { "Source", C_SOURCE }, { "Subject", C_SUBJECT }, { "Header Field", C_HEADER_FIELD },
+    { "Message Size", C_MESSAGE_SIZE }, { "Human Generated", C_HUMAN }, { "Current Date", C_DATE },
+    { "Current Day", C_DAY }, { "Current Time", C_TIME },
+};
+static const char *const op_names[] = { "is", "is not", "in", "not in", "greater than", "less than" };
+static const struct {
+    const char *name;
+    enum act_kind kind;
+    int param; /* 0 none, 1 required, 2 optional */
+} act_names[] = {
+    { "Reject with", A_REJECT, 2 }, { "Discard", A_DISCARD, 0 }, { "Stop Processing", A_STOP, 0 },
+    { "Mirror to", A_MIRROR, 1 }, { "Redirect to", A_REDIRECT, 1 }, { "Forward to", A_FORWARD, 1 },
+    { "Store in", A_STORE, 1 }, { "Add Header", A_ADD_HEADER, 1 }, { "Tag Subject", A_TAG_SUBJECT, 1 },
+    { "Reply with", A_REPLY, 1 }, { "Reply to All with", A_REPLY_ALL, 1 },
+};
+static const char *const day_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+
+struct cond {
+    enum cond_kind kind;
+    enum op op;
+    char *field;  /* Header Field: the field name */
+    char **pics;  /* is/is not: one; in/not in: the list */
+    size_t npics;
+    long long number; /* Message Size */
+};
+
+struct action {
+    enum act_kind kind;
+    char *text;    /* Reject/Tag/Reply/Add Header text */
+    char **addrs;  /* Mirror/Redirect/Forward/Store in */
+    size_t naddrs;
+};
+
+struct rule {
+    char *name;
+    int priority; /* 1..9; 0 disabled */
+    struct cond *conds;
+    size_t nconds;
+    struct action *acts;
+    size_t nacts;
+};
+
+struct wp_rules {
+    struct rule *rules; /* enabled rules, priority 9 first, ties in file order */
+    size_t n;
+    size_t ndisabled;
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void push_str(char ***v, size_t *n, char *s)
+{
+    *v = wp_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = s;
+}
+
+/* Split "a, b,c" into trimmed, non-empty items. */
+static void split_list(const char *text, char ***out, size_t *n)
+{
+    const char *p = text;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > p)
+            push_str(out, n, wp_strndup(p, (size_t)(e - p)));
+        p = comma ? comma + 1 : end;
+    }
+}
+
+static long long parse_size(const char *s, bool *ok)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    *ok = end != s && v >= 0;
+    if (*end == 'K' || *end == 'k') {
+        v *= 1024;
+        end++;
+    } else if (*end == 'M' || *end == 'm') {
+        v *= 1024 * 1024;
+        end++;
+    }
+    *ok = *ok && *end == '\0';
+    return v;
+}
+
+#define LOAD_ERROR(...) wp_error(err, wp_conf_file(s, file), wp_conf_line(s), __VA_ARGS__)
+
+static bool load_cond(const config_setting_t *s, const char *file, struct cond *c, struct wp_errors *err)
+{
+    memset(c, 0, sizeof(*c));
+    int n = config_setting_length(s);
+    if ((config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) || n < 1 || n > 3) {
+        LOAD_ERROR("a condition is a list (\"Condition\", \"operation\", \"parameter\")");
+        return false;
+    }
+    const char *v[3] = { NULL, NULL, NULL };
+    for (int i = 0; i < n; i++) {
+        v[i] = config_setting_get_string_elem(s, (unsigned)i);
+        if (!v[i]) {
+            LOAD_ERROR("condition elements must be strings");
+            return false;
+        }
+    }
+    size_t k = 0;
+    while (k < sizeof(cond_names) / sizeof(cond_names[0]) && !wp_strieq(v[0], cond_names[k].name))
+        k++;
+    if (k == sizeof(cond_names) / sizeof(cond_names[0])) {
+        LOAD_ERROR("unknown condition '%s'", v[0]);
+        return false;
+    }
+    c->kind = cond_names[k].kind;
+    if (c->kind == C_HUMAN) {
+        /* ("Human Generated") or ("Human Generated", "is"|"is not"[, ...]) */
+        c->op = OP_IS;
+        if (n >= 2) {
+            if (wp_strieq(v[1], "is not"))
+                c->op = OP_IS_NOT;
+            else if (!wp_strieq(v[1], "is")) {
+                LOAD_ERROR("Human Generated takes no operation, or 'is' / 'is not'");
+                return false;
+            }
+        }
+        return true;
+    }
+    if (n != 3) {
+        LOAD_ERROR("condition '%s' needs an operation and a parameter", v[0]);
+        return false;
+    }
+    size_t o = 0;
+    while (o < 6 && !wp_strieq(v[1], op_names[o]))
+        o++;
+    if (o == 6) {
+        LOAD_ERROR("unknown operation '%s' (is, is not, in, not in, greater than, less than)", v[1]);
+        return false;
+    }
+    c->op = (enum op)o;
+    bool numeric = c->kind == C_MESSAGE_SIZE;
+    bool ordered = numeric || c->kind == C_DATE || c->kind == C_DAY || c->kind == C_TIME;
+    if ((c->op == OP_GT || c->op == OP_LT) && !ordered) {
+        LOAD_ERROR("'%s' cannot be used with '%s'", v[1], v[0]);
+        return false;
+    }
+    if (numeric && c->op != OP_GT && c->op != OP_LT) {
+        LOAD_ERROR("Message Size takes 'greater than' or 'less than'");
+        return false;
+    }
+    const char *param = v[2];
+    if (c->kind == C_HEADER_FIELD) {
+        const char *colon = strchr(param, ':');
+        if (!colon || colon == param) {
+            LOAD_ERROR("Header Field takes \"Field-Name: picture\"");
+            return false;
+        }
+        c->field = wp_strndup(param, (size_t)(colon - param));
+        param = colon + 1;
+        while (*param == ' ')
+            param++;
+    }
+    if (numeric) {
+        bool ok;
+        c->number = parse_size(param, &ok);
+        if (!ok) {
+            LOAD_ERROR("'%s' is not a size (a number, with K or M)", param);
+            return false;
+        }
+        return true;
+    }
+    if (c->op == OP_IN || c->op == OP_NOT_IN)
+        split_list(param, &c->pics, &c->npics);
+    else
+        push_str(&c->pics, &c->npics, wp_strdup(param));
+    for (size_t i = 0; i < c->npics; i++) {
+        if (wp_picture_stars(c->pics[i], strlen(c->pics[i])) > WP_PICTURE_STARS) {
+            LOAD_ERROR("too many '*' in '%s'", c->pics[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void free_cond(struct cond *c)
+{
+    free(c->field);
+    free_strv(c->pics, c->npics);
+}
+
+/* "~account/mailbox" or "~account@domain/mailbox" -> the delivery address. */
+static char *store_address(const char *target, const struct wp_rules_env *env, const char **why)
+{
+    if (target[0] != '~') {
+        *why = "Store in takes a foreign mailbox name ~account/mailbox";
+        return NULL;
+    }
+    const char *slash = strchr(target, '/');
+    if (!slash || slash == target + 1 || !slash[1]) {
+        *why = "Store in takes ~account/mailbox";
+        return NULL;
+    }
+    char account[WP_LOCAL_MAX + 1], domain[WP_DOMAIN_MAX + 1];
+    size_t an = (size_t)(slash - target - 1);
+    if (an > WP_LOCAL_MAX) {
+        *why = "account name too long";
+        return NULL;
+    }
+    memcpy(account, target + 1, an);
+    account[an] = '\0';
+    char *at = strchr(account, '@');
+    if (at) {
+        *at = '\0';
+        wp_strlcpy(domain, at + 1, sizeof(domain));
+    } else {
+        wp_strlcpy(domain, env->router ? env->router->main_domain : "localhost", sizeof(domain));
+    }
+    char out[WP_ADDR_MAX + 1];
+    size_t o = 0;
+    for (const char *f = env->store_address; *f && o + 1 < sizeof(out); f++) {
+        const char *ins = NULL;
+        if (*f == '%' && f[1]) {
+            f++;
+            ins = *f == 'a' ? account : *f == 'm' ? slash + 1 : *f == 'd' ? domain : *f == '%' ? "%" : NULL;
+            if (!ins) {
+                *why = "milter.store_address knows %a, %m, %d";
+                return NULL;
+            }
+            size_t n = strlen(ins);
+            if (o + n + 1 >= sizeof(out)) {
+                *why = "address too long";
+                return NULL;
+            }
+            memcpy(out + o, ins, n);
+            o += n;
+        } else {
+            out[o++] = *f;
+        }
+    }
+    out[o] = '\0';
+    struct wp_address a;
+    if (!wp_address_parse(out, o, 0, &a, why))
+        return NULL;
+    return wp_strdup(out);
+}
+
+static bool load_action(const config_setting_t *s, const char *file, const struct wp_rules_env *env,
+                        struct action *a, struct wp_errors *err)
+{
+    memset(a, 0, sizeof(*a));
+    int n = config_setting_length(s);
+    if ((config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) || n < 1 || n > 2) {
+        LOAD_ERROR("an action is a list (\"Action\", \"parameter\")");
+        return false;
+    }
+    const char *name = config_setting_get_string_elem(s, 0);
+    const char *param = n == 2 ? config_setting_get_string_elem(s, 1) : NULL;
+    if (!name || (n == 2 && !param)) {
+        LOAD_ERROR("action elements must be strings");
+        return false;
+    }
+    size_t k = 0;
+    while (k < sizeof(act_names) / sizeof(act_names[0]) && !wp_strieq(name, act_names[k].name))
+        k++;
+    if (k == sizeof(act_names) / sizeof(act_names[0])) {
+        LOAD_ERROR("unknown action '%s'", name);
+        return false;
+    }
+    a->kind = act_names[k].kind;
+    if (act_names[k].param == 1 && (!param || !*param)) {
+        LOAD_ERROR("action '%s' needs a parameter", name);
+        return false;
+    }
+    if (act_names[k].param == 0 && param) {
+        LOAD_ERROR("action '%s' takes no parameter", name);
+        return false;
+    }
+    const char *why;
+    switch (a->kind) {
+    case A_MIRROR:
+    case A_REDIRECT:
+    case A_FORWARD:
+        split_list(param, &a->addrs, &a->naddrs);
+        if (a->naddrs == 0) {
+            LOAD_ERROR("action '%s' needs addresses", name);
+            return false;
+        }
+        for (size_t i = 0; i < a->naddrs; i++) {
+            struct wp_address ad;
+            if (!wp_address_parse(a->addrs[i], strlen(a->addrs[i]), 0, &ad, &why) || !ad.domain[0]) {
+                LOAD_ERROR("'%s' is not an address: %s", a->addrs[i], ad.domain[0] ? why : "no domain");
+                return false;
+            }
+        }
+        break;
+    case A_STORE: {
+        char *addr = store_address(param, env, &why);
+        if (!addr) {
+            LOAD_ERROR("Store in '%s': %s", param, why);
+            return false;
+        }
+        push_str(&a->addrs, &a->naddrs, addr);
+        a->text = wp_strdup(param);
+        break;
+    }
+    case A_ADD_HEADER:
+        for (const char *line = param; *line;) {
+            const char *nl = strchr(line, '\n');
+            size_t len = nl ? (size_t)(nl - line) : strlen(line);
+            const char *colon = memchr(line, ':', len);
+            if (!colon || colon == line) {
+                LOAD_ERROR("Add Header takes \"Field: value\" lines");
+                return false;
+            }
+            for (const char *c = line; c < colon; c++)
+                if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
+                    LOAD_ERROR("bad header field name in Add Header");
+                    return false;
+                }
+            line = nl ? nl + 1 : line + len;
+        }
+        a->text = wp_strdup(param);
+        break;
+    default:
+        a->text = wp_strdup(param ? param : "");
+        break;
+    }
+    if (a->kind == A_REJECT) {
+        for (const char *c = a->text; *c; c++)
+            if (*c == '\r' || *c == '\n') {
+                LOAD_ERROR("the Reject with text must be one line");
+                return false;
+            }
+    }
+    return true;
+}
+
+static void free_action(struct action *a)
+{
+    free(a->text);
+    free_strv(a->addrs, a->naddrs);
+}
+
+static void free_rule(struct rule *r)
+{
+    for (size_t i = 0; i < r->nconds; i++)
+        free_cond(&r->conds[i]);
+    for (size_t i = 0; i < r->nacts; i++)
+        free_action(&r->acts[i]);
+    free(r->conds);
+    free(r->acts);
+    free(r->name);
+}
+
+struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
+                               const struct wp_rules_env *env, struct wp_errors *err)
+{
+    struct wp_rules *rs = wp_calloc(1, sizeof(*rs));
+    size_t before = err->count;
+    int n = list ? config_setting_length(list) : 0;
+    struct rule *all = wp_calloc((size_t)n + 1, sizeof(*all));
+    size_t nall = 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        const config_setting_t *s = g;
+        struct rule *r = &all[nall];
+        const char *name = wp_conf_string(g, "name", NULL);
+        if (!name || !*name) {
+            LOAD_ERROR("a rule needs a name");
+            continue;
+        }
+        r->name = wp_strdup(name);
+        const config_setting_t *p = config_setting_get_member(g, "priority");
+        if (!p) {
+            r->priority = 5;
+        } else if (config_setting_type(p) == CONFIG_TYPE_INT) {
+            r->priority = config_setting_get_int(p);
+            if (r->priority < 1 || r->priority > 9) {
+                s = p;
+                LOAD_ERROR("rule '%s': priority must be 1..9 or \"disabled\"", name);
+            }
+        } else if (config_setting_type(p) == CONFIG_TYPE_STRING && wp_strieq(config_setting_get_string(p), "disabled")) {
+            r->priority = 0;
+        } else {
+            s = p;
+            LOAD_ERROR("rule '%s': priority must be 1..9 or \"disabled\"", name);
+        }
+        const config_setting_t *data = config_setting_get_member(g, "data");
+        for (int k = 0; data && k < config_setting_length(data); k++) {
+            r->conds = wp_realloc(r->conds, (r->nconds + 1) * sizeof(*r->conds));
+            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, &r->conds[r->nconds], err))
+                r->nconds++;
+            else
+                free_cond(&r->conds[r->nconds]);
+        }
+        const config_setting_t *acts = config_setting_get_member(g, "action");
+        for (int k = 0; acts && k < config_setting_length(acts); k++) {
+            r->acts = wp_realloc(r->acts, (r->nacts + 1) * sizeof(*r->acts));
+            if (load_action(config_setting_get_elem(acts, (unsigned)k), file, env, &r->acts[r->nacts], err))
+                r->nacts++;
+            else
+                free_action(&r->acts[r->nacts]);
+        }
+        nall++;
+    }
+    if (err->count > before) {
+        for (size_t i = 0; i < nall; i++)
+            free_rule(&all[i]);
+        free(all);
+        free(rs);
+        return NULL;
+    }
+    /* Priority 9 first; a stable pass per priority keeps file order for ties. */
+    rs->rules = wp_calloc(nall + 1, sizeof(*rs->rules));
+    for (int prio = 9; prio >= 1; prio--)
+        for (size_t i = 0; i < nall; i++)
+            if (all[i].priority == prio)
+                rs->rules[rs->n++] = all[i];
+    for (size_t i = 0; i < nall; i++)
+        if (all[i].priority == 0) {
+            free_rule(&all[i]);
+            rs->ndisabled++;
+        }
+    free(all);
+    return rs;
+}
+
+void wp_rules_free(struct wp_rules *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free_rule(&r->rules[i]);
+    free(r->rules);
+    free(r);
+}
+
+size_t wp_rules_count(const struct wp_rules *r)
+{
+    return r ? r->n : 0;
+}
+
+/* ---------------------------------------------------------------- message helpers */
+
+const char *wp_message_header(const struct wp_message *m, const char *name)
+{
+    for (size_t i = 0; i < m->nheaders; i++)
+        if (wp_strieq(m->headers[i].name, name))
+            return m->headers[i].value;
+    return NULL;
+}
+
+bool wp_message_human(const struct wp_message *m)
+{
+    if (!m->return_path[0])
+        return false; /* bounces and notifications */
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const char *n = m->headers[i].name, *v = m->headers[i].value;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (wp_strieq(n, "Auto-Submitted") && !wp_strnieq(v, "no", 2))
+            return false;
+        if (wp_strieq(n, "Precedence") &&
+            (wp_strnieq(v, "bulk", 4) || wp_strnieq(v, "list", 4) || wp_strnieq(v, "junk", 4)))
+            return false;
+        if (wp_strieq(n, "List-Id") || wp_strieq(n, "List-Unsubscribe") || wp_strieq(n, "X-Autoreply") ||
+            wp_strieq(n, "X-Autorespond") || wp_strieq(n, "Auto-Response-Suppress"))
+            return false;
+    }
+    char local[WP_LOCAL_MAX + 1];
+    wp_strlcpy(local, m->return_path, sizeof(local));
+    char *at = strchr(local, '@');
+    if (at)
+        *at = '\0';
+    return !wp_strieq(local, "MAILER-DAEMON") && !wp_strnieq(local, "owner-", 6) && !strstr(local, "-request");
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+struct values {
+    char **v;
+    size_t n;
+};
+
+static void values_add(struct values *vs, char *s)
+{
+    push_str(&vs->v, &vs->n, s);
+}
+
+static void values_free(struct values *vs)
+{
+    free_strv(vs->v, vs->n);
+    vs->v = NULL;
+    vs->n = 0;
+}
+
+/* Mailbox addresses (groups flattened) of every header named name. */
+static void header_addresses(const struct wp_message *m, const char *name, struct values *out)
+{
+    GMimeParserOptions *opts = g_mime_parser_options_get_default();
+    for (size_t i = 0; i < m->nheaders; i++) {
+        if (!wp_strieq(m->headers[i].name, name))
+            continue;
+        InternetAddressList *list = internet_address_list_parse(opts, m->headers[i].value);
+        if (!list)
+            continue;
+        for (int k = 0; k < internet_address_list_length(list); k++) {
+            InternetAddress *ia = internet_address_list_get_address(list, k);
+            if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+                const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+                if (addr && *addr)
+                    values_add(out, wp_strdup(addr));
+            } else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+                InternetAddressList *members = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
+                for (int j = 0; members && j < internet_address_list_length(members); j++) {
+                    InternetAddress *mb = internet_address_list_get_address(members, j);
+                    if (INTERNET_ADDRESS_IS_MAILBOX(mb)) {
+                        const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(mb));
+                        if (addr && *addr)
+                            values_add(out, wp_strdup(addr));
+                    }
+                }
+            }
+        }
+        g_object_unref(list);
+    }
+}
+
+static char *decode_text(const char *raw)
+{
+    while (*raw == ' ' || *raw == '\t')
+        raw++;
+    char *d = g_mime_utils_header_decode_text(g_mime_parser_options_get_default(), raw);
+    char *out = wp_strdup(d ? d : raw);
+    g_free(d);
+    /* unfold */
+    char *w = out;
+    for (const char *r = out; *r; r++)
+        if (*r != '\r' && *r != '\n')
+            *w++ = *r;
+    *w = '\0';
+    return out;
+}
+
+size_t wp_message_addresses(const struct wp_message *m, const char *name, char ***out)
+{
+    struct values vs = { NULL, 0 };
+    header_addresses(m, name, &vs);
+    *out = vs.v;
+    return vs.n;
+}
+
+void wp_strv_free(char **v, size_t n)
+{
+    free_strv(v, n);
+}
+
+char *wp_header_decode(const char *raw)
+{
+    return decode_text(raw);
+}
+
+static bool pic_match(const char *pic, const char *v)
+{
+    return wp_picture_match(pic, strlen(pic), v, strlen(v), NULL);
+}
+
+/* One value against the operation (negative operations negate). */
+static bool test_value(const struct cond *c, const char *v)
+{
+    bool any = false;
+    for (size_t i = 0; i < c->npics && !any; i++)
+        any = pic_match(c->pics[i], v);
+    switch (c->op) {
+    case OP_IS:
+    case OP_IN: return any;
+    case OP_IS_NOT:
+    case OP_NOT_IN: return !any;
+    case OP_GT: return c->npics && strcmp(v, c->pics[0]) > 0;
+    case OP_LT: return c->npics && strcmp(v, c->pics[0]) < 0;
+    default: return false;
+    }
+}
+
+static bool negative(const struct cond *c)
+{
+    return c->op == OP_IS_NOT || c->op == OP_NOT_IN;
+}
+
+/* A header with several addresses (From, To, ...): a positive operation
+ * holds if some address matches, a negative one if none does; no address
+ * at all meets only the negative operations (CommuniGate's rule). */
+static bool test_list_header(const struct cond *c, const struct values *vs)
+{
+    if (negative(c)) {
+        for (size_t i = 0; i < vs->n; i++)
+            if (!test_value(c, vs->v[i]))
+                return false;
+        return true;
+    }
+    for (size_t i = 0; i < vs->n; i++)
+        if (test_value(c, vs->v[i]))
+            return true;
+    return false;
+}
+
+static bool test_any(const struct cond *c, const struct values *vs)
+{
+    for (size_t i = 0; i < vs->n; i++)
+        if (test_value(c, vs->v[i]))
+            return true;
+    return false;
+}
+
+static bool test_each(const struct cond *c, const struct values *vs)
+{
+    if (vs->n == 0)
+        return false;
+    for (size_t i = 0; i < vs->n; i++)
+        if (!test_value(c, vs->v[i]))
+            return false;
+    return true;
+}
+
+static char *route_string(const struct wp_router *r, const char *rcpt, bool trusted)
+{
+    struct wp_route rt;
+    rt.trace = NULL;
+    struct wp_resolve_opts o = { trusted, false };
+    wp_resolve(r, rcpt, &o, &rt);
+    switch (rt.kind) {
+    case WP_ROUTE_LOCAL: return wp_asprintf("LOCAL()%s@%s", rt.account, rt.domain);
+    case WP_ROUTE_RELAY:
+    case WP_ROUTE_HOLD: return wp_asprintf("SMTP(%s)%s", rt.queue, rt.address);
+    case WP_ROUTE_ODMR: return wp_asprintf("ODMR(%s)%s", rt.queue, rt.address);
+    case WP_ROUTE_DISCARD: return wp_asprintf("DISCARD()%s", rt.address);
+    default: return wp_asprintf("ERROR()%s", rcpt);
+    }
+}
+
+static bool client_trusted(const struct wp_rules_env *env, const struct wp_message *m)
+{
+    return env->router && m->client_addr[0] && wp_nets_contain(&env->router->trusted, m->client_addr);
+}
+
+static bool eval_cond(const struct cond *c, const struct wp_rules_env *env, const struct wp_message *m)
+{
+    struct values vs = { NULL, 0 };
+    bool result = false;
+    switch (c->kind) {
+    case C_FROM:
+    case C_SENDER:
+    case C_TO:
+    case C_CC:
+    case C_REPLY_TO: {
+        static const char *const names[] = { [C_FROM] = "From", [C_SENDER] = "Sender", [C_TO] = "To",
+                                             [C_CC] = "Cc", [C_REPLY_TO] = "Reply-To" };
+        header_addresses(m, names[c->kind], &vs);
+        result = test_list_header(c, &vs);
+        break;
+    }
+    case C_ANY_TO_CC:
+    case C_EACH_TO_CC:
+        header_addresses(m, "To", &vs);
+        header_addresses(m, "Cc", &vs);
+        result = c->kind == C_ANY_TO_CC ? test_any(c, &vs) : test_each(c, &vs);
+        break;
+    case C_ANY_RCPT:
+    case C_EACH_RCPT:
+        for (size_t i = 0; i < m->nrcpts; i++)
+            values_add(&vs, wp_strdup(m->rcpts[i]));
+        result = c->kind == C_ANY_RCPT ? test_any(c, &vs) : test_each(c, &vs);
+        break;
+    case C_ANY_ROUTE:
+    case C_EACH_ROUTE: {
+        bool trusted = m->auth_user[0] || client_trusted(env, m);
+        for (size_t i = 0; env->router && i < m->nrcpts; i++)
+            values_add(&vs, route_string(env->router, m->rcpts[i], trusted));
+        result = c->kind == C_ANY_ROUTE ? test_any(c, &vs) : test_each(c, &vs);
+        break;
+    }
+    case C_RETURN_PATH:
+        result = test_value(c, m->return_path);
+        break;
+    case C_SUBMIT_ADDR: {
+        char addr[80];
+        snprintf(addr, sizeof(addr), "[%s]", m->client_addr);
+        result = m->client_addr[0] ? test_value(c, addr) : negative(c);
+        break;
+    }
+    case C_SOURCE:
+        /* The client's classes: authenticated (SASL), trusted (trusted networks). */
+        if (m->auth_user[0])
+            values_add(&vs, wp_strdup("authenticated"));
+        if (client_trusted(env, m))
+            values_add(&vs, wp_strdup("trusted"));
+        if (vs.n == 0)
+            values_add(&vs, wp_strdup("untrusted"));
+        result = test_list_header(c, &vs);
+        break;
+    case C_SUBJECT: {
+        const char *raw = wp_message_header(m, "Subject");
+        char *subject = decode_text(raw ? raw : "");
+        result = test_value(c, subject);
+        free(subject);
+        break;
+    }
+    case C_HEADER_FIELD:
+        for (size_t i = 0; i < m->nheaders; i++)
+            if (wp_strieq(m->headers[i].name, c->field))
+                values_add(&vs, decode_text(m->headers[i].value));
+        result = test_list_header(c, &vs);
+        break;
+    case C_MESSAGE_SIZE:
+        result = c->op == OP_GT ? (long long)m->size > c->number : (long long)m->size < c->number;
+        break;
+    case C_HUMAN:
+        result = wp_message_human(m) == (c->op == OP_IS);
+        break;
+    case C_DATE:
+    case C_DAY:
+    case C_TIME: {
+        struct tm tm;
+        localtime_r(&m->now, &tm);
+        char v[32];
+        if (c->kind == C_DATE)
+            strftime(v, sizeof(v), "%Y-%m-%d", &tm);
+        else if (c->kind == C_TIME)
+            strftime(v, sizeof(v), "%H:%M", &tm);
+        else
+            snprintf(v, sizeof(v), "%s", day_names[tm.tm_wday]);
+        if (c->kind == C_DAY && (c->op == OP_GT || c->op == OP_LT)) {
+            int want = -1;
+            for (int d = 0; d < 7; d++)
+                if (c->npics && wp_strnieq(c->pics[0], day_names[d], 3))
+                    want = d;
+            result = want >= 0 && (c->op == OP_GT ? tm.tm_wday > want : tm.tm_wday < want);
+        } else {
+            result = test_value(c, v);
+        }
+        break;
+    }
+    }
+    values_free(&vs);
+    return result;
+}
+
+static void outlog(struct wp_outcome *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outlog(struct wp_outcome *out, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    push_str(&out->log, &out->nlog, wp_strdup(buf));
+}
+
+static void add_rcpts(struct wp_outcome *out, const struct action *a)
+{
+    for (size_t i = 0; i < a->naddrs; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < out->nadd && !dup; k++)
+            dup = wp_strieq(out->add_rcpts[k], a->addrs[i]);
+        if (!dup)
+            push_str(&out->add_rcpts, &out->nadd, wp_strdup(a->addrs[i]));
+    }
+}
+
+void wp_rules_evaluate(const struct wp_rules *rs, const struct wp_rules_env *env, const struct wp_message *m,
+                       struct wp_outcome *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; rs && i < rs->n; i++) {
+        const struct rule *r = &rs->rules[i];
+        bool all = true;
+        for (size_t k = 0; k < r->nconds && all; k++)
+            all = eval_cond(&r->conds[k], env, m);
+        if (!all)
+            continue;
+        push_str(&out->fired, &out->nfired, wp_strdup(r->name));
+        bool stop = false;
+        for (size_t k = 0; k < r->nacts && !stop; k++) {
+            const struct action *a = &r->acts[k];
+            switch (a->kind) {
+            case A_REJECT:
+                out->reject = true;
+                free(out->reject_text);
+                out->reject_text = wp_strdup(a->text);
+                outlog(out, "%s: Reject with \"%s\"", r->name, a->text);
+                stop = true;
+                break;
+            case A_DISCARD:
+                out->discard = true;
+                outlog(out, "%s: Discard", r->name);
+                stop = true;
+                break;
+            case A_STOP:
+                outlog(out, "%s: Stop Processing", r->name);
+                stop = true;
+                break;
+            case A_MIRROR:
+                add_rcpts(out, a);
+                outlog(out, "%s: Mirror to %zu address%s", r->name, a->naddrs, a->naddrs == 1 ? "" : "es");
+                break;
+            case A_REDIRECT:
+            case A_FORWARD:
+                out->drop_recipients = true;
+                out->forwarded |= a->kind == A_FORWARD;
+                add_rcpts(out, a);
+                outlog(out, "%s: %s to %zu address%s", r->name, a->kind == A_FORWARD ? "Forward" : "Redirect",
+                       a->naddrs, a->naddrs == 1 ? "" : "es");
+                break;
+            case A_STORE:
+                add_rcpts(out, a);
+                outlog(out, "%s: Store in %s (as %s)", r->name, a->text, a->addrs[0]);
+                break;
+            case A_ADD_HEADER:
+                for (const char *line = a->text; *line;) {
+                    const char *nl = strchr(line, '\n');
+                    size_t len = nl ? (size_t)(nl - line) : strlen(line);
+                    push_str(&out->add_headers, &out->nheaders, wp_strndup(line, len));
+                    line = nl ? nl + 1 : line + len;
+                }
+                outlog(out, "%s: Add Header %s", r->name, a->text);
+                break;
+            case A_TAG_SUBJECT: {
+                char *cur = out->subject ? wp_strdup(out->subject) : NULL;
+                if (!cur) {
+                    const char *raw = wp_message_header(m, "Subject");
+                    cur = decode_text(raw ? raw : "");
+                }
+                if (!strstr(cur, a->text)) {
+                    free(out->subject);
+                    out->subject = wp_asprintf("%s %s", a->text, cur);
+                    outlog(out, "%s: Tag Subject %s", r->name, a->text);
+                }
+                free(cur);
+                break;
+            }
+            case A_REPLY:
+            case A_REPLY_ALL:
+                out->replies = wp_realloc(out->replies, (out->nreplies + 1) * sizeof(*out->replies));
+                out->replies[out->nreplies].text = wp_strdup(a->text);
+                out->replies[out->nreplies].to_all = a->kind == A_REPLY_ALL;
+                out->nreplies++;
+                outlog(out, "%s: %s", r->name, a->kind == A_REPLY ? "Reply with" : "Reply to All with");
+                break;
+            }
+        }
+        if (stop)
+            break;
+    }
+}
+
+void wp_outcome_free(struct wp_outcome *out)
+{
+    free(out->reject_text);
+    free_strv(out->add_rcpts, out->nadd);
+    free_strv(out->add_headers, out->nheaders);
+    free(out->subject);
+    for (size_t i = 0; i < out->nreplies; i++)
+        free(out->replies[i].text);
+    free(out->replies);
+    free_strv(out->fired, out->nfired);
+    free_strv(out->log, out->nlog);
+    memset(out, 0, sizeof(*out));
+}

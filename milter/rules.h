@@ -1,0 +1,106 @@
+/*
+ * rules.h - CommuniGate Server-wide Rules: the model, the loader and the
+ * evaluation of one message.
+ *
+ * A rule has a name, a priority 9..1 (or "disabled"), conditions that must
+ * all hold (checked in order) and actions run in order.  Rules run from
+ * priority 9 down; ties keep file order.  Evaluation produces an outcome
+ * (what the milter must do); it never talks to the MTA itself, so the same
+ * code serves waypost-milter and `waypost rules --test`.
+ *
+ * Conditions: From, Sender, Return-Path, To, Cc, Reply-To, Any To or Cc,
+ * Each To or Cc, Any Recipient, Each Recipient, Any Route, Each Route,
+ * Submit Address, Source, Subject, Header Field, Message Size, Human
+ * Generated, Current Date, Current Day, Current Time.
+ * Operations: is, is not (pictures with '*'), in, not in (comma lists of
+ * pictures), greater than, less than.
+ * Actions: Reject with, Discard, Stop Processing, Mirror to, Redirect to,
+ * Forward to, Store in, Add Header, Tag Subject, Reply with, Reply to All with.
+ * Header addresses and encoded words are parsed with GMime.
+ */
+#ifndef WP_RULES_H
+#define WP_RULES_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "errors.h"
+
+struct wp_router;
+struct wp_rules;
+
+/* Settings the rules need from elsewhere in the configuration. */
+struct wp_rules_env {
+    const struct wp_router *router; /* routes, trusted networks, main domain */
+    const char *store_address;      /* "Store in" address form: %a account, %m mailbox, %d domain */
+};
+
+/* Load the top-level "rules" list (may be NULL: no rules). */
+struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
+                               const struct wp_rules_env *env, struct wp_errors *err);
+void wp_rules_free(struct wp_rules *r);
+size_t wp_rules_count(const struct wp_rules *r);
+
+struct wp_header {
+    const char *name;
+    const char *value; /* as received (unfolded or not), possibly with encoded words */
+};
+
+/* One message as the rules see it. */
+struct wp_message {
+    const char *return_path;   /* envelope sender without <>; "" for the null sender */
+    const char *const *rcpts;  /* envelope recipients without <> */
+    size_t nrcpts;
+    const struct wp_header *headers;
+    size_t nheaders;
+    size_t size;               /* bytes */
+    const char *client_addr;   /* "" if unknown */
+    const char *auth_user;     /* SASL login, "" if none */
+    time_t now;
+};
+
+struct wp_reply {
+    char *text;  /* the rule's text: optional header lines, empty line, body */
+    bool to_all;
+};
+
+/* What the rules decided; filled by wp_rules_evaluate, freed by wp_outcome_free. */
+struct wp_outcome {
+    bool reject;
+    char *reject_text;        /* as written in the rule ("" for a default) */
+    bool discard;
+    bool drop_recipients;     /* Redirect/Forward: the original recipients go */
+    bool forwarded;           /* Forward: add Resent-* fields */
+    char **add_rcpts;         /* Mirror, Redirect, Forward, Store in */
+    size_t nadd;
+    char **add_headers;       /* "Name: value" */
+    size_t nheaders;
+    char *subject;            /* new Subject after Tag Subject, or NULL */
+    struct wp_reply *replies;
+    size_t nreplies;
+    char **fired;             /* names of the rules that fired, in order */
+    size_t nfired;
+    char **log;               /* one line per action taken, for --test and logs */
+    size_t nlog;
+};
+
+void wp_rules_evaluate(const struct wp_rules *r, const struct wp_rules_env *env,
+                       const struct wp_message *m, struct wp_outcome *out);
+void wp_outcome_free(struct wp_outcome *out);
+
+/* Header helpers shared with the milter and the reply builder. */
+const char *wp_message_header(const struct wp_message *m, const char *name);
+/* Every mailbox address of every header named name (groups flattened),
+ * parsed with GMime.  Returns the count; *out is a malloc'ed array of
+ * malloc'ed strings (free with wp_strv_free). */
+size_t wp_message_addresses(const struct wp_message *m, const char *name, char ***out);
+void wp_strv_free(char **v, size_t n);
+/* A header value with encoded words decoded and folding removed (malloc'ed). */
+char *wp_header_decode(const char *raw);
+
+/* Is the message written by a person (not bulk, list or auto-submitted)? */
+bool wp_message_human(const struct wp_message *m);
+
+#endif
