@@ -25,7 +25,7 @@
  * do with a client it cannot understand.  inet listeners take IPv4 literals
  * only.  SIGINT or SIGTERM removes its unix sockets and exits.
  */
-#define _GNU_SOURCE /* accept4, memmem, signalfd */
+#define _GNU_SOURCE /* accept4, memmem, signalfd under -std=c11 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

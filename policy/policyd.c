@@ -24,7 +24,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -79,9 +78,13 @@ struct worker {
 
 struct conn {
     struct worker *w;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *rev;   /* persistent read event; its timeout is the idle timeout */
+    struct event *wev;   /* write event, armed only while replies wait to be sent */
+    struct evbuffer *in, *out;
     const struct wp_listen *listen;
     bool closing;        /* close once the output is flushed */
+    bool reading;        /* rev is armed */
     size_t policy_bytes; /* bytes of the policy request read so far */
     struct wp_policy_request req;
 };
@@ -105,18 +108,32 @@ static const struct wp_snapshot *worker_snapshot(struct worker *w)
 
 static void conn_free(struct conn *c)
 {
-    bufferevent_free(c->bev);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    evutil_closesocket(c->fd);
     atomic_fetch_sub(&c->w->srv->connections, 1);
     free(c);
+}
+
+static void conn_stop_reading(struct conn *c)
+{
+    if (c->reading) {
+        event_del(c->rev);
+        c->reading = false;
+    }
 }
 
 /* Close after what was written has gone out. */
 static void conn_close_after_flush(struct conn *c)
 {
     c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    conn_stop_reading(c);
+    if (evbuffer_get_length(c->out) == 0)
         conn_free(c);
+    else
+        event_add(c->wev, NULL);
 }
 
 static void send_netstring(struct evbuffer *out, const char *payload)
@@ -292,52 +309,109 @@ static bool serve_policy(struct conn *c, struct evbuffer *in, struct evbuffer *o
 
 /* ------------------------------------------------------------ events */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+/* Send what we can now; arm the write event only for what is left, so the
+ * usual request/answer round trip costs no epoll_ctl at all. */
+static bool flush_output(struct conn *c)
 {
-    struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            int e = EVUTIL_SOCKET_ERROR();
+            if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+                break;
+            return false;
+        }
+        if (n == 0)
+            break;
+    }
+    if (evbuffer_get_length(c->out) > 0) {
+        struct timeval idle = { c->w->srv->idle_timeout, 0 }; /* a client that never reads */
+        event_add(c->wev, &idle);
+    }
+    return true;
+}
+
+/* Answer every complete request.  Returns false if the connection is gone
+ * or closing. */
+static bool process_input(struct conn *c)
+{
     bool keep;
     switch (c->listen->proto) {
-    case WP_PROTO_SOCKETMAP: keep = serve_socketmap(c, in, out); break;
-    case WP_PROTO_TCP: keep = serve_tcp(c, in, out); break;
-    default: keep = serve_policy(c, in, out); break;
+    case WP_PROTO_SOCKETMAP: keep = serve_socketmap(c, c->in, c->out); break;
+    case WP_PROTO_TCP: keep = serve_tcp(c, c->in, c->out); break;
+    default: keep = serve_policy(c, c->in, c->out); break;
+    }
+    if (!flush_output(c)) {
+        conn_free(c);
+        return false;
     }
     if (!keep) {
         conn_close_after_flush(c);
-        return;
+        return false;
     }
-    if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER)
-        bufferevent_disable(bev, EV_READ); /* on_write resumes once drained */
+    if (evbuffer_get_length(c->out) > OUTPUT_HIGH_WATER)
+        conn_stop_reading(c); /* on_write resumes once drained */
+    return true;
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        wp_debug("closing an idle connection");
+        conn_free(c);
+        return;
+    }
+    /* recv() into a stack buffer: evbuffer_read() would first ask the
+     * kernel how much is readable, one more system call per request. */
+    char buf[16384];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0)
+        evbuffer_add(c->in, buf, (size_t)n);
+    if (n < 0) {
+        int e = EVUTIL_SOCKET_ERROR();
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+            return;
+        wp_debug("connection error: %s", strerror(e));
+        conn_free(c);
+        return;
+    }
+    if (n == 0) {
+        /* EOF (or half-close): answer what is complete, then close once it is sent. */
+        if (process_input(c))
+            conn_close_after_flush(c);
+        return;
+    }
+    process_input(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        conn_free(c);
+        return;
+    }
+    if (!flush_output(c)) {
+        conn_free(c);
+        return;
+    }
+    if (evbuffer_get_length(c->out) > 0)
+        return;
     if (c->closing) {
         conn_free(c);
         return;
     }
-    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
-        bufferevent_enable(bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_input(bev)))
-            on_read(bev, arg); /* requests that waited while we were not reading */
+    if (!c->reading) {
+        struct timeval idle = { c->w->srv->idle_timeout, 0 };
+        event_add(c->rev, &idle);
+        c->reading = true;
+        if (evbuffer_get_length(c->in))
+            process_input(c); /* requests that waited while we were not reading */
     }
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct conn *c = arg;
-    (void)bev;
-    if (what & BEV_EVENT_TIMEOUT)
-        wp_debug("closing an idle connection");
-    else if (what & BEV_EVENT_ERROR)
-        wp_debug("connection error: %s", strerror(errno));
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-        conn_close_after_flush(c); /* half-closed: deliver the answers first */
-        return;
-    }
-    conn_free(c);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -363,18 +437,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     struct conn *c = wp_calloc(1, sizeof(*c));
     c->w = w;
+    c->fd = fd;
     c->listen = &srv->listens[idx];
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        evutil_closesocket(fd);
-        atomic_fetch_sub(&srv->connections, 1);
-        free(c);
-        return;
-    }
+    evutil_make_socket_nonblocking(fd);
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, on_write, c);
     struct timeval idle = { srv->idle_timeout, 0 };
-    bufferevent_set_timeouts(c->bev, &idle, &idle);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    event_add(c->rev, &idle);
+    c->reading = true;
 }
 
 static void *worker_main(void *arg)

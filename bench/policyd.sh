@@ -1,0 +1,437 @@
+#!/bin/bash
+# policyd.sh - waypost-policyd side by side with the null responder and
+# postfwd, in one run, on a Router table of 100 000 records.
+#
+# Usage: bench/policyd.sh BUILD_DIR [SECONDS]
+#   BUILD_DIR  holds bench/loadgen, bench/nullsrv and policy/waypost-policyd
+#   SECONDS    measurement window of each cell (default 5)
+#
+# How long: 15 cells of 1 s warm-up + SECONDS + about 0.2 s, plus a few
+# seconds of set-up: 1 min 32 s with the default 5 s, about 55 s with 2 s
+# (measured on the project's 2-CPU machine).  Without waypost-policyd, 9
+# cells: about 55 s.  The first run on a machine also installs postfwd with
+# apt-get: up to a minute more.
+#
+# What it does:
+#   1. generates the table (the record mix of bench/bench_router.c: exact
+#      addresses, Relay: wildcard addresses, domains, wildcard subdomains),
+#      a waypost.conf for it, and 6000 keys spread over the whole table: the
+#      kinds bench_router.c resolves (a hit on each of the four record
+#      kinds, an account of the local domain, a miss), interleaved;
+#   2. starts, as its own children: nullsrv (the protocol ceiling),
+#      BUILD_DIR/policy/waypost-policyd -f -c CONF, and Debian's postfwd2
+#      with bench/postfwd.cf (the same RCPT decisions as a ruleset) on
+#      127.0.0.1;
+#   3. measures with loadgen at 1, 16 and 64 connections: socketmap
+#      "transport" lookups against null and waypost, and policy RCPT
+#      requests (from an outside client, so each one is a relay decision)
+#      against null, waypost and postfwd;
+#   4. prints a table, the ratios waypost/null and waypost/postfwd, and
+#      waypost's socketmap lookups per second.
+# Every process it started is stopped on exit, however it exits.
+#
+# Exit status: 0 when every row ran without an error; 1 when a row failed
+# or was skipped (waypost-policyd not built or not starting, postfwd not
+# available), after printing what did run; 2 on a usage or set-up error.
+#
+# Limits: load generator and servers share the machine's CPUs, so the
+# figures are what Postfix and the daemon would get on one host.  null and
+# waypost listen on unix sockets; postfwd speaks TCP on 127.0.0.1, which
+# costs the null responder about 0.6x its unix throughput at N>=16 (perf
+# anchors) and is negligible next to postfwd's own ~0.5 ms per request.
+# postfwd runs with --cache=0: the benchmark cycles through 6000 keys, and
+# its request cache would turn most of them into unrealistic hits.  At N=1
+# the VM decides: a round trip between two CPUs costs ~50 us, on one CPU
+# ~10 us, and the scheduler picks either (the script says when), so N=1
+# ratios are rough; N=16 and 64 are the figures to compare.  The
+# postfwd part needs root (to install it, and to run it as user postfw in
+# its own PID namespace so that none of its forked children can outlive us).
+set -u
+
+usage() {
+    echo "usage: bench/policyd.sh BUILD_DIR [SECONDS]" >&2
+    exit 2
+}
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    usage
+fi
+build=$1
+seconds=${2:-5}
+case $seconds in '' | *[!0-9.]* | .* | *.*.*) usage ;; esac
+warmup=1
+records=100000
+key_count=6000
+client_address=198.51.100.77 # outside every trusted network: every RCPT is a relay decision
+connection_counts="1 16 64"
+
+here=$(cd "$(dirname "$0")" && pwd)
+loadgen=$build/bench/loadgen
+nullsrv=$build/bench/nullsrv
+policyd=$build/policy/waypost-policyd
+for program in "$loadgen" "$nullsrv"; do
+    [ -x "$program" ] || {
+        echo "policyd.sh: $program missing: build first (make in BUILD_DIR)" >&2
+        exit 2
+    }
+done
+[ -r "$here/postfwd.cf" ] || {
+    echo "policyd.sh: $here/postfwd.cf missing" >&2
+    exit 2
+}
+
+work=$(mktemp -d /tmp/wp-policyd-bench.XXXXXX) || exit 2
+children=() # "PID SIGNAL" of every process we started, for cleanup
+
+# Stop one child: its signal, then SIGKILL if it is still there after 5 s.
+# NAMESPACE means the child is unshare holding a PID namespace: killing the
+# namespace's first process makes the kernel kill every other one, and
+# unshare exits only once they are all gone.
+# shellcheck disable=SC2317 # called by cleanup, from the trap
+stop_child() {
+    local pid=$1 signal=$2 i init
+    if [ "$signal" = NAMESPACE ]; then
+        for init in $(ps -o pid= --ppid "$pid"); do
+            kill -KILL "$init" 2>/dev/null
+        done
+    else
+        kill "-$signal" "$pid" 2>/dev/null
+    fi
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+    local child pid signal
+    for child in "${children[@]}"; do
+        read -r pid signal <<<"$child"
+        stop_child "$pid" "$signal"
+    done
+    rm -rf "$work"
+}
+# Quietly: bash would report each child it kills as "Killed".
+trap 'cleanup 2>/dev/null' EXIT
+trap 'exit 130' INT # the EXIT trap still runs
+trap 'exit 143' TERM
+
+failures=() # one line for each row that failed or was skipped
+
+note_failure() {
+    failures+=("$*")
+    echo "policyd.sh: $*" >&2
+}
+
+# ------------------------------------------------------------ table and keys
+
+# The record mix of bench/bench_router.c, record for record.
+awk -v n=$records 'BEGIN {
+    for (i = 0; i < n; i++) {
+        r = i % 10
+        if (r < 5)
+            printf "<user%d@dom%d.example> = user%d@company.dom\n", i, int(i / 10), i
+        else if (r < 8)
+            printf "Relay:<*@wild%d.example> = *%%wild%d.example@host%d.via\n", i, i, int(i / 100)
+        else if (r == 8)
+            printf "dlevel%d.example = host%d.via\n", i, int(i / 100)
+        else
+            printf "*.sub%d.example = hub%d.example\n", i, int(i / 100)
+    }
+}' >"$work/router.table"
+
+# Keys as bench_router.c picks them: a random record k anywhere in the
+# table, then the address of each kind nearest it; kinds interleaved so
+# that every part of a run sees all of them.
+awk -v n=$records -v count=$key_count 'BEGIN {
+    srand(12345)
+    for (j = 0; j < count; j++) {
+        k = int(rand() * n); base = k - k % 10; kind = j % 6
+        if (kind == 0) printf "user%d@dom%d.example\n", base, int(base / 10)
+        else if (kind == 1) printf "someone@wild%d.example\n", base + 6
+        else if (kind == 2) printf "x@dlevel%d.example\n", base + 8
+        else if (kind == 3) printf "y@a.sub%d.example\n", base + 9
+        else if (kind == 4) printf "alice@company.dom\n"
+        else printf "nobody%d@miss.example\n", k
+    }
+}' >"$work/keys"
+
+waypost_socketmap=$work/waypost-socketmap.sock
+waypost_policy=$work/waypost-policy.sock
+cat >"$work/waypost.conf" <<EOF
+# Generated by bench/policyd.sh.
+log = {
+  # One line per request would measure logging to a file, not lookups.
+  level = "warning";
+};
+
+policyd: {
+  listen = [ "socketmap:unix:$waypost_socketmap", "policy:unix:$waypost_policy" ];
+  threads = 0;  # one per CPU
+};
+
+router: {
+  table = "router.table";
+  main_domain = "company.dom";
+  trusted_networks = [ "127.0.0.0/8", "::1/128" ];
+  domains = (
+    { name = "company.dom"; accounts = "list:alice,bob"; mail_to_unknown = "Rejected"; }
+  );
+};
+EOF
+
+# ------------------------------------------------------------------ servers
+
+# Wait until a unix socket exists; fails if its server has exited, or after
+# `limit` seconds.
+wait_for_socket() {
+    local path=$1 pid=$2 limit=$3 i
+    for ((i = 0; i < limit * 10; i++)); do
+        [ -S "$path" ] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+null_socketmap=$work/null-socketmap.sock
+null_policy=$work/null-policy.sock
+"$nullsrv" "socketmap:unix:$null_socketmap" "policy:unix:$null_policy" 2>"$work/nullsrv.log" &
+children+=("$! TERM")
+null_pid=$!
+if ! wait_for_socket "$null_socketmap" $null_pid 10 || ! wait_for_socket "$null_policy" $null_pid 10; then
+    echo "policyd.sh: nullsrv did not start:" >&2
+    cat "$work/nullsrv.log" >&2
+    exit 2
+fi
+
+waypost_ok=false
+waypost_ready_s=
+if [ ! -x "$policyd" ]; then
+    note_failure "waypost rows skipped: $policyd is not built yet"
+else
+    started=$(date +%s.%N)
+    "$policyd" -f -c "$work/waypost.conf" >"$work/waypost.log" 2>&1 &
+    children+=("$! TERM")
+    waypost_pid=$!
+    if wait_for_socket "$waypost_socketmap" $waypost_pid 60 && wait_for_socket "$waypost_policy" $waypost_pid 60; then
+        waypost_ok=true
+        waypost_ready_s=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    else
+        if kill -0 $waypost_pid 2>/dev/null; then
+            note_failure "waypost rows skipped: waypost-policyd made no sockets within 60 s"
+        else
+            note_failure "waypost rows skipped: waypost-policyd exited during start-up"
+        fi
+        tail -n 20 "$work/waypost.log" | sed 's/^/    waypost-policyd: /' >&2
+    fi
+fi
+
+postfwd_ok=false
+postfwd_port=
+start_postfwd() {
+    if [ "$(id -u)" -ne 0 ]; then
+        note_failure "postfwd rows skipped: they need root"
+        return
+    fi
+    if ! command -v postfwd2 >/dev/null; then
+        echo "policyd.sh: installing Debian's postfwd with apt-get (once per machine)..." >&2
+        # The package's service stays off: /etc/default/postfwd has STARTUP=0.
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfwd ||
+            { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfwd; }; } \
+            >"$work/apt.log" 2>&1; then
+            note_failure "postfwd rows skipped: apt-get install postfwd failed (see below)"
+            tail -n 5 "$work/apt.log" >&2
+            return
+        fi
+    fi
+    local port
+    for ((port = 10045; port < 10100; port++)); do
+        port_in_use $port || break
+    done
+    postfwd_port=$port
+    # postfwd drops to user postfw: it must read its rules, and write its
+    # pid file and cache-daemon socket.
+    chmod 755 "$work"
+    mkdir -m 1777 "$work/postfwd"
+    install -m 644 "$here/postfwd.cf" "$work/postfwd/postfwd.cf"
+    # postfwd2 always daemonizes and forks a cache daemon and pre-forked
+    # children, so it cannot be our direct child.  It runs instead in a PID
+    # namespace owned by a direct child (unshare): when the namespace's first
+    # process dies, the kernel kills every process in it, so nothing can be
+    # left behind (see stop_child).
+    unshare --pid --fork --kill-child /bin/sh -c 'postfwd2 "$@" && exec sleep infinity' postfwd \
+        -f "$work/postfwd/postfwd.cf" -i 127.0.0.1 -p "$port" --user postfw --group postfw \
+        --pidfile "$work/postfwd/master.pid" --cache_socket "unix::$work/postfwd/cache.socket" \
+        --cache=0 -P >"$work/postfwd.log" 2>&1 &
+    children+=("$! NAMESPACE")
+    local pid=$! i
+    for ((i = 0; i < 300; i++)); do
+        if port_in_use "$port"; then
+            postfwd_ok=true
+            return
+        fi
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    note_failure "postfwd rows skipped: postfwd2 did not listen on 127.0.0.1:$port"
+    tail -n 20 "$work/postfwd.log" | sed 's/^/    postfwd: /' >&2
+}
+start_postfwd
+
+# --------------------------------------------------------------- measuring
+
+declare -A result # "row,N,field" -> value; a row is "protocol server"
+
+# run_loadgen ROW N TARGET [loadgen options]: one cell of the table.
+run_loadgen() {
+    local row=$1 n=$2 target=$3 line field
+    shift 3
+    if line=$("$loadgen" -c "$n" -d "$seconds" -w "$warmup" -k "$work/keys" -a "$client_address" "$@" \
+        "$target" 2>"$work/loadgen.err"); then
+        :
+    else
+        note_failure "$row N=$n: $(head -c 300 "$work/loadgen.err" | tr '\n' ' ')"
+    fi
+    for field in $line; do
+        result[$row,$n,${field%%=*}]=${field#*=}
+    done
+    result[$row,$n,ran]=yes
+    if [ "${result[$row,$n,unanswered]:-0}" != 0 ] || [ "${result[$row,$n,starved]:-0}" != 0 ]; then
+        note_failure "$row N=$n: of $n connections, ${result[$row,$n,unanswered]} had no reply after" \
+            "${result[$row,$n,warmup_s]} s of warm-up and ${result[$row,$n,starved]} none in the window:" \
+            "the cell stands for fewer connections"
+    fi
+}
+
+# A short probe before the real runs: a server that answers with the wrong
+# framing, or a ruleset that did not load, should fail in a second with a
+# clear message rather than fill the table with errors.
+probe() { # WHAT KEYFILE TARGET [options]: prints loadgen's line
+    local what=$1 keys=$2 target=$3 line
+    shift 3
+    if ! line=$("$loadgen" -c 1 -d 0.2 -w 0 -k "$keys" -a "$client_address" "$@" "$target" \
+        2>"$work/probe.err"); then
+        note_failure "$what: $(head -c 300 "$work/probe.err" | tr '\n' ' ')"
+        return 1
+    fi
+    echo "$line"
+}
+
+field() { # NAME LINE: the value of NAME=... in a loadgen line
+    local kv
+    for kv in $2; do
+        [ "${kv%%=*}" = "$1" ] && echo "${kv#*=}"
+    done
+}
+
+row() { # ROW TARGET [options]: the three cells of a row
+    local row=$1 target=$2 n
+    shift 2
+    for n in $connection_counts; do
+        run_loadgen "$row" "$n" "$target" "$@"
+    done
+}
+
+if $waypost_ok; then
+    probe "waypost socketmap" "$work/keys" "socketmap:unix:$waypost_socketmap" -m transport >/dev/null || waypost_ok=false
+    probe "waypost policy" "$work/keys" "policy:unix:$waypost_policy" >/dev/null || waypost_ok=false
+    $waypost_ok || note_failure "waypost rows skipped: waypost-policyd does not answer as the protocols say"
+fi
+if $postfwd_ok; then
+    # The ruleset must have loaded: a miss is refused and an account passes.
+    echo "nobody@miss.example" >"$work/key-miss"
+    echo "alice@company.dom" >"$work/key-account"
+    if miss=$(probe "postfwd" "$work/key-miss" "policy:inet:127.0.0.1:$postfwd_port") &&
+        account=$(probe "postfwd" "$work/key-account" "policy:inet:127.0.0.1:$postfwd_port"); then
+        if [ "$(field notfound "$miss")" != 0 ] || [ "$(field found "$account")" != 0 ]; then
+            note_failure "postfwd rows skipped: bench/postfwd.cf did not load (a miss passed or an account was refused)"
+            postfwd_ok=false
+        fi
+    else
+        postfwd_ok=false
+    fi
+fi
+
+row "socketmap null" "socketmap:unix:$null_socketmap" -m transport
+$waypost_ok && row "socketmap waypost" "socketmap:unix:$waypost_socketmap" -m transport
+row "policy null" "policy:unix:$null_policy"
+$waypost_ok && row "policy waypost" "policy:unix:$waypost_policy"
+$postfwd_ok && row "policy postfwd" "policy:inet:127.0.0.1:$postfwd_port"
+if $waypost_ok && ! kill -0 "$waypost_pid" 2>/dev/null; then
+    note_failure "waypost-policyd died during the runs"
+    tail -n 20 "$work/waypost.log" | sed 's/^/    waypost-policyd: /' >&2
+fi
+
+# ---------------------------------------------------------------- reporting
+
+printf '\nwaypost-policyd benchmark: %d-record Router table, %d keys, %s s per cell after %s s warm-up, %s CPUs\n' \
+    $records $key_count "$seconds" $warmup "$(nproc)"
+[ -n "$waypost_ready_s" ] && echo "waypost-policyd had its sockets $waypost_ready_s s after start (table load included)"
+printf '\n%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s\n' \
+    protocol server transport N 'req/s' 'p50 us' 'p99 us' 'found%' 'cpu us/r' errors
+for r in "socketmap null" "socketmap waypost" "policy null" "policy waypost" "policy postfwd"; do
+    case $r in *postfwd) transport=inet ;; *) transport=unix ;; esac
+    for n in $connection_counts; do
+        if [ -z "${result[$r,$n,ran]:-}" ]; then
+            printf '%-10s %-8s %-9s %3s %10s\n' "${r% *}" "${r#* }" $transport "$n" 'n/a'
+            continue
+        fi
+        requests=${result[$r,$n,requests]:-0}
+        found=${result[$r,$n,found]:-0}
+        printf '%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s\n' "${r% *}" "${r#* }" $transport "$n" \
+            "${result[$r,$n,rps]:-?}" "${result[$r,$n,p50_us]:-?}" "${result[$r,$n,p99_us]:-?}" \
+            "$(awk -v f="$found" -v t="$requests" 'BEGIN { printf t ? "%.1f" : "-", 100 * f / t }')" \
+            "${result[$r,$n,server_cpu_us]:-?}" "${result[$r,$n,errors]:-?}"
+    done
+done
+echo
+echo "found% = share of OK answers (socketmap) or of actions other than DUNNO (policy); for policy,"
+echo "  waypost and postfwd should both refuse 4 of the 6 key kinds (66.7), null refuses none."
+echo "cpu us/r = busy CPU of the whole machine during the window, less loadgen's, per request."
+
+ratio() { # ROW_A ROW_B N: rps(A) / rps(B)
+    local a=${result[$1,$3,rps]:-} b=${result[$2,$3,rps]:-}
+    if [ -z "$a" ] || [ -z "$b" ] || [ "$b" = 0 ]; then
+        echo n/a
+    else
+        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3g", a / b }'
+    fi
+}
+printf '\n%-30s' 'req/s ratio'
+for n in $connection_counts; do printf '%10s' "N=$n"; done
+echo
+for pair in "socketmap waypost|socketmap null" "policy waypost|policy null" "policy waypost|policy postfwd"; do
+    a=${pair%|*} b=${pair#*|}
+    printf '%-30s' "${a% *} ${a#* }/${b#* }"
+    for n in $connection_counts; do printf '%10s' "$(ratio "$a" "$b" "$n")"; done
+    echo
+done
+# On this kind of VM a round trip between two CPUs takes ~50 us, one on a
+# single CPU ~10 us, and at N=1 the scheduler picks either: a 4-5x swing
+# that has nothing to do with the server.  Say so when it happens.
+for r in "socketmap null" "socketmap waypost" "policy null" "policy waypost"; do
+    p50=${result[$r,1,p50_us]:-}
+    if [ -n "$p50" ] && awk -v p="$p50" 'BEGIN { exit !(p > 0 && p < 25) }'; then
+        echo "note: $r N=1 ran with client and server on one CPU (p50 $p50 us, usually ~50):" \
+            "N=1 ratios with it compare scheduler placements, not servers"
+    fi
+done
+printf '\nwaypost socketmap transport lookups/s:'
+for n in $connection_counts; do printf ' N=%s %s' "$n" "${result[socketmap waypost,$n,rps]:-n/a}"; done
+echo
+
+if [ ${#failures[@]} -gt 0 ]; then
+    echo
+    echo "Not measured or failed:"
+    printf '  %s\n' "${failures[@]}"
+    exit 1
+fi
+exit 0
