@@ -4,8 +4,10 @@
  *   waypost [-c FILE] check                  validate the whole configuration
  *   waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...
  *                                            trace how addresses are routed
- *   waypost [-c FILE] postconf [--chroot|--no-chroot]
+ *   waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]
  *                                            print the Postfix wiring
+ *   waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]
+ *                                            show which rules fire and what they would do
  *
  * Exit codes: 0 success, 1 configuration errors, 2 usage errors.
  */
@@ -16,7 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <gmime/gmime.h>
+#include <sys/stat.h>
+#include <time.h>
+
 #include "json.h"
+#include "reply.h"
+#include "rules.h"
 #include "log.h"
 #include "snapshot.h"
 #include "util.h"
@@ -31,6 +40,7 @@ static void usage(FILE *out)
     fputs("usage: waypost [-c FILE] check\n"
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
           "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
+          "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
           "       waypost --version\n"
           "default FILE: " DEFAULT_CONFIG "\n",
           out);
@@ -61,8 +71,8 @@ static int cmd_check(const char *path)
     if (!s)
         return 1;
     const struct wp_router *r = s->router;
-    printf("%s: OK (main domain %s, %zu domains, %u router records)\n", path, r->main_domain,
-           r->ndomains, r->table ? r->table->nrecs : 0);
+    printf("%s: OK (main domain %s, %zu domains, %u router records, %zu rules)\n", path, r->main_domain,
+           r->ndomains, r->table ? r->table->nrecs : 0, wp_rules_count(s->rules));
     wp_snapshot_unref(s);
     return 0;
 }
@@ -307,6 +317,139 @@ done:
     return missing ? 1 : 0;
 }
 
+static int cmd_rules(const char *path, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "test", required_argument, NULL, 'T' }, { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },   { "client", required_argument, NULL, 'c' },
+        { "auth", required_argument, NULL, 'a' }, { NULL, 0, NULL, 0 },
+    };
+    const char *file = NULL, *from = NULL, *client = "", *auth = "";
+    char **rcpts = NULL;
+    size_t nrcpts = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'T': file = optarg; break;
+        case 'f': from = optarg; break;
+        case 't':
+            rcpts = wp_realloc(rcpts, (nrcpts + 1) * sizeof(char *));
+            rcpts[nrcpts++] = optarg;
+            break;
+        case 'c': client = optarg; break;
+        case 'a': auth = optarg; break;
+        default: usage(stderr); free(rcpts); return 2;
+        }
+    }
+    if (!file || !from || !nrcpts || optind != argc) {
+        fprintf(stderr, "waypost rules: --test MESSAGE, --from and at least one --to are needed\n");
+        usage(stderr);
+        free(rcpts);
+        return 2;
+    }
+    struct wp_snapshot *s = load(path, true);
+    if (!s) {
+        free(rcpts);
+        return 1;
+    }
+    g_mime_init();
+    GError *gerr = NULL;
+    GMimeStream *stream = g_mime_stream_fs_open(file, O_RDONLY, 0, &gerr);
+    if (!stream) {
+        fprintf(stderr, "waypost rules: %s: %s\n", file, gerr ? gerr->message : "cannot open");
+        if (gerr)
+            g_error_free(gerr);
+        wp_snapshot_unref(s);
+        free(rcpts);
+        return 1;
+    }
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
+    struct stat st;
+    size_t size = stat(file, &st) == 0 ? (size_t)st.st_size : 0;
+    struct wp_header *headers = NULL;
+    size_t nheaders = 0;
+    char **values = NULL;
+    if (msg) {
+        GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+        int n = g_mime_header_list_get_count(hl);
+        headers = wp_calloc((size_t)n + 1, sizeof(*headers));
+        values = wp_calloc((size_t)n + 1, sizeof(char *));
+        for (int i = 0; i < n; i++) {
+            GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+            const char *raw = g_mime_header_get_raw_value(h);
+            char *v = wp_strdup(raw ? raw : "");
+            char *b = v;
+            while (*b == ' ' || *b == '\t')
+                b++;
+            memmove(v, b, strlen(b) + 1);
+            size_t len = strlen(v);
+            while (len && (v[len - 1] == '\n' || v[len - 1] == '\r'))
+                v[--len] = '\0';
+            values[i] = v;
+            headers[nheaders].name = g_mime_header_get_name(h);
+            headers[nheaders].value = v;
+            nheaders++;
+        }
+    } else {
+        fprintf(stderr, "waypost rules: %s: not a message; judging the envelope only\n", file);
+    }
+    struct wp_message wm = {
+        .return_path = from[0] == '<' ? "" : from, .rcpts = (const char *const *)rcpts, .nrcpts = nrcpts,
+        .headers = headers, .nheaders = nheaders, .size = size, .client_addr = client, .auth_user = auth,
+        .now = time(NULL),
+    };
+    struct wp_outcome out;
+    wp_rules_evaluate(s->rules, &s->rules_env, &wm, &out);
+    printf("%zu rules; fired: ", wp_rules_count(s->rules));
+    for (size_t i = 0; i < out.nfired; i++)
+        printf("%s%s", i ? ", " : "", out.fired[i]);
+    printf("%s\n", out.nfired ? "" : "none");
+    for (size_t i = 0; i < out.nlog; i++)
+        printf("  %s\n", out.log[i]);
+    if (out.reject)
+        printf("result: REJECT 550 5.7.1 %s\n", out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
+    else if (out.discard)
+        printf("result: DISCARD\n");
+    else {
+        printf("result: ACCEPT\n");
+        if (out.drop_recipients)
+            printf("  original recipients removed\n");
+        for (size_t i = 0; i < out.nadd; i++)
+            printf("  add recipient %s\n", out.add_rcpts[i]);
+        for (size_t i = 0; i < out.nheaders; i++)
+            printf("  add header %s\n", out.add_headers[i]);
+        if (out.subject)
+            printf("  Subject: %s\n", out.subject);
+        for (size_t i = 0; i < out.nreplies; i++) {
+            struct wp_reply_message rm;
+            const char *why;
+            if (wp_reply_build(&wm, &out.replies[i], rcpts[0], &rm, &why)) {
+                printf("  reply to");
+                for (size_t k = 0; k < rm.nrcpts; k++)
+                    printf(" %s", rm.rcpts[k]);
+                printf(" via %s\n", s->milter.reply_via);
+                wp_reply_message_free(&rm);
+            } else {
+                printf("  no reply: %s\n", why);
+            }
+        }
+    }
+    wp_outcome_free(&out);
+    for (size_t i = 0; i < nheaders; i++)
+        free(values[i]);
+    free(values);
+    free(headers);
+    if (msg)
+        g_object_unref(msg);
+    g_object_unref(parser);
+    g_object_unref(stream);
+    wp_snapshot_unref(s);
+    free(rcpts);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
@@ -333,6 +476,8 @@ int main(int argc, char **argv)
         return cmd_check(path);
     if (strcmp(argv[i], "route") == 0)
         return cmd_route(path, argc - i, argv + i);
+    if (strcmp(argv[i], "rules") == 0)
+        return cmd_rules(path, argc - i, argv + i);
     if (strcmp(argv[i], "postconf") == 0)
         return cmd_postconf(path, argc - i, argv + i);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);

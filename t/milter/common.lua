@@ -1,0 +1,33 @@
+-- t/milter/common.lua: helpers for the miltertest scripts.
+-- miltertest errors out for steps the milter did not ask for (negotiated
+-- away), so optional steps go through pcall.
+
+function fail(msg)
+  error(msg, 0)
+end
+
+-- send one message; returns the connection after EOM (caller checks)
+function send(sock, from, rcpts, headers, body)
+  local conn = mt.connect(sock, 40, 0.05)
+  if conn == nil then fail("cannot connect to " .. sock) end
+  if mt.conninfo(conn, "client.example", "192.0.2.10") ~= nil then fail("conninfo") end
+  pcall(mt.helo, conn, "client.example")
+  mt.macro(conn, SMFIC_MAIL, "i", "TESTQID")
+  if mt.mailfrom(conn, from) ~= nil then fail("mailfrom") end
+  for _, r in ipairs(rcpts) do
+    if mt.rcptto(conn, r) ~= nil then fail("rcptto " .. r) end
+  end
+  pcall(mt.data, conn)
+  for _, h in ipairs(headers) do
+    if mt.header(conn, h[1], h[2]) ~= nil then fail("header " .. h[1]) end
+  end
+  pcall(mt.eoh, conn)
+  if body ~= nil and mt.bodystring(conn, body) ~= nil then fail("body") end
+  if mt.eom(conn) ~= nil then fail("eom") end
+  return conn
+end
+
+function expect_reply(conn, want, what)
+  local got = mt.getreply(conn)
+  if got ~= want then fail(what .. ": reply " .. tostring(got) .. ", wanted " .. tostring(want)) end
+end
