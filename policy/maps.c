@@ -33,25 +33,13 @@ static enum wp_answer transport_value(const struct wp_snapshot *s, const struct 
             return WP_ANS_NOTFOUND;
         snprintf(value, size, "%s", pf->local_transport);
         return WP_ANS_FOUND;
-    case WP_ROUTE_RELAY:
-        nexthop_value(pf->relay_transport, rt, value, size);
-        return WP_ANS_FOUND;
-    case WP_ROUTE_HOLD:
-        nexthop_value(pf->hold_transport, rt, value, size);
-        return WP_ANS_FOUND;
-    case WP_ROUTE_ODMR:
-        snprintf(value, size, "%s", pf->odmr_transport);
-        return WP_ANS_FOUND;
-    case WP_ROUTE_DISCARD:
-        snprintf(value, size, "discard:Waypost route");
-        return WP_ANS_FOUND;
+    case WP_ROUTE_RELAY: nexthop_value(pf->relay_transport, rt, value, size); return WP_ANS_FOUND;
+    case WP_ROUTE_HOLD: nexthop_value(pf->hold_transport, rt, value, size); return WP_ANS_FOUND;
+    case WP_ROUTE_ODMR: snprintf(value, size, "%s", pf->odmr_transport); return WP_ANS_FOUND;
+    case WP_ROUTE_DISCARD: snprintf(value, size, "discard:Waypost route"); return WP_ANS_FOUND;
     case WP_ROUTE_ERROR:
-    case WP_ROUTE_UNKNOWN:
-        snprintf(value, size, "error:%s", rt->text);
-        return WP_ANS_FOUND;
-    case WP_ROUTE_TEMP:
-        snprintf(value, size, "%s", rt->text);
-        return WP_ANS_TEMP;
+    case WP_ROUTE_UNKNOWN: snprintf(value, size, "error:%s", rt->text); return WP_ANS_FOUND;
+    case WP_ROUTE_TEMP: snprintf(value, size, "%s", rt->text); return WP_ANS_TEMP;
     }
     return WP_ANS_NOTFOUND;
 }
@@ -76,7 +64,7 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const
      * or transport's '*' is never an address we route. */
     if (!access && (!strchr(key, '@') || strcmp(key, "*") == 0))
         return WP_ANS_NOTFOUND;
-    struct wp_resolve_opts o = { true, access };
+    struct wp_resolve_opts o = {true, access};
     struct wp_route rt;
     rt.trace = NULL;
     wp_resolve(r, key, &o, &rt);
@@ -111,17 +99,29 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const
 
 /* ---------------------------------------------------------------- policy */
 
+static const struct {
+    const char *name;
+    size_t offset, size;
+} kept[] = {
+#define KEEP(f)                                                                                              \
+    {                                                                                                        \
+#f, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f)                \
+    }
+    KEEP(request),        KEEP(protocol_state), KEEP(recipient),   KEEP(sender),
+    KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain),
+#undef KEEP
+};
+
+bool wp_policy_attr_kept(const char *name)
+{
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (strcmp(name, kept[i].name) == 0)
+            return true;
+    return false;
+}
+
 bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value)
 {
-    static const struct {
-        const char *name;
-        size_t offset, size;
-    } kept[] = {
-#define KEEP(f) { #f, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f) }
-        KEEP(request), KEEP(protocol_state), KEEP(recipient), KEEP(sender),
-        KEEP(client_address), KEEP(sasl_username), KEEP(etrn_domain),
-#undef KEEP
-    };
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
         if (strcmp(name, kept[i].name) == 0)
             return wp_strlcpy((char *)req + kept[i].offset, value, kept[i].size);
@@ -145,33 +145,30 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
     }
     bool trusted = req->sasl_username[0] != '\0' ||
                    (req->client_address[0] && wp_nets_contain(&r->trusted, req->client_address));
-    struct wp_resolve_opts o = { trusted, false };
+    struct wp_resolve_opts o = {trusted, false};
     struct wp_route rt;
     rt.trace = NULL;
     wp_resolve(r, req->recipient, &o, &rt);
     switch (rt.kind) {
     case WP_ROUTE_UNKNOWN:
-    case WP_ROUTE_TEMP:
-        reply_from_text(rt.text, action, size);
-        return;
+    case WP_ROUTE_TEMP: reply_from_text(rt.text, action, size); return;
     case WP_ROUTE_ERROR:
         if (!rt.bounce) {
             reply_from_text(rt.text, action, size);
             return;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     if (!wp_route_relay_permitted(&rt, trusted)) {
         snprintf(action, size, "554 %s", WP_TEXT_RELAY_DENIED);
         return;
     }
-    if (!trusted) {
+    if (!trusted && r->table->has_norelay) {
         /* The maps resolve as for a trusted client; a NoRelay: record that
          * only a trusted client may use must not carry this mail. */
         struct wp_route as_trusted;
-        struct wp_resolve_opts ot = { true, false };
+        struct wp_resolve_opts ot = {true, false};
         as_trusted.trace = NULL;
         wp_resolve(r, req->recipient, &ot, &as_trusted);
         if (!wp_route_relay_permitted(&as_trusted, false)) {

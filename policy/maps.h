@@ -47,6 +47,9 @@ struct wp_policy_request {
  * false if a value we keep is too long for its buffer. */
 bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value);
 
+/* Is this one of the attributes Waypost keeps? */
+bool wp_policy_attr_kept(const char *name);
+
 /* The access(5) action for a request ("DUNNO", "550 5.1.1 ...", ...). */
 void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
                       size_t size);

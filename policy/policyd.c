@@ -258,26 +258,46 @@ static bool serve_tcp(struct conn *c, struct evbuffer *in, struct evbuffer *out)
 static bool serve_policy(struct conn *c, struct evbuffer *in, struct evbuffer *out)
 {
     size_t max = c->w->srv->max_request;
+    char line[WP_ATTR_VALUE_MAX + 128];
     for (;;) {
-        size_t n;
-        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-        if (!line) {
+        /* Find the end of the next line without copying (no malloc per line). */
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+        if (eol.pos < 0) {
             if (c->policy_bytes + evbuffer_get_length(in) > max) {
                 wp_notice("policy: request over %zu bytes, closing", max);
                 return false;
             }
             return true;
         }
+        size_t n = (size_t)eol.pos;
         c->policy_bytes += n + 1;
-        if (c->policy_bytes > max || memchr(line, '\0', n)) {
-            wp_notice("policy: %s, closing", c->policy_bytes > max ? "request too large" : "NUL byte in request");
-            free(line);
+        if (c->policy_bytes > max) {
+            wp_notice("policy: request too large, closing");
+            return false;
+        }
+        if (n >= sizeof(line)) {
+            /* Longer than any value we keep: fine for an attribute we
+             * ignore (ccert_subject, say), too long for one we use. */
+            char name[64];
+            size_t k = evbuffer_copyout(in, name, sizeof(name) - 1);
+            name[k] = '\0';
+            char *eq = strchr(name, '=');
+            if (!eq || wp_policy_attr_kept((*eq = '\0', name))) {
+                wp_notice("policy: attribute line of %zu bytes, closing", n);
+                return false;
+            }
+            evbuffer_drain(in, n + 1);
+            continue;
+        }
+        evbuffer_remove(in, line, n + 1);
+        line[n] = '\0';
+        if (memchr(line, '\0', n)) {
+            wp_notice("policy: NUL byte in request, closing");
             return false;
         }
         if (n > 0 && line[n - 1] == '\r')
             line[--n] = '\0';
         if (n == 0) {
-            free(line);
             if (strcmp(c->req.request, "smtpd_access_policy") != 0) {
                 wp_notice("policy: request without request=smtpd_access_policy, closing");
                 return false;
@@ -294,16 +314,13 @@ static bool serve_policy(struct conn *c, struct evbuffer *in, struct evbuffer *o
         char *eq = strchr(line, '=');
         if (!eq || eq == line) {
             wp_notice("policy: line without name=value, closing");
-            free(line);
             return false;
         }
         *eq = '\0';
         if (!wp_policy_attr(&c->req, line, eq + 1)) {
             wp_notice("policy: attribute %s too long, closing", line);
-            free(line);
             return false;
         }
-        free(line);
     }
 }
 

@@ -81,6 +81,8 @@ static const char *check_target(const char *target, bool address, bool domain_le
 
 static void add_record(struct parse_ctx *c, const struct wp_record *r)
 {
+    if (r->prefix == WP_PFX_NORELAY)
+        c->t->has_norelay = true;
     if (c->t->nrecs == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 1024;
         c->t->recs = wp_realloc(c->t->recs, c->cap * sizeof(*r));

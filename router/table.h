@@ -62,6 +62,7 @@ struct wp_table {
     char *buf;  /* the file; records point into it */
     struct wp_record *recs;
     uint32_t nrecs;
+    bool has_norelay; /* some record is NoRelay: (untrusted lookups differ) */
     char *extra; /* synthesised keys ("local@main.domain") */
     struct wp_strmap addr_exact;   /* "local@domain" */
     struct wp_strmap addr_exact_domains; /* domains of the exact address records */
