@@ -50,8 +50,21 @@ static void printf_(struct buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
-    if (n > 0)
-        put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    if (n <= 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        put(b, tmp, (size_t)n);
+        return;
+    }
+    /* Longer than tmp (a huge Subject or Message-ID of the original): format
+     * it whole.  Cutting it lost the line's LF, and the next header, such as
+     * Auto-Submitted, was glued onto the cut line. */
+    char *big = wp_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    put(b, big, (size_t)n);
+    free(big);
 }
 
 static bool has_header(const char *headers, size_t len, const char *name)
@@ -164,10 +177,17 @@ bool wp_reply_build(const struct wp_message *m, const struct wp_reply *r, const 
         printf_(&b, "In-Reply-To: %s\nReferences: %s\n", mid, mid);
     }
     puts_(&b, "Auto-Submitted: auto-replied\n");
-    if (hdr)
+    if (hdr) {
         put(&b, hdr, hlen);
+        if (hlen && hdr[hlen - 1] != '\n')
+            puts_(&b, "\n"); /* "+Subject: x" alone: the next header went onto its line */
+    }
+    /* MIME-Version whenever the text has none: its own Content-Type counts
+     * only with it (RFC 2045), and one of its own is not doubled. */
+    if (!hdr || !has_header(hdr, hlen, "MIME-Version"))
+        puts_(&b, "MIME-Version: 1.0\n");
     if (!hdr || !has_header(hdr, hlen, "Content-Type"))
-        puts_(&b, "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n");
+        puts_(&b, "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n");
     puts_(&b, "\n");
     puts_(&b, body);
     if (b.len && b.s[b.len - 1] != '\n')

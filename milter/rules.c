@@ -3,7 +3,9 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <gmime/gmime.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,17 +122,21 @@ static void split_list(const char *text, char ***out, size_t *n)
 static long long parse_size(const char *s, bool *ok)
 {
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    *ok = end != s && v >= 0;
+    /* ERANGE and the K/M scaling are checked: a too large number used to load
+     * as LLONG_MAX, and scaling it overflowed a signed integer (UB). */
+    *ok = end != s && v >= 0 && errno != ERANGE;
+    long long unit = 1;
     if (*end == 'K' || *end == 'k') {
-        v *= 1024;
+        unit = 1024;
         end++;
     } else if (*end == 'M' || *end == 'm') {
-        v *= 1024 * 1024;
+        unit = 1024 * 1024;
         end++;
     }
-    *ok = *ok && *end == '\0';
-    return v;
+    *ok = *ok && *end == '\0' && v <= LLONG_MAX / unit;
+    return *ok ? v * unit : 0;
 }
 
 #define LOAD_ERROR(...) wp_error(err, wp_conf_file(s, file), wp_conf_line(s), __VA_ARGS__)
@@ -486,6 +492,15 @@ size_t wp_rules_count(const struct wp_rules *r)
     return r ? r->n : 0;
 }
 
+bool wp_rules_need_body(const struct wp_rules *r)
+{
+    for (size_t i = 0; r && i < r->n; i++)
+        for (size_t k = 0; k < r->rules[i].nconds; k++)
+            if (r->rules[i].conds[k].kind == C_MESSAGE_SIZE)
+                return true;
+    return false;
+}
+
 /* ---------------------------------------------------------------- message helpers */
 
 const char *wp_message_header(const struct wp_message *m, const char *name)
@@ -572,13 +587,63 @@ static void header_addresses(const struct wp_message *m, const char *name, struc
     }
 }
 
+static void decode_piece(struct values *parts, const char *raw, size_t len)
+{
+    char *piece = wp_strndup(raw, len);
+    char *d = g_mime_utils_header_decode_text(g_mime_parser_options_get_default(), piece);
+    values_add(parts, wp_strdup(d ? d : piece));
+    g_free(d);
+    free(piece);
+}
+
+/* GMime before 3.2.14 joins adjacent base64 encoded words of one charset
+ * and loses everything after the first word's '=' padding: "=?UTF-8?B?SGVsbG8=?=
+ * =?UTF-8?B?V29ybGQ=?=" decoded as "Hello" (jstedfast/gmime#133), so Tag
+ * Subject rewrote such a Subject truncated.  A padded word is complete on
+ * its own: decode the text in pieces split after each padded base64 word
+ * that another encoded word follows (the white space between goes). */
+static char *decode_words(const char *raw)
+{
+    struct values parts = { NULL, 0 };
+    const char *seg = raw;
+    for (const char *p = raw; (p = strstr(p, "=?")) != NULL;) {
+        const char *q = memchr(p + 2, '?', strnlen(p + 2, 76));
+        if (!q || (q[1] != 'B' && q[1] != 'b') || q[2] != '?') {
+            p += 2;
+            continue;
+        }
+        const char *end = strstr(q + 3, "?=");
+        if (!end)
+            break;
+        const char *next = end + 2;
+        while (*next == ' ' || *next == '\t' || *next == '\r' || *next == '\n')
+            next++;
+        if (end[-1] == '=' && next > end + 2 && strncmp(next, "=?", 2) == 0) {
+            decode_piece(&parts, seg, (size_t)(end + 2 - seg));
+            seg = next;
+        }
+        p = end + 2;
+    }
+    decode_piece(&parts, seg, strlen(seg));
+    size_t len = 0;
+    for (size_t i = 0; i < parts.n; i++)
+        len += strlen(parts.v[i]);
+    char *out = wp_malloc(len + 1), *w = out;
+    for (size_t i = 0; i < parts.n; i++) {
+        size_t n = strlen(parts.v[i]);
+        memcpy(w, parts.v[i], n);
+        w += n;
+    }
+    *w = '\0';
+    values_free(&parts);
+    return out;
+}
+
 static char *decode_text(const char *raw)
 {
     while (*raw == ' ' || *raw == '\t')
         raw++;
-    char *d = g_mime_utils_header_decode_text(g_mime_parser_options_get_default(), raw);
-    char *out = wp_strdup(d ? d : raw);
-    g_free(d);
+    char *out = decode_words(raw);
     /* unfold */
     char *w = out;
     for (const char *r = out; *r; r++)
@@ -781,6 +846,21 @@ static bool eval_cond(const struct cond *c, const struct wp_rules_env *env, cons
                 if (c->npics && wp_strnieq(c->pics[0], day_names[d], 3))
                     want = d;
             result = want >= 0 && (c->op == OP_GT ? tm.tm_wday > want : tm.tm_wday < want);
+        } else if (c->op == OP_GT || c->op == OP_LT) {
+            /* Compared as numbers: as strings "14:30" came before "9:00" and
+             * "2024-05-15" before "2024-5-1". */
+            int a, b, d;
+            long long want = -1, have;
+            if (c->kind == C_TIME) {
+                if (c->npics && sscanf(c->pics[0], "%d:%d", &a, &b) == 2 && a >= 0 && b >= 0)
+                    want = a * 60LL + b;
+                have = tm.tm_hour * 60LL + tm.tm_min;
+            } else {
+                if (c->npics && sscanf(c->pics[0], "%d-%d-%d", &a, &b, &d) == 3 && a >= 0 && b >= 0 && d >= 0)
+                    want = a * 10000LL + b * 100LL + d;
+                have = (tm.tm_year + 1900) * 10000LL + (tm.tm_mon + 1) * 100LL + tm.tm_mday;
+            }
+            result = want >= 0 ? (c->op == OP_GT ? have > want : have < want) : test_value(c, v);
         } else {
             result = test_value(c, v);
         }

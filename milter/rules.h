@@ -42,6 +42,8 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
                                const struct wp_rules_env *env, struct wp_errors *err);
 void wp_rules_free(struct wp_rules *r);
 size_t wp_rules_count(const struct wp_rules *r);
+/* Does any rule look at the message size (so the milter must see the body)? */
+bool wp_rules_need_body(const struct wp_rules *r);
 
 struct wp_header {
     const char *name;

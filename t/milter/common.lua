@@ -10,6 +10,9 @@ end
 function send(sock, from, rcpts, headers, body)
   local conn = mt.connect(sock, 40, 0.05)
   if conn == nil then fail("cannot connect to " .. sock) end
+  -- Offer every step but the no-reply ones (0xf7f): miltertest waits for an
+  -- answer at each step.  Postfix offers them, and the e2e tests cover that.
+  if mt.negotiate(conn, 6, 0x1ff, 0xf7f) ~= nil then fail("negotiate") end
   if mt.conninfo(conn, "client.example", "192.0.2.10") ~= nil then fail("conninfo") end
   pcall(mt.helo, conn, "client.example")
   mt.macro(conn, SMFIC_MAIL, "i", "TESTQID")
@@ -22,7 +25,8 @@ function send(sock, from, rcpts, headers, body)
     if mt.header(conn, h[1], h[2]) ~= nil then fail("header " .. h[1]) end
   end
   pcall(mt.eoh, conn)
-  if body ~= nil and mt.bodystring(conn, body) ~= nil then fail("body") end
+  -- the milter asks for no body unless a rule looks at the message size
+  if body ~= nil then pcall(mt.bodystring, conn, body) end
   if mt.eom(conn) ~= nil then fail("eom") end
   return conn
 end
