@@ -66,7 +66,7 @@ int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, 
     if (ep->family == WP_EP_UNIX) {
         uid_t uid;
         gid_t gid;
-        if (!lookup_ids(owner, group, &uid, &gid, err, errlen))
+        if (!lookup_ids(owner, group, &uid, &gid, err, errlen)) /* before creating anything */
             return -1;
         struct stat st;
         if (lstat(ep->path, &st) == 0) {
@@ -93,10 +93,10 @@ int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, 
         umask(old);
         if (rc < 0)
             goto fail;
-        if (chmod(ep->path, (mode_t)mode) < 0)
-            goto fail;
-        if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(ep->path, uid, gid) < 0)
-            goto fail;
+        if (!wp_socket_set_owner(ep->path, mode, owner, group, err, errlen)) {
+            close(fd);
+            return -1;
+        }
     } else {
         struct addrinfo hints, *res = NULL;
         memset(&hints, 0, sizeof(hints));
@@ -133,6 +133,47 @@ fail:
     if (fd >= 0)
         close(fd);
     return -1;
+}
+
+bool wp_socket_set_owner(const char *path, int mode, const char *owner, const char *group, char *err,
+                         size_t errlen)
+{
+    uid_t uid;
+    gid_t gid;
+    if (!lookup_ids(owner, group, &uid, &gid, err, errlen))
+        return false;
+    if (chmod(path, (mode_t)mode) < 0 ||
+        ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid) < 0)) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+int wp_daemon_args(const char *prog, const char *default_config, int argc, char **argv, struct wp_daemon_args *a)
+{
+    a->config = default_config;
+    a->foreground = a->test_only = false;
+    int opt;
+    bool bad = false, help = false;
+    while ((opt = getopt(argc, argv, "c:fth")) != -1) {
+        switch (opt) {
+        case 'c': a->config = optarg; break;
+        case 'f': a->foreground = true; break;
+        case 't': a->test_only = true; break;
+        case 'h': help = true; break;
+        default: bad = true; break;
+        }
+    }
+    if (!bad && !help && optind == argc)
+        return -1;
+    fprintf(help ? stdout : stderr,
+            "usage: %s [-c FILE] [-f] [-t]\n"
+            "  -c FILE  configuration (default %s)\n"
+            "  -f       stay in the foreground and log to stderr\n"
+            "  -t       check the configuration and exit\n",
+            prog, default_config);
+    return help ? 0 : 2;
 }
 
 bool wp_daemonize(char *err, size_t errlen)

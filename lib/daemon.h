@@ -18,6 +18,19 @@
 int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group,
                      char *err, size_t errlen);
 
+/* Give an existing unix socket its mode, owner and group ("" keeps them). */
+bool wp_socket_set_owner(const char *path, int mode, const char *owner, const char *group, char *err,
+                         size_t errlen);
+
+/* Command line shared by the daemons: -c FILE, -f, -t.  Returns -1 to go
+ * on, or the exit status (usage printed). */
+struct wp_daemon_args {
+    const char *config;
+    bool foreground;
+    bool test_only;
+};
+int wp_daemon_args(const char *prog, const char *default_config, int argc, char **argv, struct wp_daemon_args *a);
+
 /* Fork into the background (setsid, stdin/out/err to /dev/null). */
 bool wp_daemonize(char *err, size_t errlen);
 

@@ -186,6 +186,14 @@ char *wp_read_file(const char *path, size_t max, size_t *len, char *err, size_t 
     return buf;
 }
 
+void wp_rfc5322_date(char *buf, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, size, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
 uint64_t wp_now_ms(void)
 {
     struct timespec ts;

@@ -40,6 +40,9 @@ char *wp_path_relative_to(const char *dir, const char *path);
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
 char *wp_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
+/* The current time as an RFC 5322 date ("Wed, 25 Nov 2026 12:00:00 +0000"). */
+void wp_rfc5322_date(char *buf, size_t size);
+
 /* Monotonic clock in milliseconds. */
 uint64_t wp_now_ms(void);
 

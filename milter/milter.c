@@ -30,8 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <grp.h>
-#include <pwd.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -279,10 +277,7 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
         smfi_addheader(ctx, "Resent-To", to);
         free(to);
         char date[64];
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+        wp_rfc5322_date(date, sizeof(date));
         smfi_addheader(ctx, "Resent-Date", date);
     }
 }
@@ -443,42 +438,15 @@ static char *libmilter_conn(const struct wp_endpoint *ep)
     return wp_asprintf("%s:%d@%s", ep->family == WP_EP_INET6 ? "inet6" : "inet", ep->port, ep->host);
 }
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: waypost-milter [-c FILE] [-f] [-t]\n"
-                    "  -c FILE  configuration (default " WP_SYSCONFDIR "/waypost/waypost.conf)\n"
-                    "  -f       stay in the foreground and log to stderr\n"
-                    "  -t       check the configuration and exit\n");
-}
-
 int main(int argc, char **argv)
 {
-    const char *path = WP_SYSCONFDIR "/waypost/waypost.conf";
-    bool foreground = false, test_only = false;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:fth")) != -1) {
-        switch (opt) {
-        case 'c': path = optarg; break;
-        case 'f': foreground = true; break;
-        case 't': test_only = true; break;
-        default: usage(); return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc) {
-        usage();
-        return 2;
-    }
+    struct wp_daemon_args args;
+    int rc0 = wp_daemon_args("waypost-milter", WP_SYSCONFDIR "/waypost/waypost.conf", argc, argv, &args);
+    if (rc0 >= 0)
+        return rc0;
+    bool foreground = args.foreground, test_only = args.test_only;
     wp_log_open("waypost-milter", false, NULL, WP_LOG_INFO);
-    char *abs = realpath(path, NULL);
-    state.path = abs ? abs : wp_strdup(path);
-    struct wp_errors err;
-    wp_errors_init(&err);
-    struct wp_snapshot *snap = wp_snapshot_load(state.path, &err);
-    for (size_t i = 0; i < err.nwarn; i++)
-        fprintf(stderr, "%s (warning)\n", err.warns[i]);
-    for (size_t i = 0; i < err.count; i++)
-        fprintf(stderr, "%s\n", err.msgs[i]);
-    wp_errors_free(&err);
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &state.path);
     if (!snap || test_only) {
         if (snap)
             printf("%s: OK (%zu rules)\n", state.path, wp_rules_count(snap->rules));
@@ -509,30 +477,11 @@ int main(int argc, char **argv)
         wp_err("cannot listen on %s", conn);
         return 1;
     }
-    if (mc->listen.family == WP_EP_UNIX) {
-        /* libmilter creates the socket with the process umask: set what we were told. */
-        if (chmod(mc->listen.path, (mode_t)mc->socket_mode) < 0)
-            wp_warn("chmod %s: %s", mc->listen.path, strerror(errno));
-        uid_t uid = (uid_t)-1;
-        gid_t gid = (gid_t)-1;
-        if (mc->socket_owner[0]) {
-            struct passwd *pw = getpwnam(mc->socket_owner);
-            if (!pw) {
-                wp_err("unknown user '%s'", mc->socket_owner);
-                return 1;
-            }
-            uid = pw->pw_uid;
-        }
-        if (mc->socket_group[0]) {
-            struct group *gr = getgrnam(mc->socket_group);
-            if (!gr) {
-                wp_err("unknown group '%s'", mc->socket_group);
-                return 1;
-            }
-            gid = gr->gr_gid;
-        }
-        if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(mc->listen.path, uid, gid) < 0)
-            wp_warn("chown %s: %s", mc->listen.path, strerror(errno));
+    /* libmilter creates the socket with the process umask: set what we were told. */
+    if (mc->listen.family == WP_EP_UNIX &&
+        !wp_socket_set_owner(mc->listen.path, mc->socket_mode, mc->socket_owner, mc->socket_group, why, sizeof(why))) {
+        wp_err("%s", why);
+        return 1;
     }
     if (mc->pidfile[0] && !wp_pidfile_write(mc->pidfile, why, sizeof(why))) {
         wp_err("%s", why);

@@ -162,10 +162,8 @@ bool wp_reply_build(const struct wp_message *m, const struct wp_reply *r, const 
         free(subject);
     }
     char date[64];
+    wp_rfc5322_date(date, sizeof(date));
     time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
     printf_(&b, "Date: %s\n", date);
     const char *at = strchr(from, '@');
     printf_(&b, "Message-ID: <%lld.%ld.%u@%s>\n", (long long)now, (long)getpid(), (unsigned)rand(),

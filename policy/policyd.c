@@ -521,45 +521,18 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(ctl->base);
 }
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: waypost-policyd [-c FILE] [-f] [-t]\n"
-                    "  -c FILE  configuration (default " WP_SYSCONFDIR "/waypost/waypost.conf)\n"
-                    "  -f       stay in the foreground and log to stderr\n"
-                    "  -t       check the configuration and exit\n");
-}
-
 int main(int argc, char **argv)
 {
-    const char *path = WP_SYSCONFDIR "/waypost/waypost.conf";
-    bool foreground = false, test_only = false;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:fth")) != -1) {
-        switch (opt) {
-        case 'c': path = optarg; break;
-        case 'f': foreground = true; break;
-        case 't': test_only = true; break;
-        default: usage(); return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc) {
-        usage();
-        return 2;
-    }
+    struct wp_daemon_args args;
+    int rc0 = wp_daemon_args("waypost-policyd", WP_SYSCONFDIR "/waypost/waypost.conf", argc, argv, &args);
+    if (rc0 >= 0)
+        return rc0;
+    bool foreground = args.foreground, test_only = args.test_only;
     wp_log_open("waypost-policyd", false, NULL, WP_LOG_INFO);
 
     struct server srv;
     memset(&srv, 0, sizeof(srv));
-    char *abs = realpath(path, NULL); /* reloads must work after chdir("/") */
-    srv.config_path = abs ? abs : wp_strdup(path);
-    struct wp_errors err;
-    wp_errors_init(&err);
-    struct wp_snapshot *snap = wp_snapshot_load(srv.config_path, &err);
-    for (size_t i = 0; i < err.nwarn; i++)
-        fprintf(stderr, "%s (warning)\n", err.warns[i]);
-    for (size_t i = 0; i < err.count; i++)
-        fprintf(stderr, "%s\n", err.msgs[i]);
-    wp_errors_free(&err);
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &srv.config_path);
     if (!snap || snap->policyd.nlisten == 0 || test_only) {
         int rc = 1;
         if (snap && snap->policyd.nlisten == 0)

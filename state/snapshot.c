@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <libconfig.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,6 +274,21 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
         wp_snapshot_unref(s);
         return NULL;
     }
+    return s;
+}
+
+struct wp_snapshot *wp_snapshot_load_startup(const char *path, char **abs)
+{
+    char *real = realpath(path, NULL);
+    *abs = real ? real : wp_strdup(path);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(*abs, &err);
+    for (size_t i = 0; i < err.nwarn; i++)
+        fprintf(stderr, "%s (warning)\n", err.warns[i]);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    wp_errors_free(&err);
     return s;
 }
 

@@ -85,6 +85,10 @@ struct wp_snapshot {
 };
 
 struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err);
+/* A daemon's first load: the path made absolute (reloads must work after
+ * chdir("/"); *abs receives it, malloc'ed), warnings and errors printed on
+ * standard error. */
+struct wp_snapshot *wp_snapshot_load_startup(const char *path, char **abs);
 struct wp_snapshot *wp_snapshot_ref(struct wp_snapshot *s);
 void wp_snapshot_unref(struct wp_snapshot *s);
 
