@@ -337,7 +337,8 @@ static sfsistat on_eom(SMFICTX *ctx)
             free(a);
         }
         apply_headers(ctx, &out, m, s);
-        const char *from = m->nrcpts ? m->rcpts[0] : s->router->main_domain;
+        char *postmaster = wp_asprintf("postmaster@%s", s->router->main_domain);
+        const char *from = m->nrcpts ? m->rcpts[0] : postmaster;
         for (size_t i = 0; i < out.nreplies; i++) {
             struct wp_reply_message rm;
             const char *why;
@@ -352,6 +353,7 @@ static sfsistat on_eom(SMFICTX *ctx)
                 wp_warn("%s: automatic reply not sent: %s", qid, err);
             wp_reply_message_free(&rm);
         }
+        free(postmaster);
     }
     wp_outcome_free(&out);
     message_free(m);

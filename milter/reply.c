@@ -90,9 +90,13 @@ static bool starts_header_block(const char *text)
     return false;
 }
 
+/* A reply to all goes to at most this many addresses: an automatic answer
+ * must not become a way to send one message to thousands (backscatter). */
+#define WP_REPLY_MAX_RCPTS 50
+
 static void add_rcpt(struct wp_reply_message *rm, const char *addr, const char *from)
 {
-    if (!addr || !*addr || (from && wp_strieq(addr, from)))
+    if (!addr || !*addr || (from && wp_strieq(addr, from)) || rm->nrcpts >= WP_REPLY_MAX_RCPTS)
         return;
     for (size_t i = 0; i < rm->nrcpts; i++)
         if (wp_strieq(rm->rcpts[i], addr))

@@ -22,12 +22,12 @@
 /* Wed 2024-05-15 14:30:00 UTC; main() sets TZ=UTC. */
 #define NOW ((time_t)1715783400)
 
-static const struct wp_rules_env no_router = { NULL, "%a+%m@%d" };
+static const struct wp_rules_env no_router = {NULL, "%a+%m@%d"};
 
 /* ---------------------------------------------------------------- helpers */
 
-#define RCPTS(...) ((const char *const[]){ __VA_ARGS__, NULL })
-#define HDRS(...) ((const struct wp_header[]){ __VA_ARGS__, { NULL, NULL } })
+#define RCPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define HDRS(...) ((const struct wp_header[]){__VA_ARGS__, {NULL, NULL}})
 
 static struct wp_message msg(const char *rp, const char *const *rcpts, const struct wp_header *h)
 {
@@ -153,8 +153,10 @@ static const char *show(const char *s)
 
 #define YES(m, c, o, p) ck_assert_msg(COND(m, c, o, p), "%s %s %s: should hold", c, show(o), show(p))
 #define NO(m, c, o, p) ck_assert_msg(!COND(m, c, o, p), "%s %s %s: should not hold", c, show(o), show(p))
-#define YES_E(env, m, c, o, p) ck_assert_msg(cond_env(env, c, o, p, m), "%s %s %s: should hold", c, show(o), show(p))
-#define NO_E(env, m, c, o, p) ck_assert_msg(!cond_env(env, c, o, p, m), "%s %s %s: should not hold", c, show(o), show(p))
+#define YES_E(env, m, c, o, p)                                                                               \
+    ck_assert_msg(cond_env(env, c, o, p, m), "%s %s %s: should hold", c, show(o), show(p))
+#define NO_E(env, m, c, o, p)                                                                                \
+    ck_assert_msg(!cond_env(env, c, o, p, m), "%s %s %s: should not hold", c, show(o), show(p))
 
 static struct wp_snapshot *sample(void)
 {
@@ -180,14 +182,14 @@ static bool has_str(char **v, size_t n, const char *s)
 
 START_TEST(cond_from)
 {
-    struct wp_message m = msg("env@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "From", "\"Joe User\" <Joe.User@Sales.Example.COM>" }));
-    YES(&m, "From", "is", "joe.user@sales.example.com");        /* case-insensitive */
-    YES(&m, "From", "is", "*@*.example.com");                   /* wildcards */
+    struct wp_message m =
+        msg("env@x.dom", RCPTS("r@y.dom"), HDRS({"From", "\"Joe User\" <Joe.User@Sales.Example.COM>"}));
+    YES(&m, "From", "is", "joe.user@sales.example.com"); /* case-insensitive */
+    YES(&m, "From", "is", "*@*.example.com");            /* wildcards */
     YES(&m, "From", "is", "*user@*");
     YES(&m, "From", "is", "*");
     NO(&m, "From", "is", "*@example.com");
-    NO(&m, "From", "is", "joe");                                 /* whole-string match */
+    NO(&m, "From", "is", "joe"); /* whole-string match */
     NO(&m, "From", "is not", "*@*.example.com");
     YES(&m, "From", "is not", "*@other.dom");
     YES(&m, "From", "in", "a@b.dom, *@sales.example.com ,c@d.dom");
@@ -204,20 +206,20 @@ END_TEST
 START_TEST(cond_from_missing)
 {
     /* CommuniGate: without a From address only "is not" and "not in" hold. */
-    struct wp_message m = msg("env@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "hi" }));
+    struct wp_message m = msg("env@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "hi"}));
     NO(&m, "From", "is", "*");
     NO(&m, "From", "in", "*,*@*");
     YES(&m, "From", "is not", "*");
     YES(&m, "From", "not in", "*,a@b.dom");
     /* an empty or unparsable From is the same as none */
-    struct wp_message e = msg("env@x.dom", RCPTS("r@y.dom"), HDRS({ "From", "" }));
+    struct wp_message e = msg("env@x.dom", RCPTS("r@y.dom"), HDRS({"From", ""}));
     NO(&e, "From", "is", "*");
     YES(&e, "From", "is not", "*");
-    struct wp_message g = msg("env@x.dom", RCPTS("r@y.dom"), HDRS({ "From", "undisclosed-recipients:;" }));
+    struct wp_message g = msg("env@x.dom", RCPTS("r@y.dom"), HDRS({"From", "undisclosed-recipients:;"}));
     NO(&g, "From", "is", "*");
     YES(&g, "From", "not in", "*");
     /* the same rule for Sender, To, Cc, Reply-To */
-    static const char *const names[] = { "Sender", "To", "Cc", "Reply-To" };
+    static const char *const names[] = {"Sender", "To", "Cc", "Reply-To"};
     for (size_t i = 0; i < 4; i++) {
         NO(&m, names[i], "is", "*");
         NO(&m, names[i], "in", "*");
@@ -230,9 +232,9 @@ END_TEST
 START_TEST(cond_header_addresses)
 {
     struct wp_message m = msg("env@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "From", "a@one.dom" }, { "Sender", "list-bounces@lists.dom" },
-                                   { "To", "Ann <ann@in.dom>, bob@in.dom" }, { "Cc", "Carl <carl@out.dom>" },
-                                   { "Reply-To", "replies@one.dom" }));
+                              HDRS({"From", "a@one.dom"}, {"Sender", "list-bounces@lists.dom"},
+                                   {"To", "Ann <ann@in.dom>, bob@in.dom"}, {"Cc", "Carl <carl@out.dom>"},
+                                   {"Reply-To", "replies@one.dom"}));
     YES(&m, "Sender", "is", "*@lists.dom");
     NO(&m, "Sender", "is", "a@one.dom");
     YES(&m, "Reply-To", "is", "replies@*");
@@ -252,9 +254,9 @@ END_TEST
 START_TEST(cond_groups_and_repeats)
 {
     struct wp_message m = msg("env@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "To", "Team: ann@in.dom, \"Bob B.\" <bob@in.dom>;, solo@far.dom" },
-                                   { "To", "second@hdr.dom" }, { "Cc", "Empty Group:;" }));
-    YES(&m, "To", "is", "ann@in.dom");  /* group members are flattened */
+                              HDRS({"To", "Team: ann@in.dom, \"Bob B.\" <bob@in.dom>;, solo@far.dom"},
+                                   {"To", "second@hdr.dom"}, {"Cc", "Empty Group:;"}));
+    YES(&m, "To", "is", "ann@in.dom"); /* group members are flattened */
     YES(&m, "To", "is", "bob@in.dom");
     YES(&m, "To", "is", "solo@far.dom");
     YES(&m, "To", "is", "second@hdr.dom"); /* every To header counts */
@@ -268,8 +270,8 @@ END_TEST
 
 START_TEST(cond_addresses_without_at)
 {
-    struct wp_message m = msg("postmaster", RCPTS("bob", "alice@x.dom"),
-                              HDRS({ "From", "alice" }, { "To", "bob, carol@x.dom" }));
+    struct wp_message m =
+        msg("postmaster", RCPTS("bob", "alice@x.dom"), HDRS({"From", "alice"}, {"To", "bob, carol@x.dom"}));
     YES(&m, "From", "is", "alice");
     NO(&m, "From", "is", "*@*");
     YES(&m, "From", "is not", "*@*");
@@ -286,8 +288,8 @@ START_TEST(cond_encoded_display_names)
 {
     struct wp_message m =
         msg("env@x.dom", RCPTS("r@y.dom"),
-            HDRS({ "From", "=?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@example.de>" },
-                 { "To", "=?iso-8859-1?b?wWxpY2U=?= <alice@example.de>, =?utf-8?q?broken <bob@example.de>" }));
+            HDRS({"From", "=?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@example.de>"},
+                 {"To", "=?iso-8859-1?b?wWxpY2U=?= <alice@example.de>, =?utf-8?q?broken <bob@example.de>"}));
     YES(&m, "From", "is", "joerg@example.de");
     YES(&m, "To", "is", "alice@example.de");
     YES(&m, "To", "is", "bob@example.de");
@@ -314,8 +316,8 @@ END_TEST
 
 START_TEST(cond_to_cc_any_each)
 {
-    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "To", "a@in.dom, b@in.dom" }, { "Cc", "c@out.dom" }));
+    struct wp_message m =
+        msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"To", "a@in.dom, b@in.dom"}, {"Cc", "c@out.dom"}));
     YES(&m, "Any To or Cc", "is", "*@in.dom");
     YES(&m, "Any To or Cc", "is", "c@out.dom");
     NO(&m, "Any To or Cc", "is", "*@nowhere.dom");
@@ -329,7 +331,7 @@ START_TEST(cond_to_cc_any_each)
     YES(&m, "Each To or Cc", "is not", "*@elsewhere.dom");
     NO(&m, "Each To or Cc", "is not", "*@out.dom");
     /* no To or Cc at all: Any finds no match, Each has nothing to hold for */
-    struct wp_message e = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "x" }));
+    struct wp_message e = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "x"}));
     NO(&e, "Any To or Cc", "is", "*");
     NO(&e, "Each To or Cc", "is", "*");
     NO(&e, "Any To or Cc", "is not", "*");
@@ -349,7 +351,7 @@ START_TEST(cond_recipients_any_each)
     YES(&m, "Each Recipient", "is not", "*@x.dom");
     NO(&m, "Each Recipient", "is not", "*@out.dom");
     /* headers do not count */
-    struct wp_message h = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "To", "a@in.dom" }));
+    struct wp_message h = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"To", "a@in.dom"}));
     NO(&h, "Any Recipient", "is", "a@in.dom");
     struct wp_message none = msg("s@x.dom", NULL, NULL);
     NO(&none, "Any Recipient", "is", "*");
@@ -371,7 +373,8 @@ START_TEST(cond_routes)
     YES_E(env, &m, "Each Route", "in", "LOCAL(*,SMTP(*");
     YES_E(env, &m, "Any Route", "is not", "LOCAL(*");
     /* only local recipients */
-    struct wp_message l = msg("x@friend.com", RCPTS("alice@company.dom", "postmaster", "BOB@mail.company.dom"), NULL);
+    struct wp_message l =
+        msg("x@friend.com", RCPTS("alice@company.dom", "postmaster", "BOB@mail.company.dom"), NULL);
     YES_E(env, &l, "Each Route", "is", "LOCAL(*");
     NO_E(env, &l, "Any Route", "is", "SMTP(*");
     YES_E(env, &l, "Any Route", "is", "LOCAL()alice@company.dom"); /* postmaster is an alias of alice */
@@ -457,7 +460,8 @@ END_TEST
 
 START_TEST(cond_subject)
 {
-    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "=?utf-8?q?Caf=C3=A9_menu?= today" }));
+    struct wp_message m =
+        msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "=?utf-8?q?Caf=C3=A9_menu?= today"}));
     YES(&m, "Subject", "is", "Café menu today"); /* decoded before matching */
     YES(&m, "Subject", "is", "*café*");
     YES(&m, "Subject", "is", "CAF* MENU *");
@@ -466,13 +470,15 @@ START_TEST(cond_subject)
     YES(&m, "Subject", "not in", "*spam*,*viagra*");
     NO(&m, "Subject", "is not", "*menu*");
     /* base64 encoded word, folded over two lines */
-    struct wp_message b = msg("s@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "Subject", " =?UTF-8?B?SGVsbG8=?=\r\n =?UTF-8?B?V29ybGQ=?= and\r\n more" }));
+    struct wp_message b =
+        msg("s@x.dom", RCPTS("r@y.dom"),
+            HDRS({"Subject", " =?UTF-8?B?SGVsbG8=?=\r\n =?UTF-8?B?V29ybGQ=?= and\r\n more"}));
     YES(&b, "Subject", "is", "HelloWorld and more");
     /* padded base64 words in a row (GMime 3.2.13 lost all after the first) */
-    struct wp_message p = msg("s@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "Subject", "=?UTF-8?B?SGVsbG8=?= =?UTF-8?B?IHdvcmxk?=\r\n =?utf-8?b?IQ==?= x "
-                                                "=?UTF-8?B?w6k=?=" }));
+    struct wp_message p =
+        msg("s@x.dom", RCPTS("r@y.dom"),
+            HDRS({"Subject", "=?UTF-8?B?SGVsbG8=?= =?UTF-8?B?IHdvcmxk?=\r\n =?utf-8?b?IQ==?= x "
+                             "=?UTF-8?B?w6k=?="}));
     YES(&p, "Subject", "is", "Hello world! x é");
     char *d = wp_header_decode("=?UTF-8?B?SGVsbG8=?= =?UTF-8?B?V29ybGQ=?=");
     ck_assert_str_eq(d, "HelloWorld");
@@ -495,8 +501,8 @@ END_TEST
 START_TEST(cond_header_field)
 {
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "x-mailer", " Microsoft Outlook 16.0" }, { "X-Spam-Flag", "YES" },
-                                   { "X-Tag", "=?utf-8?q?gr=C3=BC=C3=9Fe?=" }, { "X-Tag", "second" }));
+                              HDRS({"x-mailer", " Microsoft Outlook 16.0"}, {"X-Spam-Flag", "YES"},
+                                   {"X-Tag", "=?utf-8?q?gr=C3=BC=C3=9Fe?="}, {"X-Tag", "second"}));
     YES(&m, "Header Field", "is", "X-Mailer: *Outlook*");
     YES(&m, "Header Field", "is", "X-MAILER:*outlook*");
     NO(&m, "Header Field", "is", "X-Mailer: *Thunderbird*");
@@ -505,7 +511,7 @@ START_TEST(cond_header_field)
     YES(&m, "Header Field", "in", "X-Mailer: *Thunderbird*, *Outlook*");
     YES(&m, "Header Field", "not in", "X-Mailer: *Thunderbird*,*Mutt*");
     YES(&m, "Header Field", "is", "X-Spam-Flag: yes");
-    YES(&m, "Header Field", "is", "X-Tag: grüße");   /* decoded */
+    YES(&m, "Header Field", "is", "X-Tag: grüße");  /* decoded */
     YES(&m, "Header Field", "is", "X-Tag: second"); /* any of the repeated fields */
     /* a missing field meets only the negative operations */
     NO(&m, "Header Field", "is", "X-Absent: *");
@@ -541,22 +547,22 @@ END_TEST
 START_TEST(cond_human_generated)
 {
     const char *const *r = RCPTS("r@y.dom");
-    struct wp_message m = msg("joe@x.dom", r, HDRS({ "From", "joe@x.dom" }));
+    struct wp_message m = msg("joe@x.dom", r, HDRS({"From", "joe@x.dom"}));
     YES(&m, "Human Generated", NULL, NULL);
     YES(&m, "Human Generated", "is", NULL);
     NO(&m, "Human Generated", "is not", NULL);
     ck_assert(wp_message_human(&m));
-    struct wp_message no = msg("joe@x.dom", r, HDRS({ "Auto-Submitted", "no" }));
+    struct wp_message no = msg("joe@x.dom", r, HDRS({"Auto-Submitted", "no"}));
     YES(&no, "Human Generated", NULL, NULL);
     static const struct wp_header robots[][2] = {
-        { { "Auto-Submitted", "auto-replied" }, { NULL, NULL } },
-        { { "Auto-Submitted", " auto-generated" }, { NULL, NULL } },
-        { { "auto-submitted", "auto-notified; owner-email=\"x@y\"" }, { NULL, NULL } },
-        { { "Precedence", "bulk" }, { NULL, NULL } },
-        { { "Precedence", "List" }, { NULL, NULL } },
-        { { "Precedence", " junk" }, { NULL, NULL } },
-        { { "List-Id", "Users <users.lists.dom>" }, { NULL, NULL } },
-        { { "List-Unsubscribe", "<mailto:u@lists.dom>" }, { NULL, NULL } },
+        {{"Auto-Submitted", "auto-replied"}, {NULL, NULL}},
+        {{"Auto-Submitted", " auto-generated"}, {NULL, NULL}},
+        {{"auto-submitted", "auto-notified; owner-email=\"x@y\""}, {NULL, NULL}},
+        {{"Precedence", "bulk"}, {NULL, NULL}},
+        {{"Precedence", "List"}, {NULL, NULL}},
+        {{"Precedence", " junk"}, {NULL, NULL}},
+        {{"List-Id", "Users <users.lists.dom>"}, {NULL, NULL}},
+        {{"List-Unsubscribe", "<mailto:u@lists.dom>"}, {NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof(robots) / sizeof(robots[0]); i++) {
         struct wp_message b = msg("joe@x.dom", r, robots[i]);
@@ -564,13 +570,13 @@ START_TEST(cond_human_generated)
                       robots[i][0].name, robots[i][0].value);
         ck_assert_msg(cond_env(&no_router, "Human Generated", "is not", NULL, &b), "%s", robots[i][0].name);
     }
-    struct wp_message first = msg("joe@x.dom", r, HDRS({ "Precedence", "first-class" }));
+    struct wp_message first = msg("joe@x.dom", r, HDRS({"Precedence", "first-class"}));
     YES(&first, "Human Generated", NULL, NULL);
     /* bounces: the null return path, MAILER-DAEMON */
-    struct wp_message bounce = msg("", r, HDRS({ "From", "joe@x.dom" }));
+    struct wp_message bounce = msg("", r, HDRS({"From", "joe@x.dom"}));
     NO(&bounce, "Human Generated", NULL, NULL);
     YES(&bounce, "Human Generated", "is not", NULL);
-    struct wp_message md = msg("MAILER-DAEMON@mx.x.dom", r, HDRS({ "From", "joe@x.dom" }));
+    struct wp_message md = msg("MAILER-DAEMON@mx.x.dom", r, HDRS({"From", "joe@x.dom"}));
     NO(&md, "Human Generated", NULL, NULL);
     struct wp_message md2 = msg("mailer-daemon", r, NULL);
     NO(&md2, "Human Generated", NULL, NULL);
@@ -607,9 +613,10 @@ START_TEST(cond_current_date_day_time)
     YES(&m, "Current Time", "less than", "17:00");
     NO(&m, "Current Time", "less than", "08:00");
     /* office hours: greater than 08:00 and less than 18:00 on a weekday */
-    const char *office = "rules = ( { name = \"office\"; data = ( (\"Current Day\", \"not in\", \"Sat,Sun\"),\n"
-                         "  (\"Current Time\", \"greater than\", \"08:00\"), (\"Current Time\", \"less than\", \"18:00\") );\n"
-                         "  action = ( (\"Add Header\", \"X-Office: open\") ); } );";
+    const char *office =
+        "rules = ( { name = \"office\"; data = ( (\"Current Day\", \"not in\", \"Sat,Sun\"),\n"
+        "  (\"Current Time\", \"greater than\", \"08:00\"), (\"Current Time\", \"less than\", \"18:00\") );\n"
+        "  action = ( (\"Add Header\", \"X-Office: open\") ); } );";
     struct wp_outcome out;
     eval_text(office, &no_router, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
@@ -644,7 +651,7 @@ END_TEST
 
 START_TEST(op_pictures)
 {
-    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "Quarterly REPORT for Q3 2024" }));
+    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "Quarterly REPORT for Q3 2024"}));
     YES(&m, "Subject", "is", "quarterly report for q3 2024");
     YES(&m, "Subject", "is", "*report*");
     YES(&m, "Subject", "is", "Q*y*R*T*Q3*");
@@ -658,7 +665,7 @@ START_TEST(op_pictures)
     YES(&m, "Subject", "not in", "*q4*,*2023*");
     NO(&m, "Subject", "not in", "*q4*,*Q3*");
     /* "is" takes the whole parameter as one picture, commas included */
-    struct wp_message c = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "a,b" }));
+    struct wp_message c = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "a,b"}));
     YES(&c, "Subject", "is", "a,b");
     NO(&c, "Subject", "in", "a,b");
     YES(&c, "Subject", "in", "a*,x");
@@ -670,25 +677,27 @@ END_TEST
 START_TEST(priorities_and_order)
 {
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
-    const char *text = "rules = (\n"
-                       "  { name = \"low\"; priority = 1; action = ( (\"Add Header\", \"X-Low: 1\") ); },\n"
-                       "  { name = \"p5a\"; priority = 5; action = ( (\"Add Header\", \"X-P5: a\") ); },\n"
-                       "  { name = \"off\"; priority = \"disabled\"; action = ( (\"Discard\") ); },\n"
-                       "  { name = \"top\"; priority = 9; action = ( (\"Add Header\", \"X-Top: 1\") ); },\n"
-                       "  { name = \"default\"; action = ( (\"Add Header\", \"X-P5: default\") ); },\n"
-                       "  { name = \"p5b\"; priority = 5; action = ( (\"Add Header\", \"X-P5: b\") ); },\n"
-                       "  { name = \"p2\"; priority = 2; action = ( (\"Add Header\", \"X-P2: 1\") ); },\n"
-                       "  { name = \"off2\"; priority = \"Disabled\"; action = ( (\"Reject with\", \"no\") ); }\n"
-                       ");";
+    const char *text =
+        "rules = (\n"
+        "  { name = \"low\"; priority = 1; action = ( (\"Add Header\", \"X-Low: 1\") ); },\n"
+        "  { name = \"p5a\"; priority = 5; action = ( (\"Add Header\", \"X-P5: a\") ); },\n"
+        "  { name = \"off\"; priority = \"disabled\"; action = ( (\"Discard\") ); },\n"
+        "  { name = \"top\"; priority = 9; action = ( (\"Add Header\", \"X-Top: 1\") ); },\n"
+        "  { name = \"default\"; action = ( (\"Add Header\", \"X-P5: default\") ); },\n"
+        "  { name = \"p5b\"; priority = 5; action = ( (\"Add Header\", \"X-P5: b\") ); },\n"
+        "  { name = \"p2\"; priority = 2; action = ( (\"Add Header\", \"X-P2: 1\") ); },\n"
+        "  { name = \"off2\"; priority = \"Disabled\"; action = ( (\"Reject with\", \"no\") ); }\n"
+        ");";
     struct wp_rules *r = rules_ok(text, &no_router);
     ck_assert_uint_eq(wp_rules_count(r), 6);
     struct wp_outcome out;
     wp_rules_evaluate(r, &no_router, &m, &out);
-    static const char *const order[] = { "top", "p5a", "default", "p5b", "p2", "low" };
+    static const char *const order[] = {"top", "p5a", "default", "p5b", "p2", "low"};
     ck_assert_uint_eq(out.nfired, 6);
     for (size_t i = 0; i < 6; i++)
         ck_assert_str_eq(out.fired[i], order[i]);
-    static const char *const hdrs[] = { "X-Top: 1", "X-P5: a", "X-P5: default", "X-P5: b", "X-P2: 1", "X-Low: 1" };
+    static const char *const hdrs[] = {"X-Top: 1", "X-P5: a", "X-P5: default",
+                                       "X-P5: b",  "X-P2: 1", "X-Low: 1"};
     ck_assert_uint_eq(out.nheaders, 6);
     for (size_t i = 0; i < 6; i++)
         ck_assert_str_eq(out.add_headers[i], hdrs[i]);
@@ -720,15 +729,15 @@ START_TEST(conditions_all_must_hold)
     const char *text = "rules = ( { name = \"both\"; data = ( (\"From\", \"is\", \"*@a.dom\"),\n"
                        "  (\"Any Recipient\", \"is\", \"*@b.dom\") ); action = ( (\"Discard\") ); } );";
     struct wp_outcome out;
-    struct wp_message m = msg("s@x.dom", RCPTS("r@b.dom"), HDRS({ "From", "u@a.dom" }));
+    struct wp_message m = msg("s@x.dom", RCPTS("r@b.dom"), HDRS({"From", "u@a.dom"}));
     eval_text(text, &no_router, &m, &out);
     ck_assert(out.discard);
     wp_outcome_free(&out);
-    struct wp_message m2 = msg("s@x.dom", RCPTS("r@c.dom"), HDRS({ "From", "u@a.dom" }));
+    struct wp_message m2 = msg("s@x.dom", RCPTS("r@c.dom"), HDRS({"From", "u@a.dom"}));
     eval_text(text, &no_router, &m2, &out);
     ck_assert(!out.discard && out.nfired == 0);
     wp_outcome_free(&out);
-    struct wp_message m3 = msg("s@x.dom", RCPTS("r@b.dom"), HDRS({ "From", "u@c.dom" }));
+    struct wp_message m3 = msg("s@x.dom", RCPTS("r@b.dom"), HDRS({"From", "u@c.dom"}));
     eval_text(text, &no_router, &m3, &out);
     ck_assert(!out.discard && out.nfired == 0);
     wp_outcome_free(&out);
@@ -746,7 +755,8 @@ START_TEST(stop_processing)
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
     struct wp_outcome out;
     eval_text("rules = (\n"
-              " { name = \"first\"; priority = 8; action = ( (\"Add Header\", \"X-1: a\"), (\"Mirror to\", \"copy@x.dom\"),\n"
+              " { name = \"first\"; priority = 8; action = ( (\"Add Header\", \"X-1: a\"), (\"Mirror to\", "
+              "\"copy@x.dom\"),\n"
               "   (\"Stop Processing\") ); },\n"
               " { name = \"second\"; priority = 7; action = ( (\"Add Header\", \"X-2: b\") ); } );",
               &no_router, &m, &out);
@@ -759,7 +769,8 @@ START_TEST(stop_processing)
     wp_outcome_free(&out);
     /* a rule that does not fire does not stop anything */
     eval_text("rules = (\n"
-              " { name = \"first\"; priority = 8; data = ( (\"Subject\", \"is\", \"never\") ); action = ( (\"Stop Processing\") ); },\n"
+              " { name = \"first\"; priority = 8; data = ( (\"Subject\", \"is\", \"never\") ); action = ( "
+              "(\"Stop Processing\") ); },\n"
               " { name = \"second\"; priority = 7; action = ( (\"Add Header\", \"X-2: b\") ); } );",
               &no_router, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
@@ -788,7 +799,8 @@ START_TEST(reject_and_discard_end_processing)
     wp_outcome_free(&out);
 
     eval_text("rules = (\n"
-              " { name = \"drop\"; priority = 6; action = ( (\"Discard\"), (\"Add Header\", \"X-After: discard\") ); },\n"
+              " { name = \"drop\"; priority = 6; action = ( (\"Discard\"), (\"Add Header\", \"X-After: "
+              "discard\") ); },\n"
               " { name = \"later\"; priority = 2; action = ( (\"Reject with\", \"x\") ); } );",
               &no_router, &m, &out);
     ck_assert(out.discard);
@@ -821,25 +833,27 @@ START_TEST(act_mirror_redirect_forward)
     ck_assert_str_eq(out.fired[0], "m");
     wp_outcome_free(&out);
 
-    eval_text("rules = ( { name = \"r\"; action = ( (\"Redirect to\", \"new@z.dom\") ); } );", &no_router, &m, &out);
+    eval_text("rules = ( { name = \"r\"; action = ( (\"Redirect to\", \"new@z.dom\") ); } );", &no_router, &m,
+              &out);
     ck_assert(out.drop_recipients);
     ck_assert(!out.forwarded);
     ck_assert_uint_eq(out.nadd, 1);
     ck_assert_str_eq(out.add_rcpts[0], "new@z.dom");
     wp_outcome_free(&out);
 
-    eval_text("rules = ( { name = \"f\"; action = ( (\"Forward to\", \"a@z.dom,b@z.dom\") ); } );", &no_router, &m,
-              &out);
+    eval_text("rules = ( { name = \"f\"; action = ( (\"Forward to\", \"a@z.dom,b@z.dom\") ); } );",
+              &no_router, &m, &out);
     ck_assert(out.drop_recipients);
     ck_assert(out.forwarded);
     ck_assert_uint_eq(out.nadd, 2);
     wp_outcome_free(&out);
 
     /* Mirror copies survive a later Redirect; duplicates are added once */
-    eval_text("rules = ( { name = \"m\"; priority = 9; action = ( (\"Mirror to\", \"copy@x.dom\") ); },\n"
-              " { name = \"m2\"; priority = 8; action = ( (\"Mirror to\", \"COPY@x.dom, copy2@x.dom\") ); },\n"
-              " { name = \"r\"; priority = 7; action = ( (\"Redirect to\", \"new@z.dom, copy@x.dom\") ); } );",
-              &no_router, &m, &out);
+    eval_text(
+        "rules = ( { name = \"m\"; priority = 9; action = ( (\"Mirror to\", \"copy@x.dom\") ); },\n"
+        " { name = \"m2\"; priority = 8; action = ( (\"Mirror to\", \"COPY@x.dom, copy2@x.dom\") ); },\n"
+        " { name = \"r\"; priority = 7; action = ( (\"Redirect to\", \"new@z.dom, copy@x.dom\") ); } );",
+        &no_router, &m, &out);
     ck_assert(out.drop_recipients);
     ck_assert_uint_eq(out.nadd, 3);
     ck_assert(has_str(out.add_rcpts, out.nadd, "copy@x.dom"));
@@ -855,8 +869,8 @@ START_TEST(act_store_in)
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
     struct wp_outcome out;
     /* no router: the domain is "localhost" */
-    eval_text("rules = ( { name = \"s\"; action = ( (\"Store in\", \"~security/outgoing\") ); } );", &no_router, &m,
-              &out);
+    eval_text("rules = ( { name = \"s\"; action = ( (\"Store in\", \"~security/outgoing\") ); } );",
+              &no_router, &m, &out);
     ck_assert_uint_eq(out.nadd, 1);
     ck_assert_str_eq(out.add_rcpts[0], "security+outgoing@localhost");
     ck_assert(!out.drop_recipients);
@@ -874,8 +888,9 @@ START_TEST(act_store_in)
     wp_outcome_free(&out);
     wp_snapshot_unref(s);
     /* another store_address form */
-    struct wp_rules_env env = { NULL, "%m.%a%%x@%d" };
-    eval_text("rules = ( { name = \"s\"; action = ( (\"Store in\", \"~sec@corp.dom/out\") ); } );", &env, &m, &out);
+    struct wp_rules_env env = {NULL, "%m.%a%%x@%d"};
+    eval_text("rules = ( { name = \"s\"; action = ( (\"Store in\", \"~sec@corp.dom/out\") ); } );", &env, &m,
+              &out);
     ck_assert_str_eq(out.add_rcpts[0], "out.sec%x@corp.dom");
     wp_outcome_free(&out);
 }
@@ -900,36 +915,44 @@ END_TEST
 START_TEST(act_tag_subject)
 {
     struct wp_outcome out;
-    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "Hello there" }));
-    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &m, &out);
+    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "Hello there"}));
+    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &m,
+              &out);
     ck_assert_str_eq(out.subject, "[EXT] Hello there");
     wp_outcome_free(&out);
     /* not twice: two rules with the same tag */
-    eval_text("rules = ( { name = \"t1\"; action = ( (\"Tag Subject\", \"[EXT]\") ); },\n"
-              " { name = \"t2\"; action = ( (\"Tag Subject\", \"[EXT]\"), (\"Tag Subject\", \"[SPAM]\") ); } );",
-              &no_router, &m, &out);
+    eval_text(
+        "rules = ( { name = \"t1\"; action = ( (\"Tag Subject\", \"[EXT]\") ); },\n"
+        " { name = \"t2\"; action = ( (\"Tag Subject\", \"[EXT]\"), (\"Tag Subject\", \"[SPAM]\") ); } );",
+        &no_router, &m, &out);
     ck_assert_str_eq(out.subject, "[SPAM] [EXT] Hello there");
     ck_assert_uint_eq(out.nfired, 2);
     wp_outcome_free(&out);
     /* the subject already carries the tag: unchanged */
-    struct wp_message t = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "Re: [EXT] Hello" }));
-    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &t, &out);
+    struct wp_message t = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "Re: [EXT] Hello"}));
+    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &t,
+              &out);
     ck_assert_ptr_null(out.subject);
     ck_assert_uint_eq(out.nfired, 1);
     wp_outcome_free(&out);
     /* an encoded Subject is tagged in decoded form */
-    struct wp_message e = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "Subject", "=?utf-8?q?Gr=C3=BC=C3=9Fe?=" }));
-    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &e, &out);
+    struct wp_message e = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"Subject", "=?utf-8?q?Gr=C3=BC=C3=9Fe?="}));
+    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &e,
+              &out);
     ck_assert_str_eq(out.subject, "[EXT] Grüße");
     wp_outcome_free(&out);
-    struct wp_message w = msg("s@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "Subject", "=?UTF-8?B?UXVhcnRlcmx5?=\r\n =?UTF-8?B?IHJlcG9ydA==?=\r\n =?UTF-8?B?IGZvciBRMw==?=" }));
-    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &w, &out);
+    struct wp_message w =
+        msg("s@x.dom", RCPTS("r@y.dom"),
+            HDRS({"Subject",
+                  "=?UTF-8?B?UXVhcnRlcmx5?=\r\n =?UTF-8?B?IHJlcG9ydA==?=\r\n =?UTF-8?B?IGZvciBRMw==?="}));
+    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &w,
+              &out);
     ck_assert_str_eq(out.subject, "[EXT] Quarterly report for Q3");
     wp_outcome_free(&out);
     /* no Subject at all */
     struct wp_message n = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
-    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &n, &out);
+    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[EXT]\") ); } );", &no_router, &n,
+              &out);
     ck_assert_ptr_nonnull(out.subject);
     ck_assert(strncmp(out.subject, "[EXT]", 5) == 0);
     wp_outcome_free(&out);
@@ -958,9 +981,10 @@ END_TEST
 
 START_TEST(act_names_case_insensitive)
 {
-    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({ "FROM", "a@b.dom" }));
+    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"FROM", "a@b.dom"}));
     struct wp_outcome out;
-    eval_text("rules = ( { name = \"ci\"; data = ( (\"from\", \"IS\", \"A@B.DOM\"), (\"any recipient\", \"Not In\", \"x@y.dom\") );\n"
+    eval_text("rules = ( { name = \"ci\"; data = ( (\"from\", \"IS\", \"A@B.DOM\"), (\"any recipient\", "
+              "\"Not In\", \"x@y.dom\") );\n"
               " action = ( (\"add header\", \"X-Ci: 1\"), (\"STOP PROCESSING\") ); } );",
               &no_router, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
@@ -978,24 +1002,36 @@ static void expect_error(const char *text, const char *want)
     free(all);
 }
 
-#define ONE_RULE(data, action) "rules = (\n  { name = \"bad\";\n    data = ( " data " );\n    action = ( " action " ); } );\n"
+#define ONE_RULE(data, action)                                                                               \
+    "rules = (\n  { name = \"bad\";\n    data = ( " data " );\n    action = ( " action " ); } );\n"
 
 START_TEST(load_errors)
 {
     /* line 3 carries data, line 4 action */
-    expect_error(ONE_RULE("(\"Frm\", \"is\", \"x\")", "(\"Discard\")"), "test.conf:3: unknown condition 'Frm'");
+    expect_error(ONE_RULE("(\"Frm\", \"is\", \"x\")", "(\"Discard\")"),
+                 "test.conf:3: unknown condition 'Frm'");
     expect_error(ONE_RULE("(\"From\", \"equals\", \"x\")", "(\"Discard\")"),
                  "test.conf:3: unknown operation 'equals'");
-    expect_error(ONE_RULE("(\"From\", \"is\", \"x\")", "(\"Explode\")"), "test.conf:4: unknown action 'Explode'");
+    expect_error(ONE_RULE("(\"From\", \"is\", \"x\")", "(\"Explode\")"),
+                 "test.conf:4: unknown action 'Explode'");
     expect_error(ONE_RULE("(\"Message Size\", \"is\", \"10K\")", "(\"Discard\")"),
                  "test.conf:3: Message Size takes 'greater than' or 'less than'");
     expect_error(ONE_RULE("(\"Message Size\", \"in\", \"10K\")", "(\"Discard\")"),
                  "test.conf:3: Message Size takes");
     expect_error(ONE_RULE("(\"From\", \"greater than\", \"x\")", "(\"Discard\")"),
                  "test.conf:3: 'greater than' cannot be used with 'From'");
-    expect_error(ONE_RULE("(\"Source\", \"less than\", \"trusted\")", "(\"Discard\")"), "cannot be used with");
-    static const char *const bad_sizes[] = { "10Q", "", "K", "-1", "10 K", "1.5M", "10KB", "99999999999999999999",
-                                             "9999999999999M", "9223372036854775807K" };
+    expect_error(ONE_RULE("(\"Source\", \"less than\", \"trusted\")", "(\"Discard\")"),
+                 "cannot be used with");
+    static const char *const bad_sizes[] = {"10Q",
+                                            "",
+                                            "K",
+                                            "-1",
+                                            "10 K",
+                                            "1.5M",
+                                            "10KB",
+                                            "99999999999999999999",
+                                            "9999999999999M",
+                                            "9223372036854775807K"};
     for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
         char *q = quote(bad_sizes[i]);
         char *text = wp_asprintf(ONE_RULE("(\"Message Size\", \"greater than\", %s)", "(\"Discard\")"), q);
@@ -1005,18 +1041,21 @@ START_TEST(load_errors)
         free(text);
         free(q);
     }
-    expect_error(ONE_RULE("(\"From\", \"is\", \"x\")", "(\"Store in\", \"security/outgoing\")"),
-                 "test.conf:4: Store in 'security/outgoing': Store in takes a foreign mailbox name ~account/mailbox");
+    expect_error(
+        ONE_RULE("(\"From\", \"is\", \"x\")", "(\"Store in\", \"security/outgoing\")"),
+        "test.conf:4: Store in 'security/outgoing': Store in takes a foreign mailbox name ~account/mailbox");
     expect_error(ONE_RULE("", "(\"Store in\", \"~security\")"), "test.conf:4: Store in '~security'");
     expect_error(ONE_RULE("", "(\"Store in\", \"~/outgoing\")"), "test.conf:4: Store in '~/outgoing'");
     expect_error(ONE_RULE("", "(\"Store in\", \"~security/\")"), "test.conf:4: Store in '~security/'");
     expect_error(ONE_RULE("", "(\"Reject with\", \"line one\\nline two\")"),
                  "test.conf:4: the Reject with text must be one line");
     expect_error(ONE_RULE("", "(\"Reject with\", \"bad\\r\")"), "must be one line");
-    expect_error(ONE_RULE("(\"From\")", "(\"Discard\")"), "test.conf:3: condition 'From' needs an operation and a parameter");
+    expect_error(ONE_RULE("(\"From\")", "(\"Discard\")"),
+                 "test.conf:3: condition 'From' needs an operation and a parameter");
     expect_error(ONE_RULE("(\"From\", \"is\")", "(\"Discard\")"), "needs an operation and a parameter");
     expect_error(ONE_RULE("(\"From\", \"is\", \"a\", \"b\")", "(\"Discard\")"), "a condition is a list");
-    expect_error(ONE_RULE("(\"From\", \"is\", 5)", "(\"Discard\")"), "test.conf:3: condition elements must be strings");
+    expect_error(ONE_RULE("(\"From\", \"is\", 5)", "(\"Discard\")"),
+                 "test.conf:3: condition elements must be strings");
     /* a condition that is not a list */
     expect_error(ONE_RULE("\"From\"", "(\"Discard\")"), "test.conf:3: a condition is a list");
     expect_error(ONE_RULE("\"From\", \"is\", \"x\"", "(\"Discard\")"), "a condition is a list");
@@ -1026,9 +1065,11 @@ START_TEST(load_errors)
     expect_error(ONE_RULE("", "(\"Mirror to\")"), "test.conf:4: action 'Mirror to' needs a parameter");
     expect_error(ONE_RULE("", "(\"Mirror to\", \"\")"), "needs a parameter");
     expect_error(ONE_RULE("", "(\"Mirror to\", \" , \")"), "needs addresses");
-    expect_error(ONE_RULE("", "(\"Redirect to\", \"nodomain\")"), "test.conf:4: 'nodomain' is not an address");
+    expect_error(ONE_RULE("", "(\"Redirect to\", \"nodomain\")"),
+                 "test.conf:4: 'nodomain' is not an address");
     expect_error(ONE_RULE("", "(\"Forward to\", \"a@b.dom, <<bad\")"), "is not an address");
-    expect_error(ONE_RULE("", "(\"Add Header\", \"no colon here\")"), "test.conf:4: Add Header takes \"Field: value\" lines");
+    expect_error(ONE_RULE("", "(\"Add Header\", \"no colon here\")"),
+                 "test.conf:4: Add Header takes \"Field: value\" lines");
     expect_error(ONE_RULE("", "(\"Add Header\", \"X-A: 1\\n\\nX-B: 2\")"), "Add Header takes");
     expect_error(ONE_RULE("", "(\"Add Header\", \"Bad Name: 1\")"), "bad header field name in Add Header");
     expect_error(ONE_RULE("", "(\"Tag Subject\")"), "needs a parameter");
@@ -1036,13 +1077,17 @@ START_TEST(load_errors)
     expect_error(ONE_RULE("(\"Header Field\", \"is\", \"no colon\")", "(\"Discard\")"),
                  "test.conf:3: Header Field takes \"Field-Name: picture\"");
     expect_error(ONE_RULE("(\"Header Field\", \"is\", \": x\")", "(\"Discard\")"), "Header Field takes");
-    expect_error(ONE_RULE("(\"Human Generated\", \"in\")", "(\"Discard\")"), "test.conf:3: Human Generated takes no operation");
-    expect_error(ONE_RULE("(\"Subject\", \"is\", \"*a*b*c*d*e*f*g*h*i\")", "(\"Discard\")"), "test.conf:3: too many '*'");
+    expect_error(ONE_RULE("(\"Human Generated\", \"in\")", "(\"Discard\")"),
+                 "test.conf:3: Human Generated takes no operation");
+    expect_error(ONE_RULE("(\"Subject\", \"is\", \"*a*b*c*d*e*f*g*h*i\")", "(\"Discard\")"),
+                 "test.conf:3: too many '*'");
     /* priority out of range (line 2 carries it) */
-    expect_error("rules = (\n { name = \"p\"; priority = 10; } );", "test.conf:2: rule 'p': priority must be 1..9 or \"disabled\"");
+    expect_error("rules = (\n { name = \"p\"; priority = 10; } );",
+                 "test.conf:2: rule 'p': priority must be 1..9 or \"disabled\"");
     expect_error("rules = (\n { name = \"p\"; priority = 0; } );", "rule 'p': priority must be 1..9");
     expect_error("rules = (\n { name = \"p\"; priority = -3; } );", "priority must be 1..9");
-    expect_error("rules = (\n { name = \"p\"; priority = \"high\"; } );", "test.conf:2: rule 'p': priority must be");
+    expect_error("rules = (\n { name = \"p\"; priority = \"high\"; } );",
+                 "test.conf:2: rule 'p': priority must be");
     expect_error("rules = (\n { name = \"p\"; priority = 5.5; } );", "priority must be");
     expect_error("rules = (\n { priority = 5; } );", "test.conf:2: a rule needs a name");
     expect_error("rules = (\n { name = \"\"; } );", "a rule needs a name");
@@ -1052,12 +1097,12 @@ START_TEST(load_errors)
                            " { name = \"b\"; action = ( (\"Explode\") ); },\n"
                            " { name = \"c\"; priority = 11; } );",
                            &no_router);
-    ck_assert_msg(strstr(all, "test.conf:2: unknown condition") && strstr(all, "test.conf:3: unknown action") &&
-                      strstr(all, "test.conf:4: rule 'c'"),
+    ck_assert_msg(strstr(all, "test.conf:2: unknown condition") &&
+                      strstr(all, "test.conf:3: unknown action") && strstr(all, "test.conf:4: rule 'c'"),
                   "%s", all);
     free(all);
     /* a bad store_address form */
-    struct wp_rules_env env = { NULL, "%a+%q@%d" };
+    struct wp_rules_env env = {NULL, "%a+%q@%d"};
     all = rules_fail(ONE_RULE("", "(\"Store in\", \"~a/b\")"), &env);
     ck_assert_msg(strstr(all, "milter.store_address knows %a, %m, %d"), "%s", all);
     free(all);
@@ -1122,9 +1167,9 @@ START_TEST(seed_copy_outgoing)
     struct wp_snapshot *s = sample();
     ck_assert_uint_eq(wp_rules_count(s->rules), 3);
     struct wp_outcome out;
-    static const char *const senders[] = { "joe@domain1.dom", "Ann@DOMAIN2.dom" };
+    static const char *const senders[] = {"joe@domain1.dom", "Ann@DOMAIN2.dom"};
     for (size_t i = 0; i < 2; i++) {
-        struct wp_message m = msg(senders[i], RCPTS("someone@elsewhere.org"), HDRS({ "From", "x@y.dom" }));
+        struct wp_message m = msg(senders[i], RCPTS("someone@elsewhere.org"), HDRS({"From", "x@y.dom"}));
         wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
         ck_assert_uint_eq(out.nfired, 1);
         ck_assert_str_eq(out.fired[0], "Copy outgoing mail");
@@ -1134,9 +1179,10 @@ START_TEST(seed_copy_outgoing)
         wp_outcome_free(&out);
     }
     /* other domains, subdomains and the header From do not count */
-    static const char *const others[] = { "joe@domain3.dom", "joe@sub.domain1.dom", "", "domain1.dom" };
+    static const char *const others[] = {"joe@domain3.dom", "joe@sub.domain1.dom", "", "domain1.dom"};
     for (size_t i = 0; i < 4; i++) {
-        struct wp_message m = msg(others[i], RCPTS("someone@elsewhere.org"), HDRS({ "From", "joe@domain1.dom" }));
+        struct wp_message m =
+            msg(others[i], RCPTS("someone@elsewhere.org"), HDRS({"From", "joe@domain1.dom"}));
         wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
         ck_assert_msg(out.nadd == 0 && out.nfired == 0, "fired for %s", others[i]);
         wp_outcome_free(&out);
@@ -1151,7 +1197,8 @@ START_TEST(seed_dept1_restriction)
     const char *text = "You may send mail only within dept1.company.dom and to supervisor@hq.company.dom";
     struct wp_outcome out;
     /* to an outsider: rejected */
-    struct wp_message m = msg("joe@dept1.company.dom", RCPTS("friend@outside.org"), HDRS({ "From", "joe@dept1.company.dom" }));
+    struct wp_message m =
+        msg("joe@dept1.company.dom", RCPTS("friend@outside.org"), HDRS({"From", "joe@dept1.company.dom"}));
     wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
     ck_assert(out.reject);
     ck_assert_str_eq(out.reject_text, text);
@@ -1159,20 +1206,22 @@ START_TEST(seed_dept1_restriction)
     ck_assert_str_eq(out.fired[0], "Dept1 restriction");
     wp_outcome_free(&out);
     /* one outsider among allowed recipients is enough */
-    struct wp_message mix = msg("joe@dept1.company.dom",
-                                RCPTS("ann@dept1.company.dom", "supervisor@hq.company.dom", "alice@company.dom"), NULL);
+    struct wp_message mix =
+        msg("joe@dept1.company.dom",
+            RCPTS("ann@dept1.company.dom", "supervisor@hq.company.dom", "alice@company.dom"), NULL);
     wp_rules_evaluate(s->rules, &s->rules_env, &mix, &out);
     ck_assert(out.reject);
     wp_outcome_free(&out);
     /* inside dept1 and to the supervisor: allowed */
-    struct wp_message in = msg("joe@dept1.company.dom",
-                               RCPTS("ann@dept1.company.dom", "SUPERVISOR@hq.company.dom", "Bob@Dept1.Company.Dom"), NULL);
+    struct wp_message in =
+        msg("joe@dept1.company.dom",
+            RCPTS("ann@dept1.company.dom", "SUPERVISOR@hq.company.dom", "Bob@Dept1.Company.Dom"), NULL);
     wp_rules_evaluate(s->rules, &s->rules_env, &in, &out);
     ck_assert(!out.reject);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
     /* boss may send anywhere */
-    static const char *const bosses[] = { "boss@dept1.company.dom", "BOSS@dept1.company.dom" };
+    static const char *const bosses[] = {"boss@dept1.company.dom", "BOSS@dept1.company.dom"};
     for (size_t i = 0; i < 2; i++) {
         struct wp_message b = msg(bosses[i], RCPTS("friend@outside.org", "x@domain1.dom"), NULL);
         wp_rules_evaluate(s->rules, &s->rules_env, &b, &out);
@@ -1207,7 +1256,8 @@ START_TEST(seed_dept1_by_route)
                        "           (\"Any Route\", \"is\", \"SMTP(*\") );\n"
                        "  action = ( (\"Reject with\", \"local mail only\"), (\"Stop Processing\") ); } );";
     struct wp_outcome out;
-    struct wp_message out1 = msg("joe@dept1.company.dom", RCPTS("alice@company.dom", "john@friend.com"), NULL);
+    struct wp_message out1 =
+        msg("joe@dept1.company.dom", RCPTS("alice@company.dom", "john@friend.com"), NULL);
     eval_text(text, &s->rules_env, &out1, &out);
     ck_assert(out.reject);
     wp_outcome_free(&out);
@@ -1228,7 +1278,7 @@ START_TEST(seed_price_list)
     struct wp_snapshot *s = sample();
     struct wp_outcome out;
     struct wp_message m = msg("carol@customer.org", RCPTS("prices@company.dom"),
-                              HDRS({ "From", "Carol <carol@customer.org>" }, { "Subject", "prices?" }));
+                              HDRS({"From", "Carol <carol@customer.org>"}, {"Subject", "prices?"}));
     wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
     ck_assert_str_eq(out.fired[0], "Price list");
@@ -1246,7 +1296,7 @@ START_TEST(seed_price_list)
     wp_outcome_free(&out);
     /* a list message gets no reply */
     struct wp_message bulk = msg("list-bounces@lists.org", RCPTS("prices@company.dom"),
-                                 HDRS({ "From", "list@lists.org" }, { "Precedence", "bulk" }));
+                                 HDRS({"From", "list@lists.org"}, {"Precedence", "bulk"}));
     wp_rules_evaluate(s->rules, &s->rules_env, &bulk, &out);
     ck_assert_uint_eq(out.nreplies, 0);
     ck_assert_uint_eq(out.nfired, 0);
@@ -1275,33 +1325,33 @@ static size_t count_str(const char *hay, const char *needle)
 
 START_TEST(reply_recipients)
 {
-    struct wp_reply r = { (char *)"Thanks.", false };
+    struct wp_reply r = {(char *)"Thanks.", false};
     struct wp_reply_message rm;
     const char *why = NULL;
     /* Reply-To first */
     struct wp_message m = msg("bounce@x.dom", RCPTS("me@company.dom"),
-                              HDRS({ "From", "Ann <ann@x.dom>" }, { "Reply-To", "Team <team@x.dom>, other@x.dom" },
-                                   { "To", "me@company.dom" }));
+                              HDRS({"From", "Ann <ann@x.dom>"},
+                                   {"Reply-To", "Team <team@x.dom>, other@x.dom"}, {"To", "me@company.dom"}));
     ck_assert(wp_reply_build(&m, &r, "me@company.dom", &rm, &why));
     ck_assert_uint_eq(rm.nrcpts, 2);
     ck_assert_str_eq(rm.rcpts[0], "team@x.dom");
     ck_assert_str_eq(rm.rcpts[1], "other@x.dom");
     wp_reply_message_free(&rm);
     /* else From */
-    struct wp_message f = msg("bounce@x.dom", RCPTS("me@company.dom"), HDRS({ "From", "Ann <ann@x.dom>" }));
+    struct wp_message f = msg("bounce@x.dom", RCPTS("me@company.dom"), HDRS({"From", "Ann <ann@x.dom>"}));
     ck_assert(wp_reply_build(&f, &r, "me@company.dom", &rm, &why));
     ck_assert_uint_eq(rm.nrcpts, 1);
     ck_assert_str_eq(rm.rcpts[0], "ann@x.dom");
     wp_reply_message_free(&rm);
     /* else the return path */
-    struct wp_message e = msg("bounce@x.dom", RCPTS("me@company.dom"), HDRS({ "Subject", "x" }));
+    struct wp_message e = msg("bounce@x.dom", RCPTS("me@company.dom"), HDRS({"Subject", "x"}));
     ck_assert(wp_reply_build(&e, &r, "me@company.dom", &rm, &why));
     ck_assert_uint_eq(rm.nrcpts, 1);
     ck_assert_str_eq(rm.rcpts[0], "bounce@x.dom");
     ck_assert_ptr_nonnull(strstr(rm.text, "\nTo: <bounce@x.dom>\n"));
     wp_reply_message_free(&rm);
     /* nobody but ourselves */
-    struct wp_message self = msg("me@company.dom", RCPTS("me@company.dom"), HDRS({ "From", "ME@company.dom" }));
+    struct wp_message self = msg("me@company.dom", RCPTS("me@company.dom"), HDRS({"From", "ME@company.dom"}));
     ck_assert(!wp_reply_build(&self, &r, "me@company.dom", &rm, &why));
     ck_assert_str_eq(why, "nobody to reply to");
     ck_assert_ptr_null(rm.text);
@@ -1310,13 +1360,13 @@ END_TEST
 
 START_TEST(reply_to_all)
 {
-    struct wp_reply r = { (char *)"Noted.", true };
+    struct wp_reply r = {(char *)"Noted.", true};
     struct wp_reply_message rm;
     const char *why = NULL;
-    struct wp_message m = msg("ann@x.dom", RCPTS("me@company.dom"),
-                              HDRS({ "From", "Ann <ann@x.dom>" },
-                                   { "To", "Me <ME@Company.dom>, bob@y.dom, Ann <ANN@x.dom>" },
-                                   { "Cc", "carl@z.dom, Group: dan@z.dom, bob@y.dom;" }));
+    struct wp_message m =
+        msg("ann@x.dom", RCPTS("me@company.dom"),
+            HDRS({"From", "Ann <ann@x.dom>"}, {"To", "Me <ME@Company.dom>, bob@y.dom, Ann <ANN@x.dom>"},
+                 {"Cc", "carl@z.dom, Group: dan@z.dom, bob@y.dom;"}));
     ck_assert(wp_reply_build(&m, &r, "me@company.dom", &rm, &why));
     ck_assert_uint_eq(rm.nrcpts, 4);
     ck_assert_str_eq(rm.rcpts[0], "ann@x.dom");
@@ -1338,11 +1388,12 @@ END_TEST
 
 START_TEST(reply_plain_text)
 {
-    struct wp_reply r = { (char *)"I am away until Monday.", false };
+    struct wp_reply r = {(char *)"I am away until Monday.", false};
     struct wp_reply_message rm;
     const char *why = NULL;
-    struct wp_message m = msg("ann@x.dom", RCPTS("me@company.dom"),
-                              HDRS({ "From", "ann@x.dom" }, { "Subject", "Lunch" }, { "Message-ID", " <abc@x.dom>" }));
+    struct wp_message m =
+        msg("ann@x.dom", RCPTS("me@company.dom"),
+            HDRS({"From", "ann@x.dom"}, {"Subject", "Lunch"}, {"Message-ID", " <abc@x.dom>"}));
     ck_assert(wp_reply_build(&m, &r, "me@company.dom", &rm, &why));
     char *h = reply_headers(rm.text);
     ck_assert(strncmp(h, "From: <me@company.dom>\n", 23) == 0);
@@ -1360,13 +1411,13 @@ START_TEST(reply_plain_text)
     ck_assert_str_eq(body, "I am away until Monday.\n");
     wp_reply_message_free(&rm);
     /* "Re:" is not doubled; an encoded Subject is decoded, then encoded again */
-    struct wp_message re = msg("ann@x.dom", RCPTS("me@company.dom"),
-                               HDRS({ "From", "ann@x.dom" }, { "Subject", "RE: Lunch" }));
+    struct wp_message re =
+        msg("ann@x.dom", RCPTS("me@company.dom"), HDRS({"From", "ann@x.dom"}, {"Subject", "RE: Lunch"}));
     ck_assert(wp_reply_build(&re, &r, "me@company.dom", &rm, &why));
     ck_assert_ptr_nonnull(strstr(rm.text, "\nSubject: RE: Lunch\n"));
     wp_reply_message_free(&rm);
     struct wp_message enc = msg("ann@x.dom", RCPTS("me@company.dom"),
-                                HDRS({ "From", "ann@x.dom" }, { "Subject", "=?utf-8?q?Caf=C3=A9?=" }));
+                                HDRS({"From", "ann@x.dom"}, {"Subject", "=?utf-8?q?Caf=C3=A9?="}));
     ck_assert(wp_reply_build(&enc, &r, "me@company.dom", &rm, &why));
     char *subj = strstr(rm.text, "\nSubject: ");
     ck_assert_ptr_nonnull(subj);
@@ -1380,7 +1431,7 @@ START_TEST(reply_plain_text)
     free(line);
     wp_reply_message_free(&rm);
     /* no Subject */
-    struct wp_message none = msg("ann@x.dom", RCPTS("me@company.dom"), HDRS({ "From", "ann@x.dom" }));
+    struct wp_message none = msg("ann@x.dom", RCPTS("me@company.dom"), HDRS({"From", "ann@x.dom"}));
     ck_assert(wp_reply_build(&none, &r, "me@company.dom", &rm, &why));
     ck_assert_ptr_nonnull(strstr(rm.text, "\nSubject: Re:"));
     wp_reply_message_free(&rm);
@@ -1391,10 +1442,10 @@ START_TEST(reply_header_block)
 {
     struct wp_reply_message rm;
     const char *why = NULL;
-    struct wp_message m = msg("ann@x.dom", RCPTS("me@company.dom"),
-                              HDRS({ "From", "ann@x.dom" }, { "Subject", "Question" }));
+    struct wp_message m =
+        msg("ann@x.dom", RCPTS("me@company.dom"), HDRS({"From", "ann@x.dom"}, {"Subject", "Question"}));
     /* "+" marks the header block */
-    struct wp_reply plus = { (char *)"+Subject: Our answer\nX-Campaign: 7\n\nHere it is.\n", false };
+    struct wp_reply plus = {(char *)"+Subject: Our answer\nX-Campaign: 7\n\nHere it is.\n", false};
     ck_assert(wp_reply_build(&m, &plus, "me@company.dom", &rm, &why));
     char *h = reply_headers(rm.text);
     ck_assert_ptr_nonnull(strstr(h, "\nSubject: Our answer\nX-Campaign: 7\n"));
@@ -1408,7 +1459,7 @@ START_TEST(reply_header_block)
     ck_assert_str_eq(strstr(rm.text, "\n\n") + 2, "Here it is.\n");
     wp_reply_message_free(&rm);
     /* a first line "Subject:" starts it too */
-    struct wp_reply subj = { (char *)"Subject: Got it\n\nThanks", false };
+    struct wp_reply subj = {(char *)"Subject: Got it\n\nThanks", false};
     ck_assert(wp_reply_build(&m, &subj, "me@company.dom", &rm, &why));
     h = reply_headers(rm.text);
     ck_assert_ptr_nonnull(strstr(h, "\nSubject: Got it\n"));
@@ -1417,7 +1468,7 @@ START_TEST(reply_header_block)
     ck_assert_str_eq(strstr(rm.text, "\n\n") + 2, "Thanks\n");
     wp_reply_message_free(&rm);
     /* its own From replaces ours */
-    struct wp_reply from = { (char *)"+From: Sales <sales@company.dom>\n\nHi", false };
+    struct wp_reply from = {(char *)"+From: Sales <sales@company.dom>\n\nHi", false};
     ck_assert(wp_reply_build(&m, &from, "me@company.dom", &rm, &why));
     h = reply_headers(rm.text);
     ck_assert_uint_eq(count_str(h, "From:"), 1);
@@ -1425,13 +1476,13 @@ START_TEST(reply_header_block)
     free(h);
     wp_reply_message_free(&rm);
     /* a plain text that merely mentions a header is a body */
-    struct wp_reply body = { (char *)"Dear sender,\nSubject: none\n\nbye", false };
+    struct wp_reply body = {(char *)"Dear sender,\nSubject: none\n\nbye", false};
     ck_assert(wp_reply_build(&m, &body, "me@company.dom", &rm, &why));
     ck_assert_ptr_nonnull(strstr(rm.text, "\nSubject: Re: Question\n"));
     ck_assert_str_eq(strstr(rm.text, "\n\n") + 2, "Dear sender,\nSubject: none\n\nbye\n");
     wp_reply_message_free(&rm);
     /* a Content-Type of its own: the reply is still a MIME message */
-    struct wp_reply html = { (char *)"+Content-Type: text/html; charset=utf-8\n\n<p>Thanks</p>\n", false };
+    struct wp_reply html = {(char *)"+Content-Type: text/html; charset=utf-8\n\n<p>Thanks</p>\n", false};
     ck_assert(wp_reply_build(&m, &html, "me@company.dom", &rm, &why));
     h = reply_headers(rm.text);
     ck_assert_uint_eq(count_str(h, "Content-Type:"), 1);
@@ -1440,7 +1491,7 @@ START_TEST(reply_header_block)
     free(h);
     wp_reply_message_free(&rm);
     /* a MIME-Version of its own is not doubled */
-    struct wp_reply mv = { (char *)"+MIME-Version: 1.0\nSubject: x\n\nbody", false };
+    struct wp_reply mv = {(char *)"+MIME-Version: 1.0\nSubject: x\n\nbody", false};
     ck_assert(wp_reply_build(&m, &mv, "me@company.dom", &rm, &why));
     h = reply_headers(rm.text);
     ck_assert_uint_eq(count_str(h, "MIME-Version:"), 1);
@@ -1483,9 +1534,9 @@ START_TEST(reply_mime_attachment)
                              lines);
     free(lines);
     char *text = wp_asprintf("%s%s", head, body);
-    struct wp_reply r = { text, false };
+    struct wp_reply r = {text, false};
     struct wp_message m = msg("ann@x.dom", RCPTS("prices@company.dom"),
-                              HDRS({ "From", "ann@x.dom" }, { "Subject", "price list please" }));
+                              HDRS({"From", "ann@x.dom"}, {"Subject", "price list please"}));
     struct wp_reply_message rm;
     const char *why = NULL;
     ck_assert(wp_reply_build(&m, &r, "prices@company.dom", &rm, &why));
@@ -1531,27 +1582,28 @@ END_TEST
 
 START_TEST(reply_not_to_robots)
 {
-    struct wp_reply r = { (char *)"Away.", true };
+    struct wp_reply r = {(char *)"Away.", true};
     struct wp_reply_message rm;
     const char *why = NULL;
     static const struct wp_header robots[][3] = {
-        { { "From", "a@x.dom" }, { "Auto-Submitted", "auto-replied" }, { NULL, NULL } },
-        { { "From", "a@x.dom" }, { "Precedence", "bulk" }, { NULL, NULL } },
-        { { "From", "a@x.dom" }, { "Precedence", "list" }, { NULL, NULL } },
-        { { "From", "a@x.dom" }, { "Precedence", "junk" }, { NULL, NULL } },
-        { { "From", "a@x.dom" }, { "List-Id", "<l.x.dom>" }, { NULL, NULL } },
+        {{"From", "a@x.dom"}, {"Auto-Submitted", "auto-replied"}, {NULL, NULL}},
+        {{"From", "a@x.dom"}, {"Precedence", "bulk"}, {NULL, NULL}},
+        {{"From", "a@x.dom"}, {"Precedence", "list"}, {NULL, NULL}},
+        {{"From", "a@x.dom"}, {"Precedence", "junk"}, {NULL, NULL}},
+        {{"From", "a@x.dom"}, {"List-Id", "<l.x.dom>"}, {NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof(robots) / sizeof(robots[0]); i++) {
         struct wp_message m = msg("a@x.dom", RCPTS("me@company.dom"), robots[i]);
         why = NULL;
-        ck_assert_msg(!wp_reply_build(&m, &r, "me@company.dom", &rm, &why), "replied despite %s", robots[i][1].name);
+        ck_assert_msg(!wp_reply_build(&m, &r, "me@company.dom", &rm, &why), "replied despite %s",
+                      robots[i][1].name);
         ck_assert_ptr_nonnull(why);
         ck_assert_ptr_null(rm.text);
         ck_assert_uint_eq(rm.nrcpts, 0);
     }
-    struct wp_message bounce = msg("", RCPTS("me@company.dom"), HDRS({ "From", "a@x.dom" }));
+    struct wp_message bounce = msg("", RCPTS("me@company.dom"), HDRS({"From", "a@x.dom"}));
     ck_assert(!wp_reply_build(&bounce, &r, "me@company.dom", &rm, &why));
-    struct wp_message md = msg("MAILER-DAEMON@x.dom", RCPTS("me@company.dom"), HDRS({ "From", "a@x.dom" }));
+    struct wp_message md = msg("MAILER-DAEMON@x.dom", RCPTS("me@company.dom"), HDRS({"From", "a@x.dom"}));
     ck_assert(!wp_reply_build(&md, &r, "me@company.dom", &rm, &why));
 }
 END_TEST
@@ -1572,7 +1624,8 @@ START_TEST(hostile_many_recipients)
     char **addrs = wp_calloc(N + 1, sizeof(char *));
     for (size_t i = 0; i < N; i++)
         addrs[i] = wp_asprintf("user%zu@%s", i, i % 2 ? "company.dom" : "friend.com");
-    struct wp_message m = msg("joe@dept1.company.dom", (const char *const *)addrs, HDRS({ "From", "joe@x.dom" }));
+    struct wp_message m =
+        msg("joe@dept1.company.dom", (const char *const *)addrs, HDRS({"From", "joe@x.dom"}));
     ck_assert_uint_eq(m.nrcpts, N);
     YES(&m, "Any Recipient", "is", "user999@company.dom");
     NO(&m, "Each Recipient", "is", "*@company.dom");
@@ -1591,10 +1644,10 @@ START_TEST(hostile_many_recipients)
         free(to);
         to = n;
     }
-    struct wp_message h = msg("joe@x.dom", RCPTS("me@company.dom"), HDRS({ "From", "joe@x.dom" }, { "To", to }));
+    struct wp_message h = msg("joe@x.dom", RCPTS("me@company.dom"), HDRS({"From", "joe@x.dom"}, {"To", to}));
     YES(&h, "Any To or Cc", "is", "user500@friend.com");
     YES(&h, "Each To or Cc", "is", "user*@*");
-    struct wp_reply r = { (char *)"ok", true };
+    struct wp_reply r = {(char *)"ok", true};
     struct wp_reply_message rm;
     const char *why;
     ck_assert(wp_reply_build(&h, &r, "me@company.dom", &rm, &why));
@@ -1612,9 +1665,9 @@ START_TEST(hostile_huge_header)
 {
     const size_t MB = 1024 * 1024;
     char *big = big_string(MB, 'a');
-    struct wp_message m = msg("joe@x.dom", RCPTS("r@y.dom"),
-                              HDRS({ "Subject", big }, { "X-Big", big }, { "Message-ID", big }, { "From", big },
-                                   { "To", big }));
+    struct wp_message m =
+        msg("joe@x.dom", RCPTS("r@y.dom"),
+            HDRS({"Subject", big}, {"X-Big", big}, {"Message-ID", big}, {"From", big}, {"To", big}));
     m.size = 5 * MB;
     YES(&m, "Subject", "is", "a*a");
     NO(&m, "Subject", "is", "*b*");
@@ -1623,23 +1676,26 @@ START_TEST(hostile_huge_header)
     NO(&m, "From", "is", "*@*");
     YES(&m, "Message Size", "greater than", "4M");
     struct wp_outcome out;
-    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[BIG]\") ); } );", &no_router, &m, &out);
+    eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[BIG]\") ); } );", &no_router, &m,
+              &out);
     ck_assert_uint_eq(strlen(out.subject), MB + 6);
     wp_outcome_free(&out);
-    /* a huge From full of addresses */
-    size_t cap = MB + 64, blen = 0;
+    /* a Cc full of addresses, as large as Postfix passes by default
+     * (header_size_limit = 102400) */
+    const size_t limit = 102400;
+    size_t cap = limit + 64, blen = 0;
     char *many = wp_malloc(cap);
-    for (size_t i = 0; blen < MB; i++)
+    for (size_t i = 0; blen < limit; i++)
         blen += (size_t)snprintf(many + blen, cap - blen, "%su%zu@x.dom", i ? ", " : "", i);
-    struct wp_message f = msg("joe@x.dom", RCPTS("r@y.dom"), HDRS({ "Cc", many }));
+    struct wp_message f = msg("joe@x.dom", RCPTS("r@y.dom"), HDRS({"Cc", many}));
     YES(&f, "Cc", "is", "u1000@x.dom");
     YES(&f, "Each To or Cc", "is", "*@x.dom");
     NO(&f, "Cc", "is not", "u7@x.dom");
     free(many);
     /* the reply keeps its own headers intact around a huge Subject and Message-ID */
     struct wp_message r = msg("joe@x.dom", RCPTS("me@company.dom"),
-                              HDRS({ "From", "joe@x.dom" }, { "Subject", big }, { "Message-ID", big }));
-    struct wp_reply rep = { (char *)"Thanks", false };
+                              HDRS({"From", "joe@x.dom"}, {"Subject", big}, {"Message-ID", big}));
+    struct wp_reply rep = {(char *)"Thanks", false};
     struct wp_reply_message rm;
     const char *why;
     ck_assert(wp_reply_build(&r, &rep, "me@company.dom", &rm, &why));
@@ -1672,13 +1728,15 @@ START_TEST(hostile_encoded_words)
         "=?utf-8*en?q?a?= =?utf-8?b?=?=",
         "=?=?=?=?=?=?=?=?=?",
         "\xff\xfe raw 8-bit \x80",
-        "=?utf-8?b?" "AAAA" "?=",
+        "=?utf-8?b?"
+        "AAAA"
+        "?=",
     };
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         char *from = wp_asprintf("%s <ann@x.dom>", broken[i]);
-        struct wp_message m = msg("ann@x.dom", RCPTS("r@y.dom"),
-                                  HDRS({ "Subject", broken[i] }, { "From", from }, { "X-H", broken[i] },
-                                       { "To", broken[i] }));
+        struct wp_message m =
+            msg("ann@x.dom", RCPTS("r@y.dom"),
+                HDRS({"Subject", broken[i]}, {"From", from}, {"X-H", broken[i]}, {"To", broken[i]}));
         YES(&m, "Subject", "is", "*");
         NO(&m, "Subject", "is", "*\n*");
         YES(&m, "Header Field", "is", "X-H: *");
@@ -1688,7 +1746,8 @@ START_TEST(hostile_encoded_words)
         ck_assert_ptr_nonnull(d);
         free(d);
         struct wp_outcome out;
-        eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[T]\"), (\"Reply to All with\", \"x\") ); } );",
+        eval_text("rules = ( { name = \"t\"; action = ( (\"Tag Subject\", \"[T]\"), (\"Reply to All with\", "
+                  "\"x\") ); } );",
                   &no_router, &m, &out);
         ck_assert_ptr_nonnull(out.subject);
         struct wp_reply_message rm;
@@ -1707,9 +1766,20 @@ START_TEST(hostile_empty)
 {
     /* no headers, no recipients, empty everything */
     struct wp_message m = msg("", NULL, NULL);
-    static const char *const conds[] = { "From", "Sender", "To", "Cc", "Reply-To", "Any To or Cc", "Each To or Cc",
-                                         "Any Recipient", "Each Recipient", "Any Route", "Each Route",
-                                         "Submit Address", "Subject", "Return-Path" };
+    static const char *const conds[] = {"From",
+                                        "Sender",
+                                        "To",
+                                        "Cc",
+                                        "Reply-To",
+                                        "Any To or Cc",
+                                        "Each To or Cc",
+                                        "Any Recipient",
+                                        "Each Recipient",
+                                        "Any Route",
+                                        "Each Route",
+                                        "Submit Address",
+                                        "Subject",
+                                        "Return-Path"};
     for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
         (void)COND(&m, conds[i], "is", "x");
         (void)COND(&m, conds[i], "not in", "x,y");
@@ -1726,8 +1796,8 @@ START_TEST(hostile_empty)
     wp_outcome_free(&out);
     /* empty header values and an empty header name */
     struct wp_message e = msg("a@b.dom", RCPTS("", "r@y.dom"),
-                              HDRS({ "From", "" }, { "To", "" }, { "Cc", "  " }, { "Subject", "" }, { "", "" },
-                                   { "Reply-To", "<>" }, { "Sender", "@" }, { "X-E", "" }));
+                              HDRS({"From", ""}, {"To", ""}, {"Cc", "  "}, {"Subject", ""}, {"", ""},
+                                   {"Reply-To", "<>"}, {"Sender", "@"}, {"X-E", ""}));
     NO(&e, "From", "is", "*");
     YES(&e, "From", "is not", "*");
     NO(&e, "Any To or Cc", "is", "*");
@@ -1739,14 +1809,14 @@ START_TEST(hostile_empty)
     wp_rules_evaluate(s->rules, &s->rules_env, &e, &out);
     wp_outcome_free(&out);
     YES_E(&s->rules_env, &e, "Any Route", "is", "*");
-    struct wp_reply r = { (char *)"", true };
+    struct wp_reply r = {(char *)"", true};
     struct wp_reply_message rm;
     const char *why;
     ck_assert(wp_reply_build(&e, &r, "r@y.dom", &rm, &why)); /* to the return path */
     ck_assert_uint_eq(rm.nrcpts, 1);
     ck_assert_str_eq(rm.rcpts[0], "a@b.dom");
     wp_reply_message_free(&rm);
-    struct wp_reply hdr_only = { (char *)"+Subject: only headers", false };
+    struct wp_reply hdr_only = {(char *)"+Subject: only headers", false};
     ck_assert(wp_reply_build(&e, &hdr_only, "r@y.dom", &rm, &why));
     ck_assert_ptr_nonnull(strstr(rm.text, "\nSubject: only headers\n"));
     wp_reply_message_free(&rm);
@@ -1768,9 +1838,9 @@ END_TEST
 
 START_TEST(helpers)
 {
-    struct wp_message m = msg("a@b.dom", NULL,
-                              HDRS({ "subject", "=?utf-8?q?a=5Fb?= c" }, { "To", "x@y.dom, G: p@q.dom, r@s.dom;" },
-                                   { "TO", "z@z.dom" }));
+    struct wp_message m = msg(
+        "a@b.dom", NULL,
+        HDRS({"subject", "=?utf-8?q?a=5Fb?= c"}, {"To", "x@y.dom, G: p@q.dom, r@s.dom;"}, {"TO", "z@z.dom"}));
     ck_assert_str_eq(wp_message_header(&m, "SUBJECT"), "=?utf-8?q?a=5Fb?= c");
     ck_assert_ptr_null(wp_message_header(&m, "Cc"));
     char **v;
