@@ -101,32 +101,37 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const
 
 static const struct {
     const char *name;
+    size_t len; /* compared first: most attributes are not kept */
     size_t offset, size;
 } kept[] = {
-#define KEEP(f)                                                                                              \
-    {                                                                                                        \
-#f, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f)                \
-    }
+/* clang-format off */
+#define KEEP(f) { #f, sizeof(#f) - 1, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f) }
     KEEP(request),        KEEP(protocol_state), KEEP(recipient),   KEEP(sender),
     KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain),
 #undef KEEP
+/* clang-format on */
 };
+
+static int kept_index(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (kept[i].len == n && memcmp(name, kept[i].name, n) == 0)
+            return (int)i;
+    return -1;
+}
 
 bool wp_policy_attr_kept(const char *name)
 {
-    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-        if (strcmp(name, kept[i].name) == 0)
-            return true;
-    return false;
+    return kept_index(name) >= 0;
 }
 
 bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value)
 {
-    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
-        if (strcmp(name, kept[i].name) == 0)
-            return wp_strlcpy((char *)req + kept[i].offset, value, kept[i].size);
-    }
-    return true;
+    int i = kept_index(name);
+    if (i < 0)
+        return true; /* unknown attributes are ignored */
+    return wp_strlcpy((char *)req + kept[i].offset, value, kept[i].size);
 }
 
 /* "550 5.1.1 text" from a route text "5.1.1 text" ("451" for 4.x.x). */
