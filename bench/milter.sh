@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/milter.sh - smtp-source -> Postfix -> smtp-sink with waypost-milter
 # running 100 rules (unix socket) and without any milter, side by side in
-# one run; then the in-process cost of evaluating the rules on a message.
+# one run, with a do-nothing milter (bench/nullmilter) as the floor of the
+# milter protocol itself; then the in-process cost of the rules per message.
 #
 #   bench/milter.sh BUILD_DIR [MESSAGES] [ROUNDS]    (default 4000 messages, 2 rounds)
 #
@@ -30,6 +31,9 @@ e2e_bg milter "$build/milter/waypost-milter" -f -c "$W/waypost.conf"
 MD=$E2E_LAST_PID
 e2e_on_exit 'kill $MD 2>/dev/null; "$E2E_PY" -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$W/milter.sock" 2>/dev/null'
 i=0; while [ ! -S "$W/milter.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+e2e_bg nullmilter "$build/bench/nullmilter" "unix:$W/null.sock"
+NM=$E2E_LAST_PID
+e2e_on_exit 'kill $NM 2>/dev/null; "$E2E_PY" -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$W/null.sock" 2>/dev/null'
 e2e_sink friendmx 127.0.4.4:25; e2e_host friend.com 127.0.4.4
 cat > "$E2E/main.cf" <<C
 relay_domains = friend.com
@@ -54,13 +58,17 @@ results=$(mktemp)
 for r in $(seq "$ROUNDS"); do
     e2e_postconf -e "smtpd_milters =" && e2e_reload && sleep 1
     run no-milter | tee -a "$results"
+    e2e_postconf -e "smtpd_milters = unix:$W/null.sock" && e2e_reload && sleep 1
+    run null-milter | tee -a "$results"
     e2e_postconf -e "smtpd_milters = unix:$W/milter.sock" && e2e_reload && sleep 1
     run milter | tee -a "$results"
 done
 check_fired=$(grep -l '^X-Rule-25: fired' $(e2e_sink_files friendmx) 2>/dev/null | wc -l)
 awk -v fired="$check_fired" '{ s[$1] += $(NF-1); c[$1]++ }
-     END { printf "no milter %.1f msg/s, milter (100 rules) %.1f msg/s, ratio = %.2f (target >= 0.9); %d messages carry a rule-added header\n",
-           s["no-milter"]/c["no-milter"], s["milter"]/c["milter"], (s["milter"]/c["milter"]) / (s["no-milter"]/c["no-milter"]), fired }' "$results"
+     END { n = s["no-milter"]/c["no-milter"]; z = s["null-milter"]/c["null-milter"]; w = s["milter"]/c["milter"]
+           printf "no milter %.1f msg/s, null milter %.1f msg/s, waypost-milter (100 rules) %.1f msg/s\n", n, z, w
+           printf "ratio waypost/no milter = %.2f (target >= 0.9); null milter/no milter = %.2f (the protocol alone); waypost/null milter = %.2f\n", w / n, z / n, w / z
+           printf "%d messages carry a rule-added header\n", fired }' "$results"
 rm -f "$results"
 echo "rule evaluation in process:"
 "$build/bench/bench_rules" "$W/waypost.conf" 2
