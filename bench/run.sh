@@ -1,6 +1,8 @@
 #!/bin/sh
 # Router benchmark: tables of 1 000, 100 000 and 1 000 000 records measured
-# one after the other in one run; prints each size and the ratios to 1k.
+# one after the other in one run (each in its own process, for its load time
+# and peak memory), then all three interleaved in one process (the fairer
+# ratio when the machine is noisy); prints each size and the ratios to 1k.
 # Usage: bench/run.sh [BUILD_DIR] [SECONDS]
 set -eu
 build=${1:-.}
@@ -12,6 +14,8 @@ trap 'rm -f "$out"' EXIT
 for n in 1000 100000 1000000; do
     "$bin" "$n" "$secs" | tee -a "$out"
 done
+echo "interleaved (all sizes loaded in one process, measured in alternating 50 ms slices):"
+"$bin" --interleave "$secs" 1000 100000 1000000
 awk '
   { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[NR, kv[1]] = kv[2] } }
   END {

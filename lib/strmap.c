@@ -58,6 +58,18 @@ static uint64_t mix64(uint32_t h32)
     return h ^ (h >> 29);
 }
 
+/* A blocked Bloom filter: both bits of a key sit in one 64-bit word, so a
+ * check costs one cache line however large the map. */
+static size_t filter_word(const struct wp_strmap *m, uint64_t h)
+{
+    return (size_t)(h >> 12) & (m->filter_mask >> 6);
+}
+
+static uint64_t filter_bits(uint64_t h)
+{
+    return (1ULL << (h & 63)) | (1ULL << ((h >> 6) & 63));
+}
+
 void wp_strmap_seal(struct wp_strmap *m)
 {
     free(m->filter);
@@ -73,9 +85,7 @@ void wp_strmap_seal(struct wp_strmap *m)
         if (!m->slots[i].key)
             continue;
         uint64_t h = mix64(m->slots[i].hash32);
-        size_t b1 = (size_t)h & m->filter_mask, b2 = (size_t)(h >> 32) & m->filter_mask;
-        m->filter[b1 / 64] |= 1ULL << (b1 % 64);
-        m->filter[b2 / 64] |= 1ULL << (b2 % 64);
+        m->filter[filter_word(m, h)] |= filter_bits(h);
     }
 }
 
@@ -86,9 +96,8 @@ const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t 
         return NULL;
     uint32_t h32 = (uint32_t)hash;
     if (m->filter) {
-        uint64_t h = mix64(h32);
-        size_t b1 = (size_t)h & m->filter_mask, b2 = (size_t)(h >> 32) & m->filter_mask;
-        if (!(m->filter[b1 / 64] & (1ULL << (b1 % 64))) || !(m->filter[b2 / 64] & (1ULL << (b2 % 64))))
+        uint64_t h = mix64(h32), bits = filter_bits(h);
+        if ((m->filter[filter_word(m, h)] & bits) != bits)
             return NULL;
     }
     for (size_t i = slot_of(h32, m->cap);; i = (i + 1) & (m->cap - 1)) {
