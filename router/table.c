@@ -386,6 +386,7 @@ static void build_index(struct parse_ctx *c)
                 const char *key = r->local + r->local_len + 1 == r->domain ? r->local : extra_key(c, r);
                 size_t klen = (size_t)r->local_len + 1 + r->domain_len;
                 struct wp_strmap_entry *e = wp_strmap_put(&t->addr_exact, wp_hash_fwd(key, klen), key, klen);
+                wp_strmap_put(&t->any_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
                 if (r->prefix != WP_PFX_ACCESS && r->prefix != WP_PFX_SIGNAL) {
                     /* a set, not a chain: a record has only one 'next' */
                     struct wp_strmap_entry *d = wp_strmap_put(&t->addr_exact_domains,
@@ -399,11 +400,13 @@ static void build_index(struct parse_ctx *c)
                 chain(t, e, i);
             } else if (!dstar) {
                 chain(t, wp_strmap_put(&t->addr_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len), i);
+                wp_strmap_put(&t->any_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
             } else {
                 index_domain_picture(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, r, i);
             }
         } else if (!dstar) {
             struct wp_strmap_entry *e = wp_strmap_put(&t->dom_exact, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
+            wp_strmap_put(&t->any_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
             for (uint32_t j = e->head; j != WP_NONE; j = t->recs[j].next)
                 if (t->recs[j].prefix == r->prefix)
                     wp_warning(c->err, c->fname, (int)r->line,
@@ -415,6 +418,7 @@ static void build_index(struct parse_ctx *c)
     }
     wp_strmap_seal(&t->addr_exact);
     wp_strmap_seal(&t->addr_exact_domains);
+    wp_strmap_seal(&t->any_domain);
     wp_strmap_seal(&t->addr_domain);
     wp_strmap_seal(&t->addr_dsuffix.map);
     wp_strmap_seal(&t->addr_dprefix.map);
@@ -534,6 +538,7 @@ void wp_table_free(struct wp_table *t)
         return;
     wp_strmap_free(&t->addr_exact);
     wp_strmap_free(&t->addr_exact_domains);
+    wp_strmap_free(&t->any_domain);
     wp_strmap_free(&t->addr_domain);
     wp_strmap_free(&t->addr_dsuffix.map);
     wp_strmap_free(&t->addr_dprefix.map);
@@ -636,8 +641,13 @@ const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *lo
     size_t llen = strlen(local), dlen = strlen(domain);
     char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
 
+    /* One probe says whether any exact-keyed map files records under this
+     * domain; for most addresses met while routing none does. */
+    uint64_t dhash = wp_hash_fwd(domain, dlen);
+    bool listed = wp_strmap_get(&t->any_domain, dhash, domain, dlen) != NULL;
+
     /* 1. exact address */
-    if (llen + 1 + dlen < sizeof(key)) {
+    if (listed && llen + 1 + dlen < sizeof(key)) {
         memcpy(key, local, llen);
         key[llen] = '@';
         memcpy(key + llen + 1, domain, dlen);
@@ -647,14 +657,14 @@ const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *lo
     }
     /* 2. wildcard address: filed under the exact domain or the domain picture */
     if (best.idx == WP_NONE) {
-        const struct wp_strmap_entry *e = wp_strmap_get(&t->addr_domain, wp_hash_fwd(domain, dlen), domain, dlen);
+        const struct wp_strmap_entry *e = listed ? wp_strmap_get(&t->addr_domain, dhash, domain, dlen) : NULL;
         if (e)
             scan_chain(t, e->head, local, llen, domain, dlen, m, &best);
         scan_domain_pictures(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, local, llen, domain, dlen, m, &best);
     }
     /* 3. exact domain */
-    if (best.idx == WP_NONE) {
-        const struct wp_strmap_entry *e = wp_strmap_get(&t->dom_exact, wp_hash_fwd(domain, dlen), domain, dlen);
+    if (best.idx == WP_NONE && listed) {
+        const struct wp_strmap_entry *e = wp_strmap_get(&t->dom_exact, dhash, domain, dlen);
         if (e)
             scan_chain(t, e->head, NULL, 0, domain, dlen, m, &best);
     }

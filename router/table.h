@@ -66,6 +66,8 @@ struct wp_table {
     char *extra; /* synthesised keys ("local@main.domain") */
     struct wp_strmap addr_exact;   /* "local@domain" */
     struct wp_strmap addr_exact_domains; /* domains of the exact address records */
+    struct wp_strmap any_domain;   /* every domain an exact-keyed map files records under:
+                                    * one probe rules out the three exact maps */
     struct wp_strmap addr_domain;  /* wildcard local part, exact domain */
     struct wp_picture_map addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
     struct wp_picture_map addr_dprefix; /* domain picture "P*": key P */
