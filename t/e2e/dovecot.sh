@@ -38,7 +38,7 @@
 #   master and every child (auth, imap-login, imap, lmtp, log, config,
 #   anvil, stats...) are gone.  Do not call e2e_dovecot in a subshell.
 # * After start-up the anvil-auth-penalty socket is removed: no 2-15 s
-#   penalty after failed logins from 127.0.0.1 (harness.md D4), and
+#   penalty after failed logins from 127.0.0.1, and
 #   auth_failure_delay = 0.
 # * E2E_DOVECOT_DEBUG=1: auth_debug, mail_debug in $DOVECOT_LOG.
 

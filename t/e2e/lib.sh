@@ -12,7 +12,7 @@
 #   e2e_wait_queue_empty 10; e2e_sink_rcpts a
 #   done_testing                   # last command: its status is the exit code
 #
-# The recipe (and pitfalls P1-P13) is shared/reference/harness.md.  Notes:
+# Notes:
 # * Every process is started as a direct child of the test shell and
 #   recorded; the EXIT/INT/TERM trap stops them, waits for them, and removes
 #   $E2E (set E2E_KEEP=1 to keep it for debugging).  A test must not install
@@ -24,7 +24,8 @@
 #   (E2E_HOSTS_MODE=etc forces it), lines tagged "# waypost-e2e PID" are
 #   appended to /etc/hosts and removed again by the trap (and by the next
 #   e2e_init if a run was SIGKILLed).
-# * Config files are backdated after every write (P6), otherwise every
+# * Config files are backdated after every write (Postfix re-reads a
+#   main.cf or texthash file younger than a second), otherwise every
 #   Postfix command takes ~2 s.
 
 E2E_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -171,7 +172,7 @@ e2e_init() {
     trap 'exit 129' HUP
     export E2E
     export PFCONF="$E2E/pf/etc" PFSPOOL="$E2E/pf/spool" PFLOG="$E2E/pf/maillog"
-    mkdir -p "$PFCONF" "$PFSPOOL"      # NOT data_directory: Postfix makes it (P4)
+    mkdir -p "$PFCONF" "$PFSPOOL"      # NOT data_directory: Postfix makes it, owned by postfix
     cp /etc/hosts "$E2E/hosts" && chmod 644 "$E2E/hosts"
     _e2e_etc_hosts_clean ''            # stale lines of SIGKILLed runs
     if [ -z "$E2E_HOSTS_MODE" ]; then
@@ -309,7 +310,7 @@ e2e_sink_wait() {
 }
 
 # ---------------------------------------------------------------- postfix
-_e2e_backdate() { touch -d '-1 min' "$PFCONF"/*; } # P6: hot-file re-reads
+_e2e_backdate() { touch -d '-1 min' "$PFCONF"/*; } # files younger than 1 s are re-read
 
 # e2e_postconf ARGS...: postconf on the private instance (e.g. -e 'a = b'),
 # backdating the config afterwards.  After -e, run e2e_reload if running.
@@ -322,7 +323,7 @@ e2e_postconf() {
 }
 
 # The master exits before its daemons; orphans would then linger as zombies
-# until PID 1 reaps them (slowly, P7).  This wrapper is a child subreaper: it
+# until PID 1 reaps them (slowly).  This wrapper is a child subreaper: it
 # runs CMD and exits only when every descendant has been reaped.
 _E2E_REAPER='
 import ctypes, os, signal, sys
