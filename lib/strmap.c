@@ -30,7 +30,7 @@ void wp_strmap_init(struct wp_strmap *m, size_t expected)
     size_t cap = 16;
     while (cap < expected * 2)
         cap <<= 1;
-    m->slots = wp_calloc(cap, sizeof(*m->slots));
+    m->slots = wp_calloc_huge(cap * sizeof(*m->slots));
     m->cap = cap;
     m->count = 0;
 }
@@ -113,7 +113,7 @@ static void grow(struct wp_strmap *m)
 {
     struct wp_strmap old = *m;
     m->cap = old.cap * 2;
-    m->slots = wp_calloc(m->cap, sizeof(*m->slots));
+    m->slots = wp_calloc_huge(m->cap * sizeof(*m->slots));
     for (size_t i = 0; i < old.cap; i++) {
         if (!old.slots[i].key)
             continue;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,22 @@ void *wp_realloc(void *p, size_t n)
     if (!q)
         oom();
     return q;
+}
+
+void *wp_calloc_huge(size_t size)
+{
+    const size_t huge = 2u << 20;
+    if (size < 4 * huge)
+        return wp_calloc(1, size);
+    size_t rounded = (size + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, rounded);
+    if (!p)
+        oom();
+#ifdef MADV_HUGEPAGE
+    madvise(p, rounded, MADV_HUGEPAGE); /* before first touch: faults then map 2 MB pages */
+#endif
+    memset(p, 0, rounded);
+    return p;
 }
 
 char *wp_strdup(const char *s)
@@ -154,7 +171,8 @@ char *wp_read_file(const char *path, size_t max, size_t *len, char *err, size_t 
         return NULL;
     }
     size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = wp_malloc(cap);
+    /* A large table stays in memory as the records' string store. */
+    char *buf = cap >= (8u << 20) ? wp_calloc_huge(cap) : wp_malloc(cap);
     for (;;) {
         if (n + 1 >= cap) {
             if (cap > max) {

@@ -15,6 +15,11 @@
 void *wp_malloc(size_t n);
 void *wp_calloc(size_t n, size_t size);
 void *wp_realloc(void *p, size_t n);
+/* Zeroed memory for a large, randomly accessed array (hash slots, table
+ * records, a table file): placed on transparent huge pages where the kernel
+ * offers them, which spares a TLB miss on most lookups in a million-record
+ * table.  Small sizes fall back to calloc.  Free with free(). */
+void *wp_calloc_huge(size_t size);
 char *wp_strdup(const char *s);
 char *wp_strndup(const char *s, size_t n);
 char *wp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

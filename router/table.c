@@ -84,6 +84,8 @@ static void add_record(struct parse_ctx *c, const struct wp_record *r)
     if (r->prefix == WP_PFX_NORELAY)
         c->t->has_norelay = true;
     if (c->t->nrecs == c->cap) {
+        /* sized from the line count up front (see wp_table_parse): this only
+         * runs if that guess was short */
         c->cap = c->cap ? c->cap * 2 : 1024;
         c->t->recs = wp_realloc(c->t->recs, c->cap * sizeof(*r));
     }
@@ -491,6 +493,15 @@ struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const 
     c.main_domain = main_domain;
     c.err = err;
     size_t before = err->count;
+
+    /* One record per line at most: size the records array once. */
+    size_t lines = 1;
+    for (const char *q = buf; (q = memchr(q, '\n', (size_t)(buf + len - q))) != NULL; q++)
+        lines++;
+    if (lines < UINT32_MAX) {
+        c.cap = (uint32_t)lines;
+        c.t->recs = wp_calloc_huge(lines * sizeof(*c.t->recs));
+    }
 
     char *p = buf, *end = buf + len;
     uint32_t lineno = 0;
