@@ -212,25 +212,7 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
     /* Local part: quoted string or everything before the last '@'. */
     size_t lo = 0;
     const char *at = NULL;
-    if (flags & WP_ADDR_RAW_LOCAL) {
-        for (const char *q = end; q > p; q--)
-            if (q[-1] == '@') {
-                at = q - 1;
-                break;
-            }
-        const char *lend = at ? at : end;
-        for (const char *q = p; q < lend; q++) {
-            if ((unsigned char)*q < 0x20 || *q == 0x7f) {
-                *why = "control character in local part";
-                return false;
-            }
-            if (lo >= WP_LOCAL_MAX) {
-                *why = "local part too long";
-                return false;
-            }
-            out->local[lo++] = *q;
-        }
-    } else if (p < end && *p == '"') {
+    if (!(flags & WP_ADDR_RAW_LOCAL) && p < end && *p == '"') {
         const char *q = p + 1;
         for (; q < end && *q != '"'; q++) {
             if (*q == '\\' && q + 1 < end)
@@ -257,6 +239,9 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
         }
         at = q < end ? q : NULL;
     } else {
+        /* Everything before the last '@'.  A raw local part (rebuilt by the
+         * Router from one it parsed before) may hold any byte but controls. */
+        bool raw = (flags & WP_ADDR_RAW_LOCAL) != 0;
         for (const char *q = end; q > p; q--)
             if (q[-1] == '@') {
                 at = q - 1;
@@ -264,8 +249,9 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
             }
         const char *lend = at ? at : end;
         for (const char *q = p; q < lend; q++) {
-            if (!local_char_ok((unsigned char)*q) && *q != '@') {
-                *why = "invalid character in local part";
+            unsigned char ch = (unsigned char)*q;
+            if (raw ? (ch < 0x20 || ch == 0x7f) : (!local_char_ok(ch) && ch != '@')) {
+                *why = raw ? "control character in local part" : "invalid character in local part";
                 return false;
             }
             if (lo >= WP_LOCAL_MAX) {

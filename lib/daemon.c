@@ -44,19 +44,35 @@ static bool lookup_ids(const char *owner, const char *group, uid_t *uid, gid_t *
     return true;
 }
 
-/* Does something accept connections on this unix socket? */
-static bool socket_in_use(const char *path)
+int wp_unix_connect(const char *path)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
-    wp_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-    bool live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+    if (!wp_strlcpy(sun.sun_path, path, sizeof(sun.sun_path))) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Does something accept connections on this unix socket? */
+static bool socket_in_use(const char *path)
+{
+    int fd = wp_unix_connect(path);
+    if (fd < 0)
+        return false;
     close(fd);
-    return live;
+    return true;
 }
 
 int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group,

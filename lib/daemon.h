@@ -18,6 +18,9 @@
 int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group,
                      char *err, size_t errlen);
 
+/* Connect to a unix stream socket; the fd, or -1 with errno set. */
+int wp_unix_connect(const char *path);
+
 /* Give an existing unix socket its mode, owner and group ("" keeps them). */
 bool wp_socket_set_owner(const char *path, int mode, const char *owner, const char *group, char *err,
                          size_t errlen);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "accounts.h"
+#include "daemon.h"
 #include "defaults.h"
 #include "log.h"
 #include "strmap.h"
@@ -239,16 +240,9 @@ static void passwd_refresh(struct wp_accounts *a)
  *   S: VERSION\t1\t<minor>\n  SPID\t<pid>\n  then USER\t1\t... | NOTFOUND\t1 | FAIL\t1\t... */
 static enum wp_account_answer userdb_ask(const char *path, const char *name, int timeout_ms)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return WP_ACCT_TEMP;
-    struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    wp_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    int fd = wp_unix_connect(path);
+    if (fd < 0) {
         wp_warn("userdb %s: connect: %s", path, strerror(errno));
-        close(fd);
         return WP_ACCT_TEMP;
     }
     char req[WP_LOCAL_MAX + WP_DOMAIN_MAX + 64];
