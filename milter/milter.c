@@ -400,19 +400,9 @@ static struct smfiDesc milter_desc = {
 
 static void reload(void)
 {
-    struct wp_errors err;
-    wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(state.path, &err);
-    for (size_t i = 0; i < err.nwarn; i++)
-        wp_warn("%s", err.warns[i]);
-    if (!s) {
-        for (size_t i = 0; i < err.count; i++)
-            wp_err("%s", err.msgs[i]);
-        wp_err("reload failed: keeping the rules loaded before");
-        wp_errors_free(&err);
+    struct wp_snapshot *s = wp_snapshot_reload(state.path);
+    if (!s)
         return;
-    }
-    wp_errors_free(&err);
     pthread_mutex_lock(&state.lock);
     struct wp_snapshot *old = state.current;
     state.current = s;

@@ -477,19 +477,9 @@ static void *worker_main(void *arg)
 
 static void reload(struct server *srv)
 {
-    struct wp_errors err;
-    wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(srv->config_path, &err);
-    for (size_t i = 0; i < err.nwarn; i++)
-        wp_warn("%s", err.warns[i]);
-    if (!s) {
-        for (size_t i = 0; i < err.count; i++)
-            wp_err("%s", err.msgs[i]);
-        wp_err("reload failed: keeping the configuration loaded before");
-        wp_errors_free(&err);
+    struct wp_snapshot *s = wp_snapshot_reload(srv->config_path);
+    if (!s)
         return;
-    }
-    wp_errors_free(&err);
     bool same_listen = s->policyd.nlisten == srv->nlisten;
     for (size_t i = 0; same_listen && i < srv->nlisten; i++)
         same_listen = strcmp(s->policyd.listen[i].text, srv->listens[i].text) == 0;

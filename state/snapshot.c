@@ -292,6 +292,21 @@ struct wp_snapshot *wp_snapshot_load_startup(const char *path, char **abs)
     return s;
 }
 
+struct wp_snapshot *wp_snapshot_reload(const char *path)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    for (size_t i = 0; i < err.nwarn; i++)
+        wp_warn("%s", err.warns[i]);
+    for (size_t i = 0; i < err.count; i++)
+        wp_err("%s", err.msgs[i]);
+    if (!s)
+        wp_err("reload failed: keeping the configuration loaded before");
+    wp_errors_free(&err);
+    return s;
+}
+
 struct wp_snapshot *wp_snapshot_ref(struct wp_snapshot *s)
 {
     atomic_fetch_add(&s->refs, 1);

@@ -89,6 +89,9 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err);
  * chdir("/"); *abs receives it, malloc'ed), warnings and errors printed on
  * standard error. */
 struct wp_snapshot *wp_snapshot_load_startup(const char *path, char **abs);
+/* A daemon's reload: warnings and errors go to the log; NULL (after
+ * logging that the old configuration stays) if the new one is broken. */
+struct wp_snapshot *wp_snapshot_reload(const char *path);
 struct wp_snapshot *wp_snapshot_ref(struct wp_snapshot *s);
 void wp_snapshot_unref(struct wp_snapshot *s);
 

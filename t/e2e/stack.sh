@@ -17,23 +17,17 @@ STACK_MILTER="$top_builddir/milter/waypost-milter"
 STACK_WAYPOST="$top_builddir/waypost"
 STACK_STARTS=0
 
-stack_policyd() { # (re)start the daemon as a direct child
-    rm -f "$W/policy.sock"
-    e2e_bg "policyd$((++STACK_STARTS))" "$STACK_POLICYD" -f -c "$W/waypost.conf"
-    PD=$E2E_LAST_PID
+# stack_daemon NAME BINARY SOCKET: (re)start a Waypost daemon as a direct
+# child and wait for its socket; its pid in E2E_LAST_PID.
+stack_daemon() {
+    rm -f "$3"
+    e2e_bg "$1$((++STACK_STARTS))" "$2" -f -c "$W/waypost.conf"
     local i=0
-    while [ ! -S "$W/policy.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$W/policy.sock" ]
+    while [ ! -S "$3" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$3" ]
 }
-
-stack_milter() { # (re)start the milter as a direct child
-    rm -f "$W/milter.sock"
-    e2e_bg "milter$((++STACK_STARTS))" "$STACK_MILTER" -f -c "$W/waypost.conf"
-    MD=$E2E_LAST_PID
-    local i=0
-    while [ ! -S "$W/milter.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$W/milter.sock" ]
-}
+stack_policyd() { stack_daemon policyd "$STACK_POLICYD" "$W/policy.sock"; local rc=$?; PD=$E2E_LAST_PID; return $rc; }
+stack_milter() { stack_daemon milter "$STACK_MILTER" "$W/milter.sock"; local rc=$?; MD=$E2E_LAST_PID; return $rc; }
 # libmilter notices SIGTERM only every 5 s unless a connection wakes it.
 stack_milter_stop() {
     [ -n "${MD:-}" ] || return 0
