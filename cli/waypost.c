@@ -8,6 +8,8 @@
  *                                            print the Postfix wiring
  *   waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]
  *                                            show which rules fire and what they would do
+ *   waypost [-c FILE] dovecot [--acl]        print the Dovecot fragment (shared mailboxes)
+ *                                            or the administrators' global ACL file
  *
  * Exit codes: 0 success, 1 configuration errors, 2 usage errors.
  */
@@ -23,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dovecot.h"
 #include "json.h"
 #include "reply.h"
 #include "rules.h"
@@ -41,6 +44,7 @@ static void usage(FILE *out)
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
           "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
+          "       waypost [-c FILE] dovecot [--acl]\n"
           "       waypost --version\n"
           "default FILE: " DEFAULT_CONFIG "\n",
           out);
@@ -450,6 +454,34 @@ static int cmd_rules(const char *path, int argc, char **argv)
     return 0;
 }
 
+/* waypost dovecot [--acl]: what Dovecot needs for the imap section. */
+static int cmd_dovecot(const char *path, int argc, char **argv)
+{
+    bool acl = argc == 2 && strcmp(argv[1], "--acl") == 0;
+    if (argc > 2 || (argc == 2 && !acl)) {
+        usage(stderr);
+        return 2;
+    }
+    struct wp_snapshot *s = load(path, true);
+    if (!s)
+        return 1;
+    /* Dovecot's helper finds waypost.conf by this name, from any directory. */
+    char *abs = realpath(path, NULL);
+    if (abs && strpbrk(abs, " \t\r\n\"")) {
+        fprintf(stderr, "waypost: %s: Dovecot cannot be given a file name with spaces or quotes\n", abs);
+        free(abs);
+        wp_snapshot_unref(s);
+        return 1;
+    }
+    if (acl)
+        wp_dovecot_print_acl(stdout, &s->imap, s->router, abs ? abs : path);
+    else
+        wp_dovecot_print_conf(stdout, &s->imap, s->router, abs ? abs : path);
+    free(abs);
+    wp_snapshot_unref(s);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
@@ -480,6 +512,8 @@ int main(int argc, char **argv)
         return cmd_rules(path, argc - i, argv + i);
     if (strcmp(argv[i], "postconf") == 0)
         return cmd_postconf(path, argc - i, argv + i);
+    if (strcmp(argv[i], "dovecot") == 0)
+        return cmd_dovecot(path, argc - i, argv + i);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);
     usage(stderr);
     return 2;

@@ -49,6 +49,16 @@
 #define WP_DEFAULT_HOLD_TRANSPORT "waypost-hold"
 #define WP_DEFAULT_ODMR_TRANSPORT "lmtp:unix:/run/waypost/odmrd.sock"
 
+/* ---- Dovecot shared mailboxes (imap section) ---- */
+#define WP_DEFAULT_IMAP_MAIL_LOCATION "maildir:~/Maildir"
+#define WP_DEFAULT_IMAP_ALIAS_PREFIX "Aliases/"   /* a namespace prefix: cannot be "" next to INBOX's */
+#define WP_DEFAULT_IMAP_ACL_FILE "/etc/dovecot/waypost-global.acl"
+#define WP_DEFAULT_IMAP_SHARED_DICT "file:/var/lib/dovecot/waypost-shared-mailboxes.db"
+#define WP_IMAP_TEMPLATE_MARKER ".waypost-template" /* in the account's home: template applied */
+#define WP_IMAP_ALIAS_DIR "waypost-aliases"         /* in the home: the aliases' virtual mailboxes */
+#define WP_IMAP_SHARED_INDEX_DIR "waypost-shared"   /* in the home: private indexes of foreign mailboxes */
+#define WP_IMAP_NAME_MAX 255                        /* longest mailbox name or alias we write */
+
 /* ---- texts ---- */
 #define WP_TEXT_UNKNOWN_USER "5.1.1 User unknown"
 #define WP_TEXT_BOUNCE_UNKNOWN "5.1.1 User unknown; message bounced"

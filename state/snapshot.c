@@ -10,6 +10,8 @@
 
 #include "conf.h"
 #include "snapshot.h"
+
+#include "dovecot.h"
 #include "util.h"
 
 static const struct wp_conf_schema domain_schema[] = {
@@ -93,6 +95,7 @@ static const struct wp_conf_schema top_schema[] = {
     { "policyd", WP_CONF_GROUP, policyd_schema, false },
     { "postfix", WP_CONF_GROUP, postfix_schema, false },
     { "router", WP_CONF_GROUP, router_schema, true },
+    { "imap", WP_CONF_GROUP, wp_imap_schema, false },
     { NULL, 0, NULL, false },
 };
 
@@ -259,6 +262,8 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
     load_policyd(config_setting_get_member(root, "policyd"), path, &s->policyd, err);
     load_postfix(config_setting_get_member(root, "postfix"), &s->postfix);
     load_milter(config_setting_get_member(root, "milter"), path, &s->milter, err);
+    const config_setting_t *imap = config_setting_get_member(root, "imap");
+    wp_imap_conf_load(imap, path, s->basedir, &s->imap, err);
 
     if (err->count == before) {
         const config_setting_t *router = config_setting_get_member(root, "router");
@@ -268,6 +273,7 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
         s->rules_env.router = s->router;
         s->rules_env.store_address = s->milter.store_address;
         s->rules = wp_rules_load(config_setting_get_member(root, "rules"), path, &s->rules_env, err);
+        wp_imap_conf_check(&s->imap, s->router, imap, path, err);
     }
     config_destroy(&cfg);
     if (err->count > before) {
@@ -318,6 +324,7 @@ void wp_snapshot_unref(struct wp_snapshot *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     wp_router_free(s->router);
+    wp_imap_conf_free(&s->imap);
     for (size_t i = 0; i < s->policyd.nlisten; i++)
         free(s->policyd.listen[i].text);
     free(s->policyd.listen);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "endpoint.h"
+#include "dovecot.h"
 #include "errors.h"
 #include "log.h"
 #include "router.h"
@@ -80,6 +81,7 @@ struct wp_snapshot {
     struct wp_policyd_conf policyd;
     struct wp_postfix_conf postfix;
     struct wp_milter_conf milter;
+    struct wp_imap_conf imap;
     struct wp_rules *rules;
     struct wp_rules_env rules_env; /* points into this snapshot */
 };

@@ -1,0 +1,448 @@
+/*
+ * dovecot.c - the `imap` section of waypost.conf and the Dovecot files made
+ * from it (see dovecot.h for what and why).
+ *
+ * What is printed here is run against a real Dovecot 2.3.19 by the
+ * end-to-end test t/e2e/shared.sh.  Dovecot facts that shape it:
+ *   - a shared namespace prefix "~%%u/" is truncated at the "%" to "~",
+ *     which Dovecot accepts only with list = no: a LIST of everything
+ *     does not show foreign mailboxes; they open, subscribe and show in
+ *     LSUB, the way CommuniGate's subscription list shows them;
+ *   - global ACL file patterns are matched against the names the user
+ *     sees: a foreign INBOX is "~alice", its other mailboxes "~alice/NAME";
+ *   - a virtual mailbox cannot sit next to INBOX in the namespace with the
+ *     empty prefix, so aliases live under their own prefix ("Aliases/").
+ */
+#include "config.h"
+
+#include "dovecot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "conf.h"
+#include "defaults.h"
+#include "router.h"
+#include "util.h"
+
+#ifndef WP_LIBEXECDIR
+#define WP_LIBEXECDIR "/usr/local/libexec/waypost"
+#endif
+
+/* Dovecot rights of an administrator: all of RFC 4314's letters. */
+#define ADMIN_RIGHTS "lrwstipekxa"
+
+static const struct wp_conf_schema alias_schema[] = {
+    {"name", WP_CONF_STRING, NULL, true},
+    {"target", WP_CONF_STRING, NULL, true},
+    {NULL, 0, NULL, false},
+};
+
+static const struct wp_conf_schema template_schema[] = {
+    {"subscriptions", WP_CONF_STRINGS, NULL, false},
+    {"aliases", WP_CONF_GROUPS, alias_schema, false},
+    {NULL, 0, NULL, false},
+};
+
+const struct wp_conf_schema wp_imap_schema[] = {
+    {"mail_location", WP_CONF_STRING, NULL, false},      {"alias_prefix", WP_CONF_STRING, NULL, false},
+    {"acl_file", WP_CONF_STRING, NULL, false},           {"shared_dict", WP_CONF_STRING, NULL, false},
+    {"login_helper", WP_CONF_STRING, NULL, false},       {"lmtp_autocreate", WP_CONF_BOOL, NULL, false},
+    {"server_admins", WP_CONF_STRINGS, NULL, false},     {"domain_admins", WP_CONF_STRINGS, NULL, false},
+    {"template", WP_CONF_GROUP, template_schema, false}, {NULL, 0, NULL, false},
+};
+
+/* ---------------------------------------------------------------- names */
+
+bool wp_imap_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > WP_IMAP_NAME_MAX || strstr(name, "..") || name[n - 1] == '/')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '%' || *p == '*')
+            return false;
+    return true;
+}
+
+bool wp_dovecot_user(const struct wp_router *r, const char *address, char *out, size_t size)
+{
+    const char *at = strrchr(address, '@');
+    size_t local = at ? (size_t)(at - address) : strlen(address);
+    if (local == 0 || local >= size || memchr(address, '/', strlen(address)))
+        return false;
+    if (at && !wp_domain_valid(at + 1, false))
+        return false;
+    bool main_domain = !at || wp_strieq(at + 1, r->main_domain);
+    if (main_domain)
+        memcpy(out, address, local), out[local] = '\0';
+    else if (!wp_strlcpy(out, address, size))
+        return false;
+    wp_str_lower(out);
+    return true;
+}
+
+/* mail_location "TYPE:~/PATH[:PARAMS]" or "TYPE:%h/PATH[:PARAMS]": the
+ * pieces, pointing into loc.  False for any other form. */
+struct location {
+    const char *type;
+    size_t type_len;
+    const char *path; /* relative to the home */
+    size_t path_len;
+    const char *params; /* ":..." or "" */
+};
+
+static bool location_parse(const char *loc, struct location *l)
+{
+    const char *colon = strchr(loc, ':');
+    if (!colon || colon == loc)
+        return false;
+    l->type = loc;
+    l->type_len = (size_t)(colon - loc);
+    const char *rest = colon + 1;
+    if (strncmp(rest, "~/", 2) == 0)
+        rest += 2;
+    else if (strncmp(rest, "%h/", 3) == 0)
+        rest += 3;
+    else
+        return false;
+    const char *end = strchr(rest, ':');
+    l->path = rest;
+    l->path_len = end ? (size_t)(end - rest) : strlen(rest);
+    l->params = end ? end : "";
+    return l->path_len > 0 && !memchr(l->path, '%', l->path_len);
+}
+
+static bool location_split(const char *loc, struct location *l)
+{
+    if (!location_parse(loc, l))
+        return false;
+    /* The helper writes the subscriptions file into the mail root. */
+    return !strstr(l->params, ":CONTROL=") && !strstr(l->params, ":SUBSCRIPTIONS=") &&
+           !strpbrk(loc, " \t\r\n\"");
+}
+
+char wp_imap_storage_separator(const struct wp_imap_conf *c)
+{
+    struct location l;
+    if (!location_split(c->mail_location, &l))
+        return '/';
+    /* Maildir++ ("dir/.a.b") unless LAYOUT=fs; every other layout uses "/". */
+    bool maildir = l.type_len == 7 && wp_strnieq(l.type, "maildir", 7);
+    return maildir && !strstr(l.params, ":LAYOUT=fs") ? '.' : '/';
+}
+
+char *wp_imap_mail_root(const struct wp_imap_conf *c, const char *home)
+{
+    struct location l;
+    if (!location_split(c->mail_location, &l))
+        return NULL;
+    return wp_asprintf("%s/%.*s", home, (int)l.path_len, l.path);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static char **load_strings(const config_setting_t *g, const char *name, size_t *n)
+{
+    const config_setting_t *list = g ? config_setting_get_member(g, name) : NULL;
+    *n = list ? (size_t)config_setting_length(list) : 0;
+    char **v = wp_calloc(*n + 1, sizeof(*v));
+    for (size_t i = 0; i < *n; i++) {
+        const char *s = config_setting_get_string_elem(list, (unsigned)i);
+        v[i] = wp_strdup(s ? s : "");
+    }
+    return v;
+}
+
+static int line_of(const config_setting_t *g, const char *name)
+{
+    const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
+    return s ? wp_conf_line(s) : (g ? wp_conf_line(g) : 0);
+}
+
+static char *absolute(const char *basedir, const char *p)
+{
+    return p[0] == '/' ? wp_strdup(p) : wp_path_relative_to(basedir, p);
+}
+
+void wp_imap_conf_load(const config_setting_t *g, const char *path, const char *basedir,
+                       struct wp_imap_conf *c, struct wp_errors *err)
+{
+    memset(c, 0, sizeof(*c));
+    c->mail_location = wp_strdup(wp_conf_string(g, "mail_location", WP_DEFAULT_IMAP_MAIL_LOCATION));
+    c->alias_prefix = wp_strdup(wp_conf_string(g, "alias_prefix", WP_DEFAULT_IMAP_ALIAS_PREFIX));
+    c->acl_file = absolute(basedir, wp_conf_string(g, "acl_file", WP_DEFAULT_IMAP_ACL_FILE));
+    c->shared_dict = wp_strdup(wp_conf_string(g, "shared_dict", WP_DEFAULT_IMAP_SHARED_DICT));
+    c->login_helper =
+        absolute(basedir, wp_conf_string(g, "login_helper", WP_LIBEXECDIR "/waypost-imap-login"));
+    c->lmtp_autocreate = wp_conf_bool(g, "lmtp_autocreate", false);
+    c->server_admins = load_strings(g, "server_admins", &c->nserver_admins);
+    c->domain_admins = load_strings(g, "domain_admins", &c->ndomain_admins);
+
+    struct location l;
+    if (!location_split(c->mail_location, &l))
+        wp_error(err, path, line_of(g, "mail_location"),
+                 "imap.mail_location '%s' must be TYPE:~/PATH[:PARAMS] or TYPE:%%h/PATH[:PARAMS] "
+                 "without CONTROL= or SUBSCRIPTIONS= (e.g. maildir:~/Maildir)",
+                 c->mail_location);
+    size_t plen = strlen(c->alias_prefix);
+    char *top = wp_strndup(c->alias_prefix, plen ? plen - 1 : 0); /* without the "/" */
+    bool prefix_ok = plen >= 2 && c->alias_prefix[plen - 1] == '/' && wp_imap_name_valid(top) &&
+                     !strchr(top, '/') && top[0] != '~' && top[0] != '.' && !wp_strieq(top, "INBOX");
+    free(top);
+    if (!prefix_ok)
+        wp_error(err, path, line_of(g, "alias_prefix"),
+                 "imap.alias_prefix '%s' must be one mailbox name ending with '/' (e.g. \"Aliases/\")",
+                 c->alias_prefix);
+    if (strpbrk(c->shared_dict, "\n\r") || strpbrk(c->acl_file, "\n\r ") || strpbrk(c->login_helper, "\n\r "))
+        wp_error(err, path, line_of(g, "shared_dict"),
+                 "imap: file names must not contain spaces or line breaks");
+
+    const config_setting_t *t = g ? config_setting_get_member(g, "template") : NULL;
+    c->subscriptions = load_strings(t, "subscriptions", &c->nsubscriptions);
+    for (size_t i = 0; i < c->nsubscriptions; i++)
+        if (!wp_imap_name_valid(c->subscriptions[i]))
+            wp_error(err, path, line_of(t, "subscriptions"),
+                     "imap.template.subscriptions: '%s' is not a mailbox name", c->subscriptions[i]);
+    const config_setting_t *al = t ? config_setting_get_member(t, "aliases") : NULL;
+    size_t na = al ? (size_t)config_setting_length(al) : 0;
+    c->aliases = wp_calloc(na + 1, sizeof(*c->aliases));
+    for (size_t i = 0; i < na; i++) {
+        const config_setting_t *a = config_setting_get_elem(al, (unsigned)i);
+        struct wp_imap_alias *x = &c->aliases[c->naliases++];
+        x->name = wp_strdup(wp_conf_string(a, "name", ""));
+        x->target = wp_strdup(wp_conf_string(a, "target", ""));
+        if (!wp_imap_name_valid(x->name) || strchr(x->name, '/') || x->name[0] == '.' || x->name[0] == '~')
+            wp_error(err, path, wp_conf_line(a),
+                     "imap.template.aliases: name '%s' must be one plain mailbox name", x->name);
+        /* The target is a line of a dovecot-virtual file: a leading space
+         * would make it a search program, "-", "+" or "!" a flag. */
+        if (!wp_imap_name_valid(x->target) || strchr(" -+!", x->target[0]))
+            wp_error(err, path, wp_conf_line(a), "imap.template.aliases: target '%s' is not a mailbox name",
+                     x->target);
+        for (size_t k = 0; k + 1 < c->naliases; k++)
+            if (strcmp(c->aliases[k].name, x->name) == 0)
+                wp_error(err, path, wp_conf_line(a), "imap.template.aliases: '%s' is defined twice", x->name);
+    }
+}
+
+bool wp_imap_conf_read(const char *path, struct wp_imap_conf *c, struct wp_errors *err)
+{
+    config_t cfg;
+    size_t before = err->count;
+    if (!wp_conf_read(&cfg, path, err)) {
+        config_destroy(&cfg);
+        memset(c, 0, sizeof(*c));
+        return false;
+    }
+    char *basedir = wp_dirname(path);
+    const config_setting_t *g = config_setting_get_member(config_root_setting(&cfg), "imap");
+    if (g && !config_setting_is_group(g))
+        wp_error(err, path, wp_conf_line(g), "imap must be a group");
+    else if (g)
+        wp_conf_check(g, wp_imap_schema, path, err);
+    wp_imap_conf_load(g && config_setting_is_group(g) ? g : NULL, path, basedir, c, err);
+    free(basedir);
+    config_destroy(&cfg);
+    return err->count == before;
+}
+
+static bool local_domain(const struct wp_router *r, const char *domain)
+{
+    if (wp_strieq(domain, r->main_domain))
+        return true;
+    for (size_t d = 0; d < r->ndomains; d++)
+        if (wp_strieq(r->domains[d].name, domain))
+            return true;
+    return false;
+}
+
+static void check_admins(char **v, size_t n, const struct wp_router *r, const config_setting_t *g,
+                         const char *setting, const char *path, struct wp_errors *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char user[WP_ADDR_MAX + 1];
+        const char *at = strrchr(v[i], '@');
+        if (!wp_dovecot_user(r, v[i], user, sizeof(user)))
+            wp_error(err, path, line_of(g, setting), "imap.%s: '%s' is not an account address", setting,
+                     v[i]);
+        else if (at && !local_domain(r, at + 1))
+            wp_error(err, path, line_of(g, setting), "imap.%s: '%s' is not in a domain of router.domains",
+                     setting, v[i]);
+    }
+}
+
+void wp_imap_conf_check(const struct wp_imap_conf *c, const struct wp_router *r, const config_setting_t *g,
+                        const char *path, struct wp_errors *err)
+{
+    check_admins(c->server_admins, c->nserver_admins, r, g, "server_admins", path, err);
+    check_admins(c->domain_admins, c->ndomain_admins, r, g, "domain_admins", path, err);
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void wp_imap_conf_free(struct wp_imap_conf *c)
+{
+    free(c->mail_location);
+    free(c->alias_prefix);
+    free(c->acl_file);
+    free(c->shared_dict);
+    free(c->login_helper);
+    free_strings(c->server_admins, c->nserver_admins);
+    free_strings(c->domain_admins, c->ndomain_admins);
+    free_strings(c->subscriptions, c->nsubscriptions);
+    for (size_t i = 0; c->aliases && i < c->naliases; i++) {
+        free(c->aliases[i].name);
+        free(c->aliases[i].target);
+    }
+    free(c->aliases);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---------------------------------------------------------------- output */
+
+void wp_dovecot_print_conf(FILE *out, const struct wp_imap_conf *c, const struct wp_router *r,
+                           const char *conf_path)
+{
+    struct location l;
+    if (!location_split(c->mail_location, &l))
+        return; /* the load reported it */
+    char domain[WP_DOMAIN_MAX + 1];
+    wp_strlcpy(domain, r->main_domain, sizeof(domain));
+    wp_str_lower(domain);
+    int tl = (int)l.type_len, pl = (int)l.path_len;
+
+    fprintf(out,
+            "# Waypost: CommuniGate-style shared mailboxes for Dovecot 2.3.\n"
+            "# Generated by \"waypost dovecot\" from %s; include it after the rest of\n"
+            "# the configuration (Debian: /etc/dovecot/conf.d/90-waypost.conf).\n\n",
+            conf_path);
+    fprintf(out,
+            "# Accounts of the main domain are named without it (\"alice\"), others\n"
+            "# with it (\"bob@domain.dom\"): logins, LMTP recipients and the owners of\n"
+            "# foreign mailboxes (\"~alice/INBOX\", \"~bob@domain.dom/INBOX\") alike.\n"
+            "auth_username_format = %%{if;%%Ld;eq;%s;%%Ln;%%Lu}\n\n",
+            domain);
+    fprintf(out,
+            "mail_location = %s\n"
+            "mail_plugins = $mail_plugins acl virtual\n"
+            "protocol imap {\n"
+            "  mail_plugins = $mail_plugins imap_acl\n"
+            "}\n\n",
+            c->mail_location);
+    fprintf(out,
+            "# account+mailbox@domain is delivered into that mailbox (\"Store in\").\n"
+            "recipient_delimiter = +\n"
+            "lda_mailbox_autocreate = %s\n"
+            "protocol lmtp {\n"
+            "  lmtp_save_to_detail_mailbox = yes\n"
+            "}\n\n",
+            c->lmtp_autocreate ? "yes" : "no");
+    fprintf(out,
+            "# CommuniGate's hierarchy separator.\n"
+            "namespace inbox {\n"
+            "  separator = /\n"
+            "}\n\n"
+            "# Foreign mailboxes: ~owner/mailbox.  Dovecot accepts the \"~\" prefix\n"
+            "# only with list = no: LIST leaves them out, LSUB shows those subscribed\n"
+            "# to (CommuniGate's way: foreign names in the subscription list).\n"
+            "# Seen flags stay private to each user.\n"
+            "namespace waypost_foreign {\n"
+            "  type = shared\n"
+            "  separator = /\n"
+            "  prefix = ~%%%%u/\n"
+            "  location = %.*s:%%%%h/%.*s%s:INDEXPVT=~/" WP_IMAP_SHARED_INDEX_DIR "/%%%%u\n"
+            "  subscriptions = no\n"
+            "  list = no\n"
+            "}\n\n",
+            tl, l.type, pl, l.path, l.params);
+    fprintf(out,
+            "# Mailbox aliases (account template): virtual mailboxes that show a\n"
+            "# foreign mailbox, within the rights the account holds there.  Dovecot\n"
+            "# has one namespace with the empty prefix (INBOX's): aliases get theirs.\n"
+            "namespace waypost_aliases {\n"
+            "  separator = /\n"
+            "  prefix = %s\n"
+            "  location = virtual:~/" WP_IMAP_ALIAS_DIR "\n"
+            "  subscriptions = no\n"
+            "}\n\n",
+            c->alias_prefix);
+    fprintf(out,
+            "plugin {\n"
+            "  # Administrators' rights: written by \"waypost dovecot --acl\".\n"
+            "  acl = vfile:%s\n"
+            "  # Which accounts share what with whom; written by the mail processes.\n"
+            "  acl_shared_dict = %s\n"
+            "  # Owners may grant rights to \"anyone\" and \"authenticated\".\n"
+            "  acl_anyone = allow\n"
+            "}\n\n",
+            c->acl_file, c->shared_dict);
+    fprintf(out,
+            "# The account template (imap.template) is applied at the first login, as\n"
+            "# the mail user (-d), by a helper that reads the waypost.conf named here.\n"
+            "service imap {\n"
+            "  executable = imap waypost-imap-login\n"
+            "}\n"
+            "service waypost-imap-login {\n"
+            "  executable = script-login -d %s -c %s\n"
+            "  unix_listener waypost-imap-login {\n"
+            "  }\n"
+            "}\n",
+            c->login_helper, conf_path);
+}
+
+/* One ACL line per pattern that names a domain's mailboxes: its accounts'
+ * INBOXes ("~user@domain") and everything below them. */
+static void acl_domain_lines(FILE *out, const char *domain, const char *ident, const char *rights)
+{
+    fprintf(out, "~*@%s %s %s\n", domain, ident, rights);
+    fprintf(out, "~*@%s/* %s %s\n", domain, ident, rights);
+}
+
+void wp_dovecot_print_acl(FILE *out, const struct wp_imap_conf *c, const struct wp_router *r,
+                          const char *conf_path)
+{
+    char user[WP_ADDR_MAX + 1], domain[WP_DOMAIN_MAX + 1];
+    fprintf(out,
+            "# Waypost administrators' rights, for Dovecot's acl plugin (global file).\n"
+            "# Generated by \"waypost dovecot --acl\" from %s.\n"
+            "# Patterns match the names users see: \"~alice\" is alice's INBOX.\n",
+            conf_path);
+    if (c->nserver_admins)
+        fprintf(out, "\n# Server administrators: every mailbox of every account.\n");
+    for (size_t i = 0; i < c->nserver_admins; i++)
+        if (wp_dovecot_user(r, c->server_admins[i], user, sizeof(user)))
+            fprintf(out, "~* user=%s " ADMIN_RIGHTS "\n", user);
+    for (size_t i = 0; i < c->ndomain_admins; i++) {
+        if (!wp_dovecot_user(r, c->domain_admins[i], user, sizeof(user)))
+            continue;
+        const char *at = strrchr(c->domain_admins[i], '@');
+        wp_strlcpy(domain, at ? at + 1 : r->main_domain, sizeof(domain));
+        wp_str_lower(domain);
+        fprintf(out, "\n# Domain administrator %s: the accounts of %s only.\n", c->domain_admins[i], domain);
+        if (!wp_strieq(domain, r->main_domain)) {
+            char ident[WP_ADDR_MAX + 8];
+            snprintf(ident, sizeof(ident), "user=%s", user);
+            acl_domain_lines(out, domain, ident, ADMIN_RIGHTS);
+            continue;
+        }
+        /* Main-domain owners have no "@domain" in their names: grant every
+         * foreign mailbox, then take the other domains away again. */
+        fprintf(out, "~* user=%s " ADMIN_RIGHTS "\n", user);
+        char ident[WP_ADDR_MAX + 8];
+        snprintf(ident, sizeof(ident), "-user=%s", user);
+        for (size_t d = 0; d < r->ndomains; d++) {
+            if (wp_strieq(r->domains[d].name, r->main_domain)) /* the main domain is listed too */
+                continue;
+            wp_strlcpy(domain, r->domains[d].name, sizeof(domain));
+            wp_str_lower(domain);
+            acl_domain_lines(out, domain, ident, ADMIN_RIGHTS);
+        }
+    }
+}
