@@ -213,12 +213,15 @@ void wp_imap_conf_load(const config_setting_t *g, const char *path, const char *
         struct wp_imap_alias *x = &c->aliases[c->naliases++];
         x->name = wp_strdup(wp_conf_string(a, "name", ""));
         x->target = wp_strdup(wp_conf_string(a, "target", ""));
-        if (!wp_imap_name_valid(x->name) || strchr(x->name, '/') || x->name[0] == '.' || x->name[0] == '~')
+        bool has_name = config_setting_get_member(a, "name"),
+             has_target = config_setting_get_member(a, "target");
+        if (has_name &&
+            (!wp_imap_name_valid(x->name) || strchr(x->name, '/') || x->name[0] == '.' || x->name[0] == '~'))
             wp_error(err, path, wp_conf_line(a),
                      "imap.template.aliases: name '%s' must be one plain mailbox name", x->name);
         /* The target is a line of a dovecot-virtual file: a leading space
          * would make it a search program, "-", "+" or "!" a flag. */
-        if (!wp_imap_name_valid(x->target) || strchr(" -+!", x->target[0]))
+        if (has_target && (!wp_imap_name_valid(x->target) || strchr(" -+!", x->target[0])))
             wp_error(err, path, wp_conf_line(a), "imap.template.aliases: target '%s' is not a mailbox name",
                      x->target);
         for (size_t k = 0; k + 1 < c->naliases; k++)
@@ -377,7 +380,8 @@ void wp_dovecot_print_conf(FILE *out, const struct wp_imap_conf *c, const struct
             "plugin {\n"
             "  # Administrators' rights: written by \"waypost dovecot --acl\".\n"
             "  acl = vfile:%s\n"
-            "  # Which accounts share what with whom; written by the mail processes.\n"
+            "  # Which accounts share what with whom; written by the mail processes,\n"
+            "  # so its directory must be writable by the mail user.\n"
             "  acl_shared_dict = %s\n"
             "  # Owners may grant rights to \"anyone\" and \"authenticated\".\n"
             "  acl_anyone = allow\n"

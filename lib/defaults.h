@@ -53,7 +53,7 @@
 #define WP_DEFAULT_IMAP_MAIL_LOCATION "maildir:~/Maildir"
 #define WP_DEFAULT_IMAP_ALIAS_PREFIX "Aliases/"   /* a namespace prefix: cannot be "" next to INBOX's */
 #define WP_DEFAULT_IMAP_ACL_FILE "/etc/dovecot/waypost-global.acl"
-#define WP_DEFAULT_IMAP_SHARED_DICT "file:/var/lib/dovecot/waypost-shared-mailboxes.db"
+#define WP_DEFAULT_IMAP_SHARED_DICT "file:/var/lib/dovecot/waypost/shared-mailboxes.db" /* dir: mail uid */
 #define WP_IMAP_TEMPLATE_MARKER ".waypost-template" /* in the account's home: template applied */
 #define WP_IMAP_ALIAS_DIR "waypost-aliases"         /* in the home: the aliases' virtual mailboxes */
 #define WP_IMAP_SHARED_INDEX_DIR "waypost-shared"   /* in the home: private indexes of foreign mailboxes */
