@@ -33,25 +33,32 @@
 /* Dovecot rights of an administrator: all of RFC 4314's letters. */
 #define ADMIN_RIGHTS "lrwstipekxa"
 
+/* clang-format off */
 static const struct wp_conf_schema alias_schema[] = {
-    {"name", WP_CONF_STRING, NULL, true},
-    {"target", WP_CONF_STRING, NULL, true},
-    {NULL, 0, NULL, false},
+    { "name", WP_CONF_STRING, NULL, true },
+    { "target", WP_CONF_STRING, NULL, true },
+    { NULL, 0, NULL, false },
 };
 
 static const struct wp_conf_schema template_schema[] = {
-    {"subscriptions", WP_CONF_STRINGS, NULL, false},
-    {"aliases", WP_CONF_GROUPS, alias_schema, false},
-    {NULL, 0, NULL, false},
+    { "subscriptions", WP_CONF_STRINGS, NULL, false },
+    { "aliases", WP_CONF_GROUPS, alias_schema, false },
+    { NULL, 0, NULL, false },
 };
 
 const struct wp_conf_schema wp_imap_schema[] = {
-    {"mail_location", WP_CONF_STRING, NULL, false},      {"alias_prefix", WP_CONF_STRING, NULL, false},
-    {"acl_file", WP_CONF_STRING, NULL, false},           {"shared_dict", WP_CONF_STRING, NULL, false},
-    {"login_helper", WP_CONF_STRING, NULL, false},       {"lmtp_autocreate", WP_CONF_BOOL, NULL, false},
-    {"server_admins", WP_CONF_STRINGS, NULL, false},     {"domain_admins", WP_CONF_STRINGS, NULL, false},
-    {"template", WP_CONF_GROUP, template_schema, false}, {NULL, 0, NULL, false},
+    { "mail_location", WP_CONF_STRING, NULL, false },
+    { "alias_prefix", WP_CONF_STRING, NULL, false },
+    { "acl_file", WP_CONF_STRING, NULL, false },
+    { "shared_dict", WP_CONF_STRING, NULL, false },
+    { "login_helper", WP_CONF_STRING, NULL, false },
+    { "lmtp_autocreate", WP_CONF_BOOL, NULL, false },
+    { "server_admins", WP_CONF_STRINGS, NULL, false },
+    { "domain_admins", WP_CONF_STRINGS, NULL, false },
+    { "template", WP_CONF_GROUP, template_schema, false },
+    { NULL, 0, NULL, false },
 };
+/* clang-format on */
 
 /* ---------------------------------------------------------------- names */
 
