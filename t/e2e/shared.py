@@ -209,6 +209,18 @@ def step_subscribe():
     a.logout()
 
 
+def step_share(owner, box, user, rights):
+    o = login(owner)
+    check(simple(o, "SETACL", q(box), user, rights)[0] == "OK", "%s: SETACL %s %s %s" % (owner, box, user, rights))
+    o.logout()
+
+
+def step_subscribe_other(box):
+    a = login("alice")
+    check(simple(a, "SUBSCRIBE", q(box))[0] == "OK", "alice: SUBSCRIBE %s" % box)
+    a.logout()
+
+
 def step_grant(user):
     m = login("marketing")
     check(simple(m, "SETACL", q("announce"), user, "lrs")[0] == "OK", "marketing: SETACL announce %s lrs" % user)
@@ -301,7 +313,7 @@ def step_outgoing_create():
 
 
 steps = {"owner": step_owner, "reader": step_reader, "stranger": step_stranger, "old-letters": step_old_letters,
-         "subscribe": step_subscribe, "grant": step_grant, "newcomer": step_newcomer,
+         "subscribe": step_subscribe, "subscribe-other": step_subscribe_other, "share": step_share, "grant": step_grant, "newcomer": step_newcomer,
          "no-rights-alias": step_no_rights_alias, "admin": step_admin, "seed-inbox": step_seed_inbox,
          "public": step_public, "outgoing": step_outgoing_create}
 try:

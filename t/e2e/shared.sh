@@ -97,6 +97,13 @@ check "no helper errors in Dovecot's log" sh -c "! grep -q 'waypost-imap-login' 
 # ---- administrators
 imap seed-inbox alice
 imap seed-inbox carol@domain.dom
+# Dovecot's own lines for foreign names are the ones the helper writes
+# (t/unit/check_imap.c, subscription_lines): prefix kept, split on Maildir++ dots.
+imap share carol@domain.dom INBOX alice lr
+imap subscribe-other "~carol@domain.dom/INBOX"
+printf 'V\t2\n\n~marketing/announce\nAliases/mkt-announce\n~carol@domain\tdom/INBOX\n' >"$E2E/subs.want"
+if cmp -s "$E2E/subs.want" "$DOVECOT_MAIL/alice/Maildir/subscriptions"; then ok "alice's subscriptions file: the helper's lines, then Dovecot's"
+else not_ok "alice's subscriptions file: the helper's lines, then Dovecot's"; cat -A "$DOVECOT_MAIL/alice/Maildir/subscriptions" | sed 's/^/#   /'; fi
 imap admin boss "~alice/INBOX,~carol@domain.dom/INBOX" ""
 imap admin cadmin "~alice/INBOX" "~carol@domain.dom/INBOX"
 imap admin dave@domain.dom "~carol@domain.dom/INBOX" "~alice/INBOX"
