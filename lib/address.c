@@ -11,7 +11,7 @@
 
 /* Bytes that may stand unquoted in a local part.  We are a little more
  * liberal than RFC 5321's atext (UTF-8 for SMTPUTF8), never less safe. */
-static bool local_char_ok(unsigned char c)
+static inline bool local_char_ok(unsigned char c)
 {
     if (c <= 0x20 || c == 0x7f)
         return false;
