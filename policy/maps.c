@@ -161,9 +161,8 @@ _Static_assert(sizeof(kept) / sizeof(kept[0]) == K_COUNT, "one enum value per ke
  * table.  A new kept name of an existing length is a duplicate case label:
  * the compiler says so.  The first byte rules out most of the others. */
 #define LEN(s) (sizeof(s) - 1)
-static int kept_index(const char *name)
+static int kept_index(const char *name, size_t n)
 {
-    size_t n = strlen(name);
     int i;
     switch (n) {
     case LEN("sender"): i = K_SENDER; break;
@@ -182,7 +181,7 @@ static int kept_index(const char *name)
 
 bool wp_policy_attr_kept(const char *name)
 {
-    return kept_index(name) >= 0;
+    return kept_index(name, strlen(name)) >= 0;
 }
 
 void wp_policy_request_clear(struct wp_policy_request *req)
@@ -193,10 +192,21 @@ void wp_policy_request_clear(struct wp_policy_request *req)
 
 bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value)
 {
-    int i = kept_index(name);
+    return wp_policy_attr_len(req, name, strlen(name), value, strlen(value));
+}
+
+bool wp_policy_attr_len(struct wp_policy_request *req, const char *name, size_t name_len, const char *value,
+                        size_t value_len)
+{
+    int i = kept_index(name, name_len);
     if (i < 0)
         return true; /* unknown attributes are ignored */
-    return wp_strlcpy((char *)req + kept[i].offset, value, kept[i].size);
+    if (value_len >= kept[i].size)
+        return false;
+    char *field = (char *)req + kept[i].offset;
+    memcpy(field, value, value_len);
+    field[value_len] = '\0';
+    return true;
 }
 
 /* "550 5.1.1 text" from a route text "5.1.1 text" ("451" for 4.x.x). */

@@ -415,7 +415,8 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
             break;
         }
         *eq = '\0';
-        if (!wp_policy_attr(&c->req, line, eq + 1)) {
+        size_t name_len = (size_t)(eq - line);
+        if (!wp_policy_attr_len(&c->req, line, name_len, eq + 1, n - name_len - 1)) {
             wp_notice("policy: attribute %s too long, closing", line);
             keep = false;
             break;
