@@ -2,15 +2,19 @@
 # policyd.sh - waypost-policyd side by side with the null responder and
 # postfwd, in one run, on a Router table of 100 000 records.
 #
-# Usage: bench/policyd.sh BUILD_DIR [SECONDS]
+# Usage: bench/policyd.sh BUILD_DIR [SECONDS [REPEAT]]
 #   BUILD_DIR  holds bench/loadgen, bench/nullsrv and policy/waypost-policyd
 #   SECONDS    measurement window of each cell (default 5)
+#   REPEAT     runs of each null and waypost cell (default 1); the table
+#              shows the run with the median rate, the ratios are medians
+#              of the ratios of runs made back to back
 #
-# How long: 15 cells of 1 s warm-up + SECONDS + about 0.2 s, plus a few
-# seconds of set-up: 1 min 32 s with the default 5 s, about 55 s with 2 s
-# (measured on the project's 2-CPU machine).  Without waypost-policyd, 9
-# cells: about 55 s.  The first run on a machine also installs postfwd with
-# apt-get: up to a minute more.
+# How long: 15 cells (12 of them REPEAT times) of 1 s warm-up + SECONDS +
+# about 0.2 s, plus a few seconds of set-up: 1 min 32 s with the default
+# 5 s, about 55 s with 2 s (measured on the project's 2-CPU machine), 2 min
+# 40 s with 3 s and REPEAT 3.  Without waypost-policyd, 9 cells: about 55 s.
+# The first run on a machine also installs postfwd with apt-get: up to a
+# minute more.
 #
 # What it does:
 #   1. generates the table (the record mix of bench/bench_router.c: exact
@@ -25,7 +29,9 @@
 #   3. measures with loadgen at 1, 16 and 64 connections: socketmap
 #      "transport" lookups against null and waypost, and policy RCPT
 #      requests (from an outside client, so each one is a relay decision)
-#      against null, waypost and postfwd;
+#      against null, waypost and postfwd.  The null and waypost cells of one
+#      protocol and N run back to back, in alternating order when repeated,
+#      so that load from elsewhere on a shared machine hits both alike;
 #   4. prints a table, the ratios waypost/null and waypost/postfwd, and
 #      waypost's socketmap lookups per second.
 # Every process it started is stopped on exit, however it exits.
@@ -49,16 +55,18 @@
 set -u
 
 usage() {
-    echo "usage: bench/policyd.sh BUILD_DIR [SECONDS]" >&2
+    echo "usage: bench/policyd.sh BUILD_DIR [SECONDS [REPEAT]]" >&2
     exit 2
 }
 
-if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+if [ $# -lt 1 ] || [ $# -gt 3 ]; then
     usage
 fi
 build=$1
 seconds=${2:-5}
+repeat=${3:-1}
 case $seconds in '' | *[!0-9.]* | .* | *.*.*) usage ;; esac
+case $repeat in '' | *[!0-9]* | 0*) usage ;; esac
 warmup=1
 records=100000
 key_count=6000
@@ -289,11 +297,12 @@ start_postfwd
 # --------------------------------------------------------------- measuring
 
 declare -A result # "row,N,field" -> value; a row is "protocol server"
+declare -A run    # "row,N,run,field" -> value, for every run of a cell
 
-# run_loadgen ROW N TARGET [loadgen options]: one cell of the table.
+# run_loadgen ROW N RUN TARGET [loadgen options]: one run of a cell.
 run_loadgen() {
-    local row=$1 n=$2 target=$3 line field
-    shift 3
+    local row=$1 n=$2 k=$3 target=$4 line field
+    shift 4
     if line=$("$loadgen" -c "$n" -d "$seconds" -w "$warmup" -k "$work/keys" -a "$client_address" "$@" \
         "$target" 2>"$work/loadgen.err"); then
         :
@@ -301,14 +310,29 @@ run_loadgen() {
         note_failure "$row N=$n: $(head -c 300 "$work/loadgen.err" | tr '\n' ' ')"
     fi
     for field in $line; do
-        result[$row,$n,${field%%=*}]=${field#*=}
+        run[$row,$n,$k,${field%%=*}]=${field#*=}
     done
-    result[$row,$n,ran]=yes
-    if [ "${result[$row,$n,unanswered]:-0}" != 0 ] || [ "${result[$row,$n,starved]:-0}" != 0 ]; then
-        note_failure "$row N=$n: of $n connections, ${result[$row,$n,unanswered]} had no reply after" \
-            "${result[$row,$n,warmup_s]} s of warm-up and ${result[$row,$n,starved]} none in the window:" \
+    run[$row,$n,$k,ran]=yes
+    result[$row,$n,runs]=$k
+    if [ "${run[$row,$n,$k,unanswered]:-0}" != 0 ] || [ "${run[$row,$n,$k,starved]:-0}" != 0 ]; then
+        note_failure "$row N=$n: of $n connections, ${run[$row,$n,$k,unanswered]} had no reply after" \
+            "${run[$row,$n,$k,warmup_s]} s of warm-up and ${run[$row,$n,$k,starved]} none in the window:" \
             "the cell stands for fewer connections"
     fi
+}
+
+# The run with the median rate stands for the cell: its fields become the
+# cell's, and the lowest and highest rates are kept beside them.
+summarize() { # ROW N
+    local row=$1 n=$2 k runs=${result[$1,$2,runs]:-0} median key
+    [ "$runs" -gt 0 ] || return
+    median=$(for ((k = 1; k <= runs; k++)); do echo "${run[$row,$n,$k,rps]:-0} $k"; done |
+        sort -n | awk '{ line[NR] = $2 } END { print line[int((NR + 1) / 2)] }')
+    for key in "${!run[@]}"; do
+        case $key in "$row,$n,$median,"*) result[$row,$n,${key##*,}]=${run[$key]} ;; esac
+    done
+    result[$row,$n,range]=$(for ((k = 1; k <= runs; k++)); do echo "${run[$row,$n,$k,rps]:-0}"; done |
+        sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }')
 }
 
 # A short probe before the real runs: a server that answers with the wrong
@@ -332,11 +356,26 @@ field() { # NAME LINE: the value of NAME=... in a loadgen line
     done
 }
 
-row() { # ROW TARGET [options]: the three cells of a row
-    local row=$1 target=$2 n
-    shift 2
+# side_by_side PROTOCOL NULL_TARGET WAYPOST_TARGET [options]: the null and
+# waypost cells of each N, REPEAT times each, back to back; the order
+# alternates so that neither always runs first.
+side_by_side() {
+    local proto=$1 null_target=$2 waypost_target=$3 n k
+    shift 3
     for n in $connection_counts; do
-        run_loadgen "$row" "$n" "$target" "$@"
+        for ((k = 1; k <= repeat; k++)); do
+            if ! $waypost_ok; then
+                run_loadgen "$proto null" "$n" $k "$null_target" "$@"
+            elif ((k % 2)); then
+                run_loadgen "$proto null" "$n" $k "$null_target" "$@"
+                run_loadgen "$proto waypost" "$n" $k "$waypost_target" "$@"
+            else
+                run_loadgen "$proto waypost" "$n" $k "$waypost_target" "$@"
+                run_loadgen "$proto null" "$n" $k "$null_target" "$@"
+            fi
+        done
+        summarize "$proto null" "$n"
+        summarize "$proto waypost" "$n"
     done
 }
 
@@ -360,11 +399,15 @@ if $postfwd_ok; then
     fi
 fi
 
-row "socketmap null" "socketmap:unix:$null_socketmap" -m transport
-$waypost_ok && row "socketmap waypost" "socketmap:unix:$waypost_socketmap" -m transport
-row "policy null" "policy:unix:$null_policy"
-$waypost_ok && row "policy waypost" "policy:unix:$waypost_policy"
-$postfwd_ok && row "policy postfwd" "policy:inet:127.0.0.1:$postfwd_port"
+side_by_side socketmap "socketmap:unix:$null_socketmap" "socketmap:unix:$waypost_socketmap" -m transport
+side_by_side policy "policy:unix:$null_policy" "policy:unix:$waypost_policy"
+if $postfwd_ok; then
+    # Once: postfwd is 25 to 60 times slower, far from the 5x target.
+    for n in $connection_counts; do
+        run_loadgen "policy postfwd" "$n" 1 "policy:inet:127.0.0.1:$postfwd_port"
+        summarize "policy postfwd" "$n"
+    done
+fi
 if $waypost_ok && ! kill -0 "$waypost_pid" 2>/dev/null; then
     note_failure "waypost-policyd died during the runs"
     tail -n 20 "$work/waypost.log" | sed 's/^/    waypost-policyd: /' >&2
@@ -374,9 +417,11 @@ fi
 
 printf '\nwaypost-policyd benchmark: %d-record Router table, %d keys, %s s per cell after %s s warm-up, %s CPUs\n' \
     $records $key_count "$seconds" $warmup "$(nproc)"
+[ "$repeat" -gt 1 ] && echo "null and waypost cells: $repeat runs each; the run with the median rate is shown"
 [ -n "$waypost_ready_s" ] && echo "waypost-policyd had its sockets $waypost_ready_s s after start (table load included)"
-printf '\n%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s\n' \
-    protocol server transport N 'req/s' 'p50 us' 'p99 us' 'found%' 'cpu us/r' errors
+printf '\n%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s %s\n' \
+    protocol server transport N 'req/s' 'p50 us' 'p99 us' 'found%' 'cpu us/r' errors \
+    "$([ "$repeat" -gt 1 ] && echo '  req/s of all runs')"
 for r in "socketmap null" "socketmap waypost" "policy null" "policy waypost" "policy postfwd"; do
     case $r in *postfwd) transport=inet ;; *) transport=unix ;; esac
     for n in $connection_counts; do
@@ -386,10 +431,12 @@ for r in "socketmap null" "socketmap waypost" "policy null" "policy waypost" "po
         fi
         requests=${result[$r,$n,requests]:-0}
         found=${result[$r,$n,found]:-0}
-        printf '%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s\n' "${r% *}" "${r#* }" $transport "$n" \
+        range=
+        [ "${result[$r,$n,runs]:-1}" -gt 1 ] && range="  ${result[$r,$n,range]}"
+        printf '%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s %s\n' "${r% *}" "${r#* }" $transport "$n" \
             "${result[$r,$n,rps]:-?}" "${result[$r,$n,p50_us]:-?}" "${result[$r,$n,p99_us]:-?}" \
             "$(awk -v f="$found" -v t="$requests" 'BEGIN { printf t ? "%.1f" : "-", 100 * f / t }')" \
-            "${result[$r,$n,server_cpu_us]:-?}" "${result[$r,$n,errors]:-?}"
+            "${result[$r,$n,server_cpu_us]:-?}" "${result[$r,$n,errors]:-?}" "$range"
     done
 done
 echo
@@ -397,10 +444,19 @@ echo "found% = share of OK answers (socketmap) or of actions other than DUNNO (p
 echo "  waypost and postfwd should both refuse 4 of the 6 key kinds (66.7), null refuses none."
 echo "cpu us/r = busy CPU of the whole machine during the window, less loadgen's, per request."
 
-ratio() { # ROW_A ROW_B N: rps(A) / rps(B)
-    local a=${result[$1,$3,rps]:-} b=${result[$2,$3,rps]:-}
+# ROW_A ROW_B N: rps(A) / rps(B).  When both rows have the same runs (null
+# and waypost: made back to back), the median of the runs' ratios, which
+# cancels load that came and went between pairs; otherwise the cells'.
+ratio() {
+    local a=${result[$1,$3,rps]:-} b=${result[$2,$3,rps]:-} runs=${result[$1,$3,runs]:-0} k
     if [ -z "$a" ] || [ -z "$b" ] || [ "$b" = 0 ]; then
         echo n/a
+    elif [ "$runs" -gt 1 ] && [ "${result[$2,$3,runs]:-0}" = "$runs" ]; then
+        for ((k = 1; k <= runs; k++)); do
+            echo "${run[$1,$3,$k,rps]:-0} ${run[$2,$3,$k,rps]:-0}"
+        done | awk '$2 > 0 { r[++n] = $1 / $2 } END {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+            if (n == 0) print "n/a"; else printf "%.3g", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
     else
         awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3g", a / b }'
     fi

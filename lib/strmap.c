@@ -104,7 +104,10 @@ const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t 
         const struct wp_strmap_entry *e = &m->slots[i];
         if (!e->key)
             return NULL;
-        if (e->hash32 == h32 && e->len == len && wp_strnieq(e->key, key, len))
+        /* Keys and probes are mostly in the same case already: memcmp()
+         * compares a word at a time, the folding compare a byte. */
+        if (e->hash32 == h32 && e->len == len &&
+            (memcmp(e->key, key, len) == 0 || wp_strnieq(e->key, key, len)))
             return e;
     }
 }

@@ -46,6 +46,12 @@ struct wp_policy_request {
 /* Store one "name=value" attribute (unknown names are ignored).  Returns
  * false if a value we keep is too long for its buffer. */
 bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value);
+/* The same with the lengths known (the bytes need no terminating NUL). */
+bool wp_policy_attr_len(struct wp_policy_request *req, const char *name, size_t name_len, const char *value,
+                        size_t value_len);
+
+/* Forget the attributes of the last request (cheaper than zeroing it all). */
+void wp_policy_request_clear(struct wp_policy_request *req);
 
 /* Is this one of the attributes Waypost keeps? */
 bool wp_policy_attr_kept(const char *name);

@@ -5,17 +5,23 @@
  *   waypost-policyd [-c FILE] [-f] [-t]
  *
  * One process, a few worker threads (policyd.threads, default one per
- * core).  Every worker runs its own libevent loop and accepts on every
- * listening socket, so connections spread over the cores; a connection
- * stays on the worker that accepted it.  All workers answer from one
- * immutable configuration snapshot; SIGHUP builds a new one and keeps the
- * old one if anything is wrong with it; each worker picks the new snapshot
- * up before its next request.  SIGTERM stops cleanly and removes the unix
- * sockets and the pidfile.
+ * core), each running its own libevent loop.  The main thread accepts the
+ * connections and hands each one to the worker with the fewest, where it
+ * stays.  All workers answer from one immutable configuration snapshot;
+ * SIGHUP builds a new one and keeps the old one if anything is wrong with
+ * it; each worker picks the new snapshot up before its next request.
+ * SIGTERM stops cleanly and removes the unix sockets and the pidfile.
+ *
+ * The request path is kept short, because Postfix asks once per recipient
+ * and per lookup table: a request is read into the connection's own buffer
+ * and parsed where it lies, the answer is formatted into the output buffer
+ * without printf, and all answers to one read leave in one write; no timer
+ * is touched per request (the idle timeout is a sweep once a second).
  *
  * Limits (policyd.*): max_connections (over it a new connection is closed
- * at once), idle_timeout (Postfix's tcp client never hangs up), max_request
- * (bytes in one request); a tcp_table reply never exceeds 4096 bytes.  A
+ * at once), idle_timeout (Postfix's tcp client never hangs up; a connection
+ * is closed within a second after it), max_request (bytes in one request);
+ * a tcp_table reply never exceeds 4096 bytes.  A
  * malformed request gets its protocol's error (socketmap PERM, tcp 400)
  * and the connection is closed, or, for policy requests, just closed, as
  * SMTPD_POLICY_README asks; other connections are not affected.
@@ -23,20 +29,20 @@
 #include "config.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
-#include <limits.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -63,33 +69,63 @@ struct server {
     struct wp_listen *listens;     /* from the startup snapshot: fixed until restart */
     int *fds;
     size_t nlisten;
+    struct evconnlistener **listeners; /* in main()'s event base */
     struct worker *workers;
     int nworkers;
+    int next_worker;               /* where the search for the least busy worker starts */
 };
 
+struct conn;
+
+/* A worker owns its event base outright (no other thread touches it, so the
+ * base runs without locks) and every connection handed to it. */
 struct worker {
     struct server *srv;
     pthread_t thread;
     struct event_base *base;
-    struct evconnlistener **listeners;
+    struct event *tick;       /* once a second: the clock of the idle timeout */
+    int tick_fd;              /* the timerfd behind it */
+    struct event *inbox;      /* new connections (and the stop message) from main() */
+    int inbox_fds[2];         /* a pipe: read end, write end */
+    atomic_int nconns;        /* open connections, read by main() to balance the load */
+    unsigned ticks;           /* seconds since the worker started */
+    struct conn *conns;       /* every open connection, for the idle sweep */
     struct wp_snapshot *snap; /* this worker's reference */
     unsigned generation;
 };
 
+/*
+ * One client connection.  Requests are read straight into `in` and parsed
+ * where they lie; answers are formatted straight into `out` and sent with
+ * one write for all the requests one read brought (Postfix sends one at a
+ * time, so usually one read, one answer, one write).
+ */
 struct conn {
     struct worker *w;
+    struct conn *prev, *next; /* the worker's list */
     evutil_socket_t fd;
-    struct event *rev;   /* persistent read event; its timeout is the idle timeout */
-    struct event *wev;   /* write event, armed only while replies wait to be sent */
-    struct evbuffer *in, *out;
+    struct event *rev;   /* persistent read event, armed while we read */
+    struct event *wev;   /* write event, armed only while answers wait to be sent */
     const struct wp_listen *listen;
     bool closing;        /* close once the output is flushed */
     bool reading;        /* rev is armed */
-    size_t policy_bytes; /* bytes of the policy request read so far */
+    unsigned last_active; /* worker tick of the last byte read or written */
+    char *in;            /* unparsed request bytes */
+    size_t in_len, in_cap, in_max;
+    char *out;           /* answers not yet written: out[out_sent .. out_len) */
+    size_t out_len, out_sent, out_cap;
+    size_t policy_bytes; /* bytes of the policy request parsed so far */
     struct wp_policy_request req;
 };
 
-#define OUTPUT_HIGH_WATER (64 * 1024) /* stop reading from a client that does not read its replies */
+/* Stop answering (and reading) while more than this waits to be written:
+ * a client that does not read its answers cannot make us buffer more. */
+#define OUTPUT_HIGH_WATER (64 * 1024)
+#define INPUT_INITIAL 4096
+#define OUTPUT_INITIAL 4096
+/* A netstring header ("<9 digits>:" and ","), or "get " and "\r\n", on top
+ * of max_request: the input buffer always holds one whole request. */
+#define FRAMING_MAX 16
 
 /* The snapshot for the next request: refreshed when a reload happened. */
 static const struct wp_snapshot *worker_snapshot(struct worker *w)
@@ -108,12 +144,19 @@ static const struct wp_snapshot *worker_snapshot(struct worker *w)
 
 static void conn_free(struct conn *c)
 {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     event_free(c->rev);
     event_free(c->wev);
-    evbuffer_free(c->in);
-    evbuffer_free(c->out);
+    free(c->in);
+    free(c->out);
     evutil_closesocket(c->fd);
     atomic_fetch_sub(&c->w->srv->connections, 1);
+    atomic_fetch_sub(&c->w->nconns, 1);
     free(c);
 }
 
@@ -125,240 +168,304 @@ static void conn_stop_reading(struct conn *c)
     }
 }
 
+static size_t output_pending(const struct conn *c)
+{
+    return c->out_len - c->out_sent;
+}
+
 /* Close after what was written has gone out. */
 static void conn_close_after_flush(struct conn *c)
 {
     c->closing = true;
     conn_stop_reading(c);
-    if (evbuffer_get_length(c->out) == 0)
+    if (output_pending(c) == 0)
         conn_free(c);
     else
         event_add(c->wev, NULL);
 }
 
-static void send_netstring(struct evbuffer *out, const char *payload)
+/* ------------------------------------------------------------ answers */
+
+/* Room for n more bytes of output. */
+static char *output_reserve(struct conn *c, size_t n)
 {
-    evbuffer_add_printf(out, "%zu:%s,", strlen(payload), payload);
+    if (c->out_sent > 0 && c->out_sent == c->out_len)
+        c->out_sent = c->out_len = 0;
+    if (c->out_cap - c->out_len < n) {
+        if (c->out_sent > 0) { /* move the unsent rest to the front first */
+            memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
+            c->out_len -= c->out_sent;
+            c->out_sent = 0;
+        }
+        size_t cap = c->out_cap ? c->out_cap : OUTPUT_INITIAL;
+        while (cap - c->out_len < n)
+            cap *= 2;
+        if (cap != c->out_cap) {
+            c->out = wp_realloc(c->out, cap);
+            c->out_cap = cap;
+        }
+    }
+    return c->out + c->out_len;
+}
+
+/* Append the concatenation of up to three strings; b and c may be NULL.
+ * As a netstring when `netstring` is set.  Answers are formatted by hand:
+ * this runs once per request, and printf would cost more than the lookup. */
+static void send_answer(struct conn *c, bool netstring, const char *a, const char *b, const char *d)
+{
+    size_t la = strlen(a), lb = b ? strlen(b) : 0, ld = d ? strlen(d) : 0;
+    size_t len = la + lb + ld;
+    char *p = output_reserve(c, len + 24), *start = p;
+    if (netstring) {
+        char digits[24];
+        size_t k = 0, v = len;
+        do
+            digits[k++] = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        while (k > 0)
+            *p++ = digits[--k];
+        *p++ = ':';
+    }
+    memcpy(p, a, la);
+    p += la;
+    if (lb)
+        memcpy(p, b, lb);
+    p += lb;
+    if (ld)
+        memcpy(p, d, ld);
+    p += ld;
+    if (netstring)
+        *p++ = ',';
+    c->out_len += (size_t)(p - start);
 }
 
 /* ------------------------------------------------------------ socketmap */
 
-/* Returns false when the connection must close. */
-static bool serve_socketmap(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+/* Answer the complete requests in in[0 .. len); *used receives how many
+ * bytes they took.  Returns false when the connection must close. */
+static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 {
     size_t max = c->w->srv->max_request;
-    for (;;) {
-        size_t have = evbuffer_get_length(in);
-        if (have == 0)
-            return true;
-        size_t look = have < max + 16 ? have : max + 16;
-        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-        const char *payload;
-        size_t plen, used;
-        enum wp_wire_status st = wp_netstring_parse(buf, look, max, &payload, &plen, &used);
+    size_t pos = 0;
+    bool keep = true;
+    while (pos < len && output_pending(c) <= OUTPUT_HIGH_WATER) {
+        const char *payload_c;
+        size_t plen, frame;
+        enum wp_wire_status st = wp_netstring_parse(in + pos, len - pos, max, &payload_c, &plen, &frame);
         if (st == WP_WIRE_MORE)
-            return true;
+            break;
         if (st != WP_WIRE_OK) {
             wp_notice("socketmap: %s request, closing", st == WP_WIRE_TOO_BIG ? "oversized" : "malformed");
-            send_netstring(out, st == WP_WIRE_TOO_BIG ? "PERM request too large" : "PERM malformed netstring");
-            return false;
-        }
-        char *text = wp_strndup(payload, plen);
-        evbuffer_drain(in, used);
-        char *space = strchr(text, ' ');
-        char value[WP_TCP_REPLY_MAX];
-        char reply[WP_TCP_REPLY_MAX + 16];
-        bool keep = true;
-        if (!space || space == text || memchr(text, '\0', plen) || !space[1]) {
-            snprintf(reply, sizeof(reply), "PERM expected \"<map> <key>\"");
+            send_answer(c, true, st == WP_WIRE_TOO_BIG ? "PERM request too large" : "PERM malformed netstring",
+                        NULL, NULL);
             keep = false;
-        } else {
-            *space = '\0';
-            const char *map = text, *key = space + 1;
-            enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), map, key, value, sizeof(value));
-            switch (a) {
-            case WP_ANS_FOUND: snprintf(reply, sizeof(reply), "OK %s", value); break;
-            case WP_ANS_NOTFOUND: snprintf(reply, sizeof(reply), "NOTFOUND "); break;
-            case WP_ANS_TEMP: snprintf(reply, sizeof(reply), "TEMP %s", value); break;
-            case WP_ANS_PERM: snprintf(reply, sizeof(reply), "PERM %s", value); break;
-            }
-            wp_debug("socketmap %s %s -> %s", map, key, reply);
+            break;
         }
-        free(text);
-        send_netstring(out, reply);
-        if (!keep)
-            return false;
+        /* The frame is ours now: terminate the payload on its ',' and split
+         * "<map> <key>" on the first space, in place. */
+        char *text = in + pos + (size_t)(payload_c - (in + pos));
+        pos += frame;
+        text[plen] = '\0';
+        char *space = memchr(text, ' ', plen);
+        if (!space || space == text || memchr(text, '\0', plen) || !space[1]) {
+            send_answer(c, true, "PERM expected \"<map> <key>\"", NULL, NULL);
+            keep = false;
+            break;
+        }
+        *space = '\0';
+        const char *map = text, *key = space + 1;
+        char value[WP_TCP_REPLY_MAX];
+        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), map, key, value, sizeof(value));
+        switch (a) {
+        case WP_ANS_FOUND: send_answer(c, true, "OK ", value, NULL); break;
+        case WP_ANS_NOTFOUND: send_answer(c, true, "NOTFOUND ", NULL, NULL); break;
+        case WP_ANS_TEMP: send_answer(c, true, "TEMP ", value, NULL); break;
+        case WP_ANS_PERM: send_answer(c, true, "PERM ", value, NULL); break;
+        }
+        wp_debug("socketmap %s %s -> %d %s", map, key, (int)a, value);
     }
+    *used = pos;
+    return keep;
 }
 
 /* ------------------------------------------------------------ tcp_table */
 
-static bool serve_tcp(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
 {
     size_t max = c->w->srv->max_request;
-    for (;;) {
-        size_t n;
-        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-        if (!line) {
-            if (evbuffer_get_length(in) > max) {
+    size_t pos = 0;
+    bool keep = true;
+    while (pos < len && output_pending(c) <= OUTPUT_HIGH_WATER) {
+        char *line = in + pos;
+        char *nl = memchr(line, '\n', len - pos);
+        if (!nl) {
+            if (len - pos > max) {
                 wp_notice("tcp_table: request line over %zu bytes, closing", max);
-                evbuffer_add_printf(out, "400 request too large\n");
-                return false;
+                send_answer(c, false, "400 request too large\n", NULL, NULL);
+                keep = false;
             }
-            return true;
+            break;
         }
+        size_t n = (size_t)(nl - line);
+        pos += n + 1;
         if (n > 0 && line[n - 1] == '\r')
-            line[--n] = '\0';
-        long klen = -1;
+            n--;
+        line[n] = '\0';
         if (n > max) {
-            evbuffer_add_printf(out, "400 request too large\n");
-            free(line);
-            return false;
+            send_answer(c, false, "400 request too large\n", NULL, NULL);
+            keep = false;
+            break;
         }
+        long klen = -1;
         if (n >= 4 && strncmp(line, "get ", 4) == 0 && !memchr(line, '\0', n))
             klen = wp_xdecode(line + 4, n - 4);
         if (klen <= 0) {
             wp_notice("tcp_table: malformed request, closing");
-            evbuffer_add_printf(out, "400 malformed request\n");
-            free(line);
-            return false;
+            send_answer(c, false, "400 malformed request\n", NULL, NULL);
+            keep = false;
+            break;
         }
         line[4 + klen] = '\0';
         const char *key = line + 4;
         char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
         enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), c->listen->map, key, value, sizeof(value));
-        bool keep = true;
         switch (a) {
         case WP_ANS_FOUND:
             /* "200 " + value + "\n" must fit in 4096 bytes. */
             if (wp_xencode(value, enc, WP_TCP_REPLY_MAX - 5)) {
-                evbuffer_add_printf(out, "200 %s\n", enc);
+                send_answer(c, false, "200 ", enc, "\n");
             } else {
                 wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", c->listen->map, key);
-                evbuffer_add_printf(out, "400 answer too long for tcp_table\n");
+                send_answer(c, false, "400 answer too long for tcp_table\n", NULL, NULL);
             }
             break;
-        case WP_ANS_NOTFOUND: evbuffer_add_printf(out, "500 not found\n"); break;
+        case WP_ANS_NOTFOUND: send_answer(c, false, "500 not found\n", NULL, NULL); break;
         case WP_ANS_TEMP:
         case WP_ANS_PERM:
             wp_xencode(value, enc, 512);
-            evbuffer_add_printf(out, "400 %s\n", enc);
+            send_answer(c, false, "400 ", enc, "\n");
             keep = false; /* Postfix closes after a 400 anyway */
             break;
         }
         wp_debug("tcp %s %s -> %d", c->listen->map, key, (int)a);
-        free(line);
         if (!keep)
-            return false;
+            break;
     }
+    *used = pos;
+    return keep;
 }
 
 /* ------------------------------------------------------------ policy */
 
-static bool serve_policy(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+/* Attribute lines are taken one by one as they arrive (a request may come
+ * in several reads); the empty line ends the request. */
+static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
 {
     size_t max = c->w->srv->max_request;
-    char line[WP_ATTR_VALUE_MAX + 128];
-    for (;;) {
-        /* Find the end of the next line without copying (no malloc per line). */
-        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-        if (eol.pos < 0) {
-            if (c->policy_bytes + evbuffer_get_length(in) > max) {
+    size_t pos = 0;
+    bool keep = true;
+    /* No line may hold a NUL byte: one search over everything read, not
+     * one per line. */
+    const char *nul = memchr(in, '\0', len);
+    while (pos < len && output_pending(c) <= OUTPUT_HIGH_WATER) {
+        char *line = in + pos;
+        char *nl = memchr(line, '\n', len - pos);
+        if (!nl) {
+            if (c->policy_bytes + (len - pos) > max) {
                 wp_notice("policy: request over %zu bytes, closing", max);
-                return false;
+                keep = false;
             }
-            return true;
+            break;
         }
-        size_t n = (size_t)eol.pos;
+        size_t n = (size_t)(nl - line);
+        pos += n + 1;
         c->policy_bytes += n + 1;
         if (c->policy_bytes > max) {
             wp_notice("policy: request too large, closing");
-            return false;
+            keep = false;
+            break;
         }
-        if (n >= sizeof(line)) {
-            /* Longer than any value we keep: fine for an attribute we
-             * ignore (ccert_subject, say), too long for one we use. */
-            char name[64];
-            size_t k = evbuffer_copyout(in, name, sizeof(name) - 1);
-            name[k] = '\0';
-            char *eq = strchr(name, '=');
-            if (!eq || wp_policy_attr_kept((*eq = '\0', name))) {
-                wp_notice("policy: attribute line of %zu bytes, closing", n);
-                return false;
-            }
-            evbuffer_drain(in, n + 1);
-            continue;
-        }
-        evbuffer_remove(in, line, n + 1);
-        line[n] = '\0';
-        if (memchr(line, '\0', n)) {
+        if (nul && nul < nl) {
             wp_notice("policy: NUL byte in request, closing");
-            return false;
+            keep = false;
+            break;
         }
         if (n > 0 && line[n - 1] == '\r')
-            line[--n] = '\0';
+            n--;
+        line[n] = '\0';
         if (n == 0) {
             if (strcmp(c->req.request, "smtpd_access_policy") != 0) {
                 wp_notice("policy: request without request=smtpd_access_policy, closing");
-                return false;
+                keep = false;
+                break;
             }
             char action[WP_ROUTE_TEXT_MAX + 64];
             wp_policy_decide(worker_snapshot(c->w), &c->req, action, sizeof(action));
             wp_debug("policy %s %s from %s -> %s", c->req.protocol_state, c->req.recipient,
                      c->req.client_address, action);
-            evbuffer_add_printf(out, "action=%s\n\n", action);
-            memset(&c->req, 0, sizeof(c->req));
+            send_answer(c, false, "action=", action, "\n\n");
+            wp_policy_request_clear(&c->req);
             c->policy_bytes = 0;
             continue;
         }
-        char *eq = strchr(line, '=');
+        char *eq = memchr(line, '=', n);
         if (!eq || eq == line) {
             wp_notice("policy: line without name=value, closing");
-            return false;
+            keep = false;
+            break;
         }
         *eq = '\0';
-        if (!wp_policy_attr(&c->req, line, eq + 1)) {
+        size_t name_len = (size_t)(eq - line);
+        if (!wp_policy_attr_len(&c->req, line, name_len, eq + 1, n - name_len - 1)) {
             wp_notice("policy: attribute %s too long, closing", line);
-            return false;
+            keep = false;
+            break;
         }
     }
+    *used = pos;
+    return keep;
 }
 
 /* ------------------------------------------------------------ events */
 
-static void on_write(evutil_socket_t fd, short what, void *arg);
-
 /* Send what we can now; arm the write event only for what is left, so the
- * usual request/answer round trip costs no epoll_ctl at all. */
+ * usual request/answer round trip costs one write and no epoll_ctl. */
 static bool flush_output(struct conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+    while (output_pending(c) > 0) {
+        ssize_t n = send(c->fd, c->out + c->out_sent, output_pending(c), MSG_NOSIGNAL);
         if (n < 0) {
             int e = EVUTIL_SOCKET_ERROR();
-            if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+            if (e == EINTR)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK)
                 break;
             return false;
         }
-        if (n == 0)
-            break;
+        c->out_sent += (size_t)n;
+        c->last_active = c->w->ticks;
     }
-    if (evbuffer_get_length(c->out) > 0) {
-        struct timeval idle = { c->w->srv->idle_timeout, 0 }; /* a client that never reads */
-        event_add(c->wev, &idle);
-    }
+    if (output_pending(c) == 0)
+        c->out_sent = c->out_len = 0;
+    else
+        event_add(c->wev, NULL); /* a client that never reads: the idle sweep closes it */
     return true;
 }
 
-/* Answer every complete request.  Returns false if the connection is gone
- * or closing. */
+/* Answer every complete request (while the output is not backed up).
+ * Returns false if the connection is gone or closing. */
 static bool process_input(struct conn *c)
 {
+    size_t used = 0;
     bool keep;
     switch (c->listen->proto) {
-    case WP_PROTO_SOCKETMAP: keep = serve_socketmap(c, c->in, c->out); break;
-    case WP_PROTO_TCP: keep = serve_tcp(c, c->in, c->out); break;
-    default: keep = serve_policy(c, c->in, c->out); break;
+    case WP_PROTO_SOCKETMAP: keep = serve_socketmap(c, c->in, c->in_len, &used); break;
+    case WP_PROTO_TCP: keep = serve_tcp(c, c->in, c->in_len, &used); break;
+    default: keep = serve_policy(c, c->in, c->in_len, &used); break;
+    }
+    if (used > 0) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
     }
     if (!flush_output(c)) {
         conn_free(c);
@@ -368,25 +475,31 @@ static bool process_input(struct conn *c)
         conn_close_after_flush(c);
         return false;
     }
-    if (evbuffer_get_length(c->out) > OUTPUT_HIGH_WATER)
+    if (output_pending(c) > OUTPUT_HIGH_WATER)
         conn_stop_reading(c); /* on_write resumes once drained */
     return true;
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
+    (void)what;
     struct conn *c = arg;
-    if (what & EV_TIMEOUT) {
-        wp_debug("closing an idle connection");
-        conn_free(c);
-        return;
+    if (c->in_len == c->in_cap) {
+        /* Grow up to one whole request; a full buffer at in_max holds a
+         * request the parsers have already refused. */
+        size_t cap = c->in_cap ? c->in_cap * 2 : INPUT_INITIAL;
+        if (cap > c->in_max)
+            cap = c->in_max;
+        if (cap == c->in_cap) {
+            conn_close_after_flush(c);
+            return;
+        }
+        c->in = wp_realloc(c->in, cap);
+        c->in_cap = cap;
     }
-    /* recv() into a stack buffer: evbuffer_read() would first ask the
-     * kernel how much is readable, one more system call per request. */
-    char buf[16384];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n > 0)
-        evbuffer_add(c->in, buf, (size_t)n);
+    /* One read per readiness: the loop is level-triggered and calls again
+     * if more is there, and a second read would mostly find nothing. */
+    ssize_t n = recv(fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (n < 0) {
         int e = EVUTIL_SOCKET_ERROR();
         if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
@@ -401,42 +514,112 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             conn_close_after_flush(c);
         return;
     }
+    c->in_len += (size_t)n;
+    c->last_active = c->w->ticks;
     process_input(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
+    (void)what;
     struct conn *c = arg;
-    if (what & EV_TIMEOUT) {
-        conn_free(c);
-        return;
-    }
     if (!flush_output(c)) {
         conn_free(c);
         return;
     }
-    if (evbuffer_get_length(c->out) > 0)
+    if (output_pending(c) > 0)
         return;
     if (c->closing) {
         conn_free(c);
         return;
     }
     if (!c->reading) {
-        struct timeval idle = { c->w->srv->idle_timeout, 0 };
-        event_add(c->rev, &idle);
+        event_add(c->rev, NULL);
         c->reading = true;
-        if (evbuffer_get_length(c->in))
+        if (c->in_len)
             process_input(c); /* requests that waited while we were not reading */
     }
 }
 
+/*
+ * Once a second: close connections idle (nothing read or written) for more
+ * than idle_timeout seconds.  One timer per worker instead of one per
+ * connection keeps the request path free of timer updates; the price is
+ * that a connection is closed up to a second after its time is up.  The
+ * tick is a timerfd rather than a libevent timer: with no timer pending,
+ * libevent waits in epoll without a timeout, and the kernel need not arm a
+ * timer each time the worker goes to sleep (on a busy server, after every
+ * few requests).
+ */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    uint64_t expirations;
+    if (read(fd, &expirations, sizeof(expirations)) != (ssize_t)sizeof(expirations))
+        return;
+    w->ticks += (unsigned)expirations;
+    unsigned limit = (unsigned)w->srv->idle_timeout;
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (w->ticks - c->last_active > limit) {
+            wp_debug("closing an idle connection");
+            conn_free(c);
+        }
+    }
+}
+
+/* What main() sends a worker through its inbox: a new connection, or
+ * fd -1 to stop.  Pipe writes this small are atomic, so a read of a multiple
+ * of its size always returns whole messages. */
+struct handoff {
+    int fd;
+    int listen; /* index into srv->listens */
+};
+
+static void conn_open(struct worker *w, int fd, const struct wp_listen *listen)
+{
+    struct conn *c = wp_calloc(1, sizeof(*c));
+    c->w = w;
+    c->fd = fd;
+    c->listen = listen;
+    c->in_max = w->srv->max_request + FRAMING_MAX;
+    c->last_active = w->ticks;
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, on_write, c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    event_add(c->rev, NULL);
+    c->reading = true;
+}
+
+static void on_inbox(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    struct handoff msgs[64];
+    ssize_t n = read(fd, msgs, sizeof(msgs));
+    for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++) {
+        if (msgs[i].fd < 0)
+            event_base_loopbreak(w->base);
+        else
+            conn_open(w, msgs[i].fd, &w->srv->listens[msgs[i].listen]);
+    }
+}
+
+/*
+ * main() accepts every connection and hands it to the worker with the
+ * fewest open connections.  Workers that each accepted for themselves would
+ * not share the load: the first one to wake takes every connection waiting,
+ * and a burst of Postfix processes connecting at once lands on one core.
+ */
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)l;
     (void)salen;
-    struct worker *w = arg;
-    struct server *srv = w->srv;
+    struct server *srv = arg;
     size_t idx = 0;
     evutil_socket_t lfd = evconnlistener_get_fd(l);
     while (idx < srv->nlisten && srv->fds[idx] != lfd)
@@ -452,18 +635,27 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    struct conn *c = wp_calloc(1, sizeof(*c));
-    c->w = w;
-    c->fd = fd;
-    c->listen = &srv->listens[idx];
-    evutil_make_socket_nonblocking(fd);
-    c->in = evbuffer_new();
-    c->out = evbuffer_new();
-    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
-    c->wev = event_new(w->base, fd, EV_WRITE, on_write, c);
-    struct timeval idle = { srv->idle_timeout, 0 };
-    event_add(c->rev, &idle);
-    c->reading = true;
+    struct worker *best = &srv->workers[srv->next_worker];
+    int least = atomic_load(&best->nconns);
+    for (int i = 1; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[(srv->next_worker + i) % srv->nworkers];
+        int n = atomic_load(&w->nconns);
+        if (n < least) {
+            least = n;
+            best = w;
+        }
+    }
+    srv->next_worker = (srv->next_worker + 1) % srv->nworkers;
+    /* Counted here, not when the worker opens it, so that a burst of
+     * connections spreads before any worker has run. */
+    atomic_fetch_add(&best->nconns, 1);
+    struct handoff msg = { fd, (int)idx }; /* the listener accepted it non-blocking already */
+    if (write(best->inbox_fds[1], &msg, sizeof(msg)) != (ssize_t)sizeof(msg)) {
+        wp_warn("cannot hand a connection on %s to a worker: %s", srv->listens[idx].text, strerror(errno));
+        atomic_fetch_sub(&best->nconns, 1);
+        atomic_fetch_sub(&srv->connections, 1);
+        evutil_closesocket(fd);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -581,29 +773,49 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    evthread_use_pthreads();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv.nworkers = pc->threads > 0 ? pc->threads : (int)(cores > 0 ? cores : 1);
     srv.workers = wp_calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    /* Each worker's base is used by its thread alone (main() only writes to
+     * its inbox pipe), so it needs no locks: one lock and unlock fewer per
+     * event. */
+    struct event_config *cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
     for (int i = 0; i < srv.nworkers; i++) {
         struct worker *w = &srv.workers[i];
         w->srv = &srv;
-        w->base = event_base_new();
+        w->base = event_base_new_with_config(cfg);
+        if (!w->base || pipe2(w->inbox_fds, O_CLOEXEC) < 0) {
+            wp_err("cannot set up worker %d: %s", i, strerror(errno));
+            return 1;
+        }
+        evutil_make_socket_nonblocking(w->inbox_fds[0]);
+        w->inbox = event_new(w->base, w->inbox_fds[0], EV_READ | EV_PERSIST, on_inbox, w);
+        event_add(w->inbox, NULL);
+        w->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        struct itimerspec second = { { 1, 0 }, { 1, 0 } };
+        if (w->tick_fd < 0 || timerfd_settime(w->tick_fd, 0, &second, NULL) < 0) {
+            wp_err("cannot set up worker %d: %s", i, strerror(errno));
+            return 1;
+        }
+        w->tick = event_new(w->base, w->tick_fd, EV_READ | EV_PERSIST, on_tick, w);
+        event_add(w->tick, NULL);
         w->snap = wp_snapshot_ref(snap);
         w->generation = 0;
-        w->listeners = wp_calloc(srv.nlisten, sizeof(*w->listeners));
-        for (size_t k = 0; k < srv.nlisten; k++) {
-            w->listeners[k] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_EXEC, -1, srv.fds[k]);
-            if (!w->listeners[k]) {
-                wp_err("cannot listen on %s", srv.listens[k].text);
-                return 1;
-            }
-        }
     }
+    event_config_free(cfg);
     for (int i = 0; i < srv.nworkers; i++)
         pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]);
 
     struct control ctl = { &srv, event_base_new() };
+    srv.listeners = wp_calloc(srv.nlisten, sizeof(*srv.listeners));
+    for (size_t k = 0; k < srv.nlisten; k++) {
+        srv.listeners[k] = evconnlistener_new(ctl.base, on_accept, &srv, LEV_OPT_CLOSE_ON_EXEC, -1, srv.fds[k]);
+        if (!srv.listeners[k]) {
+            wp_err("cannot listen on %s", srv.listens[k].text);
+            return 1;
+        }
+    }
     struct event *sighup = evsignal_new(ctl.base, SIGHUP, on_signal, &ctl);
     struct event *sigterm = evsignal_new(ctl.base, SIGTERM, on_signal, &ctl);
     struct event *sigint = evsignal_new(ctl.base, SIGINT, on_signal, &ctl);
@@ -616,8 +828,13 @@ int main(int argc, char **argv)
     event_base_dispatch(ctl.base);
 
     /* Stop: no new connections, finish the loops, clean up what we created. */
-    for (int i = 0; i < srv.nworkers; i++)
-        event_base_loopbreak(srv.workers[i].base);
+    for (size_t k = 0; k < srv.nlisten; k++)
+        evconnlistener_free(srv.listeners[k]);
+    for (int i = 0; i < srv.nworkers; i++) {
+        struct handoff stop = { -1, 0 };
+        if (write(srv.workers[i].inbox_fds[1], &stop, sizeof(stop)) != (ssize_t)sizeof(stop))
+            wp_warn("cannot stop worker %d: %s", i, strerror(errno));
+    }
     for (int i = 0; i < srv.nworkers; i++)
         pthread_join(srv.workers[i].thread, NULL);
     for (size_t k = 0; k < srv.nlisten; k++) {
@@ -628,13 +845,18 @@ int main(int argc, char **argv)
     if (snap->policyd.pidfile[0])
         unlink(snap->policyd.pidfile);
     for (int i = 0; i < srv.nworkers; i++) {
-        for (size_t k = 0; k < srv.nlisten; k++)
-            evconnlistener_free(srv.workers[i].listeners[k]);
-        free(srv.workers[i].listeners);
-        wp_snapshot_unref(srv.workers[i].snap);
-        /* connections still open are dropped with their base */
-        event_base_free(srv.workers[i].base);
+        struct worker *w = &srv.workers[i];
+        wp_snapshot_unref(w->snap);
+        while (w->conns)
+            conn_free(w->conns);
+        event_free(w->tick);
+        close(w->tick_fd);
+        event_free(w->inbox);
+        close(w->inbox_fds[0]);
+        close(w->inbox_fds[1]);
+        event_base_free(w->base);
     }
+    free(srv.listeners);
     event_free(sighup);
     event_free(sigterm);
     event_free(sigint);
