@@ -305,7 +305,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
         name[--n] = '\0';
     if (!fits || !wp_domain_valid(name, false)) {
         d->outcome = WP_ETRN_REFUSE;
-        snprintf(d->action, sizeof(d->action), "501 5.5.4 Error: invalid ETRN argument");
+        snprintf(d->action, sizeof(d->action), "501 5.5.4 invalid ETRN argument");
         return;
     }
     wp_str_lower(name);
@@ -331,8 +331,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
     }
     if (!may_release(r, c, d->queue, client_address, sasl_username)) {
         d->outcome = WP_ETRN_REFUSE;
-        snprintf(d->action, sizeof(d->action),
-                 "459 4.7.1 Node <%s> not allowed: this client may not release queue %s", name, d->queue);
+        snprintf(d->action, sizeof(d->action), "459 4.7.1 this client may not release queue %s", d->queue);
         return;
     }
     d->outcome = WP_ETRN_RELEASE;

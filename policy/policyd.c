@@ -329,7 +329,7 @@ static void etrn_job_done(struct etrn_job *job)
     struct conn *c = job->c;
     char action[WP_ETRN_ACTION_MAX + 64];
     if (job->failed)
-        snprintf(action, sizeof(action), "458 4.3.0 Unable to queue messages for node <%s>", job->d.name);
+        snprintf(action, sizeof(action), "458 4.3.0 unable to flush the domains merged into queue %s", job->d.queue);
     else
         snprintf(action, sizeof(action), "%s", job->d.action);
     wp_notice("ETRN %s: queue %s %s", job->d.name, job->d.queue,

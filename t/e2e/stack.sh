@@ -5,6 +5,9 @@
 # tests and by scripts/run.
 #
 #   stack_start [EXTRA_MAIN_CF_LINES]
+# STACK_ROUTER_EXTRA and STACK_POLICYD_EXTRA, if set, are settings added to
+# the router and policyd sections of waypost.conf (one line each; no '|' or '&'
+# in the router one).
 # Sets W (the Waypost config dir), SMTP (Postfix's port), PD and MD (the
 # policy daemon's and the milter's pids).  The milter runs the sample rules.
 # Sinks: old otherserver.dom, oldip [127.0.0.3] (stands for 11.22.33.44),
@@ -42,7 +45,8 @@ stack_start() {
     mkdir -p "$W"
     # 11.22.33.44 is not ours: the IP-address scenarios use loopback ones.
     sample_conf "$W/waypost.conf.in"
-    sed -e 's/11\.22\.33\.44/127.0.0.3/g' "$W/waypost.conf.in" > "$W/waypost.conf"
+    sed -e 's/11\.22\.33\.44/127.0.0.3/g' -e "s|^router: {|&${STACK_ROUTER_EXTRA:-}|" \
+        "$W/waypost.conf.in" > "$W/waypost.conf"
     sed -e 's/\[11\.22\.33\.44\]/[127.0.0.7]/' "$top_srcdir/conf/router.table" > "$W/router.table"
     cp "$top_srcdir/conf/users.passwd" "$W/"
     e2e_free_port STACK_TCP
@@ -57,8 +61,10 @@ policyd: {
   listen = [ "socketmap:unix:$W/map.sock", "policy:unix:$W/policy.sock",
              "tcp:inet:127.0.0.1:$STACK_TCP:transport" ];
   threads = 2;
+  ${STACK_POLICYD_EXTRA:-}
 };
 postfix: {
+  config_directory = "$PFCONF";   # postqueue -c, for ETRN
   # the mailbox server is a sink here
   local_transport = "smtp:[127.0.0.10]:25";
 };

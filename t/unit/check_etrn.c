@@ -135,8 +135,7 @@ START_TEST(release_by_account)
     char text[512];
     decide("domain1.dom", "192.0.2.1", "", &d);
     ck_assert_int_eq(d.outcome, WP_ETRN_REFUSE);
-    ck_assert_str_eq(
-        d.action, "459 4.7.1 Node <domain1.dom> not allowed: this client may not release queue domain1.dom");
+    ck_assert_str_eq(d.action, "459 4.7.1 this client may not release queue domain1.dom");
     wp_etrn_decision_free(&d);
     decide("domain1.dom", "127.0.0.1", "", &d); /* trusted, but the queue wants its accounts */
     ck_assert_int_eq(d.outcome, WP_ETRN_REFUSE);
@@ -235,7 +234,7 @@ START_TEST(hostile_arguments)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         decide(bad[i], "192.0.2.1", "cust1", &d);
         ck_assert_msg(d.outcome == WP_ETRN_REFUSE, "argument %zu: outcome %d", i, d.outcome);
-        ck_assert_str_eq(d.action, "501 5.5.4 Error: invalid ETRN argument");
+        ck_assert_str_eq(d.action, "501 5.5.4 invalid ETRN argument");
         ck_assert_uint_eq(d.ndomains, 0);
         wp_etrn_decision_free(&d);
     }
