@@ -260,7 +260,8 @@ size_t wp_etrn_merged_domains(const struct wp_router *r, const char *queue, char
     }
     set_free(&probed);
     wp_strmap_free(&found.index);
-    qsort(found.items, found.n, sizeof(char *), cmp_str);
+    if (found.n > 1)
+        qsort(found.items, found.n, sizeof(char *), cmp_str);
     *domains = found.items;
     return found.n;
 }
