@@ -230,6 +230,70 @@ static bool record_probe(const struct wp_record *rec, char *out, size_t size)
     return wp_address_format(local, domain, out, size);
 }
 
+static bool is_local_domain(const struct wp_router *r, const char *domain)
+{
+    size_t n = strlen(domain);
+    return wp_strmap_get(&r->domain_index, wp_hash_fwd(domain, n), domain, n) != NULL;
+}
+
+/* Can the route through this record end in the queue?  Resolving every
+ * record of a large table costs seconds, so a record is skipped when its
+ * target surely ends elsewhere: no record applies to the target, and it
+ * leaves for another host, or lands in a local domain (whose own probe
+ * covers Mail to Unknown) without a '%' to unwrap.  Anything unclear is
+ * resolved. */
+static bool target_may_reach(const struct wp_router *r, const struct wp_record *rec, const char *queue)
+{
+    if (rec->target_kind == WP_TGT_NULL || rec->target_kind == WP_TGT_ERROR)
+        return false;
+    char local[WP_LOCAL_MAX + 1], dom[WP_DOMAIN_MAX + 1];
+    const char *t = rec->target;
+    const char *at = rec->target_kind == WP_TGT_ADDRESS ? strrchr(t, '@') : NULL;
+    const char *d = t;
+    if (rec->target_kind == WP_TGT_ADDRESS) {
+        size_t llen = at ? (size_t)(at - t) : strlen(t);
+        if (llen >= sizeof(local))
+            return true;
+        memcpy(local, t, llen);
+        local[llen] = '\0';
+        d = at ? at + 1 : r->main_domain;
+    } else {
+        snprintf(local, sizeof(local), "%s", PROBE_LOCAL);
+    }
+    if (!wp_strlcpy(dom, d, sizeof(dom)) || strchr(dom, '*') || strchr(local, '!'))
+        return true;
+    wp_str_lower(dom);
+    size_t n = strlen(dom);
+    if (n > 1 && dom[n - 1] == '.')
+        dom[--n] = '\0';
+    char *star = strchr(local, '*');
+    if (star)
+        *star = 'x'; /* any text: only the records that apply matter */
+    struct wp_lookup_mode mode = {false, true};
+    struct wp_capture caps[2];
+    size_t ncaps;
+    if (wp_table_lookup(r->table, local, dom, &mode, caps, &ncaps))
+        return true;
+    static const char *const suffixes[] = {"._via", ".via", ".smtp"};
+    bool hop = dom[0] == '[';
+    for (size_t i = 0; i < 3 && !hop; i++)
+        if (wp_has_suffix_ci(dom, n, suffixes[i]) && n > strlen(suffixes[i])) {
+            dom[n - strlen(suffixes[i])] = '\0';
+            hop = true;
+        }
+    if (hop) {
+        if (dom[0] == '[')
+            return r->own_ips.count > 0; /* may be this server; queue names are never literals */
+        char *colon = strchr(dom, ':');
+        if (colon)
+            *colon = '\0';
+        return strcmp(dom, queue) == 0;
+    }
+    if (is_local_domain(r, dom))
+        return strchr(local, '%') != NULL;
+    return strcmp(dom, queue) == 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -255,7 +319,7 @@ size_t wp_etrn_merged_domains(const struct wp_router *r, const char *queue, char
         const struct wp_record *rec = &t->recs[i];
         if (rec->prefix == WP_PFX_ACCESS || rec->prefix == WP_PFX_SIGNAL)
             continue;
-        if (record_probe(rec, addr, sizeof(addr)))
+        if (target_may_reach(r, rec, queue) && record_probe(rec, addr, sizeof(addr)))
             probe(r, queue, addr, &probed, &found);
     }
     set_free(&probed);

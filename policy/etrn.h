@@ -21,7 +21,9 @@
  * domain of its final envelope address (what the queue file holds, hence
  * what Postfix's flush is keyed by).  Domains reached only through a
  * wildcard-domain record ("*.dom") cannot be listed and are not flushed.
- * The walk costs one resolution per such record, once per released ETRN.
+ * Records whose target surely ends elsewhere (one table lookup tells) are
+ * not resolved.  The walk runs once per released ETRN, on the worker that
+ * received it: about half a second for a million-record table.
  */
 #ifndef WP_ETRN_H
 #define WP_ETRN_H

@@ -19,6 +19,9 @@ static const char *table_text = "Relay:domain1.dom = domain1.dom.via\n"
                                 "Relay:<*@domain3.dom> = *%domain3.dom@domain1.dom.via\n"
                                 "<joe@other.dom> = joe%other.dom@domain1.dom.via\n"
                                 "<ann@other.dom> = ann%other.dom@elsewhere.dom.via\n"
+    "<*@domain5.dom> = *%domain5.dom@hub\n"
+    "hub = domain1.dom.via\n"
+    "<*@alias.dom> = *@company.dom\n"
                                 "isp1.dom = client.isp.dom.via\n"
                                 "isp2.dom = client.isp.dom:2525.via\n"
                                 "*.wild.dom = domain1.dom.via\n"
@@ -110,8 +113,9 @@ START_TEST(merged_domains)
     join(d, n, text, sizeof(text));
     /* domain-level, wildcard-local and exact-address records; ann@other.dom
      * goes elsewhere but joe@other.dom puts other.dom in the queue; the
-     * wildcard-domain record cannot be listed. */
-    ck_assert_str_eq(text, "domain1.dom domain2.dom domain3.dom other.dom");
+     * wildcard-domain record cannot be listed; domain5.dom gets there
+     * through a second record. */
+    ck_assert_str_eq(text, "domain1.dom domain2.dom domain3.dom domain5.dom hub other.dom");
     wp_etrn_domains_free(d, n);
     n = wp_etrn_merged_domains(snap->router, "client.isp.dom", &d);
     join(d, n, text, sizeof(text));
@@ -148,12 +152,12 @@ START_TEST(release_by_account)
     ck_assert_str_eq(d.action, "OK");
     ck_assert_str_eq(d.queue, "domain1.dom");
     join(d.domains, d.ndomains, text, sizeof(text));
-    ck_assert_str_eq(text, "domain2.dom domain3.dom other.dom"); /* Postfix flushes domain1.dom */
+    ck_assert_str_eq(text, "domain2.dom domain3.dom domain5.dom hub other.dom"); /* Postfix flushes domain1.dom */
     wp_etrn_decision_free(&d);
     decide("@DOMAIN1.Dom.", "192.0.2.1", "cust1@company.dom", &d);
     ck_assert_int_eq(d.outcome, WP_ETRN_RELEASE);
     ck_assert_str_eq(d.name, "domain1.dom");
-    ck_assert_uint_eq(d.ndomains, 3);
+    ck_assert_uint_eq(d.ndomains, 5);
     wp_etrn_decision_free(&d);
 }
 END_TEST
