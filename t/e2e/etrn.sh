@@ -12,6 +12,7 @@
 e2e_need || { echo "Bail out! cannot install postfix/python3"; exit 1; }
 e2e_init
 . "$(dirname "$0")/stack.sh"
+STACK_NET=127.0.8     # sinks apart from routing.sh's, which may run at the same time
 STACK_ROUTER_EXTRA='hold_queues = [ "domain1.dom" ];'
 STACK_POLICYD_EXTRA='etrn_queues = ( { queue = "domain1.dom"; accounts = [ "cust1" ]; } ); etrn_timeout = 20;'
 # Every flush also makes Postfix's queue manager ignore defer_transports on
