@@ -284,8 +284,11 @@ static int cmd_postconf(const char *path, int argc, char **argv)
             printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", s->postfix.queue_directory);
         printf("smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
                "    check_policy_service %s, reject_unauth_destination\n", pol);
-        printf("smtpd_etrn_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
-               "    check_policy_service %s, reject\n", pol);
+        /* The policy service first: a permit before it would skip the
+         * merged-domain flushes. */
+        printf("# ETRN: waypost-policyd releases held queues (with their merged domains) to the\n"
+               "# clients policyd.etrn_release allows and refuses the rest; other names: Postfix's default.\n");
+        printf("smtpd_etrn_restrictions = check_policy_service %s\n", pol);
         printf("# A Waypost daemon that is down or slow must make Postfix try again later.\n");
         printf("smtpd_policy_service_default_action = 451 4.3.5 Waypost policy service unavailable\n");
         free(pol);
@@ -307,8 +310,17 @@ static int cmd_postconf(const char *path, int argc, char **argv)
     }
     printf("# Mail that the rules could not see must not get through.\n");
     printf("milter_default_action = tempfail\n");
+    printf("# Held queues wait in this transport until ETRN.\n");
     printf("defer_transports = %s\n", s->postfix.hold_transport);
-    printf("fast_flush_domains = $relay_domains\n");
+    /* ETRN and postqueue -s flush only domains listed here ("service
+     * unavailable" otherwise): every Waypost domain, and held queue names
+     * that are not one. */
+    printf("fast_flush_domains = $relay_domains");
+    const struct wp_strmap *held = &s->router->hold_queues;
+    for (size_t i = 0; i < held->cap; i++)
+        if (held->slots[i].key && !wp_router_routes_domain(s->router, held->slots[i].key))
+            printf(", %s", held->slots[i].key);
+    printf("\n");
     if (!want_master)
         goto done;
     printf("\n");

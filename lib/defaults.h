@@ -34,6 +34,10 @@
 #define WP_DEFAULT_IDLE_TIMEOUT 600          /* s; Postfix's tcp client never hangs up */
 #define WP_DEFAULT_MAX_REQUEST 10000         /* bytes; Postfix 3.12's socketmap query limit */
 #define WP_TCP_REPLY_MAX 4096                /* tcp_table reply limit, LF included */
+#define WP_DEFAULT_ETRN_RELEASE "trusted"    /* who may release a held queue: anyone, trusted, accounts */
+#define WP_DEFAULT_POSTQUEUE "/usr/sbin/postqueue" /* run as postqueue -c config_directory -s DOMAIN */
+#define WP_DEFAULT_ETRN_TIMEOUT 10           /* s for all postqueue runs of one ETRN */
+#define WP_ETRN_OUTPUT_MAX 512               /* bytes of postqueue output kept for the log */
 
 /* ---- waypost-milter ---- */
 #define WP_DEFAULT_MILTER_LISTEN "unix:/run/waypost/milter.sock" /* unix: inet costs ~88 ms a message */

@@ -42,6 +42,13 @@ static const struct wp_conf_schema log_schema[] = {
     { NULL, 0, NULL, false },
 };
 
+static const struct wp_conf_schema etrn_queue_schema[] = {
+    { "queue", WP_CONF_STRING, NULL, true },
+    { "release", WP_CONF_STRING, NULL, false },
+    { "accounts", WP_CONF_STRINGS, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
 static const struct wp_conf_schema policyd_schema[] = {
     { "listen", WP_CONF_STRINGS, NULL, false },
     { "socket_mode", WP_CONF_STRING, NULL, false },
@@ -53,6 +60,10 @@ static const struct wp_conf_schema policyd_schema[] = {
     { "max_connections", WP_CONF_INT, NULL, false },
     { "idle_timeout", WP_CONF_INT, NULL, false },
     { "max_request", WP_CONF_INT, NULL, false },
+    { "etrn_release", WP_CONF_STRING, NULL, false },
+    { "etrn_queues", WP_CONF_GROUPS, etrn_queue_schema, false },
+    { "etrn_timeout", WP_CONF_INT, NULL, false },
+    { "postqueue", WP_CONF_STRING, NULL, false },
     { NULL, 0, NULL, false },
 };
 
@@ -269,6 +280,8 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
         const config_setting_t *router = config_setting_get_member(root, "router");
         s->router = wp_router_load(router, path, s->basedir, err);
     }
+    if (err->count == before)
+        wp_etrn_conf_load(config_setting_get_member(root, "policyd"), path, s->router, &s->policyd.etrn, err);
     if (err->count == before) {
         s->rules_env.router = s->router;
         s->rules_env.store_address = s->milter.store_address;
@@ -332,6 +345,7 @@ void wp_snapshot_unref(struct wp_snapshot *s)
     free(s->policyd.socket_group);
     free(s->policyd.user);
     free(s->policyd.pidfile);
+    wp_etrn_conf_free(&s->policyd.etrn);
     struct wp_postfix_conf *pf = &s->postfix;
     free(pf->queue_directory);
     free(pf->config_directory);

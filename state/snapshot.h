@@ -16,6 +16,7 @@
 #include "endpoint.h"
 #include "dovecot.h"
 #include "errors.h"
+#include "etrn.h"
 #include "log.h"
 #include "router.h"
 #include "rules.h"
@@ -43,6 +44,7 @@ struct wp_policyd_conf {
     int max_connections;
     int idle_timeout;     /* seconds */
     int max_request;      /* bytes */
+    struct wp_etrn_conf etrn; /* ETRN for held queues */
 };
 
 /* Names on the Postfix side: what the transport map answers. */

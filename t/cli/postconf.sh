@@ -3,7 +3,7 @@
 . "$top_srcdir/t/lib.sh"
 scratch
 cat > "$dir/w.conf" <<C
-router: { main_domain = "company.dom"; };
+router: { main_domain = "company.dom"; hold_queues = [ "client.isp.dom" ]; };
 policyd: { listen = [ "socketmap:unix:/var/spool/postfix/private/waypost",
                       "policy:unix:/var/spool/postfix/private/waypost-policy" ]; };
 postfix: { hold_transport = "hold-etrn"; };
@@ -16,7 +16,10 @@ for want in "relay_domains = socketmap:unix:private/waypost:relay" \
             "virtual_alias_domains =" \
             "smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated," \
             "    check_policy_service unix:private/waypost-policy, reject_unauth_destination" \
-            "smtpd_etrn_restrictions = permit_mynetworks, permit_sasl_authenticated," \
+            "smtpd_etrn_restrictions = check_policy_service unix:private/waypost-policy
+" \
+            "fast_flush_domains = \$relay_domains, client.isp.dom
+" \
             "smtpd_policy_service_default_action = 451 4.3.5" \
             "defer_transports = hold-etrn" \
             "hold-etrn    unix  -       -       n       -       -       smtp"; do

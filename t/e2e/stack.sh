@@ -5,6 +5,11 @@
 # tests and by scripts/run.
 #
 #   stack_start [EXTRA_MAIN_CF_LINES]
+# STACK_NET (default 127.0.0) is the loopback /24 whose .2 to .10 the sinks
+# listen on (port 25, so two stacks on one machine need different nets).
+# STACK_ROUTER_EXTRA and STACK_POLICYD_EXTRA, if set, are settings added to
+# the router and policyd sections of waypost.conf (one line each; no '|' or '&'
+# in the router one).
 # Sets W (the Waypost config dir), SMTP (Postfix's port), PD and MD (the
 # policy daemon's and the milter's pids).  The milter runs the sample rules.
 # Sinks: old otherserver.dom, oldip [127.0.0.3] (stands for 11.22.33.44),
@@ -38,12 +43,14 @@ stack_milter_stop() {
 }
 
 stack_start() {
+    local net=${STACK_NET:-127.0.0}
     W="$E2E/waypost"
     mkdir -p "$W"
     # 11.22.33.44 is not ours: the IP-address scenarios use loopback ones.
     sample_conf "$W/waypost.conf.in"
-    sed -e 's/11\.22\.33\.44/127.0.0.3/g' "$W/waypost.conf.in" > "$W/waypost.conf"
-    sed -e 's/\[11\.22\.33\.44\]/[127.0.0.7]/' "$top_srcdir/conf/router.table" > "$W/router.table"
+    sed -e "s/11\.22\.33\.44/$net.3/g" -e "s|^router: {|&${STACK_ROUTER_EXTRA:-}|" \
+        "$W/waypost.conf.in" > "$W/waypost.conf"
+    sed -e "s/\[11\.22\.33\.44\]/[$net.7]/" "$top_srcdir/conf/router.table" > "$W/router.table"
     cp "$top_srcdir/conf/users.passwd" "$W/"
     e2e_free_port STACK_TCP
     e2e_free_port SMTP
@@ -57,24 +64,26 @@ policyd: {
   listen = [ "socketmap:unix:$W/map.sock", "policy:unix:$W/policy.sock",
              "tcp:inet:127.0.0.1:$STACK_TCP:transport" ];
   threads = 2;
+  ${STACK_POLICYD_EXTRA:-}
 };
 postfix: {
+  config_directory = "$PFCONF";   # postqueue -c, for ETRN
   # the mailbox server is a sink here
-  local_transport = "smtp:[127.0.0.10]:25";
+  local_transport = "smtp:[$net.10]:25";
 };
 C
     stack_policyd || { echo "# waypost-policyd did not start" >&2; cat "$E2E"/policyd*.log >&2; return 1; }
     stack_milter || { echo "# waypost-milter did not start" >&2; cat "$E2E"/milter*.log >&2; return 1; }
     e2e_on_exit stack_milter_stop
-    e2e_sink old 127.0.0.2:25 && e2e_host otherserver.dom 127.0.0.2 &&
-    e2e_sink oldip 127.0.0.3:25 &&
-    e2e_sink friendmx 127.0.0.4:25 && e2e_host friend.com 127.0.0.4 &&
-    e2e_sink firewall 127.0.0.5:25 && e2e_host firewall.friend.net 127.0.0.5 &&
-    e2e_sink sibling26 127.0.0.6:26 && e2e_host sibling.company.dom 127.0.0.6 &&
-    e2e_sink siblingip 127.0.0.7:25 &&
-    e2e_sink nomx 127.0.0.8:25 && e2e_host nomx.dom 127.0.0.8 &&
-    e2e_sink customer 127.0.0.9:25 && e2e_host domain1.dom 127.0.0.9 &&
-    e2e_sink local 127.0.0.10:25 || return 1
+    e2e_sink old $net.2:25 && e2e_host otherserver.dom $net.2 &&
+    e2e_sink oldip $net.3:25 &&
+    e2e_sink friendmx $net.4:25 && e2e_host friend.com $net.4 &&
+    e2e_sink firewall $net.5:25 && e2e_host firewall.friend.net $net.5 &&
+    e2e_sink sibling26 $net.6:26 && e2e_host sibling.company.dom $net.6 &&
+    e2e_sink siblingip $net.7:25 &&
+    e2e_sink nomx $net.8:25 && e2e_host nomx.dom $net.8 &&
+    e2e_sink customer $net.9:25 && e2e_host domain1.dom $net.9 &&
+    e2e_sink local $net.10:25 || return 1
     "$STACK_WAYPOST" -c "$W/waypost.conf" postconf --main > "$E2E/main.extra" || return 1
     [ -n "${1:-}" ] && printf '%s\n' "$1" >> "$E2E/main.extra"
     "$STACK_WAYPOST" -c "$W/waypost.conf" postconf --master > "$E2E/master.extra" || return 1

@@ -1,0 +1,94 @@
+/*
+ * etrn.h - ETRN for held queues: who may release a queue, and which domains
+ * Router records merged into it.
+ *
+ * A held queue is a next-hop name listed in router.hold_queues; its mail
+ * waits in Postfix's deferred queue (defer_transports).  Postfix's flush is
+ * keyed by the recipient domain, so "ETRN domain1.dom" by itself releases
+ * only mail for domain1.dom.  When the ETRN argument names a held queue and
+ * the client may release it, waypost-policyd also flushes every domain
+ * merged into that queue (postqueue -s DOMAIN for each) and answers OK, so
+ * Postfix flushes the named domain itself.
+ *
+ * Who may release a queue (policyd.etrn_release, per queue in
+ * policyd.etrn_queues): "anyone"; "trusted" (a client in
+ * router.trusted_networks or an authenticated one: the relay notion); or
+ * "accounts" (only the SASL login names listed for the queue).
+ *
+ * Merged domains are found by resolving, as a trusted client would, one
+ * address for every local domain and for every mail record whose left side
+ * names an exact domain; each route that ends in the queue contributes the
+ * domain of its final envelope address (what the queue file holds, hence
+ * what Postfix's flush is keyed by).  Domains reached only through a
+ * wildcard-domain record ("*.dom") cannot be listed and are not flushed.
+ * Records whose target surely ends elsewhere (one table lookup tells) are
+ * not resolved.  The walk runs once per released ETRN, on the worker that
+ * received it: about half a second for a million-record table.
+ */
+#ifndef WP_ETRN_H
+#define WP_ETRN_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errors.h"
+#include "router.h"
+
+enum wp_etrn_release { WP_ETRN_ANYONE, WP_ETRN_TRUSTED, WP_ETRN_ACCOUNTS };
+
+struct wp_etrn_queue {
+    char *queue; /* lower case */
+    enum wp_etrn_release release;
+    char **accounts; /* SASL login names, compared case-insensitively */
+    size_t naccounts;
+};
+
+struct wp_etrn_conf {
+    enum wp_etrn_release release; /* queues not in the list below */
+    struct wp_etrn_queue *queues;
+    size_t nqueues;
+    char *postqueue; /* Postfix's postqueue command */
+    int timeout;     /* seconds all postqueue runs of one ETRN may take */
+};
+
+/* Read policyd.etrn_release, etrn_queues, postqueue and etrn_timeout
+ * (group may be NULL); queues are checked against r's held queues. */
+void wp_etrn_conf_load(const config_setting_t *group, const char *path, const struct wp_router *r,
+                       struct wp_etrn_conf *c, struct wp_errors *err);
+void wp_etrn_conf_free(struct wp_etrn_conf *c);
+
+const char *wp_etrn_release_name(enum wp_etrn_release r);
+
+enum wp_etrn_outcome {
+    WP_ETRN_PASS,    /* not a held queue: Postfix answers as it always does */
+    WP_ETRN_REFUSE,  /* answer with action (a 4xx/5xx reply) */
+    WP_ETRN_RELEASE, /* flush domains[], then answer action ("OK") */
+};
+
+#define WP_ETRN_ACTION_MAX 600
+struct wp_etrn_decision {
+    enum wp_etrn_outcome outcome;
+    char action[WP_ETRN_ACTION_MAX];
+    char name[WP_DOMAIN_MAX + 1];  /* the ETRN argument, normalised ("" if invalid) */
+    char queue[WP_DOMAIN_MAX + 1]; /* the held queue it names or belongs to */
+    char **domains;                /* RELEASE: merged domains other than name */
+    size_t ndomains;
+};
+
+/* Decide one ETRN request (the policy attributes etrn_domain,
+ * client_address and sasl_username; any may be hostile). */
+void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, const char *etrn_domain,
+                    const char *client_address, const char *sasl_username, struct wp_etrn_decision *d);
+void wp_etrn_decision_free(struct wp_etrn_decision *d);
+
+/* Is this (lower-case) name one of the held queues? */
+bool wp_etrn_is_held_queue(const struct wp_router *r, const char *queue);
+
+/* Every domain whose mail Router records send into the held queue queue
+ * (lower case, sorted, each once, the queue's own name included when mail
+ * for it goes there).  Returns the count; free with wp_etrn_domains_free. */
+size_t wp_etrn_merged_domains(const struct wp_router *r, const char *queue, char ***domains);
+void wp_etrn_domains_free(char **domains, size_t n);
+
+#endif

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Black-box tests of ETRN requests to a running waypost-policyd.
+
+Usage: etrn.py DIR
+DIR holds the daemon's policy.sock and the fake postqueue's files: the
+fake appends its arguments to DIR/postqueue.log, sleeps DIR/sleep seconds
+if that file exists, and exits with the status in DIR/status (default 0).
+The daemon's config: held queues domain1.dom (only the SASL login cust1
+may release it; domain2.dom and domain3.dom are merged into it) and
+client.isp.dom (trusted clients; isp1.dom merged), etrn_timeout 2 s.
+Prints TAP-style lines; exits 1 if anything failed.
+"""
+import os
+import socket
+import sys
+import time
+
+DIR = sys.argv[1]
+POL = os.path.join(DIR, "policy.sock")
+LOG = os.path.join(DIR, "postqueue.log")
+n = 0
+failed = 0
+
+
+def result(good, what, detail=""):
+    global n, failed
+    n += 1
+    print("%s %d - %s" % ("ok" if good else "not ok", n, what))
+    if not good:
+        failed += 1
+        if detail:
+            print("#   " + str(detail)[:400])
+    sys.stdout.flush()
+
+
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(POL)
+    return s
+
+
+def etrn_request(domain, client="192.0.2.10", sasl=""):
+    attrs = [("request", "smtpd_access_policy"), ("protocol_state", "ETRN"), ("protocol_name", "ESMTP"),
+             ("client_address", client), ("client_name", "unknown"), ("helo_name", "customer.test"),
+             ("sasl_method", "plain" if sasl else ""), ("sasl_username", sasl), ("etrn_domain", domain)]
+    return b"".join(b"%s=%s\n" % (k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in attrs) + b"\n"
+
+
+pending = {}  # socket -> bytes read past the last answer
+
+
+def read_answer(s):
+    buf = pending.pop(s, b"")
+    while b"\n\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+    answer, sep, rest = buf.partition(b"\n\n")
+    if rest:
+        pending[s] = rest
+    return answer.decode("utf-8", "replace").strip()
+
+
+def ask(domain, client="192.0.2.10", sasl="", s=None):
+    own = s is None
+    s = s or connect()
+    s.sendall(etrn_request(domain, client, sasl))
+    a = read_answer(s)
+    if own:
+        s.close()
+    return a
+
+
+def runs():
+    try:
+        with open(LOG) as f:
+            return [l.split() for l in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
+def reset(sleep=None, status=None):
+    for name, value in (("postqueue.log", None), ("sleep", sleep), ("status", status)):
+        p = os.path.join(DIR, name)
+        if os.path.exists(p):
+            os.unlink(p)
+        if value is not None:
+            with open(p, "w") as f:
+                f.write(str(value))
+
+
+CONFDIR = os.path.join(DIR, "pfconf")
+
+# --- authorised: the merged domains are flushed, the named one left to Postfix
+reset()
+a = ask("domain1.dom", sasl="cust1")
+result(a == "action=OK", "cust1 releases domain1.dom: OK", a)
+r = runs()
+result(r == [["-c", CONFDIR, "-s", "domain2.dom"], ["-c", CONFDIR, "-s", "domain3.dom"]],
+       "postqueue -c CONFDIR -s for domain2.dom and domain3.dom, not domain1.dom", r)
+reset()
+a = ask("DOMAIN1.Dom.", sasl="CUST1")
+result(a == "action=OK" and len(runs()) == 2, "case and a trailing dot do not matter", a)
+reset()
+a = ask("client.isp.dom", client="127.0.0.1")
+result(a == "action=OK", "trusted network releases client.isp.dom", a)
+result(runs() == [["-c", CONFDIR, "-s", "isp1.dom"]], "isp1.dom flushed", runs())
+a = ask("client.isp.dom", client="192.0.2.10", sasl="anyone")
+result(a == "action=OK", "an authenticated client is trusted", a)
+
+# --- refused
+reset()
+for domain, client, sasl, what in (("domain1.dom", "192.0.2.10", "", "outside client"),
+                                   ("domain1.dom", "127.0.0.1", "", "trusted network without the account"),
+                                   ("domain1.dom", "192.0.2.10", "mallory", "another account"),
+                                   ("domain2.dom", "192.0.2.10", "", "a merged domain"),
+                                   ("client.isp.dom", "192.0.2.10", "", "outside client, trusted queue")):
+    a = ask(domain, client, sasl)
+    result(a.startswith("action=459 4.7.1 this client may not release queue "), "refused: %s" % what, a)
+result(runs() == [], "refusals run nothing", runs())
+
+# --- not a held queue: Postfix decides
+for domain in ("friend.com", "elsewhere.example", "[192.0.2.1]", "company.dom"):
+    a = ask(domain, sasl="cust1")
+    result(a == "action=DUNNO", "not held: %s -> DUNNO" % domain, a)
+a = ask("domain2.dom", sasl="cust1")
+result(a == "action=OK" and runs() == [], "a merged domain alone: OK, Postfix flushes just it", a)
+
+# --- hostile arguments: a clear 501, nothing run, the daemon keeps serving
+hostile = [b"", b"@", b"#", b"domain1.dom;id", b"domain1.dom extra", b"-s", b"--help", b"../../etc/passwd",
+           b"$(touch /tmp/x)", b"`id`", b"\xff\xfe.dom", b"x." * 127, b"a..b", b"[1.2.3",
+           b"domain1.dom%0Aaction=OK", b"<domain1.dom>", b"domain1.dom,domain2.dom"]
+bad = 0
+for h in hostile:
+    s = connect()
+    s.sendall(etrn_request(h, sasl="cust1"))
+    a = read_answer(s)
+    s.close()
+    if not (a in ("action=501 5.5.4 invalid ETRN argument", "action=DUNNO")):
+        bad += 1
+        print("#   %r -> %r" % (h, a))
+result(bad == 0, "%d hostile ETRN arguments answered 501 or DUNNO" % len(hostile))
+r = runs()
+result(r == [], "no hostile argument reached postqueue", r)
+long_req = b"request=smtpd_access_policy\nprotocol_state=ETRN\netrn_domain=" + b"d" * 5000 + b"\n\n"
+s = connect()
+s.sendall(long_req)
+a = read_answer(s)
+s.close()
+result(a == "", "an over-long etrn_domain closes the connection", a)
+
+# --- several requests on one connection, the ETRN in the middle
+reset()
+s = connect()
+s.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.10\nrecipient=x@domain1.dom\n\n"
+          + etrn_request("domain1.dom", sasl="cust1")
+          + b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.10\nrecipient=u@d.example\n\n")
+answers = [read_answer(s) for _ in range(3)]
+s.close()
+result(answers == ["action=DUNNO", "action=OK", "action=554 5.7.1 Relay access denied"],
+       "pipelined requests are answered in order around the ETRN", answers)
+
+# --- a failing postqueue: 458, and the failure does not stop the next domain
+reset(status=69)
+a = ask("domain1.dom", sasl="cust1")
+result(a == "action=458 4.3.0 unable to flush the domains merged into queue domain1.dom", "postqueue fails: 458", a)
+result(len(runs()) == 2, "both merged domains were tried", runs())
+
+# --- a slow postqueue: other connections are answered meanwhile; bounded by etrn_timeout
+reset(sleep=30)
+slow = connect()
+t0 = time.time()
+slow.sendall(etrn_request("domain1.dom", sasl="cust1"))
+time.sleep(0.3)
+quick = []
+for _ in range(20):
+    t = time.time()
+    a = ask("friend.com")
+    quick.append((a, time.time() - t))
+result(all(a == "action=DUNNO" and dt < 0.5 for a, dt in quick),
+       "20 other requests answered while postqueue hangs", quick[:3])
+a = read_answer(slow)
+dt = time.time() - t0
+slow.close()
+result(a == "action=458 4.3.0 unable to flush the domains merged into queue domain1.dom" and 1.5 < dt < 5,
+       "the hanging postqueue is killed after etrn_timeout (2 s): 458 after %.1f s" % dt, a)
+result(len(runs()) == 1, "the domains after the timeout are not tried", runs())
+
+# --- the client hangs up while the flush runs: no harm, the daemon goes on
+reset(sleep=1)
+s = connect()
+s.sendall(etrn_request("domain1.dom", sasl="cust1"))
+s.close()
+time.sleep(2.5)
+a = ask("friend.com")
+result(a == "action=DUNNO", "a client gone during the flush does not disturb the daemon", a)
+reset()
+a = ask("domain1.dom", sasl="cust1")
+result(a == "action=OK" and len(runs()) == 2, "and the next release works", a)
+
+print("1..%d" % n)
+sys.exit(1 if failed else 0)
