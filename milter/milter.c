@@ -287,15 +287,27 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
 }
 
 /* Unified Domain-Wide Accounts: the envelope recipients of the unified
- * domains, in one field per header name at the top of the message.  Fields
- * of that name that came with the message are removed first: the customer's
- * poller trusts the field, so an outsider must not be able to add
- * recipients by writing one (deleted last to first, so that the indexes of
- * the ones still to go do not move). */
-static void apply_unified(SMFICTX *ctx, const struct message *m, const struct wp_snapshot *s, const char *qid)
+ * domains, in one field per header name at the top of the message.  The
+ * recipients are those the message goes to after the rules (a Redirect
+ * takes the original ones away, a Mirror to may add one).  Fields of that
+ * name that came with the message are removed first: the customer's poller
+ * trusts the field, so an outsider must not be able to add recipients by
+ * writing one (deleted last to first, so that the indexes of the ones still
+ * to go do not move). */
+static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
+                          const struct wp_snapshot *s, const char *qid)
 {
+    if (!s->router->nunified)
+        return;
+    size_t n = 0;
+    const char **rcpts = wp_calloc(m->nrcpts + out->nadd + 1, sizeof(*rcpts));
+    for (size_t i = 0; !out->drop_recipients && i < m->nrcpts; i++)
+        rcpts[n++] = m->rcpts[i];
+    for (size_t i = 0; i < out->nadd; i++)
+        rcpts[n++] = out->add_rcpts[i];
     struct wp_unified_fields uf;
-    wp_unified_fields(s->router, (const char *const *)m->rcpts, m->nrcpts, &uf);
+    wp_unified_fields(s->router, rcpts, n, &uf);
+    free(rcpts);
     for (size_t i = 0; i < uf.n; i++) {
         const struct wp_unified_field *f = &uf.fields[i];
         int forged = 0;
@@ -370,7 +382,7 @@ static sfsistat on_eom(SMFICTX *ctx)
             free(a);
         }
         apply_headers(ctx, &out, m, s);
-        apply_unified(ctx, m, s, qid);
+        apply_unified(ctx, &out, m, s, qid);
         char *postmaster = wp_asprintf("postmaster@%s", s->router->main_domain);
         const char *from = m->nrcpts ? m->rcpts[0] : postmaster;
         for (size_t i = 0; i < out.nreplies; i++) {

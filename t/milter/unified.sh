@@ -2,8 +2,9 @@
 # waypost-milter and Unified Domain-Wide Accounts, driven by miltertest: the
 # envelope recipients of a unified domain come out as one header field at
 # the top of the message (one recipient a line), a field of that name that
-# came with the message is deleted, each account's header name is used, and
-# mail for no unified domain is left alone.
+# came with the message is deleted, each account's header name is used, the
+# recipients are those after the rules (Redirect, Mirror), and mail for no
+# unified domain is left alone.
 . "$top_srcdir/t/lib.sh"
 scratch
 chmod 755 "$dir"
@@ -14,11 +15,17 @@ cat > "$dir/w.conf" <<C
 router: {
   main_domain = "company.dom";
   table = "router.table";
-  domains = ( { name = "company.dom"; accounts = "list:alice,client-com,other-com"; } );
+  domains = ( { name = "company.dom"; accounts = "list:alice,bob,client-com,other-com"; } );
   unified_accounts = ( { domain = "client.com"; account = "client-com@company.dom"; },
                        { domain = "other.com"; account = "other-com@company.dom"; header = "X-Envelope-To"; } );
 };
 milter: { listen = "unix:$dir/milter.sock"; };
+rules = (
+  { name = "Moved"; data = ( ("Any Recipient", "is", "moved@client.com") );
+    action = ( ("Redirect to", "alice@company.dom") ); },
+  { name = "Archive"; data = ( ("Any Recipient", "is", "alice@company.dom") );
+    action = ( ("Mirror to", "archive@client.com") ); }
+);
 C
 "$MILTER" -f -c "$dir/w.conf" 2> "$dir/milter.log" &
 mpid=$!
@@ -45,8 +52,8 @@ if not mt.eom_check(c, MT_HDRDELETE, "X-Real-To") then fail("the forged field st
 if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<ann@client.com>", 0) then fail("no field of our own") end
 mt.disconnect(c)'
 mt duplicates-once-local-user-not-listed '
-local c = send(sock, "<a@example.org>", {"<ann@client.com>", "<alice@company.dom>", "<ANN@client.com>"}, {{"Subject", "s"}}, "x\r\n")
-if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<ann@client.com>", 0) then fail("ann listed once, alice not at all") end
+local c = send(sock, "<a@example.org>", {"<ann@client.com>", "<bob@company.dom>", "<ANN@client.com>"}, {{"Subject", "s"}}, "x\r\n")
+if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<ann@client.com>", 0) then fail("ann listed once, bob not at all") end
 mt.disconnect(c)'
 mt each-accounts-header-name '
 local c = send(sock, "<a@example.org>", {"<ann@client.com>", "<zoe@other.com>"}, {{"Subject", "s"}}, "x\r\n")
@@ -58,10 +65,20 @@ local c = send(sock, "<a@example.org>", {"<sales@partner.dom>"}, {{"Subject", "s
 if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<sales@client.com>", 0) then fail("the address in the unified domain") end
 mt.disconnect(c)'
 mt no-unified-recipient-untouched '
-local c = send(sock, "<a@example.org>", {"<alice@company.dom>", "<x@example.net>"}, {{"X-Real-To", "<ceo@client.com>"}, {"Subject", "s"}}, "x\r\n")
+local c = send(sock, "<a@example.org>", {"<bob@company.dom>", "<x@example.net>"}, {{"X-Real-To", "<ceo@client.com>"}, {"Subject", "s"}}, "x\r\n")
 expect_reply(c, SMFIR_CONTINUE, "accepted")
 if mt.eom_check(c, MT_HDRINSERT) or mt.eom_check(c, MT_HDRADD) then fail("added a field") end
 if mt.eom_check(c, MT_HDRDELETE) then fail("deleted a field") end
+mt.disconnect(c)'
+mt after-the-rules-redirect '
+local c = send(sock, "<a@example.org>", {"<moved@client.com>"}, {{"Subject", "s"}}, "x\r\n")
+if not mt.eom_check(c, MT_RCPTDELETE, "<moved@client.com>") then fail("the rule did not redirect") end
+if mt.eom_check(c, MT_HDRINSERT) then fail("listed a recipient the rules took away") end
+mt.disconnect(c)'
+mt after-the-rules-mirror '
+local c = send(sock, "<a@example.org>", {"<alice@company.dom>"}, {{"Subject", "s"}}, "x\r\n")
+if not mt.eom_check(c, MT_RCPTADD, "<archive@client.com>") then fail("the rule did not mirror") end
+if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<archive@client.com>", 0) then fail("the mirror copy is not listed") end
 mt.disconnect(c)'
 check "the milter logged what it listed" grep -q 'TESTQID: unified account: X-Real-To lists 3 recipients' "$dir/milter.log"
 check "... and the removal" grep -q "TESTQID: unified account: X-Real-To lists 1 recipient (the message's own fields removed)" "$dir/milter.log"
