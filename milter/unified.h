@@ -13,9 +13,10 @@
  *
  * One field, not one per recipient: multidrop pollers (fetchmail's
  * `envelope "X-Real-To"`) read the first such field only, and take every
- * address in it.  Recipients are those seen at RCPT (before Postfix's
- * virtual aliasing), resolved through the Router, so a record that sends
- * an address into the unified domain lists the address in that domain.
+ * address in it.  Recipients are those the caller passes (waypost-milter:
+ * as seen at RCPT, before Postfix's virtual aliasing, after the rules),
+ * resolved through the Router, so a record that sends an address into the
+ * unified domain lists the address in that domain.
  * Duplicates are listed once.  What it does not do: per-account copies (a
  * message for two unified domains shows both lists in both copies).
  */
