@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -274,7 +275,9 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 struct wp_route *route)
 {
     struct wp_trace *trace = route->trace;
-    memset(route, 0, sizeof(*route));
+    /* Not the whole struct: unified_rcpt (1 KB) is written when unified is. */
+    memset(route, 0, offsetof(struct wp_route, unified_rcpt));
+    route->unified_rcpt[0] = '\0';
     route->trace = trace;
     if (trace) {
         trace->nsteps = 0;

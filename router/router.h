@@ -56,8 +56,9 @@ struct wp_route {
     bool bounce;                    /* ERROR to be accepted, then bounced */
     char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
     const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
-    char unified_rcpt[WP_ADDR_MAX + 1];    /* ... and the address in its domain (for the header) */
     struct wp_trace *trace;         /* NULL: no trace kept */
+    /* Last, so that a resolution clears only what comes before it. */
+    char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
 };
 
 struct wp_domain {
