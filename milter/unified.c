@@ -29,7 +29,7 @@ void wp_unified_fields(const struct wp_router *r, const char *const *rcpts, size
     if (!r->nunified)
         return;
     struct wp_resolve_opts o = {true, false};
-    struct wp_route rt = { .trace = NULL };
+    struct wp_route rt = {.trace = NULL};
     for (size_t i = 0; i < nrcpts; i++) {
         wp_resolve(r, rcpts[i], &o, &rt);
         if (!rt.unified)

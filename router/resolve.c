@@ -101,7 +101,8 @@ bool wp_router_routes_domain(const struct wp_router *r, const char *domain)
     size_t n = strlen(d);
     if (d[n - 1] == '.')
         d[n - 1] = '\0';
-    return find_domain(r, d) != NULL || wp_router_unified(r, d) != NULL || wp_table_mentions_domain(r->table, d);
+    return find_domain(r, d) != NULL || wp_router_unified(r, d) != NULL ||
+           wp_table_mentions_domain(r->table, d);
 }
 
 static bool in_set(const struct wp_strmap *m, const char *s)
@@ -413,9 +414,10 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             route->unified = unified;
             format_current(&a, route->unified_rcpt, sizeof(route->unified_rcpt));
             grant(route, WP_RC_RELAY);
-            step(route, "unified domain %s: every address goes to the account %s, the milter adds %s: %s; "
-                 "anyone may send to it (Relay)", unified->domain, unified->account, unified->header,
-                 route->unified_rcpt);
+            step(route,
+                 "unified domain %s: every address goes to the account %s, the milter adds %s: %s; "
+                 "anyone may send to it (Relay)",
+                 unified->domain, unified->account, unified->header, route->unified_rcpt);
             if (!set_address(&a, unified->account, route))
                 return;
             continue;

@@ -120,21 +120,23 @@ static void load_unified(struct wp_router *r, const config_setting_t *g, const c
             continue;
         }
         if (!wp_header_name_valid(header, strlen(header))) {
-            wp_error(err, ufile, hline, "unified account for %s: header '%s' is not a header field name", domain,
-                     header);
+            wp_error(err, ufile, hline, "unified account for %s: header '%s' is not a header field name",
+                     domain, header);
             continue;
         }
         struct wp_address a;
         const char *why;
         if (!wp_address_parse(account, strlen(account), 0, &a, &why) || !a.domain[0] || a.routed) {
-            wp_error(err, ufile, u->line, "unified account for %s: account '%s' is not an address (local@domain)",
-                     domain, account);
+            wp_error(err, ufile, u->line,
+                     "unified account for %s: account '%s' is not an address (local@domain)", domain,
+                     account);
             continue;
         }
         const char *k = own_key(r, domain);
         size_t kl = strlen(k);
         if (wp_strmap_get(&r->domain_index, wp_hash_fwd(k, kl), k, kl)) {
-            wp_error(err, ufile, u->line, "unified account: %s is a local domain or alias; it cannot be unified", k);
+            wp_error(err, ufile, u->line,
+                     "unified account: %s is a local domain or alias; it cannot be unified", k);
             continue;
         }
         struct wp_strmap_entry *e = wp_strmap_put(&r->unified_index, wp_hash_fwd(k, kl), k, kl);
@@ -157,16 +159,20 @@ static void check_unified_accounts(struct wp_router *r, struct wp_errors *err)
 {
     for (size_t i = 0; i < r->nunified; i++) {
         const struct wp_unified *u = &r->unified[i];
-        struct wp_resolve_opts o = { true, false };
-        struct wp_route rt = { .trace = NULL };
+        struct wp_resolve_opts o = {true, false};
+        struct wp_route rt = {.trace = NULL};
         wp_resolve(r, u->account, &o, &rt);
         if (rt.kind == WP_ROUTE_TEMP) {
-            wp_warning(err, u->file, u->line, "unified account %s for %s: cannot check it now (%s)", u->account,
-                       u->domain, rt.text);
+            wp_warning(err, u->file, u->line, "unified account %s for %s: cannot check it now (%s)",
+                       u->account, u->domain, rt.text);
         } else if (rt.kind != WP_ROUTE_LOCAL || rt.unified) {
-            wp_error(err, u->file, u->line, "unified account %s for %s does not route to a local account (%s%s%s)",
-                     u->account, u->domain, rt.unified ? "unified domain " : wp_route_kind_name(rt.kind),
-                     rt.unified ? rt.unified->domain : rt.text[0] ? " " : "", rt.unified ? "" : rt.text);
+            wp_error(err, u->file, u->line,
+                     "unified account %s for %s does not route to a local account (%s%s%s)", u->account,
+                     u->domain, rt.unified ? "unified domain " : wp_route_kind_name(rt.kind),
+                     rt.unified   ? rt.unified->domain
+                     : rt.text[0] ? " "
+                                  : "",
+                     rt.unified ? "" : rt.text);
         }
     }
 }
