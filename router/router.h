@@ -55,10 +55,10 @@ struct wp_route {
     bool routed_input;              /* the address as received carried routing */
     bool bounce;                    /* ERROR to be accepted, then bounced */
     char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
-    const struct wp_unified *unified; /* the Unified Domain-Wide Account on the way, or NULL */
+    const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
     struct wp_trace *trace;         /* NULL: no trace kept */
     /* Last, so that a resolution clears only what comes before it. */
-    char unified_rcpt[WP_ADDR_MAX + 1]; /* with unified: the address in its domain (for the header) */
+    char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
 };
 
 struct wp_domain {
@@ -91,9 +91,9 @@ struct wp_router {
     struct wp_strmap own_ips;      /* IP literal texts that mean "this server" */
     struct wp_strmap hold_queues;
     struct wp_strmap odmr_queues;
-    struct wp_unified *unified; /* router.unified_accounts */
+    struct wp_unified *unified;    /* router.unified_accounts */
     size_t nunified;
-    struct wp_strmap unified_index; /* domain -> index into unified */
+    struct wp_strmap unified_index;/* domain -> index into unified */
     char **owned_strings;          /* keys of the maps above */
     size_t nowned;
     char delimiter;                /* recipient delimiter, '\0' for none */

@@ -21,25 +21,25 @@ static const struct wp_conf_schema domain_schema[] = {
 };
 
 static const struct wp_conf_schema unified_schema[] = {
-    {"domain", WP_CONF_STRING, NULL, true},
-    {"account", WP_CONF_STRING, NULL, true},
-    {"header", WP_CONF_STRING, NULL, false},
-    {NULL, 0, NULL, false},
+    { "domain", WP_CONF_STRING, NULL, true },
+    { "account", WP_CONF_STRING, NULL, true },
+    { "header", WP_CONF_STRING, NULL, false },
+    { NULL, 0, NULL, false },
 };
 
 static const struct wp_conf_schema router_schema[] = {
-    {"table", WP_CONF_STRING, NULL, false},
-    {"main_domain", WP_CONF_STRING, NULL, true},
-    {"trusted_networks", WP_CONF_STRINGS, NULL, false},
-    {"own_addresses", WP_CONF_STRINGS, NULL, false},
-    {"hold_queues", WP_CONF_STRINGS, NULL, false},
-    {"odmr_queues", WP_CONF_STRINGS, NULL, false},
-    {"recipient_delimiter", WP_CONF_STRING, NULL, false},
-    {"account_cache_seconds", WP_CONF_INT, NULL, false},
-    {"userdb_timeout_ms", WP_CONF_INT, NULL, false},
-    {"domains", WP_CONF_GROUPS, domain_schema, false},
-    {"unified_accounts", WP_CONF_GROUPS, unified_schema, false},
-    {NULL, 0, NULL, false},
+    { "table", WP_CONF_STRING, NULL, false },
+    { "main_domain", WP_CONF_STRING, NULL, true },
+    { "trusted_networks", WP_CONF_STRINGS, NULL, false },
+    { "own_addresses", WP_CONF_STRINGS, NULL, false },
+    { "hold_queues", WP_CONF_STRINGS, NULL, false },
+    { "odmr_queues", WP_CONF_STRINGS, NULL, false },
+    { "recipient_delimiter", WP_CONF_STRING, NULL, false },
+    { "account_cache_seconds", WP_CONF_INT, NULL, false },
+    { "userdb_timeout_ms", WP_CONF_INT, NULL, false },
+    { "domains", WP_CONF_GROUPS, domain_schema, false },
+    { "unified_accounts", WP_CONF_GROUPS, unified_schema, false },
+    { NULL, 0, NULL, false },
 };
 
 static const struct wp_conf_schema log_schema[] = {
