@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,13 +167,14 @@ static void check_unified_accounts(struct wp_router *r, struct wp_errors *err)
             wp_warning(err, u->file, u->line, "unified account %s for %s: cannot check it now (%s)",
                        u->account, u->domain, rt.text);
         } else if (rt.kind != WP_ROUTE_LOCAL || rt.unified) {
-            wp_error(err, u->file, u->line,
-                     "unified account %s for %s does not route to a local account (%s%s%s)", u->account,
-                     u->domain, rt.unified ? "unified domain " : wp_route_kind_name(rt.kind),
-                     rt.unified   ? rt.unified->domain
-                     : rt.text[0] ? " "
-                                  : "",
-                     rt.unified ? "" : rt.text);
+            char why[WP_ROUTE_TEXT_MAX + 64];
+            if (rt.unified)
+                snprintf(why, sizeof(why), "unified domain %s", rt.unified->domain);
+            else
+                snprintf(why, sizeof(why), "%s%s%s", wp_route_kind_name(rt.kind), rt.text[0] ? " " : "",
+                         rt.text);
+            wp_error(err, u->file, u->line, "unified account %s for %s does not route to a local account (%s)",
+                     u->account, u->domain, why);
         }
     }
 }
