@@ -173,8 +173,9 @@ static void check_unified_accounts(struct wp_router *r, struct wp_errors *err)
             else
                 snprintf(why, sizeof(why), "%s%s%s", wp_route_kind_name(rt.kind), rt.text[0] ? " " : "",
                          rt.text);
-            wp_error(err, u->file, u->line, "unified account %s for %s does not route to a local account (%s)",
-                     u->account, u->domain, why);
+            wp_error(err, u->file, u->line,
+                     "unified account %s for %s does not route to a local account (%s)", u->account,
+                     u->domain, why);
         }
     }
 }
