@@ -407,7 +407,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             return;
         }
 
-        const struct wp_unified *unified = dom ? NULL : wp_router_unified(r, a.domain);
+        /* Mail only: a login name in the domain is not the account's login. */
+        const struct wp_unified *unified = dom || o->access ? NULL : wp_router_unified(r, a.domain);
         if (unified) {
             /* The customer's inbound mail: anyone may send it, as with a
              * Relay: record; it stays here, in the one account. */

@@ -196,6 +196,14 @@ START_TEST(resolution)
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.account, "client-com");
     ck_assert(wp_route_relay_permitted(&rt, false));
+    /* a login name in the domain is not the account's login (mail only) */
+    struct wp_resolve_opts login = {false, true};
+    wp_resolve(r, "bob@client.com", &login, &rt);
+    ck_assert_int_ne(rt.kind, WP_ROUTE_LOCAL);
+    ck_assert_ptr_null(rt.unified);
+    char v[256];
+    ck_assert_int_eq(wp_map_lookup(s, "account", "bob@client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
+    ck_assert_int_eq(wp_map_lookup(s, "account", "client-com@company.dom", v, sizeof(v)), WP_ANS_FOUND);
     /* the account itself is an ordinary local account */
     wp_resolve(r, "client-com@company.dom", &untrusted, &rt);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
