@@ -293,7 +293,8 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
  * name that came with the message are removed first: the customer's poller
  * trusts the field, so an outsider must not be able to add recipients by
  * writing one (deleted last to first, so that the indexes of the ones still
- * to go do not move). */
+ * to go do not move).  Then each account keeps one recipient in the
+ * envelope, so that it gets one copy however many there were (unified.h). */
 static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
                           const struct wp_snapshot *s, const char *qid)
 {
@@ -325,6 +326,20 @@ static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const stru
             wp_warn("%s: the %s field is longer than Postfix's default header_size_limit", qid, f->name);
     }
     wp_unified_fields_free(&uf);
+    if (out->drop_recipients)
+        return; /* a Redirect or Forward removed them all already */
+    const char **extra = wp_calloc(m->nrcpts + 1, sizeof(*extra));
+    size_t nextra = wp_unified_extra_rcpts(s->router, (const char *const *)m->rcpts, m->nrcpts, extra);
+    for (size_t i = 0; i < nextra; i++) {
+        char *a = wp_asprintf("<%s>", extra[i]);
+        if (smfi_delrcpt(ctx, a) != MI_SUCCESS)
+            wp_warn("%s: could not remove recipient %s (its account gets one more copy)", qid, a);
+        free(a);
+    }
+    if (nextra)
+        wp_info("%s: unified account: %zu recipient%s left the envelope (one copy per account)", qid, nextra,
+                nextra == 1 ? "" : "s");
+    free(extra);
 }
 
 static sfsistat on_eom(SMFICTX *ctx)

@@ -65,3 +65,37 @@ void wp_unified_fields_free(struct wp_unified_fields *f)
     free(f->fields);
     memset(f, 0, sizeof(*f));
 }
+
+size_t wp_unified_extra_rcpts(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
+                              const char **out)
+{
+    if (!r->nunified)
+        return 0;
+    struct kept {
+        char *account; /* the route's final address */
+        const char *rcpt;
+    } *kept = NULL;
+    size_t nkept = 0, nout = 0;
+    struct wp_resolve_opts o = {true, false};
+    struct wp_route rt = {.trace = NULL};
+    for (size_t i = 0; i < nrcpts; i++) {
+        wp_resolve(r, rcpts[i], &o, &rt);
+        if (!rt.unified || rt.kind != WP_ROUTE_LOCAL)
+            continue;
+        const struct kept *k = NULL;
+        for (size_t j = 0; j < nkept && !k; j++)
+            if (wp_strieq(kept[j].account, rt.address))
+                k = &kept[j];
+        if (!k) {
+            kept = wp_realloc(kept, (nkept + 1) * sizeof(*kept));
+            kept[nkept].account = wp_strdup(rt.address);
+            kept[nkept++].rcpt = rcpts[i];
+        } else if (strcmp(k->rcpt, rcpts[i]) != 0) {
+            out[nout++] = rcpts[i];
+        }
+    }
+    for (size_t j = 0; j < nkept; j++)
+        free(kept[j].account);
+    free(kept);
+    return nout;
+}

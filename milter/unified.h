@@ -17,7 +17,7 @@
  * as seen at RCPT, before Postfix's virtual aliasing, after the rules),
  * resolved through the Router, so a record that sends an address into the
  * unified domain lists the address in that domain.
- * Duplicates are listed once.  What it does not do: per-account copies (a
+ * Duplicates are listed once.  What it does not do: per-account fields (a
  * message for two unified domains shows both lists in both copies).
  */
 #ifndef WP_UNIFIED_H
@@ -44,5 +44,17 @@ struct wp_unified_fields {
 void wp_unified_fields(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
                        struct wp_unified_fields *out);
 void wp_unified_fields_free(struct wp_unified_fields *f);
+
+/* One recipient per account: Postfix rewrites every address of a unified
+ * domain to the account, and its LMTP/SMTP client sends that address once
+ * per delivery, but a message with more recipients than the transport's
+ * destination_recipient_limit (50 by default) is delivered in several
+ * parts, each a copy in the account.  So for each account the first of
+ * the recipients going to it stays and the others (whose envelope the
+ * field keeps) are to be removed: their pointers go to out (room for
+ * nrcpts), their number is returned.  A recipient spelled exactly like the
+ * one that stays is not listed (removing it would remove both). */
+size_t wp_unified_extra_rcpts(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
+                              const char **out);
 
 #endif

@@ -7,7 +7,8 @@
 # One message for three client.com addresses lands once in the account
 # client-com@company.dom with the three envelope recipients in its
 # X-Real-To field (a forged field from outside removed); a second message
-# for another set of recipients carries its own.  fetchmail polls the
+# for another set of recipients carries its own, and a third for 120
+# recipients (more than Postfix puts in one delivery) lands once too.  fetchmail polls the
 # account over POP3 with `envelope "X-Real-To"` and `localdomains
 # client.com` and hands each message to exactly its own recipients.
 . "$(dirname "$0")/lib.sh"
@@ -60,6 +61,9 @@ check "relay map: client.com is routed" test "$(postmap -c "$PFCONF" -q client.c
 check "virtual map: Bob@Client.COM -> the account" test "$(postmap -c "$PFCONF" -q Bob@Client.COM "socketmap:unix:$W/map.sock:virtual")" = client-com@company.dom
 check "recipient map: any client.com address is deliverable" test "$(postmap -c "$PFCONF" -q anything@client.com "socketmap:unix:$W/map.sock:recipient")" = OK
 
+# the field, unfolded: its name, then each recipient on a line of its own
+field() { awk 'tolower($0) ~ /^x-real-to:/ { on = 1; print; next } on && /^[ \t]/ { print; next } { on = 0 }' "$1"; }
+
 # --- message 1: three client.com recipients from an outside client, with a forged X-Real-To
 out=$(e2e_send sender@example.org ann@client.com Bob@client.com carol@client.com -- --xclient 192.0.2.10 \
       --subject "for three" --header "X-Real-To: <ceo@client.com>")
@@ -70,13 +74,17 @@ check "the account received it" e2e_imap_wait client-com@company.dom $PW INBOX 1
 expect_output "second message accepted" "DATA 250" e2e_send friend@example.org dave@client.com ann@client.com alice@company.dom -- --subject "for two"
 check "the account received the second one" e2e_imap_wait client-com@company.dom $PW INBOX 2 10
 check "alice received hers" e2e_imap_wait alice@company.dom $PW INBOX 1 10
+# --- message 3: more recipients than Postfix puts in one delivery (50 by default)
+many=(); for i in $(seq 1 120); do many+=("u$i@client.com"); done
+expect_output "message for 120 recipients accepted" "DATA 250" e2e_send bulk@example.org "${many[@]}" -- --subject "for many"
+check "the account received the third one" e2e_imap_wait client-com@company.dom $PW INBOX 3 10
 check "queue drains" e2e_wait_queue_empty 20
 sleep 0.5
-check "one copy per message in the account (no duplicate deliveries)" test "$(e2e_imap_count client-com@company.dom $PW INBOX)" = 2
-for i in 1 2; do e2e_imap_fetch client-com@company.dom $PW INBOX $i > "$E2E/acct$i"; done
-m1=$(grep -l '^Subject: for three' "$E2E"/acct[12]); m2=$(grep -l '^Subject: for two' "$E2E"/acct[12])
-# the field, unfolded: its name, then each recipient on a line of its own
-field() { awk 'tolower($0) ~ /^x-real-to:/ { on = 1; print; next } on && /^[ \t]/ { print; next } { on = 0 }' "$1"; }
+check "one copy per message in the account (no duplicate deliveries)" test "$(e2e_imap_count client-com@company.dom $PW INBOX)" = 3
+for i in 1 2 3; do e2e_imap_fetch client-com@company.dom $PW INBOX $i > "$E2E/acct$i"; done
+m1=$(grep -l '^Subject: for three' "$E2E"/acct[123]); m2=$(grep -l '^Subject: for two' "$E2E"/acct[123])
+m3=$(grep -l '^Subject: for many' "$E2E"/acct[123])
+check "message 3: all 120 recipients in its field" test "$(field "$m3" | grep -c '<u[0-9]*@client\.com>')" = 120
 field "$m1" | sed 's/^/# m1: /'
 check "message 1: one X-Real-To field" test "$(grep -ci '^X-Real-To:' "$m1")" = 1
 check "message 1: three X-Real-To lines, one recipient each" \
@@ -86,12 +94,13 @@ check "message 1: exactly ann, Bob, carol" \
 check "message 1: the forged X-Real-To from outside is gone" sh -c "! grep -q 'ceo@client.com' '$m1'"
 check "message 2: exactly ann and dave (alice is not in the account's field)" \
     test "$(field "$m2" | grep -o '<[^>]*>' | LC_ALL=C sort | tr '\n' ' ')" = "<ann@client.com> <dave@client.com> "
-# Postfix rewrites the three recipients to the same address and its LMTP
-# client sends that address once (one RCPT): Dovecot saves one copy.
-check "Postfix delivered message 1 to the account for all three recipients" \
-    test "$(grep -c 'to=<client-com@company.dom>, orig_to=<\(ann\|Bob\|carol\)@client.com>.*status=sent' "$PFLOG")" = 4
+# The milter leaves one recipient per account in the envelope (the field
+# keeps them all), so Postfix delivers each message to the account once,
+# also when there are more recipients than one delivery takes (50).
+check "Postfix delivered each message to the account once" \
+    test "$(grep -c 'to=<client-com@company.dom>, orig_to=<[^>]*@client.com>.*status=sent' "$PFLOG")" = 3
 check "Dovecot saved one copy per message" \
-    test "$(grep -c 'lmtp(client-com@company.dom).*saved mail to INBOX' "$DOVECOT_LOG")" = 2
+    test "$(grep -c 'lmtp(client-com@company.dom).*saved mail to INBOX' "$DOVECOT_LOG")" = 3
 
 # --- the customer: fetchmail, multidrop over POP3, into the customer's own server
 FM="$E2E/fetchmail"
@@ -112,13 +121,14 @@ chmod 600 "$FM/fetchmailrc"
 FETCHMAILHOME="$FM" fetchmail -f "$FM/fetchmailrc" --nodetach -d0 -v --pidfile "$FM/pid" -i "$FM/ids" >"$E2E/fetchmail.log" 2>&1
 rc=$?
 check "fetchmail polled the account (exit $rc)" test "$rc" = 0 || sed 's/^/#   /' "$E2E/fetchmail.log"
-check "the customer's server got both messages" e2e_sink_wait customer 2 10
+check "the customer's server got the three messages" e2e_sink_wait customer 3 10
 rcpts_of() { # SUBJECT: envelope recipients of the sink's message with it
     local f; f=$(grep -l "^Subject: $1" $(e2e_sink_files customer)) || return 1
     sed -n 's/^X-Rcpt-Args: <\([^>]*\)>.*/\1/p' $f | tr 'A-Z' 'a-z' | LC_ALL=C sort | tr '\n' ' '
 }
 check "message 1 went to exactly ann, bob, carol" test "$(rcpts_of 'for three')" = "ann@client.com bob@client.com carol@client.com "
 check "message 2 went to exactly ann, dave" test "$(rcpts_of 'for two')" = "ann@client.com dave@client.com "
-check "each message was handed over once" test "$(e2e_sink_count customer)" = 2
+check "message 3 went to its 120 recipients" test "$(rcpts_of 'for many' | wc -w)" = 120
+check "each message was handed over once" test "$(e2e_sink_count customer)" = 3
 check "the account is empty after the poll" test "$(e2e_imap_count client-com@company.dom $PW INBOX)" = 0
 done_testing

@@ -1,8 +1,9 @@
 #!/bin/bash
 # waypost-milter and Unified Domain-Wide Accounts, driven by miltertest: the
 # envelope recipients of a unified domain come out as one header field at
-# the top of the message (one recipient a line), a field of that name that
-# came with the message is deleted, each account's header name is used, the
+# the top of the message (one recipient a line), each account keeps one
+# recipient in the envelope, a field of that name that came with the
+# message is deleted, each account's header name is used, the
 # recipients are those after the rules (Redirect, Mirror), and mail for no
 # unified domain is left alone.
 . "$top_srcdir/t/lib.sh"
@@ -45,6 +46,9 @@ expect_reply(c, SMFIR_CONTINUE, "accepted")
 if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<ann@client.com>,\n\t<Bob@client.com>,\n\t<carol@client.com>", 0) then
   fail("no X-Real-To field with the three recipients at the top") end
 if mt.eom_check(c, MT_HDRDELETE) then fail("deleted a field the message did not have") end
+if not mt.eom_check(c, MT_RCPTDELETE, "<Bob@Client.COM>") or not mt.eom_check(c, MT_RCPTDELETE, "<carol@client.com>") then
+  fail("the account keeps more than one recipient") end
+if mt.eom_check(c, MT_RCPTDELETE, "<ann@client.com>") then fail("the first recipient went too") end
 mt.disconnect(c)'
 mt forged-field-removed '
 local c = send(sock, "<a@example.org>", {"<ann@client.com>"}, {{"X-Real-To", "<ceo@client.com>"}, {"Subject", "s"}, {"x-real-to", "<cfo@client.com>"}}, "x\r\n")
@@ -69,6 +73,8 @@ local c = send(sock, "<a@example.org>", {"<bob@company.dom>", "<x@example.net>"}
 expect_reply(c, SMFIR_CONTINUE, "accepted")
 if mt.eom_check(c, MT_HDRINSERT) or mt.eom_check(c, MT_HDRADD) then fail("added a field") end
 if mt.eom_check(c, MT_HDRDELETE) then fail("deleted a field") end
+if mt.eom_check(c, MT_RCPTDELETE, "<bob@company.dom>") or mt.eom_check(c, MT_RCPTDELETE, "<x@example.net>") then
+  fail("removed a recipient") end
 mt.disconnect(c)'
 mt after-the-rules-redirect '
 local c = send(sock, "<a@example.org>", {"<moved@client.com>"}, {{"Subject", "s"}}, "x\r\n")
@@ -81,6 +87,7 @@ if not mt.eom_check(c, MT_RCPTADD, "<archive@client.com>") then fail("the rule d
 if not mt.eom_check(c, MT_HDRINSERT, "X-Real-To", "<archive@client.com>", 0) then fail("the mirror copy is not listed") end
 mt.disconnect(c)'
 check "the milter logged what it listed" grep -q 'TESTQID: unified account: X-Real-To lists 3 recipients' "$dir/milter.log"
+check "... and the recipients that left the envelope" grep -q 'TESTQID: unified account: 2 recipients left the envelope (one copy per account)' "$dir/milter.log"
 check "... and the removal" grep -q "TESTQID: unified account: X-Real-To lists 1 recipient (the message's own fields removed)" "$dir/milter.log"
 check "milter still running" kill -0 "$mpid"
 done_testing

@@ -288,6 +288,27 @@ START_TEST(header_fields)
 }
 END_TEST
 
+START_TEST(one_recipient_per_account)
+{
+    struct wp_snapshot *s = sample();
+    const char *out[8];
+    /* ann stays for client-com; Bob, sales (routed into client.com) go;
+     * ann again, spelled alike, is not listed (it would take ann along);
+     * ANN is another spelling and goes; zoe stays for other-com; the local
+     * user and the outside address are not unified. */
+    const char *rcpts[] = {"ann@client.com", "alice@company.dom", "Bob@Client.COM", "zoe@other.com",
+                           "ann@client.com", "sales@partner.dom", "x@example.org",  "ANN@client.com"};
+    size_t n = wp_unified_extra_rcpts(s->router, rcpts, 8, out);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(out[0], "Bob@Client.COM");
+    ck_assert_str_eq(out[1], "sales@partner.dom");
+    ck_assert_str_eq(out[2], "ANN@client.com");
+    const char *single[] = {"bob@client.com", "zoe@other.com"};
+    ck_assert_uint_eq(wp_unified_extra_rcpts(s->router, single, 2, out), 0);
+    wp_snapshot_unref(s);
+}
+END_TEST
+
 START_TEST(header_name_syntax)
 {
     ck_assert(wp_header_name_valid("X-Real-To", 9));
@@ -313,6 +334,7 @@ static Suite *suite(void)
     tcase_add_test(tc, resolution);
     tcase_add_test(tc, maps_and_policy);
     tcase_add_test(tc, header_fields);
+    tcase_add_test(tc, one_recipient_per_account);
     tcase_add_test(tc, header_name_syntax);
     suite_add_tcase(s, tc);
     return s;
