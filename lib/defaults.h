@@ -42,6 +42,7 @@
 #define WP_DEFAULT_STORE_ADDRESS "%a+%m@%d"  /* Store in ~account/mailbox -> account+mailbox@domain */
 #define WP_DEFAULT_REPLY_VIA "smtp:127.0.0.1:25"
 #define WP_DEFAULT_MILTER_TIMEOUT 300        /* s */
+#define WP_POSTFIX_HEADER_SIZE_LIMIT 102400 /* Postfix's header_size_limit default: longer fields are cut */
 
 /* ---- Postfix side ---- */
 #define WP_DEFAULT_QUEUE_DIRECTORY "/var/spool/postfix"

@@ -46,7 +46,6 @@
 #endif
 #define WP_MILTER_MAX_RCPTS 100000
 #define WP_MILTER_MAX_HEADER_BYTES (16u << 20)
-#define WP_POSTFIX_HEADER_SIZE_LIMIT 102400 /* Postfix's default: longer fields are cut */
 
 /* The one process-wide mutable thing: the current snapshot (refcounted). */
 static struct {
