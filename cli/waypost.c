@@ -118,6 +118,18 @@ static void print_route_json(const char *input, const struct wp_route *rt)
         wp_json_string(stdout, rt->text);
     else
         fputs("null", stdout);
+    fputs(",\"unified\":", stdout);
+    if (rt->unified) {
+        fputs("{\"domain\":", stdout);
+        wp_json_string(stdout, rt->unified->domain);
+        fputs(",\"header\":", stdout);
+        wp_json_string(stdout, rt->unified->header);
+        fputs(",\"recipient\":", stdout);
+        wp_json_string(stdout, rt->unified_rcpt);
+        putchar('}');
+    } else {
+        fputs("null", stdout);
+    }
     fputs(",\"steps\":[", stdout);
     for (int i = 0; rt->trace && i < rt->trace->nsteps; i++) {
         if (i)

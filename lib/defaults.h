@@ -18,6 +18,7 @@
 #define WP_ROUTE_TEXT_MAX 512     /* longest error text of a route */
 #define WP_ROUTE_STEPS_MAX 24     /* steps kept in a route trace */
 #define WP_ROUTE_STEP_LEN 600     /* longest step line */
+#define WP_HEADER_NAME_MAX 76     /* longest header field name we write */
 
 /* ---- router ---- */
 #define WP_ROUTER_REWRITES_MAX 10 /* rewrites before a route is a loop error */
@@ -27,6 +28,7 @@
 #define WP_DEFAULT_USERDB_TIMEOUT_MS 1000    /* Dovecot auth-userdb answer timeout */
 #define WP_USERDB_CACHE_MAX 10000            /* entries before the userdb cache is flushed */
 #define WP_DEFAULT_RECIPIENT_DELIMITER "+"
+#define WP_DEFAULT_UNIFIED_HEADER "X-Real-To" /* envelope recipients of a Unified Domain-Wide Account */
 
 /* ---- waypost-policyd ---- */
 #define WP_DEFAULT_SOCKET_MODE "0666"        /* Postfix processes run as postfix */
@@ -44,6 +46,7 @@
 #define WP_DEFAULT_STORE_ADDRESS "%a+%m@%d"  /* Store in ~account/mailbox -> account+mailbox@domain */
 #define WP_DEFAULT_REPLY_VIA "smtp:127.0.0.1:25"
 #define WP_DEFAULT_MILTER_TIMEOUT 300        /* s */
+#define WP_POSTFIX_HEADER_SIZE_LIMIT 102400 /* Postfix's header_size_limit default: longer fields are cut */
 
 /* ---- Postfix side ---- */
 #define WP_DEFAULT_QUEUE_DIRECTORY "/var/spool/postfix"

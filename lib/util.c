@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "defaults.h"
 #include "util.h"
 
 static void oom(void)
@@ -119,6 +120,16 @@ bool wp_has_suffix_ci(const char *s, size_t len, const char *suffix)
 {
     size_t sl = strlen(suffix);
     return len >= sl && wp_strnieq(s + len - sl, suffix, sl);
+}
+
+bool wp_header_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > WP_HEADER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] <= ' ' || (unsigned char)name[i] >= 0x7f || name[i] == ':')
+            return false;
+    return true;
 }
 
 bool wp_strlcpy(char *dst, const char *src, size_t size)

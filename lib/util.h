@@ -34,6 +34,10 @@ bool wp_strieq(const char *a, const char *b);
 bool wp_strnieq(const char *a, const char *b, size_t n);
 bool wp_has_suffix_ci(const char *s, size_t len, const char *suffix);
 
+/* An RFC 5322 header field name: 1..WP_HEADER_NAME_MAX printable ASCII
+ * characters other than ':' (len bytes of name). */
+bool wp_header_name_valid(const char *name, size_t len);
+
 /* Copy at most size-1 bytes and terminate; returns false if src was cut. */
 bool wp_strlcpy(char *dst, const char *src, size_t size);
 

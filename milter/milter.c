@@ -7,7 +7,9 @@
  * end of message on the snapshot the message started with, and applies the
  * outcome: reject (with the rule's text), discard, recipients added or
  * replaced, headers added, Subject tagged, replies injected through the
- * host MTA.  libmilter runs one thread per Postfix connection.
+ * host MTA.  Then, for recipients of Unified Domain-Wide Accounts, the
+ * envelope-recipient field (unified.h).  libmilter runs one thread per
+ * Postfix connection.
  *
  * Signals: libmilter stops on SIGHUP, SIGTERM and SIGINT (so SIGHUP does
  * not reload here); SIGUSR1 reloads, keeping the old configuration when the
@@ -36,6 +38,7 @@
 #include "reply.h"
 #include "rules.h"
 #include "snapshot.h"
+#include "unified.h"
 #include "util.h"
 
 #ifndef WP_SYSCONFDIR
@@ -282,6 +285,62 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
     }
 }
 
+/* Unified Domain-Wide Accounts: the envelope recipients of the unified
+ * domains, in one field per header name at the top of the message.  The
+ * recipients are those the message goes to after the rules (a Redirect
+ * takes the original ones away, a Mirror to may add one).  Fields of that
+ * name that came with the message are removed first: the customer's poller
+ * trusts the field, so an outsider must not be able to add recipients by
+ * writing one (deleted last to first, so that the indexes of the ones still
+ * to go do not move).  Then each account keeps one recipient in the
+ * envelope, so that it gets one copy however many there were (unified.h). */
+static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
+                          const struct wp_snapshot *s, const char *qid)
+{
+    if (!s->router->nunified)
+        return;
+    size_t n = 0;
+    const char **rcpts = wp_calloc(m->nrcpts + out->nadd + 1, sizeof(*rcpts));
+    for (size_t i = 0; !out->drop_recipients && i < m->nrcpts; i++)
+        rcpts[n++] = m->rcpts[i];
+    for (size_t i = 0; i < out->nadd; i++)
+        rcpts[n++] = out->add_rcpts[i];
+    struct wp_unified_fields uf;
+    wp_unified_fields(s->router, rcpts, n, &uf);
+    free(rcpts);
+    for (size_t i = 0; i < uf.n; i++) {
+        const struct wp_unified_field *f = &uf.fields[i];
+        int forged = 0;
+        for (size_t k = 0; k < m->nheaders; k++)
+            forged += wp_strieq(m->headers[k].name, f->name);
+        for (int idx = forged; idx >= 1; idx--)
+            if (smfi_chgheader(ctx, (char *)f->name, idx, NULL) != MI_SUCCESS)
+                wp_warn("%s: could not remove a %s field that came with the message", qid, f->name);
+        if (smfi_insheader(ctx, 0, (char *)f->name, f->value) != MI_SUCCESS)
+            wp_warn("%s: could not add the %s field", qid, f->name);
+        else
+            wp_info("%s: unified account: %s lists %zu recipient%s%s", qid, f->name, f->nrcpts,
+                    f->nrcpts == 1 ? "" : "s", forged ? " (the message's own fields removed)" : "");
+        if (f->len > WP_POSTFIX_HEADER_SIZE_LIMIT)
+            wp_warn("%s: the %s field is longer than Postfix's default header_size_limit", qid, f->name);
+    }
+    wp_unified_fields_free(&uf);
+    if (out->drop_recipients)
+        return; /* a Redirect or Forward removed them all already */
+    const char **extra = wp_calloc(m->nrcpts + 1, sizeof(*extra));
+    size_t nextra = wp_unified_extra_rcpts(s->router, (const char *const *)m->rcpts, m->nrcpts, extra);
+    for (size_t i = 0; i < nextra; i++) {
+        char *a = wp_asprintf("<%s>", extra[i]);
+        if (smfi_delrcpt(ctx, a) != MI_SUCCESS)
+            wp_warn("%s: could not remove recipient %s (its account gets one more copy)", qid, a);
+        free(a);
+    }
+    if (nextra)
+        wp_info("%s: unified account: %zu recipient%s left the envelope (one copy per account)", qid, nextra,
+                nextra == 1 ? "" : "s");
+    free(extra);
+}
+
 static sfsistat on_eom(SMFICTX *ctx)
 {
     struct connection *c = smfi_getpriv(ctx);
@@ -337,6 +396,7 @@ static sfsistat on_eom(SMFICTX *ctx)
             free(a);
         }
         apply_headers(ctx, &out, m, s);
+        apply_unified(ctx, &out, m, s, qid);
         char *postmaster = wp_asprintf("postmaster@%s", s->router->main_domain);
         const char *from = m->nrcpts ? m->rcpts[0] : postmaster;
         for (size_t i = 0; i < out.nreplies; i++) {

@@ -364,11 +364,10 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
                 LOAD_ERROR("Add Header takes \"Field: value\" lines");
                 return false;
             }
-            for (const char *c = line; c < colon; c++)
-                if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
-                    LOAD_ERROR("bad header field name in Add Header");
-                    return false;
-                }
+            if (!wp_header_name_valid(line, (size_t)(colon - line))) {
+                LOAD_ERROR("bad header field name in Add Header");
+                return false;
+            }
             line = nl ? nl + 1 : line + len;
         }
         a->text = wp_strdup(param);

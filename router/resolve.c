@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,6 +83,15 @@ static const struct wp_domain *find_domain(const struct wp_router *r, const char
     return e ? &r->domains[e->head] : NULL;
 }
 
+const struct wp_unified *wp_router_unified(const struct wp_router *r, const char *domain)
+{
+    size_t n = strlen(domain);
+    if (!r->nunified)
+        return NULL;
+    const struct wp_strmap_entry *e = wp_strmap_get(&r->unified_index, wp_hash_fwd(domain, n), domain, n);
+    return e ? &r->unified[e->head] : NULL;
+}
+
 bool wp_router_routes_domain(const struct wp_router *r, const char *domain)
 {
     char d[WP_DOMAIN_MAX + 1];
@@ -91,7 +101,8 @@ bool wp_router_routes_domain(const struct wp_router *r, const char *domain)
     size_t n = strlen(d);
     if (d[n - 1] == '.')
         d[n - 1] = '\0';
-    return find_domain(r, d) != NULL || wp_table_mentions_domain(r->table, d);
+    return find_domain(r, d) != NULL || wp_router_unified(r, d) != NULL ||
+           wp_table_mentions_domain(r->table, d);
 }
 
 static bool in_set(const struct wp_strmap *m, const char *s)
@@ -265,7 +276,9 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 struct wp_route *route)
 {
     struct wp_trace *trace = route->trace;
-    memset(route, 0, sizeof(*route));
+    /* Not the whole struct: unified_rcpt (1 KB) is written when unified is. */
+    memset(route, 0, offsetof(struct wp_route, unified_rcpt));
+    route->unified_rcpt[0] = '\0';
     route->trace = trace;
     if (trace) {
         trace->nsteps = 0;
@@ -392,6 +405,23 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         if (strchr(a.domain, ':')) {
             finish_error(route, WP_ROUTE_ERROR, "5.1.2 A port needs a relay suffix (host:port.via)");
             return;
+        }
+
+        /* Mail only: a login name in the domain is not the account's login. */
+        const struct wp_unified *unified = dom || o->access ? NULL : wp_router_unified(r, a.domain);
+        if (unified) {
+            /* The customer's inbound mail: anyone may send it, as with a
+             * Relay: record; it stays here, in the one account. */
+            route->unified = unified;
+            format_current(&a, route->unified_rcpt, sizeof(route->unified_rcpt));
+            grant(route, WP_RC_RELAY);
+            step(route,
+                 "unified domain %s: every address goes to the account %s, the milter adds %s: %s; "
+                 "anyone may send to it (Relay)",
+                 unified->domain, unified->account, unified->header, route->unified_rcpt);
+            if (!set_address(&a, unified->account, route))
+                return;
+            continue;
         }
 
         if (dom) {

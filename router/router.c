@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,89 @@ static void load_strings(struct wp_router *r, const config_setting_t *g, const c
             continue;
         }
         set_put(r, set, v, 0);
+    }
+}
+
+/* router.unified_accounts: each domain a valid name that is neither a local
+ * domain nor an alias; the header a field name.  The accounts are checked
+ * once the table is in (see check_unified_accounts). */
+static void load_unified(struct wp_router *r, const config_setting_t *g, const char *file,
+                         struct wp_errors *err)
+{
+    const config_setting_t *list = g ? config_setting_get_member(g, "unified_accounts") : NULL;
+    size_t n = list ? (size_t)config_setting_length(list) : 0;
+    r->unified = wp_calloc(n + 1, sizeof(*r->unified));
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *ug = config_setting_get_elem(list, (unsigned)i);
+        const char *ufile = wp_conf_file(ug, file);
+        struct wp_unified *u = &r->unified[r->nunified];
+        u->line = wp_conf_line(ug);
+        const char *domain = wp_conf_string(ug, "domain", "");
+        const char *account = wp_conf_string(ug, "account", "");
+        const char *header = wp_conf_string(ug, "header", WP_DEFAULT_UNIFIED_HEADER);
+        const config_setting_t *hs = config_setting_get_member(ug, "header");
+        int hline = hs ? wp_conf_line(hs) : u->line;
+        if (!wp_domain_valid(domain, false) || domain[0] == '[') {
+            wp_error(err, ufile, u->line, "unified account: domain '%s' is not a domain name", domain);
+            continue;
+        }
+        if (!wp_header_name_valid(header, strlen(header))) {
+            wp_error(err, ufile, hline, "unified account for %s: header '%s' is not a header field name",
+                     domain, header);
+            continue;
+        }
+        struct wp_address a;
+        const char *why;
+        if (!wp_address_parse(account, strlen(account), 0, &a, &why) || !a.domain[0] || a.routed) {
+            wp_error(err, ufile, u->line,
+                     "unified account for %s: account '%s' is not an address (local@domain)", domain,
+                     account);
+            continue;
+        }
+        const char *k = own_key(r, domain);
+        size_t kl = strlen(k);
+        if (wp_strmap_get(&r->domain_index, wp_hash_fwd(k, kl), k, kl)) {
+            wp_error(err, ufile, u->line,
+                     "unified account: %s is a local domain or alias; it cannot be unified", k);
+            continue;
+        }
+        struct wp_strmap_entry *e = wp_strmap_put(&r->unified_index, wp_hash_fwd(k, kl), k, kl);
+        if (e->head != WP_NONE) {
+            wp_error(err, ufile, u->line, "unified account: domain %s is listed twice", k);
+            continue;
+        }
+        e->head = e->tail = (uint32_t)r->nunified++;
+        u->domain = (char *)k;
+        u->account = wp_strdup(account);
+        u->header = wp_strdup(header);
+        u->file = wp_strdup(ufile);
+    }
+}
+
+/* Each unified account must be a local account now: its address resolves,
+ * as for any mail, to LOCAL, without passing a unified domain itself.  An
+ * account source that cannot answer right now (Dovecot down) only warns. */
+static void check_unified_accounts(struct wp_router *r, struct wp_errors *err)
+{
+    for (size_t i = 0; i < r->nunified; i++) {
+        const struct wp_unified *u = &r->unified[i];
+        struct wp_resolve_opts o = {true, false};
+        struct wp_route rt = {.trace = NULL};
+        wp_resolve(r, u->account, &o, &rt);
+        if (rt.kind == WP_ROUTE_TEMP) {
+            wp_warning(err, u->file, u->line, "unified account %s for %s: cannot check it now (%s)",
+                       u->account, u->domain, rt.text);
+        } else if (rt.kind != WP_ROUTE_LOCAL || rt.unified) {
+            char why[WP_ROUTE_TEXT_MAX + 64];
+            if (rt.unified)
+                snprintf(why, sizeof(why), "unified domain %s", rt.unified->domain);
+            else
+                snprintf(why, sizeof(why), "%s%s%s", wp_route_kind_name(rt.kind), rt.text[0] ? " " : "",
+                         rt.text);
+            wp_error(err, u->file, u->line,
+                     "unified account %s for %s does not route to a local account (%s)", u->account,
+                     u->domain, why);
+        }
     }
 }
 
@@ -204,6 +288,10 @@ struct wp_router *wp_router_load(const config_setting_t *g, const char *file, co
         r->table = wp_table_parse(empty, 0, "(no table)", r->main_domain, err);
     }
 
+    load_unified(r, g, file, err);
+    if (err->count == before)
+        check_unified_accounts(r, err);
+
     if (err->count > before) {
         wp_router_free(r);
         return NULL;
@@ -224,6 +312,13 @@ void wp_router_free(struct wp_router *r)
     wp_strmap_free(&r->own_ips);
     wp_strmap_free(&r->hold_queues);
     wp_strmap_free(&r->odmr_queues);
+    for (size_t i = 0; i < r->nunified; i++) {
+        free(r->unified[i].account);
+        free(r->unified[i].header);
+        free(r->unified[i].file);
+    }
+    free(r->unified);
+    wp_strmap_free(&r->unified_index);
     wp_nets_free(&r->trusted);
     for (size_t i = 0; i < r->nowned; i++)
         free(r->owned_strings[i]);

@@ -10,8 +10,10 @@
  * WP_ROUTER_REWRITES_MAX times: domain alias -> real domain; own IP literal
  * -> main domain; main domain with '%' -> unwrap the last '%'; Router record
  * (exact address, wildcard address, exact domain, wildcard domain); relay
- * suffix (.via ._via .smtp) or IP literal -> next hop; local domain ->
- * account or Mail to Unknown; anything else -> relay by MX.
+ * suffix (.via ._via .smtp) or IP literal -> next hop; Unified Domain-Wide
+ * Account domain -> its one account (a rewrite: the account is resolved
+ * next); local domain -> account or Mail to Unknown; anything else -> relay
+ * by MX.
  */
 #ifndef WP_ROUTER_H
 #define WP_ROUTER_H
@@ -53,7 +55,10 @@ struct wp_route {
     bool routed_input;              /* the address as received carried routing */
     bool bounce;                    /* ERROR to be accepted, then bounced */
     char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
+    const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
     struct wp_trace *trace;         /* NULL: no trace kept */
+    /* Last, so that a resolution clears only what comes before it. */
+    char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
 };
 
 struct wp_domain {
@@ -62,6 +67,17 @@ struct wp_domain {
     struct wp_accounts *accounts;
     enum wp_unknown_mode unknown;
     char *reroute; /* pattern for WP_UNKNOWN_REROUTE */
+};
+
+/* A Unified Domain-Wide Account: all mail for the customer's domain goes to
+ * one local account, and waypost-milter lists the envelope recipients of the
+ * domain in a header field of each copy, for the customer's multidrop poller. */
+struct wp_unified {
+    char *domain;  /* lower case */
+    char *account; /* the account's address, as configured */
+    char *header;  /* the header field name */
+    char *file;    /* where it was configured, for messages */
+    int line;
 };
 
 struct wp_router {
@@ -75,6 +91,9 @@ struct wp_router {
     struct wp_strmap own_ips;      /* IP literal texts that mean "this server" */
     struct wp_strmap hold_queues;
     struct wp_strmap odmr_queues;
+    struct wp_unified *unified;    /* router.unified_accounts */
+    size_t nunified;
+    struct wp_strmap unified_index;/* domain -> index into unified */
     char **owned_strings;          /* keys of the maps above */
     size_t nowned;
     char delimiter;                /* recipient delimiter, '\0' for none */
@@ -99,6 +118,9 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
 /* Does Waypost route mail for this domain (a local domain or alias, or a
  * domain some mail record names)?  Postfix's relay_domains. */
 bool wp_router_routes_domain(const struct wp_router *r, const char *domain);
+
+/* The Unified Domain-Wide Account of this domain (lower case), or NULL. */
+const struct wp_unified *wp_router_unified(const struct wp_router *r, const char *domain);
 
 /* May a client (trusted or not) have mail sent along this route? */
 bool wp_route_relay_permitted(const struct wp_route *route, bool trusted);

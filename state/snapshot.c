@@ -22,6 +22,13 @@ static const struct wp_conf_schema domain_schema[] = {
     { NULL, 0, NULL, false },
 };
 
+static const struct wp_conf_schema unified_schema[] = {
+    { "domain", WP_CONF_STRING, NULL, true },
+    { "account", WP_CONF_STRING, NULL, true },
+    { "header", WP_CONF_STRING, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
 static const struct wp_conf_schema router_schema[] = {
     { "table", WP_CONF_STRING, NULL, false },
     { "main_domain", WP_CONF_STRING, NULL, true },
@@ -33,6 +40,7 @@ static const struct wp_conf_schema router_schema[] = {
     { "account_cache_seconds", WP_CONF_INT, NULL, false },
     { "userdb_timeout_ms", WP_CONF_INT, NULL, false },
     { "domains", WP_CONF_GROUPS, domain_schema, false },
+    { "unified_accounts", WP_CONF_GROUPS, unified_schema, false },
     { NULL, 0, NULL, false },
 };
 

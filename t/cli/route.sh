@@ -33,6 +33,10 @@ expect_route "LOCAL alice@company.dom None None false None none" LoginPage@alice
 expect_route "DISCARD spam-trap@company.dom None None false None none" spam-trap@company.dom
 expect_route "LOCAL security@company.dom None None false None none" --access security-officer
 expect_route "RELAY x@hq.company.dom hq.company.dom None true hq.company.dom NoRelay" --trusted x@hq
+expect_route "LOCAL client-com@domain.dom None None false None Relay" Bob@Client.com
+expect_output "unified account in JSON" '"unified":{"domain":"client.com","header":"X-Real-To","recipient":"Bob@client.com"}' \
+    "$WAYPOST" -c "$CONF" route --json Bob@Client.com
+expect_output "no unified account in JSON" '"unified":null' "$WAYPOST" -c "$CONF" route --json carol@domain.dom
 
 # Several addresses: one JSON object per line, in order.
 n=$("$WAYPOST" -c "$CONF" route --json alice@company.dom bob@company.dom nobody@company.dom | wc -l)

@@ -14,6 +14,7 @@
 #   e2e_imap_count alice@company.dom secret INBOX        # prints 1
 #   e2e_imap_fetch alice@company.dom secret INBOX 1      # the raw message
 #   e2e_userdb_lookup alice@company.dom                  # USER<TAB>1<TAB>alice@...
+#   E2E_DOVECOT_POP3=1 before e2e_dovecot: POP3 too, on POP3_PORT (127.0.0.1)
 #
 # * USERS_FILE is a Dovecot passwd-file: "user@domain:{PLAIN}password" lines
 #   (more fields are allowed: user:pass:uid:gid:gecos:home:shell:extra).  It
@@ -43,13 +44,14 @@
 # * E2E_DOVECOT_DEBUG=1: auth_debug, mail_debug in $DOVECOT_LOG.
 
 E2E_DC_PID=                    # the subreaper (e2e_bg) running dovecot -F
-E2E_DC_PKGS="dovecot-core dovecot-imapd dovecot-lmtpd"
+E2E_DC_PKGS="dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d"
 
 # e2e_dovecot_need: install the Dovecot packages if missing (lib.sh's
 # e2e_need: policy-rc.d exits 101, so no system service is started).
 e2e_dovecot_need() {
     [ -x /usr/sbin/dovecot ] && [ -x /usr/bin/doveadm ] &&
-        [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/lmtp ] && return 0
+        [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/lmtp ] &&
+        [ -x /usr/lib/dovecot/pop3 ] && return 0
     # shellcheck disable=SC2086 # a list of packages
     e2e_need $E2E_DC_PKGS
 }
@@ -110,14 +112,14 @@ while True:
 sys.exit(rc)
 '
 
-_e2e_dc_conf() { # PORT: write $DOVECOT_CONF
+_e2e_dc_conf() { # PORT [POP3_PORT]: write $DOVECOT_CONF
     local dir=$E2E/dovecot
     cat >"$DOVECOT_CONF" <<EOF
 # Waypost e2e private Dovecot (t/e2e/dovecot.sh)
 base_dir = $dir
 state_dir = $dir/state
 log_path = $DOVECOT_LOG
-protocols = imap lmtp
+protocols = imap lmtp${2:+ pop3}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -175,6 +177,19 @@ service auth {
   }
 }
 EOF
+    if [ -n "${2:-}" ]; then
+        cat >>"$DOVECOT_CONF" <<EOF
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $2
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+    fi
     if [ -n "$E2E_DC_EXTRA" ]; then
         printf '\n# ---- %s\n' "$E2E_DC_EXTRA" >>"$DOVECOT_CONF"
         cat "$E2E_DC_EXTRA" >>"$DOVECOT_CONF" || return 1
@@ -194,7 +209,8 @@ _e2e_dc_owns_port() {
 
 # e2e_dovecot USERS_FILE [EXTRA_CONF_FILE]: start the private Dovecot (once
 # per test).  Exports IMAP_PORT LMTP_SOCKET USERDB_SOCKET DOVECOT_CONF
-# DOVECOT_LOG DOVECOT_MAIL.  Non-zero (log shown) if it does not come up.
+# DOVECOT_LOG DOVECOT_MAIL, and POP3_PORT (empty unless E2E_DOVECOT_POP3=1).
+# Non-zero (log shown) if it does not come up.
 e2e_dovecot() {
     local dir=$E2E/dovecot try i err
     if [ -z "$E2E" ]; then echo "# e2e_dovecot: call e2e_init first" >&2; return 1; fi
@@ -222,8 +238,9 @@ e2e_dovecot() {
     # A free port can be taken by another run before Dovecot binds it: retry.
     for try in 1 2 3; do
         e2e_free_port IMAP_PORT || return 1
-        export IMAP_PORT
-        _e2e_dc_conf "$IMAP_PORT" || return 1
+        export IMAP_PORT POP3_PORT=
+        [ "${E2E_DOVECOT_POP3:-0}" = 1 ] && { e2e_free_port POP3_PORT || return 1; }
+        _e2e_dc_conf "$IMAP_PORT" "$POP3_PORT" || return 1
         err=$(doveconf -c "$DOVECOT_CONF" -n 2>&1 >/dev/null)
         if [ -n "$err" ]; then
             echo "# e2e_dovecot: bad configuration: $err" >&2; return 1
@@ -244,7 +261,8 @@ e2e_dovecot() {
         # may have taken it meanwhile).
         for ((i = 0; i < 200; i++)); do
             _e2e_alive "$E2E_DC_PID" || break
-            _e2e_dc_owns_port "$IMAP_PORT" && [ -S "$LMTP_SOCKET" ] && return 0
+            _e2e_dc_owns_port "$IMAP_PORT" && [ -S "$LMTP_SOCKET" ] &&
+                { [ -z "$POP3_PORT" ] || _e2e_dc_owns_port "$POP3_PORT"; } && return 0
             sleep 0.025
         done
         _e2e_stop_tree "$E2E_DC_PID"
