@@ -72,9 +72,10 @@ static void human_duration(int s, char *out, size_t size)
         snprintf(out, size, "%d second%s", s, s == 1 ? "" : "s");
 }
 
-char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool *which, const char *why,
-                  bool expired, int expire_seconds)
+char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool *which, char *const *why,
+                  int expire_seconds)
 {
+    bool expired = why == NULL;
     struct text t = {NULL, 0, 0};
     char date[64], arrival[64], boundary[64], status[16], dur[64];
     wp_rfc5322_date(date, sizeof(date));
@@ -86,7 +87,6 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
         memset(rnd, 0, sizeof(rnd));
     snprintf(boundary, sizeof(boundary), "%s/%02x%02x%02x%02x%02x%02x", m->id, rnd[0], rnd[1], rnd[2], rnd[3],
              rnd[4], rnd[5]);
-    status_of(why, expired, status, sizeof(status));
     human_duration(expire_seconds, dur, sizeof(dur));
 
     addf(&t, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", hostname);
@@ -109,7 +109,10 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
                  "When it was collected, the customer's mail server refused it.\n\n");
     for (size_t i = 0; i < m->nrcpts; i++)
         if (which[i])
-            addf(&t, "<%s>: %s\n", m->rcpts[i], expired ? "not collected in time" : why);
+            addf(&t, "<%s>: %s\n", m->rcpts[i],
+                 expired  ? "not collected in time"
+                 : why[i] ? why[i]
+                          : "refused");
     addf(&t, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n",
          boundary);
     addf(&t, "Reporting-MTA: dns; %s\nX-Waypost-Queue-ID: %s/%s\nArrival-Date: %s\n", hostname, m->queue,
@@ -117,11 +120,13 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!which[i])
             continue;
+        const char *reason = expired ? NULL : why[i] ? why[i] : "550 refused";
+        status_of(reason, expired, status, sizeof(status));
         addf(&t, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", m->rcpts[i], status);
         if (expired)
             addf(&t, "Diagnostic-Code: X-Waypost; not collected by ATRN within %s\n", dur);
         else
-            addf(&t, "Remote-MTA: dns; %s\nDiagnostic-Code: smtp; %s\n", m->queue, why);
+            addf(&t, "Remote-MTA: dns; %s\nDiagnostic-Code: smtp; %s\n", m->queue, reason);
     }
     addf(&t,
          "\n--%s\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n",
@@ -148,8 +153,9 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
 }
 
 bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const struct wp_spool_msg *m,
-                   const bool *which, const char *why, bool expired, char *err, size_t errlen)
+                   const bool *which, char *const *why, char *err, size_t errlen)
 {
+    bool expired = why == NULL;
     if (!m->sender[0]) {
         for (size_t i = 0; i < m->nrcpts; i++)
             if (which[i])
@@ -159,7 +165,7 @@ bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const stru
     }
     struct wp_reply_message rm;
     memset(&rm, 0, sizeof(rm));
-    rm.text = wp_dsn_text(hostname, m, which, why, expired, s->odmr.expire);
+    rm.text = wp_dsn_text(hostname, m, which, why, s->odmr.expire);
     rm.rcpts = wp_calloc(1, sizeof(char *));
     rm.rcpts[0] = wp_strdup(m->sender);
     rm.nrcpts = 1;

@@ -15,14 +15,14 @@
 #include "snapshot.h"
 #include "spool.h"
 
-/* Return the recipients of m with which[i] set to m->sender.  why: the
- * customer's reply (refused), or NULL with expired set.  False (with err)
- * if the report could not be handed to the MTA: keep the message then. */
+/* Return the recipients of m with which[i] set to m->sender.  why[i]: the
+ * customer's reply for recipient i; why NULL: they expired.  False (with
+ * err) if the report could not be handed to the MTA: keep the message then. */
 bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const struct wp_spool_msg *m,
-                   const bool *which, const char *why, bool expired, char *err, size_t errlen);
+                   const bool *which, char *const *why, char *err, size_t errlen);
 
 /* The report's text (LF line ends), for tests; malloc'ed. */
-char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool *which, const char *why,
-                  bool expired, int expire_seconds);
+char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool *which, char *const *why,
+                  int expire_seconds);
 
 #endif

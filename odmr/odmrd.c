@@ -59,6 +59,7 @@
 #include "daemon.h"
 #include "dsn.h"
 #include "log.h"
+#include "rules.h"
 #include "snapshot.h"
 #include "spool.h"
 #include "util.h"
@@ -129,6 +130,8 @@ struct conn {
     int auth_failures;
     char challenge[300];
     struct event *timer;
+    struct event *closer; /* ST_CLOSING: frees the connection once its output is out */
+    uint64_t close_deadline;
     /* reversed delivery */
     char **queues; /* locked while we deliver */
     size_t nqueues, qi;
@@ -137,8 +140,10 @@ struct conn {
     bool pipelining;
     bool loaded;
     struct wp_spool_msg msg;
-    bool *accepted;  /* per recipient: RCPT got 2xx */
-    bool *refused;   /* per recipient: RCPT got 5xx */
+    bool *accepted; /* per recipient: RCPT got 2xx */
+    bool *refused;  /* per recipient: RCPT got 5xx */
+    char **why;     /* per recipient: the customer's refusal */
+    size_t nwhy;
     size_t reply_no; /* replies of this transaction read so far */
     bool mail_ok;
     bool data_ok;
@@ -281,12 +286,15 @@ static void txn_reset(struct conn *c)
 
 static void msg_done(struct conn *c)
 {
+    if (c->why)
+        wp_strv_free(c->why, c->nwhy);
     if (c->loaded)
         wp_spool_msg_free(&c->msg);
     c->loaded = false;
     free(c->accepted);
     free(c->refused);
     c->accepted = c->refused = NULL;
+    c->why = NULL;
 }
 
 static void conn_free(struct conn *c)
@@ -303,6 +311,8 @@ static void conn_free(struct conn *c)
         evbuffer_free(c->body);
     if (c->timer)
         event_free(c->timer);
+    if (c->closer)
+        event_free(c->closer);
     if (c->bev)
         bufferevent_free(c->bev);
     c->srv->connections--;
@@ -310,22 +320,42 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-static void on_drained(struct bufferevent *bev, void *arg)
+/* Bytes still to go out: with TLS on a STARTTLS filter, the encrypted
+ * bytes wait in the underlying socket's buffer. */
+static size_t pending_output(struct conn *c)
 {
-    (void)bev;
-    conn_free(arg);
+    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    struct bufferevent *under = bufferevent_get_underlying(c->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
 }
 
-/* Close once what was written has gone out. */
-static void conn_close(struct conn *c)
+static void on_closer(evutil_socket_t fd, short what, void *arg)
 {
-    c->state = ST_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (pending_output(c) == 0 || wp_now_ms() >= c->close_deadline) {
         conn_free(c);
         return;
     }
-    bufferevent_setcb(c->bev, NULL, on_drained, NULL, c);
+    struct timeval tv = {0, 20000};
+    evtimer_add(c->closer, &tv);
+}
+
+/* Close once what was written has gone out (at most odmr.timeout later).
+ * Never frees at once: callers may still look at c. */
+static void conn_close(struct conn *c)
+{
+    if (c->state == ST_CLOSING)
+        return;
+    c->state = ST_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    c->close_deadline = wp_now_ms() + (uint64_t)c->snap->odmr.timeout * 1000;
+    c->closer = evtimer_new(c->srv->base, on_closer, c);
+    struct timeval tv = {0, 0};
+    evtimer_add(c->closer, &tv);
 }
 
 /* A refused command; too many of them end the connection. */
@@ -598,14 +628,16 @@ static void auth_plain(struct conn *c, const char *b64)
         refuse(c, "501 5.5.2 Malformed PLAIN response");
         return;
     }
-    char *stored = stored_password(c, user);
+    char name[256];
+    wp_strlcpy(name, user, sizeof(name));
+    char *stored = stored_password(c, name);
     bool ok = stored && wp_auth_check_plain(stored, pw);
     if (stored) {
         OPENSSL_cleanse(stored, strlen(stored));
         free(stored);
     }
     OPENSSL_cleanse(buf, sizeof(buf));
-    auth_result(c, user, ok, "PLAIN");
+    auth_result(c, name, ok, "PLAIN");
 }
 
 static void auth_cram(struct conn *c, const char *b64)
@@ -938,7 +970,10 @@ static bool dsn_refused(struct conn *c, const char *why)
     if (!any)
         return true;
     char err[512];
-    if (wp_dsn_return(c->snap, c->srv->hostname, &c->msg, c->refused, why, false, err, sizeof(err)))
+    for (size_t i = 0; i < c->msg.nrcpts; i++)
+        if (c->refused[i] && !c->why[i])
+            c->why[i] = wp_strdup(why);
+    if (wp_dsn_return(c->snap, c->srv->hostname, &c->msg, c->refused, c->why, err, sizeof(err)))
         return true;
     wp_err("%s/%s: cannot return to <%s>: %s", c->msg.queue, c->msg.id, c->msg.sender, err);
     return false;
@@ -982,6 +1017,8 @@ static void txn_reply(struct conn *c, int code, const char *text)
         size_t i = k - 1;
         c->accepted[i] = code / 100 == 2;
         c->refused[i] = code / 100 == 5 && c->mail_ok;
+        if (c->refused[i])
+            c->why[i] = wp_strdup(text);
         if (!c->accepted[i])
             wp_notice("%s/%s: <%s> refused: %s", c->msg.queue, c->msg.id, c->msg.rcpts[i], text);
         if (!c->pipelining) {
@@ -1066,6 +1103,8 @@ static void turn_next(struct conn *c)
             c->loaded = true;
             c->accepted = wp_calloc(c->msg.nrcpts, sizeof(bool));
             c->refused = wp_calloc(c->msg.nrcpts, sizeof(bool));
+            c->why = wp_calloc(c->msg.nrcpts, sizeof(char *));
+            c->nwhy = c->msg.nrcpts;
             c->state = ST_TURN_TXN;
             send_transaction(c);
             return;
@@ -1197,9 +1236,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
     if (what & BEV_EVENT_TIMEOUT) {
         wp_notice("%s: timeout, closing", c->peer);
-        if (c->state < ST_TURN_GREET) {
+        if ((what & BEV_EVENT_READING) && c->state < ST_TURN_GREET) {
             reply(c, "421 4.4.2 %s Timeout, closing", c->srv->hostname);
-            bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+            conn_close(c); /* the write timeout still guards the reply */
+            return;
         }
     } else if (what & BEV_EVENT_ERROR) {
         unsigned long e = bufferevent_get_openssl_error(c->bev);
@@ -1312,7 +1352,7 @@ static void expire_scan(struct server *srv)
             bool *all = wp_calloc(m.nrcpts, sizeof(bool));
             for (size_t r = 0; r < m.nrcpts; r++)
                 all[r] = true;
-            if (wp_dsn_return(srv->snap, srv->hostname, &m, all, NULL, true, err, sizeof(err))) {
+            if (wp_dsn_return(srv->snap, srv->hostname, &m, all, NULL, err, sizeof(err))) {
                 for (size_t r = 0; r < m.nrcpts; r++)
                     wp_info("%s/%s: to=<%s>, status=expired, returned to <%s>", m.queue, m.id, m.rcpts[r],
                             m.sender);
