@@ -158,14 +158,42 @@ static void turn_next(struct conn *c);
 /* ------------------------------------------------------------ helpers */
 
 static void reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The reversed session under TLS sends each line in its own TLS record:
+ * fetchmail's ODMR client splices the connection one line per readable
+ * event on the socket, and lines that OpenSSL has already decrypted into
+ * its buffer never make the socket readable again, so a record of several
+ * lines stalls it.  A reference chain of the output buffer becomes one
+ * SSL_write, hence one record. */
+static bool line_records(const struct conn *c)
+{
+    return c->tls && c->state >= ST_TURN_GREET;
+}
+
+static void free_line(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
 static void reply(struct conn *c, const char *fmt, ...)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    char buf[WP_ODMR_LINE_MAX + 8];
     va_list ap;
     va_start(ap, fmt);
-    evbuffer_add_vprintf(out, fmt, ap);
+    int n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
     va_end(ap);
-    evbuffer_add(out, "\r\n", 2);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(buf) - 3)
+        n = (int)sizeof(buf) - 3;
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    if (line_records(c))
+        evbuffer_add_reference(out, wp_strndup(buf, (size_t)n), (size_t)n, free_line, NULL);
+    else
+        evbuffer_add(out, buf, (size_t)n);
 }
 
 /* Is the command word cmd at the start of line (then a space or the end)? */
@@ -947,17 +975,30 @@ static void send_body(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     const char *p = c->msg.body, *end = c->msg.body + c->msg.body_len;
+    bool records = line_records(c);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl + 1 : end;
-        if (*p == '.')
-            evbuffer_add(out, ".", 1);
-        evbuffer_add(out, p, (size_t)(stop - p));
+        size_t n = (size_t)(stop - p);
+        bool dot = *p == '.';
+        if (records) {
+            /* One record per line (see line_records); the text is copied
+             * because the message is freed when its final reply comes,
+             * which may be before a dropped connection's buffer is. */
+            char *line = wp_malloc(n + 1);
+            line[0] = '.';
+            memcpy(line + dot, p, n);
+            evbuffer_add_reference(out, line, n + dot, free_line, NULL);
+        } else {
+            if (dot)
+                evbuffer_add(out, ".", 1);
+            evbuffer_add(out, p, n);
+        }
         p = stop;
     }
     if (c->msg.body_len > 0 && end[-1] != '\n')
-        evbuffer_add(out, "\r\n", 2);
-    evbuffer_add(out, ".\r\n", 3);
+        reply(c, "%s", "");
+    reply(c, ".");
 }
 
 /* Return the recipients the customer refused for good to the sender.
@@ -1047,7 +1088,7 @@ static void txn_reply(struct conn *c, int code, const char *text)
         if (!any || !c->mail_ok) {
             /* Pipelined, nothing accepted, yet the server wants the text:
              * send an empty message it will refuse. */
-            evbuffer_add(bufferevent_get_output(c->bev), ".\r\n", 3);
+            reply(c, ".");
             c->data_ok = false;
         } else {
             send_body(c);
