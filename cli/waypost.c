@@ -307,6 +307,21 @@ static int cmd_postconf(const char *path, int argc, char **argv)
     printf("milter_default_action = tempfail\n");
     printf("defer_transports = %s\n", s->postfix.hold_transport);
     printf("fast_flush_domains = $relay_domains\n");
+    if (s->router->odmr_queues.count > 0) {
+        /* The transport map answers ODMR routes with postfix.odmr_transport;
+         * waypost-odmrd listens where it points (odmr.lmtp_listen). */
+        printf("# ATRN queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
+               s->postfix.odmr_transport, s->odmr.lmtp_text);
+        if (chroot && s->odmr.lmtp.family == WP_EP_UNIX &&
+            strncmp(s->postfix.odmr_transport, "lmtp:unix:/", 11) == 0) {
+            bool far = false;
+            postfix_socket_path(&s->postfix, s->odmr.lmtp.path, chroot, &far);
+            if (far)
+                printf("# warning: a chrooted lmtp client cannot reach %s: set postfix.odmr_transport to "
+                       "\"lmtp:unix:private/waypost-odmr\" (under %s)\n",
+                       s->odmr.lmtp.path, s->postfix.queue_directory);
+        }
+    }
     if (!want_master)
         goto done;
     printf("\n");

@@ -302,18 +302,27 @@ static char *conf_path(const config_setting_t *g, const char *name, const char *
 }
 
 /* The intake endpoint Postfix's transport answer points at: "lmtp:unix:PATH"
- * is unix:PATH, "lmtp:inet:HOST:PORT" is inet:HOST:PORT. */
-static const char *lmtp_default(const char *odmr_transport)
+ * is unix:PATH (a relative PATH is under Postfix's queue directory, as for
+ * Postfix), "lmtp:inet:HOST:PORT" is inet:HOST:PORT.  Malloc'ed. */
+static char *lmtp_default(const struct wp_postfix_conf *pf)
 {
-    return strncmp(odmr_transport, "lmtp:", 5) == 0 ? odmr_transport + 5 : odmr_transport;
+    const char *t = pf->odmr_transport;
+    if (strncmp(t, "lmtp:", 5) == 0)
+        t += 5;
+    if (strncmp(t, "unix:", 5) == 0 && t[5] && t[5] != '/')
+        return wp_asprintf("unix:%s/%s", pf->queue_directory, t + 5);
+    return wp_strdup(t);
 }
 
 static void load_odmr(const config_setting_t *g, const char *path, const char *basedir,
                       const struct wp_postfix_conf *pf, struct wp_odmr_conf *o, struct wp_errors *err)
 {
     const char *why;
-    const char *lmtp = wp_conf_string(g, "lmtp_listen", lmtp_default(pf->odmr_transport));
+    char *derived = lmtp_default(pf);
+    const char *lmtp = wp_conf_string(g, "lmtp_listen", derived);
     o->lmtp_text = wp_strdup(lmtp);
+    free(derived);
+    lmtp = o->lmtp_text;
     if (!wp_endpoint_parse(lmtp, &o->lmtp, &why))
         wp_error(err, path, setting_line(g, "lmtp_listen"),
                  "odmr.lmtp_listen '%s' (from postfix.odmr_transport unless set): %s", lmtp, why);
