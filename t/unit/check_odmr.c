@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "dsn.h"
 #include "snapshot.h"
 #include "spool.h"
 #include "unit.h"
@@ -352,6 +353,45 @@ START_TEST(odmr_config)
 }
 END_TEST
 
+START_TEST(dsn_text)
+{
+    struct wp_spool_msg m;
+    memset(&m, 0, sizeof(m));
+    wp_strlcpy(m.queue, "domain1.dom", sizeof(m.queue));
+    wp_strlcpy(m.id, "0000000001.00000.000000000000", sizeof(m.id));
+    m.arrival = 1000;
+    m.sender = "s@sender.test";
+    char *rcpts[] = {"a@domain1.dom", "b@domain2.dom"};
+    m.rcpts = rcpts;
+    m.nrcpts = 2;
+    m.body = "Subject: hello\r\nFrom: s@sender.test\r\n\r\nsecret body\r\n";
+    m.body_len = strlen(m.body);
+    bool which[] = {false, true};
+    char *t = wp_dsn_text("odmr.test", &m, which, NULL, 5 * 86400);
+    ck_assert_ptr_nonnull(strstr(t, "To: <s@sender.test>\n"));
+    ck_assert_ptr_nonnull(strstr(t, "Auto-Submitted: auto-replied\n"));
+    ck_assert_ptr_nonnull(strstr(t, "report-type=delivery-status"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "Final-Recipient: rfc822; b@domain2.dom\nAction: failed\nStatus: 4.4.7\n"));
+    ck_assert_ptr_nonnull(strstr(t, "within 5 days"));
+    ck_assert_ptr_null(strstr(t, "a@domain1.dom"));
+    ck_assert_ptr_nonnull(strstr(t, "Subject: hello\nFrom: s@sender.test\n"));
+    ck_assert_ptr_null(strstr(t, "secret body")); /* headers only */
+    ck_assert_ptr_null(strstr(t, "\r"));
+    free(t);
+    /* Refused by the customer: the reply's enhanced code, made permanent. */
+    char *why[] = {"550 5.1.1 <a@domain1.dom> unknown", "554 no such user"};
+    bool both[] = {true, true};
+    t = wp_dsn_text("odmr.test", &m, both, why, 3600);
+    ck_assert_ptr_nonnull(
+        strstr(t, "Final-Recipient: rfc822; a@domain1.dom\nAction: failed\nStatus: 5.1.1\n"));
+    ck_assert_ptr_nonnull(strstr(t, "Diagnostic-Code: smtp; 550 5.1.1 <a@domain1.dom> unknown"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "Final-Recipient: rfc822; b@domain2.dom\nAction: failed\nStatus: 5.0.0\n"));
+    free(t);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("odmr");
@@ -364,6 +404,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cram_md5);
     tcase_add_test(tc, sasl);
     tcase_add_test(tc, odmr_config);
+    tcase_add_test(tc, dsn_text);
     suite_add_tcase(s, tc);
     return s;
 }
