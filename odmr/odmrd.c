@@ -70,6 +70,7 @@
 
 #define LMTP_RCPTS_MAX 1000
 #define OUTPUT_MAX (1024 * 1024) /* unread replies before we give up on a peer */
+#define SYNC_EVERY 64            /* removals in a reversed session between directory fsyncs */
 
 struct server {
     struct event_base *base;
@@ -148,12 +149,14 @@ struct conn {
     bool mail_ok;
     bool data_ok;
     unsigned delivered;
+    unsigned unsynced; /* removals from the current queue not yet fsync'ed */
 };
 
 static void conn_free(struct conn *c);
 static void conn_close(struct conn *c);
 static void process(struct conn *c);
 static void turn_next(struct conn *c);
+static void queue_sync(struct conn *c);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -331,6 +334,7 @@ static void conn_free(struct conn *c)
         wp_info("%s: reversed session ended after %u message%s", c->peer, c->delivered,
                 c->delivered == 1 ? "" : "s");
     msg_done(c);
+    queue_sync(c);
     queues_release(c);
     if (c->ids)
         wp_spool_names_free(c->ids, c->nids);
@@ -948,7 +952,7 @@ static int get_reply(struct conn *c, int *code, char *text, size_t size)
         if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
             line[2] < '0' || line[2] > '9' || (line[3] && line[3] != ' ' && line[3] != '-'))
             return -1;
-        if (c->state == ST_TURN_EHLO && line[3] == '-' && wp_strieq(line + 4, "PIPELINING"))
+        if (c->state == ST_TURN_EHLO && line[0] == '2' && line[3] && wp_strieq(line + 4, "PIPELINING"))
             c->pipelining = true;
         if (line[3] == '-')
             continue;
@@ -1020,12 +1024,24 @@ static bool dsn_refused(struct conn *c, const char *why)
     return false;
 }
 
+/* Make the removals from the queue being delivered durable. */
+static void queue_sync(struct conn *c)
+{
+    char err[512];
+    if (c->unsynced && c->qi > 0 &&
+        !wp_spool_sync(c->snap->odmr.spool, c->queues[c->qi - 1], err, sizeof(err)))
+        wp_err("spool: %s", err);
+    c->unsynced = 0;
+}
+
 /* Drop the recipients with done[i] from the spool file. */
 static void settle(struct conn *c, const bool *done)
 {
     char err[512];
-    if (!wp_spool_settle(c->snap->odmr.spool, &c->msg, done, err, sizeof(err)))
+    if (!wp_spool_settle(c->snap->odmr.spool, &c->msg, done, false, err, sizeof(err)))
         wp_err("spool: %s", err);
+    if (++c->unsynced >= SYNC_EVERY)
+        queue_sync(c);
 }
 
 /* No delivery this time; refused recipients go back to the sender. */
@@ -1153,6 +1169,7 @@ static void turn_next(struct conn *c)
         if (c->ids) {
             wp_spool_names_free(c->ids, c->nids);
             c->ids = NULL;
+            queue_sync(c); /* this queue is done */
         }
         if (c->qi >= c->nqueues)
             break;
@@ -1397,7 +1414,7 @@ static void expire_scan(struct server *srv)
                 for (size_t r = 0; r < m.nrcpts; r++)
                     wp_info("%s/%s: to=<%s>, status=expired, returned to <%s>", m.queue, m.id, m.rcpts[r],
                             m.sender);
-                if (!wp_spool_remove(o->spool, m.queue, m.id, err, sizeof(err)))
+                if (!wp_spool_remove(o->spool, m.queue, m.id, true, err, sizeof(err)))
                     wp_err("spool: %s", err);
             } else {
                 wp_err("%s/%s: cannot return the expired message to <%s>: %s", m.queue, m.id, m.sender, err);

@@ -330,7 +330,20 @@ bool wp_spool_load(const char *root, const char *queue, const char *id, bool wit
     return true;
 }
 
-bool wp_spool_remove(const char *root, const char *queue, const char *id, char *err, size_t errlen)
+bool wp_spool_sync(const char *root, const char *queue, char *err, size_t errlen)
+{
+    if (!wp_spool_queue_name_valid(queue)) {
+        snprintf(err, errlen, "bad queue name");
+        return false;
+    }
+    char *dir = wp_asprintf("%s/%s", root, queue);
+    bool ok = fsync_dir(dir, err, errlen);
+    free(dir);
+    return ok;
+}
+
+bool wp_spool_remove(const char *root, const char *queue, const char *id, bool sync_dir, char *err,
+                     size_t errlen)
 {
     if (!wp_spool_queue_name_valid(queue) || !id_valid(id)) {
         snprintf(err, errlen, "bad queue or message name");
@@ -343,14 +356,15 @@ bool wp_spool_remove(const char *root, const char *queue, const char *id, char *
         snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
         ok = false;
     }
-    if (ok)
+    if (ok && sync_dir)
         ok = fsync_dir(dir, err, errlen);
     free(path);
     free(dir);
     return ok;
 }
 
-bool wp_spool_settle(const char *root, struct wp_spool_msg *m, const bool *done, char *err, size_t errlen)
+bool wp_spool_settle(const char *root, struct wp_spool_msg *m, const bool *done, bool sync_dir, char *err,
+                     size_t errlen)
 {
     size_t keep = 0;
     for (size_t i = 0; i < m->nrcpts; i++)
@@ -359,7 +373,7 @@ bool wp_spool_settle(const char *root, struct wp_spool_msg *m, const bool *done,
     if (keep == m->nrcpts)
         return true;
     if (keep == 0) {
-        if (!wp_spool_remove(root, m->queue, m->id, err, errlen))
+        if (!wp_spool_remove(root, m->queue, m->id, sync_dir, err, errlen))
             return false;
         for (size_t i = 0; i < m->nrcpts; i++)
             free(m->rcpts[i]);

@@ -62,11 +62,21 @@ bool wp_spool_load(const char *root, const char *queue, const char *id, bool wit
 void wp_spool_msg_free(struct wp_spool_msg *m);
 
 /* The recipients with done[i] set were delivered: drop them, and the whole
- * file once none remains.  m is updated to what is left. */
-bool wp_spool_settle(const char *root, struct wp_spool_msg *m, const bool *done, char *err, size_t errlen);
+ * file once none remains.  m is updated to what is left.  A removal is
+ * made durable at once only with sync_dir; without it the caller calls
+ * wp_spool_sync() later (a removal the disk forgets in a system crash
+ * means a duplicate, never a loss, and one directory fsync for many
+ * removals is what makes a long ATRN session fast).  A rewrite is always
+ * durable. */
+bool wp_spool_settle(const char *root, struct wp_spool_msg *m, const bool *done, bool sync_dir, char *err,
+                     size_t errlen);
 
-/* Remove a message. */
-bool wp_spool_remove(const char *root, const char *queue, const char *id, char *err, size_t errlen);
+/* Remove a message (sync_dir as above). */
+bool wp_spool_remove(const char *root, const char *queue, const char *id, bool sync_dir, char *err,
+                     size_t errlen);
+
+/* fsync a queue's directory: removals before it are durable. */
+bool wp_spool_sync(const char *root, const char *queue, char *err, size_t errlen);
 
 /* Message ids of a queue, oldest first (NULL-terminated, free with
  * wp_spool_names_free); queue names of the spool, sorted. */

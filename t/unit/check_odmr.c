@@ -98,7 +98,7 @@ START_TEST(spool_roundtrip)
 
     /* Two of three delivered: the file keeps the third, body intact. */
     bool done[] = {true, false, true};
-    ck_assert(wp_spool_settle(root, &m, done, err, sizeof(err)));
+    ck_assert(wp_spool_settle(root, &m, done, true, err, sizeof(err)));
     ck_assert_uint_eq(m.nrcpts, 1);
     wp_spool_msg_free(&m);
     ck_assert(wp_spool_load(root, "domain1.dom", id, true, &m, err, sizeof(err)));
@@ -113,14 +113,15 @@ START_TEST(spool_roundtrip)
     wp_spool_msg_free(&e);
     /* The last one delivered: the file is gone. */
     bool all[] = {true};
-    ck_assert(wp_spool_settle(root, &m, all, err, sizeof(err)));
+    ck_assert(wp_spool_settle(root, &m, all, false, err, sizeof(err)));
+    ck_assert(wp_spool_sync(root, "domain1.dom", err, sizeof(err)));
     wp_spool_msg_free(&m);
     ck_assert(!wp_spool_load(root, "domain1.dom", id, false, &m, err, sizeof(err)));
     ids = wp_spool_list(root, "domain1.dom", &n);
     ck_assert_uint_eq(n, 1);
     wp_spool_names_free(ids, n);
 
-    ck_assert(wp_spool_remove(root, "domain1.dom", id2, err, sizeof(err)));
+    ck_assert(wp_spool_remove(root, "domain1.dom", id2, true, err, sizeof(err)));
     char *dir = wp_asprintf("%s/domain1.dom", root);
     ck_assert_uint_eq(count_files(dir), 0);
     free(dir);
