@@ -103,6 +103,19 @@ enum state {
     ST_CLOSING,
 };
 
+/* One message of the reversed session. */
+struct txn {
+    bool active;
+    struct wp_spool_msg msg;
+    bool *accepted; /* per recipient: RCPT got 2xx */
+    bool *refused;  /* per recipient: RCPT got 5xx */
+    char **why;     /* per recipient: the customer's refusal */
+    size_t nwhy;
+    size_t reply_no; /* replies of this transaction read so far */
+    bool mail_ok;
+    bool data_ok; /* the text was sent (not just a lone dot) */
+};
+
 struct lmtp_rcpt {
     char *addr;
     char queue[WP_DOMAIN_MAX + 1];
@@ -139,15 +152,8 @@ struct conn {
     char **ids;
     size_t nids, ii;
     bool pipelining;
-    bool loaded;
-    struct wp_spool_msg msg;
-    bool *accepted; /* per recipient: RCPT got 2xx */
-    bool *refused;  /* per recipient: RCPT got 5xx */
-    char **why;     /* per recipient: the customer's refusal */
-    size_t nwhy;
-    size_t reply_no; /* replies of this transaction read so far */
-    bool mail_ok;
-    bool data_ok;
+    struct txn cur;  /* the message whose MAIL, RCPT and DATA replies are due */
+    struct txn prev; /* sent in full, its final reply due (before cur's replies) */
     unsigned delivered;
     unsigned unsynced; /* removals from the current queue not yet fsync'ed */
 };
@@ -315,17 +321,15 @@ static void txn_reset(struct conn *c)
         evbuffer_drain(c->body, evbuffer_get_length(c->body));
 }
 
-static void msg_done(struct conn *c)
+static void txn_free(struct txn *t)
 {
-    if (c->why)
-        wp_strv_free(c->why, c->nwhy);
-    if (c->loaded)
-        wp_spool_msg_free(&c->msg);
-    c->loaded = false;
-    free(c->accepted);
-    free(c->refused);
-    c->accepted = c->refused = NULL;
-    c->why = NULL;
+    if (!t->active)
+        return;
+    wp_strv_free(t->why, t->nwhy);
+    wp_spool_msg_free(&t->msg);
+    free(t->accepted);
+    free(t->refused);
+    memset(t, 0, sizeof(*t));
 }
 
 static void conn_free(struct conn *c)
@@ -333,7 +337,8 @@ static void conn_free(struct conn *c)
     if (c->side == SIDE_CUSTOMER && c->nqueues)
         wp_info("%s: reversed session ended after %u message%s", c->peer, c->delivered,
                 c->delivered == 1 ? "" : "s");
-    msg_done(c);
+    txn_free(&c->cur);
+    txn_free(&c->prev);
     queue_sync(c);
     queues_release(c);
     if (c->ids)
@@ -962,23 +967,23 @@ static int get_reply(struct conn *c, int *code, char *text, size_t size)
     }
 }
 
-static void send_transaction(struct conn *c)
+static void send_transaction(struct conn *c, struct txn *t)
 {
-    reply(c, "MAIL FROM:<%s>", c->msg.sender);
-    c->reply_no = 0;
-    c->mail_ok = c->data_ok = false;
+    reply(c, "MAIL FROM:<%s>", t->msg.sender);
+    t->reply_no = 0;
+    t->mail_ok = t->data_ok = false;
     if (!c->pipelining)
         return;
-    for (size_t i = 0; i < c->msg.nrcpts; i++)
-        reply(c, "RCPT TO:<%s>", c->msg.rcpts[i]);
+    for (size_t i = 0; i < t->msg.nrcpts; i++)
+        reply(c, "RCPT TO:<%s>", t->msg.rcpts[i]);
     reply(c, "DATA");
 }
 
 /* The message text, dot-stuffed, and the final dot. */
-static void send_body(struct conn *c)
+static void send_body(struct conn *c, const struct txn *t)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    const char *p = c->msg.body, *end = c->msg.body + c->msg.body_len;
+    const char *p = t->msg.body, *end = t->msg.body + t->msg.body_len;
     bool records = line_records(c);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -986,9 +991,8 @@ static void send_body(struct conn *c)
         size_t n = (size_t)(stop - p);
         bool dot = *p == '.';
         if (records) {
-            /* One record per line (see line_records); the text is copied
-             * because the message is freed when its final reply comes,
-             * which may be before a dropped connection's buffer is. */
+            /* One record per line (see line_records); copied, because the
+             * message may be freed before a dropped connection's buffer. */
             char *line = wp_malloc(n + 1);
             line[0] = '.';
             memcpy(line + dot, p, n);
@@ -1000,27 +1004,27 @@ static void send_body(struct conn *c)
         }
         p = stop;
     }
-    if (c->msg.body_len > 0 && end[-1] != '\n')
+    if (t->msg.body_len > 0 && end[-1] != '\n')
         reply(c, "%s", "");
     reply(c, ".");
 }
 
 /* Return the recipients the customer refused for good to the sender.
  * True when there were none or the report went out. */
-static bool dsn_refused(struct conn *c, const char *why)
+static bool dsn_refused(struct conn *c, struct txn *t, const char *why)
 {
     bool any = false;
-    for (size_t i = 0; i < c->msg.nrcpts; i++)
-        any = any || c->refused[i];
+    for (size_t i = 0; i < t->msg.nrcpts; i++)
+        any = any || t->refused[i];
     if (!any)
         return true;
+    for (size_t i = 0; i < t->msg.nrcpts; i++)
+        if (t->refused[i] && !t->why[i])
+            t->why[i] = wp_strdup(why);
     char err[512];
-    for (size_t i = 0; i < c->msg.nrcpts; i++)
-        if (c->refused[i] && !c->why[i])
-            c->why[i] = wp_strdup(why);
-    if (wp_dsn_return(c->snap, c->srv->hostname, &c->msg, c->refused, c->why, err, sizeof(err)))
+    if (wp_dsn_return(c->snap, c->srv->hostname, &t->msg, t->refused, t->why, err, sizeof(err)))
         return true;
-    wp_err("%s/%s: cannot return to <%s>: %s", c->msg.queue, c->msg.id, c->msg.sender, err);
+    wp_err("%s/%s: cannot return to <%s>: %s", t->msg.queue, t->msg.id, t->msg.sender, err);
     return false;
 }
 
@@ -1034,60 +1038,108 @@ static void queue_sync(struct conn *c)
     c->unsynced = 0;
 }
 
-/* Drop the recipients with done[i] from the spool file. */
-static void settle(struct conn *c, const bool *done)
+/* Drop the recipients with done[i] from the spool file.  Removals from the
+ * queue being delivered are fsync'ed in batches (queue_sync). */
+static void settle(struct conn *c, struct txn *t, const bool *done)
 {
     char err[512];
-    if (!wp_spool_settle(c->snap->odmr.spool, &c->msg, done, false, err, sizeof(err)))
+    bool current = c->qi > 0 && strcmp(t->msg.queue, c->queues[c->qi - 1]) == 0;
+    if (!wp_spool_settle(c->snap->odmr.spool, &t->msg, done, !current, err, sizeof(err)))
         wp_err("spool: %s", err);
-    if (++c->unsynced >= SYNC_EVERY)
+    if (current && ++c->unsynced >= SYNC_EVERY)
         queue_sync(c);
 }
 
 /* No delivery this time; refused recipients go back to the sender. */
-static void bounce_refused(struct conn *c, const char *why)
+static void bounce_refused(struct conn *c, struct txn *t, const char *why)
 {
-    if (dsn_refused(c, why))
-        settle(c, c->refused);
+    if (dsn_refused(c, t, why))
+        settle(c, t, t->refused);
 }
 
-/* A reply within a transaction (MAIL, RCPT..., DATA). */
+/* Load the next message of the released queues into cur and send its
+ * transaction.  False when there is none left. */
+static bool start_next(struct conn *c)
+{
+    char err[512];
+    for (;;) {
+        if (c->ids && c->ii < c->nids) {
+            const char *id = c->ids[c->ii++];
+            struct txn *t = &c->cur;
+            if (!wp_spool_load(c->snap->odmr.spool, c->queues[c->qi - 1], id, true, &t->msg, err,
+                               sizeof(err))) {
+                wp_warn("%s", err);
+                continue;
+            }
+            t->active = true;
+            t->accepted = wp_calloc(t->msg.nrcpts, sizeof(bool));
+            t->refused = wp_calloc(t->msg.nrcpts, sizeof(bool));
+            t->why = wp_calloc(t->msg.nrcpts, sizeof(char *));
+            t->nwhy = t->msg.nrcpts;
+            send_transaction(c, t);
+            return true;
+        }
+        if (c->ids) {
+            wp_spool_names_free(c->ids, c->nids);
+            c->ids = NULL;
+            queue_sync(c); /* this queue is done */
+        }
+        if (c->qi >= c->nqueues)
+            return false;
+        c->ids = wp_spool_list(c->snap->odmr.spool, c->queues[c->qi++], &c->nids);
+        c->ii = 0;
+    }
+}
+
+/* What comes after a message: the next one, or QUIT. */
+static void turn_next(struct conn *c)
+{
+    if (start_next(c)) {
+        c->state = ST_TURN_TXN;
+        return;
+    }
+    c->state = ST_TURN_QUIT;
+    reply(c, "QUIT");
+}
+
+/* A reply within the transaction of cur (MAIL, RCPT..., DATA). */
 static void txn_reply(struct conn *c, int code, const char *text)
 {
-    size_t n = c->msg.nrcpts;
-    size_t k = c->reply_no++;
+    struct txn *t = &c->cur;
+    size_t n = t->msg.nrcpts;
+    size_t k = t->reply_no++;
     if (k == 0) {
-        c->mail_ok = code / 100 == 2;
-        if (!c->mail_ok)
-            wp_notice("%s/%s: customer refused MAIL: %s", c->msg.queue, c->msg.id, text);
+        t->mail_ok = code / 100 == 2;
+        if (!t->mail_ok)
+            wp_notice("%s/%s: customer refused MAIL: %s", t->msg.queue, t->msg.id, text);
         if (!c->pipelining) {
-            if (!c->mail_ok) {
+            if (!t->mail_ok) {
                 c->state = ST_TURN_RSET;
                 reply(c, "RSET");
             } else {
-                reply(c, "RCPT TO:<%s>", c->msg.rcpts[0]);
+                reply(c, "RCPT TO:<%s>", t->msg.rcpts[0]);
             }
         }
         return;
     }
     if (k <= n) {
         size_t i = k - 1;
-        c->accepted[i] = code / 100 == 2;
-        c->refused[i] = code / 100 == 5 && c->mail_ok;
-        if (c->refused[i])
-            c->why[i] = wp_strdup(text);
-        if (!c->accepted[i])
-            wp_notice("%s/%s: <%s> refused: %s", c->msg.queue, c->msg.id, c->msg.rcpts[i], text);
+        t->accepted[i] = code / 100 == 2;
+        t->refused[i] = code / 100 == 5 && t->mail_ok;
+        if (t->refused[i])
+            t->why[i] = wp_strdup(text);
+        if (!t->accepted[i])
+            wp_notice("%s/%s: <%s> refused: %s", t->msg.queue, t->msg.id, t->msg.rcpts[i], text);
         if (!c->pipelining) {
             if (i + 1 < n) {
-                reply(c, "RCPT TO:<%s>", c->msg.rcpts[i + 1]);
+                reply(c, "RCPT TO:<%s>", t->msg.rcpts[i + 1]);
                 return;
             }
             bool any = false;
             for (size_t r = 0; r < n; r++)
-                any = any || c->accepted[r];
+                any = any || t->accepted[r];
             if (!any) {
-                bounce_refused(c, text);
+                bounce_refused(c, t, text);
                 c->state = ST_TURN_RSET;
                 reply(c, "RSET");
             } else {
@@ -1099,85 +1151,56 @@ static void txn_reply(struct conn *c, int code, const char *text)
     /* The DATA reply. */
     bool any = false;
     for (size_t r = 0; r < n; r++)
-        any = any || c->accepted[r];
+        any = any || t->accepted[r];
     if (code == 354) {
-        if (!any || !c->mail_ok) {
+        if (!any || !t->mail_ok) {
             /* Pipelined, nothing accepted, yet the server wants the text:
              * send an empty message it will refuse. */
             reply(c, ".");
-            c->data_ok = false;
+            t->data_ok = false;
         } else {
-            send_body(c);
-            c->data_ok = true;
+            send_body(c, t);
+            t->data_ok = true;
         }
-        c->state = ST_TURN_DOT;
+        /* Its final reply comes next; with PIPELINING the next message's
+         * MAIL, RCPT and DATA go out now (RFC 2920), saving a round trip. */
+        c->prev = *t;
+        memset(t, 0, sizeof(*t));
+        if (!c->pipelining || !start_next(c))
+            c->state = ST_TURN_DOT;
         return;
     }
-    if (c->mail_ok && any)
-        wp_notice("%s/%s: customer refused DATA: %s", c->msg.queue, c->msg.id, text);
-    bounce_refused(c, text);
+    if (t->mail_ok && any)
+        wp_notice("%s/%s: customer refused DATA: %s", t->msg.queue, t->msg.id, text);
+    bounce_refused(c, t, text);
     c->state = ST_TURN_RSET;
     reply(c, "RSET");
 }
 
+/* The final reply for prev. */
 static void dot_reply(struct conn *c, int code, const char *text)
 {
-    if (c->data_ok && code / 100 == 2) {
-        for (size_t i = 0; i < c->msg.nrcpts; i++)
-            if (c->accepted[i])
-                wp_info("%s/%s: to=<%s>, status=sent by ATRN (%s)", c->msg.queue, c->msg.id, c->msg.rcpts[i],
+    struct txn *t = &c->prev;
+    if (t->data_ok && code / 100 == 2) {
+        for (size_t i = 0; i < t->msg.nrcpts; i++)
+            if (t->accepted[i])
+                wp_info("%s/%s: to=<%s>, status=sent by ATRN (%s)", t->msg.queue, t->msg.id, t->msg.rcpts[i],
                         text);
         /* Accepted recipients, and refused ones once reported, leave together. */
-        bool reported = dsn_refused(c, text);
-        for (size_t i = 0; i < c->msg.nrcpts; i++)
-            c->accepted[i] = c->accepted[i] || (reported && c->refused[i]);
-        settle(c, c->accepted);
+        bool reported = dsn_refused(c, t, text);
+        for (size_t i = 0; i < t->msg.nrcpts; i++)
+            t->accepted[i] = t->accepted[i] || (reported && t->refused[i]);
+        settle(c, t, t->accepted);
         c->delivered++;
-    } else if (c->data_ok) {
-        wp_notice("%s/%s: customer refused the message: %s", c->msg.queue, c->msg.id, text);
+    } else if (t->data_ok) {
+        wp_notice("%s/%s: customer refused the message: %s", t->msg.queue, t->msg.id, text);
         if (code / 100 == 5) {
-            for (size_t i = 0; i < c->msg.nrcpts; i++)
-                c->refused[i] = c->refused[i] || c->accepted[i];
-            bounce_refused(c, text);
+            for (size_t i = 0; i < t->msg.nrcpts; i++)
+                t->refused[i] = t->refused[i] || t->accepted[i];
+            bounce_refused(c, t, text);
         }
     }
-    msg_done(c);
-    turn_next(c);
-}
-
-/* Load the next message and start its transaction, or say QUIT. */
-static void turn_next(struct conn *c)
-{
-    char err[512];
-    for (;;) {
-        if (c->ids && c->ii < c->nids) {
-            const char *id = c->ids[c->ii++];
-            if (!wp_spool_load(c->snap->odmr.spool, c->queues[c->qi - 1], id, true, &c->msg, err,
-                               sizeof(err))) {
-                wp_warn("%s", err);
-                continue;
-            }
-            c->loaded = true;
-            c->accepted = wp_calloc(c->msg.nrcpts, sizeof(bool));
-            c->refused = wp_calloc(c->msg.nrcpts, sizeof(bool));
-            c->why = wp_calloc(c->msg.nrcpts, sizeof(char *));
-            c->nwhy = c->msg.nrcpts;
-            c->state = ST_TURN_TXN;
-            send_transaction(c);
-            return;
-        }
-        if (c->ids) {
-            wp_spool_names_free(c->ids, c->nids);
-            c->ids = NULL;
-            queue_sync(c); /* this queue is done */
-        }
-        if (c->qi >= c->nqueues)
-            break;
-        c->ids = wp_spool_list(c->snap->odmr.spool, c->queues[c->qi++], &c->nids);
-        c->ii = 0;
-    }
-    c->state = ST_TURN_QUIT;
-    reply(c, "QUIT");
+    txn_free(t);
 }
 
 static bool turn_input(struct conn *c)
@@ -1191,6 +1214,13 @@ static bool turn_input(struct conn *c)
         wp_notice("%s: malformed reply in the reversed session, closing", c->peer);
         conn_close(c);
         return false;
+    }
+    if (c->prev.active) {
+        /* Replies come in order: prev's final reply before cur's. */
+        dot_reply(c, code, text);
+        if (!c->cur.active)
+            turn_next(c);
+        return c->state != ST_CLOSING;
     }
     switch (c->state) {
     case ST_TURN_GREET:
@@ -1221,9 +1251,8 @@ static bool turn_input(struct conn *c)
         turn_next(c);
         break;
     case ST_TURN_TXN: txn_reply(c, code, text); break;
-    case ST_TURN_DOT: dot_reply(c, code, text); break;
     case ST_TURN_RSET:
-        msg_done(c);
+        txn_free(&c->cur);
         turn_next(c);
         break;
     case ST_TURN_QUIT: conn_close(c); return false;
