@@ -83,6 +83,7 @@ struct server {
     char **busy; /* queues an ATRN session is delivering */
     size_t nbusy;
     struct event *expire_ev;
+    struct conn *conns; /* every open connection, freed at shutdown */
 };
 
 enum side { SIDE_LMTP, SIDE_CUSTOMER };
@@ -123,6 +124,7 @@ struct lmtp_rcpt {
 
 struct conn {
     struct server *srv;
+    struct conn *next, *prev_conn; /* in srv->conns */
     struct wp_snapshot *snap;
     struct bufferevent *bev;
     enum side side;
@@ -353,6 +355,12 @@ static void conn_free(struct conn *c)
     if (c->bev)
         bufferevent_free(c->bev);
     c->srv->connections--;
+    if (c->prev_conn)
+        c->prev_conn->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev_conn = c->prev_conn;
     wp_snapshot_unref(c->snap);
     free(c);
 }
@@ -1362,6 +1370,10 @@ static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr 
     c->side = side;
     c->state = ST_CMD;
     srv->connections++;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev_conn = c;
+    srv->conns = c;
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
         char host[64];
         evutil_inet_ntop(sa->sa_family,
@@ -1628,7 +1640,8 @@ int main(int argc, char **argv)
         event_free(sigs[i]);
     if (srv.expire_ev)
         event_free(srv.expire_ev);
-    /* Connections still open are dropped with the base. */
+    while (srv.conns) /* still open: dropped (their queues stay as they are) */
+        conn_free(srv.conns);
     event_base_free(srv.base);
     for (size_t i = 0; i < srv.nbusy; i++)
         free(srv.busy[i]);
