@@ -31,6 +31,7 @@
 #include "rules.h"
 #include "log.h"
 #include "snapshot.h"
+#include "spool.h"
 #include "util.h"
 
 #ifndef WP_SYSCONFDIR
@@ -45,6 +46,7 @@ static void usage(FILE *out)
           "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
           "       waypost [-c FILE] dovecot [--acl]\n"
+          "       waypost [-c FILE] odmr list\n"
           "       waypost --version\n"
           "default FILE: " DEFAULT_CONFIG "\n",
           out);
@@ -333,6 +335,21 @@ static int cmd_postconf(const char *path, int argc, char **argv)
         if (held->slots[i].key && !wp_router_routes_domain(s->router, held->slots[i].key))
             printf(", %s", held->slots[i].key);
     printf("\n");
+    if (s->router->odmr_queues.count > 0) {
+        /* The transport map answers ODMR routes with postfix.odmr_transport;
+         * waypost-odmrd listens where it points (odmr.lmtp_listen). */
+        printf("# ATRN queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
+               s->postfix.odmr_transport, s->odmr.lmtp_text);
+        if (chroot && s->odmr.lmtp.family == WP_EP_UNIX &&
+            strncmp(s->postfix.odmr_transport, "lmtp:unix:/", 11) == 0) {
+            bool far = false;
+            postfix_socket_path(&s->postfix, s->odmr.lmtp.path, chroot, &far);
+            if (far)
+                printf("# warning: a chrooted lmtp client cannot reach %s: set postfix.odmr_transport to "
+                       "\"lmtp:unix:private/waypost-odmr\" (under %s)\n",
+                       s->odmr.lmtp.path, s->postfix.queue_directory);
+        }
+    }
     if (!want_master)
         goto done;
     printf("\n");
@@ -343,6 +360,64 @@ master:
 done:
     wp_snapshot_unref(s);
     return missing ? 1 : 0;
+}
+
+/* One line per queue of the ODMR spool: messages, recipients, oldest age. */
+static int cmd_odmr_list(const char *path)
+{
+    struct wp_snapshot *s = load(path, true);
+    if (!s)
+        return 1;
+    const char *spool = s->odmr.spool;
+    struct stat st;
+    if (stat(spool, &st) < 0) {
+        printf("# %s: no spool yet (waypost-odmrd has not run)\n", spool);
+        wp_snapshot_unref(s);
+        return 0;
+    }
+    size_t nq;
+    char **queues = wp_spool_queues(spool, &nq);
+    time_t now = time(NULL);
+    printf("%-32s %8s %10s %12s  %s\n", "QUEUE", "MESSAGES", "RECIPIENTS", "OLDEST", "RELEASED BY");
+    for (size_t q = 0; q < nq; q++) {
+        size_t n, rcpts = 0;
+        char **ids = wp_spool_list(spool, queues[q], &n);
+        time_t oldest = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct wp_spool_msg m;
+            char err[512];
+            if (!wp_spool_load(spool, queues[q], ids[i], false, &m, err, sizeof(err))) {
+                fprintf(stderr, "waypost: %s\n", err);
+                continue;
+            }
+            rcpts += m.nrcpts;
+            if (!oldest || m.arrival < oldest)
+                oldest = m.arrival;
+            wp_spool_msg_free(&m);
+        }
+        char age[32] = "-";
+        if (oldest) {
+            long d = (long)(now - oldest);
+            if (d < 0)
+                d = 0;
+            if (d >= 86400)
+                snprintf(age, sizeof(age), "%ldd%02ldh", d / 86400, d % 86400 / 3600);
+            else
+                snprintf(age, sizeof(age), "%02ld:%02ld:%02ld", d / 3600, d % 3600 / 60, d % 60);
+        }
+        char owners[512] = "";
+        for (size_t a = 0; a < s->odmr.naccounts; a++)
+            for (size_t k = 0; k < s->odmr.accounts[a].nqueues; k++)
+                if (strcmp(s->odmr.accounts[a].queues[k], queues[q]) == 0) {
+                    size_t len = strlen(owners);
+                    snprintf(owners + len, sizeof(owners) - len, "%s%s", len ? "," : "", s->odmr.accounts[a].user);
+                }
+        printf("%-32s %8zu %10zu %12s  %s\n", queues[q], n, rcpts, age, owners[0] ? owners : "(nobody)");
+        wp_spool_names_free(ids, n);
+    }
+    wp_spool_names_free(queues, nq);
+    wp_snapshot_unref(s);
+    return 0;
 }
 
 static int cmd_rules(const char *path, int argc, char **argv)
@@ -538,6 +613,8 @@ int main(int argc, char **argv)
         return cmd_postconf(path, argc - i, argv + i);
     if (strcmp(argv[i], "dovecot") == 0)
         return cmd_dovecot(path, argc - i, argv + i);
+    if (strcmp(argv[i], "odmr") == 0 && i + 2 == argc && strcmp(argv[i + 1], "list") == 0)
+        return cmd_odmr_list(path);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);
     usage(stderr);
     return 2;

@@ -48,6 +48,20 @@
 #define WP_DEFAULT_MILTER_TIMEOUT 300        /* s */
 #define WP_POSTFIX_HEADER_SIZE_LIMIT 102400 /* Postfix's header_size_limit default: longer fields are cut */
 
+/* ---- waypost-odmrd ---- */
+#define WP_DEFAULT_ODMR_LISTEN "inet:*:366"      /* RFC 2645's port "odmr" */
+#define WP_DEFAULT_ODMR_SPOOL "/var/spool/waypost-odmr"
+#define WP_DEFAULT_ODMR_MAX_CONNECTIONS 256
+#define WP_DEFAULT_ODMR_TIMEOUT 300          /* s: a command, a reply, or a stalled transfer */
+#define WP_DEFAULT_ODMR_MAX_MESSAGE 52428800 /* bytes of one message (50 MiB) */
+#define WP_DEFAULT_ODMR_AUTH_DELAY 2         /* s before a failed AUTH is answered */
+#define WP_DEFAULT_ODMR_EXPIRE "5d"          /* Postfix's maximal_queue_lifetime */
+#define WP_DEFAULT_ODMR_DSN_VIA "sendmail:/usr/sbin/sendmail"
+#define WP_ODMR_LINE_MAX 4096                /* command line incl. CRLF (AUTH PLAIN needs room) */
+#define WP_ODMR_AUTH_FAILURES_MAX 3          /* failed AUTHs before the connection is closed */
+#define WP_ODMR_BAD_COMMANDS_MAX 10          /* refused commands before the connection is closed */
+#define WP_ODMR_PASSWD_FILE_MAX (16UL << 20) /* largest passwd-file we read */
+
 /* ---- Postfix side ---- */
 #define WP_DEFAULT_QUEUE_DIRECTORY "/var/spool/postfix"
 #define WP_DEFAULT_CONFIG_DIRECTORY "/etc/postfix"

@@ -12,6 +12,7 @@
 #include "snapshot.h"
 
 #include "dovecot.h"
+#include "spool.h"
 #include "util.h"
 
 static const struct wp_conf_schema domain_schema[] = {
@@ -99,6 +100,35 @@ static const struct wp_conf_schema milter_schema[] = {
     { NULL, 0, NULL, false },
 };
 
+static const struct wp_conf_schema odmr_account_schema[] = {
+    { "user", WP_CONF_STRING, NULL, true },
+    { "queues", WP_CONF_STRINGS, NULL, true },
+    { NULL, 0, NULL, false },
+};
+
+static const struct wp_conf_schema odmr_schema[] = {
+    { "listen", WP_CONF_STRINGS, NULL, false },
+    { "lmtp_listen", WP_CONF_STRING, NULL, false },
+    { "socket_mode", WP_CONF_STRING, NULL, false },
+    { "socket_owner", WP_CONF_STRING, NULL, false },
+    { "socket_group", WP_CONF_STRING, NULL, false },
+    { "user", WP_CONF_STRING, NULL, false },
+    { "pidfile", WP_CONF_STRING, NULL, false },
+    { "spool", WP_CONF_STRING, NULL, false },
+    { "passwd_file", WP_CONF_STRING, NULL, false },
+    { "tls_cert", WP_CONF_STRING, NULL, false },
+    { "tls_key", WP_CONF_STRING, NULL, false },
+    { "hostname", WP_CONF_STRING, NULL, false },
+    { "accounts", WP_CONF_GROUPS, odmr_account_schema, false },
+    { "max_connections", WP_CONF_INT, NULL, false },
+    { "timeout", WP_CONF_INT, NULL, false },
+    { "max_message_size", WP_CONF_INT, NULL, false },
+    { "auth_failure_delay", WP_CONF_INT, NULL, false },
+    { "expire", WP_CONF_SCALAR, NULL, false },
+    { "dsn_via", WP_CONF_STRING, NULL, false },
+    { NULL, 0, NULL, false },
+};
+
 static const struct wp_conf_schema rule_schema[] = {
     { "name", WP_CONF_STRING, NULL, true },
     { "priority", WP_CONF_SCALAR, NULL, false },
@@ -109,6 +139,7 @@ static const struct wp_conf_schema rule_schema[] = {
 
 static const struct wp_conf_schema top_schema[] = {
     { "milter", WP_CONF_GROUP, milter_schema, false },
+    { "odmr", WP_CONF_GROUP, odmr_schema, false },
     { "rules", WP_CONF_GROUPS, rule_schema, false },
     { "log", WP_CONF_GROUP, log_schema, false },
     { "policyd", WP_CONF_GROUP, policyd_schema, false },
@@ -252,6 +283,199 @@ static void load_postfix(const config_setting_t *g, struct wp_postfix_conf *p)
     p->chroot = wp_conf_bool(g, "chroot", false);
 }
 
+bool wp_duration_parse(const char *text, int *seconds)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || v < 0)
+        return false;
+    long unit = 1;
+    if (*end) {
+        switch (*end) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        default: return false;
+        }
+        if (end[1])
+            return false;
+    }
+    if (v > 100L * 365 * 86400 / unit)
+        return false;
+    *seconds = (int)(v * unit);
+    return true;
+}
+
+const struct wp_odmr_account *wp_odmr_account_find(const struct wp_snapshot *s, const char *user)
+{
+    for (size_t i = 0; i < s->odmr.naccounts; i++)
+        if (strcmp(s->odmr.accounts[i].user, user) == 0)
+            return &s->odmr.accounts[i];
+    return NULL;
+}
+
+/* An absolute path (relative ones start at the config file's directory), or "". */
+static char *conf_path(const config_setting_t *g, const char *name, const char *def, const char *basedir)
+{
+    const char *v = wp_conf_string(g, name, def);
+    return *v ? wp_path_relative_to(basedir, v) : wp_strdup("");
+}
+
+/* The intake endpoint Postfix's transport answer points at: "lmtp:unix:PATH"
+ * is unix:PATH (a relative PATH is under Postfix's queue directory, as for
+ * Postfix), "lmtp:inet:HOST:PORT" is inet:HOST:PORT.  Malloc'ed. */
+static char *lmtp_default(const struct wp_postfix_conf *pf)
+{
+    const char *t = pf->odmr_transport;
+    if (strncmp(t, "lmtp:", 5) == 0)
+        t += 5;
+    if (strncmp(t, "unix:", 5) == 0 && t[5] && t[5] != '/')
+        return wp_asprintf("unix:%s/%s", pf->queue_directory, t + 5);
+    return wp_strdup(t);
+}
+
+static void load_odmr(const config_setting_t *g, const char *path, const char *basedir,
+                      const struct wp_postfix_conf *pf, struct wp_odmr_conf *o, struct wp_errors *err)
+{
+    const char *why;
+    char *derived = lmtp_default(pf);
+    const char *lmtp = wp_conf_string(g, "lmtp_listen", derived);
+    o->lmtp_text = wp_strdup(lmtp);
+    free(derived);
+    lmtp = o->lmtp_text;
+    if (!wp_endpoint_parse(lmtp, &o->lmtp, &why))
+        wp_error(err, path, setting_line(g, "lmtp_listen"),
+                 "odmr.lmtp_listen '%s' (from postfix.odmr_transport unless set): %s", lmtp, why);
+
+    const config_setting_t *list = g ? config_setting_get_member(g, "listen") : NULL;
+    size_t n = list ? (size_t)config_setting_length(list) : 1;
+    o->listen = wp_calloc(n + 1, sizeof(*o->listen));
+    for (size_t i = 0; i < n; i++) {
+        const char *text = list ? config_setting_get_string_elem(list, (unsigned)i) : WP_DEFAULT_ODMR_LISTEN;
+        struct wp_odmr_listen *l = &o->listen[o->nlisten];
+        const char *ep = text;
+        if (strncmp(ep, "tls:", 4) == 0) {
+            l->tls = true;
+            ep += 4;
+        }
+        if (!wp_endpoint_parse(ep, &l->ep, &why)) {
+            wp_error(err, path, setting_line(g, "listen"), "odmr.listen '%s': %s", text, why);
+            continue;
+        }
+        l->text = wp_strdup(text);
+        o->nlisten++;
+    }
+    const char *mode = wp_conf_string(g, "socket_mode", WP_DEFAULT_SOCKET_MODE);
+    char *end;
+    long m = strtol(mode, &end, 8);
+    if (!*mode || *end || m < 0 || m > 0777)
+        wp_error(err, path, setting_line(g, "socket_mode"), "odmr.socket_mode '%s' is not an octal mode", mode);
+    o->socket_mode = (int)m;
+    o->socket_owner = conf_strdup(g, "socket_owner", "");
+    o->socket_group = conf_strdup(g, "socket_group", "");
+    o->user = conf_strdup(g, "user", "");
+    o->pidfile = conf_strdup(g, "pidfile", "");
+    o->spool = conf_path(g, "spool", WP_DEFAULT_ODMR_SPOOL, basedir);
+    o->passwd_file = conf_path(g, "passwd_file", "", basedir);
+    o->tls_cert = conf_path(g, "tls_cert", "", basedir);
+    o->tls_key = conf_path(g, "tls_key", "", basedir);
+    o->hostname = conf_strdup(g, "hostname", "");
+    if (!o->spool[0])
+        wp_error(err, path, setting_line(g, "spool"), "odmr.spool must name a directory");
+    if (!o->tls_cert[0] != !o->tls_key[0])
+        wp_error(err, path, setting_line(g, o->tls_cert[0] ? "tls_cert" : "tls_key"),
+                 "odmr.tls_cert and odmr.tls_key go together");
+    for (size_t i = 0; i < o->nlisten; i++)
+        if (o->listen[i].tls && !o->tls_cert[0])
+            wp_error(err, path, setting_line(g, "listen"), "odmr.listen '%s' needs odmr.tls_cert and odmr.tls_key",
+                     o->listen[i].text);
+    for (const char *h = o->hostname; *h; h++)
+        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '.' ||
+              *h == '-')) {
+            wp_error(err, path, setting_line(g, "hostname"), "odmr.hostname '%s' is not a host name", o->hostname);
+            break;
+        }
+
+    const config_setting_t *accts = g ? config_setting_get_member(g, "accounts") : NULL;
+    size_t na = accts ? (size_t)config_setting_length(accts) : 0;
+    o->accounts = wp_calloc(na + 1, sizeof(*o->accounts));
+    for (size_t i = 0; i < na; i++) {
+        const config_setting_t *a = config_setting_get_elem(accts, (unsigned)i);
+        const config_setting_t *q = config_setting_get_member(a, "queues");
+        struct wp_odmr_account *acc = &o->accounts[o->naccounts++];
+        acc->user = conf_strdup(a, "user", "");
+        size_t nq = q ? (size_t)config_setting_length(q) : 0;
+        acc->queues = wp_calloc(nq + 1, sizeof(char *));
+        for (size_t k = 0; k < nq; k++) {
+            char *name = wp_strdup(config_setting_get_string_elem(q, (unsigned)k));
+            wp_str_lower(name);
+            if (!wp_spool_queue_name_valid(name))
+                wp_error(err, wp_conf_file(q, path), wp_conf_line(q), "odmr.accounts: '%s' is not a queue name", name);
+            acc->queues[acc->nqueues++] = name;
+        }
+        if (!acc->user[0] || strchr(acc->user, ':'))
+            wp_error(err, wp_conf_file(a, path), wp_conf_line(a), "odmr.accounts: bad user name '%s'", acc->user);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(o->accounts[k].user, acc->user) == 0)
+                wp_error(err, wp_conf_file(a, path), wp_conf_line(a), "odmr.accounts: user '%s' listed twice",
+                         acc->user);
+    }
+
+    o->max_connections = wp_conf_int(g, "max_connections", WP_DEFAULT_ODMR_MAX_CONNECTIONS);
+    o->timeout = wp_conf_int(g, "timeout", WP_DEFAULT_ODMR_TIMEOUT);
+    o->max_message_size = wp_conf_int(g, "max_message_size", WP_DEFAULT_ODMR_MAX_MESSAGE);
+    o->auth_failure_delay = wp_conf_int(g, "auth_failure_delay", WP_DEFAULT_ODMR_AUTH_DELAY);
+    o->dsn_via = conf_strdup(g, "dsn_via", WP_DEFAULT_ODMR_DSN_VIA);
+    const config_setting_t *ex = g ? config_setting_get_member(g, "expire") : NULL;
+    char extext[32];
+    if (ex && config_setting_type(ex) == CONFIG_TYPE_INT64)
+        snprintf(extext, sizeof(extext), "%lld", config_setting_get_int64(ex));
+    else if (ex && config_setting_type(ex) == CONFIG_TYPE_INT)
+        snprintf(extext, sizeof(extext), "%d", config_setting_get_int(ex));
+    else
+        wp_strlcpy(extext, ex ? config_setting_get_string(ex) : WP_DEFAULT_ODMR_EXPIRE, sizeof(extext));
+    if (!wp_duration_parse(extext, &o->expire) || o->expire < 1)
+        wp_error(err, path, setting_line(g, "expire"),
+                 "odmr.expire '%s' must be a duration: seconds, or a number with s, m, h, d or w", extext);
+    if (o->max_connections < 1 || o->max_connections > 100000)
+        wp_error(err, path, setting_line(g, "max_connections"), "odmr.max_connections must be 1 .. 100000");
+    if (o->timeout < 1 || o->timeout > 86400)
+        wp_error(err, path, setting_line(g, "timeout"), "odmr.timeout must be 1 .. 86400 seconds");
+    if (o->max_message_size < 1024)
+        wp_error(err, path, setting_line(g, "max_message_size"), "odmr.max_message_size must be at least 1024 bytes");
+    if (o->auth_failure_delay < 0 || o->auth_failure_delay > 60)
+        wp_error(err, path, setting_line(g, "auth_failure_delay"), "odmr.auth_failure_delay must be 0 .. 60 seconds");
+    if (strncmp(o->dsn_via, "smtp:", 5) != 0 && strncmp(o->dsn_via, "sendmail:", 9) != 0)
+        wp_error(err, path, setting_line(g, "dsn_via"), "odmr.dsn_via must be smtp:HOST:PORT or sendmail:PATH");
+}
+
+static void free_odmr(struct wp_odmr_conf *o)
+{
+    free(o->lmtp_text);
+    for (size_t i = 0; i < o->nlisten; i++)
+        free(o->listen[i].text);
+    free(o->listen);
+    for (size_t i = 0; i < o->naccounts; i++) {
+        free(o->accounts[i].user);
+        for (size_t k = 0; k < o->accounts[i].nqueues; k++)
+            free(o->accounts[i].queues[k]);
+        free(o->accounts[i].queues);
+    }
+    free(o->accounts);
+    free(o->socket_owner);
+    free(o->socket_group);
+    free(o->user);
+    free(o->pidfile);
+    free(o->spool);
+    free(o->passwd_file);
+    free(o->tls_cert);
+    free(o->tls_key);
+    free(o->hostname);
+    free(o->dsn_via);
+}
+
 struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
 {
     config_t cfg;
@@ -283,6 +507,7 @@ struct wp_snapshot *wp_snapshot_load(const char *path, struct wp_errors *err)
     load_milter(config_setting_get_member(root, "milter"), path, &s->milter, err);
     const config_setting_t *imap = config_setting_get_member(root, "imap");
     wp_imap_conf_load(imap, path, s->basedir, &s->imap, err);
+    load_odmr(config_setting_get_member(root, "odmr"), path, s->basedir, &s->postfix, &s->odmr, err);
 
     if (err->count == before) {
         const config_setting_t *router = config_setting_get_member(root, "router");
@@ -368,6 +593,7 @@ void wp_snapshot_unref(struct wp_snapshot *s)
     free(s->milter.pidfile);
     free(s->milter.store_address);
     free(s->milter.reply_via);
+    free_odmr(&s->odmr);
     free(s->log_facility);
     free(s->basedir);
     free(s->path);

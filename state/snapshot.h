@@ -70,6 +70,44 @@ struct wp_milter_conf {
     int timeout;         /* seconds libmilter waits for Postfix */
 };
 
+/* waypost-odmrd: the ATRN provider (waypost-odmrd(8)). */
+struct wp_odmr_listen {
+    struct wp_endpoint ep;
+    bool tls;   /* "tls:" prefix: TLS from the first byte (the "odmrs" style) */
+    char *text; /* as written, for logs */
+};
+
+struct wp_odmr_account {
+    char *user;     /* the login name in passwd_file */
+    char **queues;  /* queue names (lower case) this account may release */
+    size_t nqueues;
+};
+
+struct wp_odmr_conf {
+    struct wp_endpoint lmtp; /* intake from Postfix: from postfix.odmr_transport unless lmtp_listen is set */
+    char *lmtp_text;
+    struct wp_odmr_listen *listen; /* the customer side */
+    size_t nlisten;
+    int socket_mode;
+    char *socket_owner;
+    char *socket_group;
+    char *user;
+    char *pidfile;
+    char *spool;        /* absolute */
+    char *passwd_file;  /* absolute; "" means nobody can log in */
+    char *tls_cert;     /* absolute; "" offers no STARTTLS */
+    char *tls_key;
+    char *hostname;     /* greeting and EHLO name; "" means gethostname() */
+    struct wp_odmr_account *accounts;
+    size_t naccounts;
+    int max_connections;
+    int timeout;            /* seconds */
+    int max_message_size;   /* bytes */
+    int auth_failure_delay; /* seconds */
+    int expire;             /* seconds a message waits before it is returned */
+    char *dsn_via;          /* "smtp:HOST:PORT" or "sendmail:PATH" */
+};
+
 /* Is name one of the maps Waypost answers? */
 bool wp_map_name_valid(const char *name);
 
@@ -84,6 +122,7 @@ struct wp_snapshot {
     struct wp_postfix_conf postfix;
     struct wp_milter_conf milter;
     struct wp_imap_conf imap;
+    struct wp_odmr_conf odmr;
     struct wp_rules *rules;
     struct wp_rules_env rules_env; /* points into this snapshot */
 };
@@ -96,6 +135,11 @@ struct wp_snapshot *wp_snapshot_load_startup(const char *path, char **abs);
 /* A daemon's reload: warnings and errors go to the log; NULL (after
  * logging that the old configuration stays) if the new one is broken. */
 struct wp_snapshot *wp_snapshot_reload(const char *path);
+/* The account's entry in odmr.accounts, or NULL. */
+const struct wp_odmr_account *wp_odmr_account_find(const struct wp_snapshot *s, const char *user);
+/* Parse a duration: a number of seconds, or a number with s, m, h, d or w. */
+bool wp_duration_parse(const char *text, int *seconds);
+
 struct wp_snapshot *wp_snapshot_ref(struct wp_snapshot *s);
 void wp_snapshot_unref(struct wp_snapshot *s);
 

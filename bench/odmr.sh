@@ -1,0 +1,118 @@
+#!/bin/bash
+# bench/odmr.sh - delivery of N queued messages to one local smtp-sink, side
+# by side in one run:
+#   postfix  the messages wait in Postfix's own queue (a transport listed in
+#            defer_transports); `postqueue -f` lets Postfix's smtp client
+#            deliver them to the sink;
+#   odmr     the same messages wait in waypost-odmrd's spool (Postfix handed
+#            them over LMTP); a customer logs in, says ATRN, and the reversed
+#            session delivers them to the same sink (the customer splices the
+#            connection to the sink, as fetchmail does, in Python with large
+#            reads).
+# Only the delivery is timed (queue full -> sink has all).  Prints both
+# rates and the ratio odmr/postfix (target >= 0.8).
+#
+#   bench/odmr.sh BUILD_DIR [MESSAGES]     (default 10000)
+set -u
+build=$(cd "${1:-build/dev}" && pwd)
+N=${2:-10000}
+top_srcdir=$(cd "$(dirname "$0")/.." && pwd)
+top_builddir=$build
+export top_srcdir top_builddir
+. "$top_srcdir/t/e2e/lib.sh"
+e2e_need || exit 1
+e2e_init
+W="$E2E/waypost"
+mkdir -p "$W"
+e2e_free_port SMTP
+e2e_free_port ODMR
+e2e_free_port SINK
+cat > "$W/router.table" <<T
+Relay:domain1.dom = domain1.dom.via
+T
+echo 'cust1:{PLAIN}secret' > "$W/odmr.passwd"
+cat > "$W/waypost.conf" <<C
+log = { level = "warning"; };
+router: { table = "router.table"; main_domain = "company.dom"; odmr_queues = [ "domain1.dom" ]; };
+odmr: { lmtp_listen = "unix:$W/odmr.sock"; listen = [ "inet:127.0.0.1:$ODMR" ]; spool = "spool";
+        passwd_file = "odmr.passwd"; accounts = ( { user = "cust1"; queues = [ "domain1.dom" ]; } ); };
+C
+e2e_bg odmrd "$build/odmr/waypost-odmrd" -f -c "$W/waypost.conf"
+i=0; while [ ! -S "$W/odmr.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+e2e_sink cust "127.0.0.1:$SINK" || exit 1
+cat > "$E2E/transport" <<T
+held.dom   held:[127.0.0.1]:$SINK
+domain1.dom lmtp:unix:$W/odmr.sock
+T
+cat > "$E2E/main.cf" <<M
+relay_domains = held.dom, domain1.dom
+transport_maps = texthash:$E2E/transport
+defer_transports = held
+default_process_limit = 100
+M
+echo "held      unix  -       -       n       -       -       smtp" > "$E2E/master.cf"
+e2e_postfix "$SMTP" "$E2E/main.cf" "$E2E/master.cf" >/dev/null || exit 1
+inject() { # inject DOMAIN: N messages into Postfix
+    smtp-source -c -s 20 -m "$N" -f sender@client.test -t "rcpt@$1" 127.0.0.1:"$SMTP" >/dev/null 2>&1
+}
+rate() { awk -v n="$2" -v t0="$3" -v t1="$4" -v name="$1" \
+    'BEGIN { printf "%-8s %6d delivered in %6.2f s  %7.1f msg/s\n", name, n, t1 - t0, n / (t1 - t0) }'; }
+
+# Postfix: fill its queue (held), then time the flush to the sink.
+inject held.dom
+i=0; while [ "$(postqueue -c "$PFCONF" -j | grep -c '"deferred transport"')" -lt "$N" ] && [ $i -lt 600 ]; do
+    sleep 0.5; i=$((i + 1)); done
+e2e_postconf -e "defer_transports =" && e2e_reload && sleep 1
+echo "# $N messages held in Postfix's queue" >&2
+t0=$(date +%s.%N)
+postqueue -c "$PFCONF" -f
+e2e_sink_wait cust "$N" 600
+t1=$(date +%s.%N)
+pf_n=$(e2e_sink_count cust)
+rate postfix "$pf_n" "$t0" "$t1" | tee "$E2E/postfix.rate"
+rm -f "$E2E"/sink-cust/*
+
+# ODMR: fill the spool (Postfix -> LMTP), then time ATRN to the same sink.
+inject domain1.dom
+e2e_wait_queue_empty 600 >/dev/null
+spooled=$(find "$W/spool/domain1.dom" -type f ! -name '.*' | wc -l)
+t0=$(date +%s.%N)
+"$E2E_PY" - "$ODMR" "$SINK" <<'P'
+import base64, hashlib, hmac, selectors, socket, sys
+odmr = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = odmr.makefile("rb")
+def reply():
+    while True:
+        l = f.readline().decode()
+        if l[3:4] != "-":
+            return l
+reply()
+def cmd(c):
+    odmr.sendall(c.encode() + b"\r\n")
+    return reply()
+cmd("EHLO customer.test")
+challenge = base64.b64decode(cmd("AUTH CRAM-MD5")[4:].strip())
+digest = hmac.new(b"secret", challenge, hashlib.md5).hexdigest()
+cmd(base64.b64encode(b"cust1 " + digest.encode()).decode())
+r = cmd("ATRN domain1.dom")
+if not r.startswith("250"):
+    sys.exit("ATRN: " + r)
+sink = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+sel = selectors.DefaultSelector()
+sel.register(odmr, selectors.EVENT_READ, sink)
+sel.register(sink, selectors.EVENT_READ, odmr)
+while True:
+    for key, _ in sel.select():
+        d = key.fileobj.recv(1 << 20)
+        if not d:
+            sys.exit(0)
+        key.data.sendall(d)
+P
+rc=$?
+t1=$(date +%s.%N)
+od_n=$(e2e_sink_count cust)
+rate odmr "$od_n" "$t0" "$t1" | tee "$E2E/odmr.rate"
+[ "$rc" -eq 0 ] || echo "customer session failed ($rc)"
+echo "spooled $spooled of $N; delivered by Postfix $pf_n, by ATRN $od_n"
+awk '{ r[FNR == NR ? "p" : "o"] = $(NF-1) } END { printf "ratio odmr/postfix = %.2f (target >= 0.8)\n", r["o"] / r["p"] }' \
+    "$E2E/postfix.rate" "$E2E/odmr.rate"

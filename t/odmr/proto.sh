@@ -1,0 +1,73 @@
+#!/bin/sh
+# Black-box protocol tests of waypost-odmrd (t/odmr/proto.py): LMTP intake,
+# the customer side (EHLO, STARTTLS, AUTH CRAM-MD5/PLAIN, ATRN and the
+# reversed delivery), DSNs for refused recipients, over 100 hostile
+# sessions while a good one is served, and the connection limit.
+. "$top_srcdir/t/lib.sh"
+scratch
+ODMRD="$top_builddir/odmr/waypost-odmrd"
+base=$(free_ports 2)
+cat > "$dir/router.table" <<T
+Relay:domain1.dom  = domain1.dom.via
+Relay:domain2.dom  = domain1.dom.via
+Relay:domain3.dom  = domain1.dom.via
+Relay:other.dom    = other.dom.via
+Relay:nothing.dom  = nothing.dom.via
+T
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+# Dovecot's schemes, made by doveadm pw for the password "secret":
+# {PLAIN}, {CRAM-MD5} (the HMAC-MD5 contexts), {SHA512-CRYPT}.
+cat > "$dir/odmr.passwd" <<'P'
+# user:{SCHEME}data:uid:gid:gecos:home:shell:extra
+cust1:{PLAIN}secret::::::
+cust2:{CRAM-MD5}cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56
+hashed:{SHA512-CRYPT}$6$AytnFIdlnMrDXO.G$5gb3ivYdX9HI1ciMe5Yxl5eNFS/fYV.Ot0rJ7mz2M1Mjg5E6U4Muv/hKSgJew5sUt2bTNPcgECcAFm7BhMDwM1
+cust3:{PLAIN}secret
+P
+mkdir -p "$dir/dsn"
+cat > "$dir/fake-sendmail" <<S
+#!/bin/sh
+# Records a report the daemon injects: text in N.msg, arguments in N.args.
+n=\$(date +%s%N)
+printf '%s\n' "\$@" > "$dir/dsn/\$n.args"
+cat > "$dir/dsn/\$n.msg"
+S
+chmod 755 "$dir/fake-sendmail"
+cat > "$dir/waypost.conf" <<C
+router: { table = "router.table"; main_domain = "company.dom";
+          odmr_queues = [ "domain1.dom", "other.dom", "nothing.dom" ]; };
+odmr: {
+  lmtp_listen = "unix:$dir/lmtp.sock";
+  listen = [ "inet:127.0.0.1:$base", "tls:inet:127.0.0.1:$((base + 1))" ];
+  spool = "spool"; passwd_file = "odmr.passwd"; tls_cert = "cert.pem"; tls_key = "key.pem";
+  hostname = "odmr.test";
+  accounts = ( { user = "cust1"; queues = [ "domain1.dom" ]; },
+               { user = "cust2"; queues = [ "other.dom" ]; },
+               { user = "hashed"; queues = [ "nothing.dom" ]; } );
+  timeout = 3; auth_failure_delay = 1; max_message_size = 65536; max_connections = 60;
+  dsn_via = "sendmail:$dir/fake-sendmail";
+};
+C
+"$ODMRD" -f -c "$dir/waypost.conf" 2> "$dir/odmrd.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ "${ODMR_KEEP:-0}" = 1 ] && echo "# kept $dir" || rm -rf "$dir"' EXIT
+i=0; while [ ! -S "$dir/lmtp.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+check "daemon starts and listens" [ -S "$dir/lmtp.sock" ]
+kill -0 "$pid" 2>/dev/null || { echo "# the daemon did not start:"; sed 's/^/#   /' "$dir/odmrd.log"; }
+python3 "$top_srcdir/t/odmr/proto.py" "$dir" "$base" $((base + 1)) > "$dir/proto.out" 2>&1; rc=$?
+grep -v '^1\.\.' "$dir/proto.out"  # its ok/not ok lines count as tests of their own
+check "protocol tests pass" [ "$rc" -eq 0 ]
+check "daemon survived everything" kill -0 "$pid"
+# A connection still open at SIGTERM is dropped cleanly (no leak under ASan).
+python3 -c 'import socket, sys, time; s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); time.sleep(3)' \
+    "$base" & held=$!
+sleep 0.5
+kill "$pid"; wait "$pid"; rc=$?
+check "SIGTERM stops it cleanly with a connection open (exit 0)" [ "$rc" -eq 0 ]
+kill "$held" 2>/dev/null; wait "$held" 2>/dev/null
+check "SIGTERM removed the LMTP socket" [ ! -e "$dir/lmtp.sock" ]
+pid=
+[ "${ODMR_TEST_VERBOSE:-0}" = 1 ] && sed 's/^/# /' "$dir/odmrd.log"
+grep -q "ready: intake unix:$dir/lmtp.sock, 2 customer endpoints" "$dir/odmrd.log"; check "startup is logged" [ $? -eq 0 ]
+done_testing
