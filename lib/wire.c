@@ -34,7 +34,7 @@ enum wp_wire_status wp_netstring_parse(const char *buf, size_t len, size_t max, 
     return WP_WIRE_OK;
 }
 
-static int hexval(char c)
+int wp_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -52,7 +52,7 @@ long wp_xdecode(char *s, size_t len)
         if (s[i] == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = wp_hexval(s[i + 1]), lo = wp_hexval(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             char c = (char)(hi * 16 + lo);

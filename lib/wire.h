@@ -24,6 +24,8 @@ enum wp_wire_status wp_netstring_parse(const char *buf, size_t len, size_t max, 
                                        size_t *plen, size_t *used);
 
 /* Decode %XX in place (len bytes); returns the new length, or -1 if malformed. */
+/* The value of one hexadecimal digit, -1 for any other character. */
+int wp_hexval(char c);
 long wp_xdecode(char *s, size_t len);
 
 /* Encode for a tcp_table reply; false if it does not fit in outsize. */

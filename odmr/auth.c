@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "util.h"
+#include "wire.h"
 
 char *wp_passwd_find(const char *text, size_t len, const char *user)
 {
@@ -74,17 +75,6 @@ static bool secret_eq(const void *a, size_t alen, const void *b, size_t blen)
     return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool cram_context_of(const char *stored, unsigned char ctx[WP_CRAM_CONTEXT_LEN])
 {
     char scheme[32];
@@ -96,7 +86,7 @@ static bool cram_context_of(const char *stored, unsigned char ctx[WP_CRAM_CONTEX
     if (!is_cram(scheme) || strlen(data) != 2 * WP_CRAM_CONTEXT_LEN)
         return false;
     for (size_t i = 0; i < WP_CRAM_CONTEXT_LEN; i++) {
-        int hi = hexval(data[2 * i]), lo = hexval(data[2 * i + 1]);
+        int hi = wp_hexval(data[2 * i]), lo = wp_hexval(data[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         ctx[i] = (unsigned char)(hi << 4 | lo);
