@@ -20,24 +20,12 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import done, result  # noqa: E402
+
 DIR, PORT, TLS_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 LMTP = os.path.join(DIR, "lmtp.sock")
 SPOOL = os.path.join(DIR, "spool")
-n = 0
-failed = 0
-
-
-def result(good, what, detail=""):
-    global n, failed
-    n += 1
-    if good:
-        print("ok %d - %s" % (n, what))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        if detail:
-            print("#   " + str(detail)[:400])
-    sys.stdout.flush()
 
 
 class Session:
@@ -555,5 +543,4 @@ finally:
     for h in held:
         h.close()
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done()

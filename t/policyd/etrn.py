@@ -15,22 +15,12 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import done, result  # noqa: E402
+
 DIR = sys.argv[1]
 POL = os.path.join(DIR, "policy.sock")
 LOG = os.path.join(DIR, "postqueue.log")
-n = 0
-failed = 0
-
-
-def result(good, what, detail=""):
-    global n, failed
-    n += 1
-    print("%s %d - %s" % ("ok" if good else "not ok", n, what))
-    if not good:
-        failed += 1
-        if detail:
-            print("#   " + str(detail)[:400])
-    sys.stdout.flush()
 
 
 def connect():
@@ -200,5 +190,4 @@ reset()
 a = ask("domain1.dom", sasl="cust1")
 result(a == "action=OK" and len(runs()) == 2, "and the next release works", a)
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done()

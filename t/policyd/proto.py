@@ -13,23 +13,12 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import done, result  # noqa: E402
+
 DIR, BASE = sys.argv[1], int(sys.argv[2])
 SM_UNIX, POL_UNIX = os.path.join(DIR, "sm.sock"), os.path.join(DIR, "policy.sock")
 TCP_MAPS = ["transport", "virtual", "relay", "recipient", "account"]
-n = 0
-failed = 0
-
-
-def result(good, what, detail=""):
-    global n, failed
-    n += 1
-    if good:
-        print("ok %d - %s" % (n, what))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        if detail:
-            print("#   " + str(detail)[:300])
 
 
 def connect_unix(path):
@@ -377,5 +366,4 @@ for e in extra:
 time.sleep(0.3)
 result(control_still_answers(), "served again below the limit")
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done()
