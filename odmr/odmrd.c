@@ -899,6 +899,7 @@ static void cmd_starttls(struct conn *c, const char *arg)
         return;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    wp_info("%s: STARTTLS", c->peer);
     c->bev = tls;
     c->tls = true;
     c->ehlo = false; /* RFC 3207: forget everything learnt before TLS */

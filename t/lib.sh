@@ -59,7 +59,7 @@ free_ports() {
 # milter sections (a test appends its own), router and rules kept.
 sample_conf() {
     sed -e '/^log = {/,/^};/d' -e '/^policyd: {/,/^};/d' -e '/^postfix: {/,/^};/d' \
-        -e '/^milter: {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$1"
+        -e '/^milter: {/,/^};/d' -e '/^odmr: {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$1"
 }
 done_testing() {
     echo "1..$_n"

@@ -4,7 +4,7 @@
 . "$top_srcdir/t/lib.sh"
 scratch
 
-expect_output "sample config is OK" "OK (main domain company.dom, 3 domains, 18 router records, 3 rules)" "$WAYPOST" -c "$CONF" check
+expect_output "sample config is OK" "OK (main domain company.dom, 3 domains, 20 router records, 3 rules)" "$WAYPOST" -c "$CONF" check
 expect_exit "sample config exits 0" 0 "$WAYPOST" -c "$CONF" check
 expect_exit "missing config exits 1" 1 "$WAYPOST" -c "$dir/none.conf" check
 expect_output "missing config is named" "$dir/none.conf: cannot read configuration file" "$WAYPOST" -c "$dir/none.conf" check

@@ -12,9 +12,11 @@
 #   - mail nobody collects within odmr.expire goes back to its sender as a
 #     DSN injected through Postfix;
 #   - `waypost odmr list` shows the queue.
-# fetchmail's ODMR client speaks TLS from the first byte (its "ssl"
-# option; it has no STARTTLS for ODMR), so it uses a tls: endpoint here;
-# STARTTLS is covered by t/odmr/proto.sh.
+# fetchmail's ODMR client has no STARTTLS of its own (its "ssl" option is
+# TLS from the first byte): it goes through STARTTLS on the plain ODMR port
+# with the plugin Waypost ships for that (waypost-odmr-starttls, which
+# verifies the test certificate), and once, for the slow collection, over a
+# tls: endpoint with "ssl".
 . "$(dirname "$0")/lib.sh"
 e2e_need fetchmail openssl || { echo "Bail out! cannot install postfix/fetchmail"; exit 1; }
 e2e_init
@@ -97,18 +99,27 @@ cond() { # cond DESCRIPTION SHELL-CONDITION
     if eval "$2"; then ok "$1"; else not_ok "$1"; fi
 }
 spooled() { find "$W/spool" -type f ! -name '.*' 2>/dev/null | wc -l | tr -d ' '; }
-# fetchmail RCFILE: one ODMR poll; its exit status.
-fm_rc() { # fm_rc NAME PASSWORD DOMAINS SINKPORT
+# fetchmail's rcfile for one ODMR poll: STARTTLS through the plugin on the
+# plain port, or (MODE tls) TLS from the first byte on the tls: port.
+PLUGIN="$top_srcdir/odmr/waypost-odmr-starttls"
+fm_rc() { # fm_rc NAME PASSWORD DOMAINS SINKPORT [tls]
+    local how="port $ODMR plugin \"$PLUGIN %h %p\"" tls=""
+    if [ "${5:-}" = tls ]; then
+        how="port $ODMRS"
+        tls="ssl sslcertck sslcertfile \"$W/cert.pem\""
+    fi
     cat > "$E2E/fm/$1.rc" <<R
 set no syslog
-poll 127.0.0.1 with protocol odmr port $ODMRS timeout 30:
+poll 127.0.0.1 with protocol odmr $how timeout 30:
   user "cust1" there with password "$2"
   fetchdomains $3
   smtphost "127.0.0.1/$4"
-  ssl sslcertck sslcertfile "$W/cert.pem"
+  $tls
 R
     chmod 600 "$E2E/fm/$1.rc"
 }
+# The plugin verifies the provider against this CA file.
+export WAYPOST_ODMR_CAFILE="$W/cert.pem"
 fetch() { # fetch NAME: run fetchmail once (foreground), output in $E2E/fm/NAME.log
     FETCHMAILHOME="$E2E/fm" timeout 60 fetchmail -N -v -f "$E2E/fm/$1.rc" --pidfile "$E2E/fm/$1.pid" \
         > "$E2E/fm/$1.log" 2>&1
@@ -145,7 +156,7 @@ sed 's/^/#   /' "$E2E/list.out"
 check "Postfix logged the LMTP deliveries" e2e_log_grep -q "relay=.*odmr.sock.*status=sent (250 "
 
 # ---------------------------------------------------------------- reversed delivery, killed
-fm_rc slow secret domain1.dom "$PSLOW"
+fm_rc slow secret domain1.dom "$PSLOW" tls
 FETCHMAILHOME="$E2E/fm" timeout 120 fetchmail -N -v -f "$E2E/fm/slow.rc" --pidfile "$E2E/fm/slow.pid" \
     > "$E2E/fm/slow.log" 2>&1 &
 FM=$!
@@ -165,7 +176,10 @@ echo "# customer received $all_ids messages, $uniq_ids distinct"
 check "every message reached the customer" [ "$uniq_ids" -eq $TOTAL ]
 check "at most one duplicate per kill" [ "$all_ids" -le $((TOTAL + 2)) ]
 check "the spool is empty" [ "$(spooled)" -eq 0 ]
-check "fetchmail authenticated with CRAM-MD5 over TLS" grep -q "AUTH CRAM-MD5" "$E2E/fm/fast.log"
+check "fetchmail went through the STARTTLS plugin" grep -q "STARTTLS done by waypost-odmr-starttls" "$E2E/fm/fast.log"
+check "fetchmail authenticated with CRAM-MD5" grep -q "AUTH CRAM-MD5" "$E2E/fm/fast.log"
+check "waypost-odmrd saw STARTTLS, then CRAM-MD5 under TLS" \
+    grep -Pzq ': STARTTLS\n[^\n]*cust1 authenticated \(CRAM-MD5, TLS\)' "$E2E"/odmrd3.log
 
 # ---------------------------------------------------------------- a clean collection: exactly once
 rm -f "$E2E"/sink-cust/*
@@ -194,6 +208,12 @@ fm_rc notmine secret other.dom "$PCUST"
 fetch notmine; rc=$?
 check "ATRN for a domain the account does not own is refused (fetchmail exit $rc)" [ "$rc" -ne 0 ]
 check "the server said 450" grep -q "ATRN request refused" "$E2E/fm/notmine.log"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/other-key.pem" -out "$W/other-cert.pem" -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+fm_rc forged secret domain1.dom "$PCUST"
+WAYPOST_ODMR_CAFILE="$W/other-cert.pem" fetch forged; rc=$?
+cond "a certificate the plugin cannot verify ends the session before AUTH (fetchmail exit $rc)" \
+    '[ "$rc" -ne 0 ] && grep -q "certificate verify failed" "$E2E/fm/forged.log" && ! grep -q "AUTH " "$E2E/fm/forged.log"'
 "$E2E_PY" - "$ODMR" > "$E2E/plain.out" 2>&1 <<'P'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)

@@ -10,14 +10,17 @@
 # STACK_ROUTER_EXTRA and STACK_POLICYD_EXTRA, if set, are settings added to
 # the router and policyd sections of waypost.conf (one line each; no '|' or '&'
 # in the router one).
-# Sets W (the Waypost config dir), SMTP (Postfix's port), PD and MD (the
-# policy daemon's and the milter's pids).  The milter runs the sample rules.
+# Sets W (the Waypost config dir), SMTP (Postfix's port), ODMR (the ATRN
+# port), PD, MD and OD (the pids of the policy daemon, the milter and
+# waypost-odmrd).  The milter runs the sample rules; waypost-odmrd keeps the
+# sample's ATRN queue shop.dom and offers STARTTLS with a fresh certificate.
 # Sinks: old otherserver.dom, oldip [127.0.0.3] (stands for 11.22.33.44),
 # friendmx friend.com, firewall firewall.friend.net, sibling26
 # sibling.company.dom:26, siblingip [127.0.0.7] (other-ip), nomx nomx.dom,
 # customer domain1.dom, local (the mailbox server: local_transport).
 
 STACK_POLICYD="$top_builddir/policy/waypost-policyd"
+STACK_ODMRD="$top_builddir/odmr/waypost-odmrd"
 STACK_MILTER="$top_builddir/milter/waypost-milter"
 STACK_WAYPOST="$top_builddir/waypost"
 STACK_STARTS=0
@@ -33,6 +36,7 @@ stack_daemon() {
 }
 stack_policyd() { stack_daemon policyd "$STACK_POLICYD" "$W/policy.sock"; local rc=$?; PD=$E2E_LAST_PID; return $rc; }
 stack_milter() { stack_daemon milter "$STACK_MILTER" "$W/milter.sock"; local rc=$?; MD=$E2E_LAST_PID; return $rc; }
+stack_odmrd() { stack_daemon odmrd "$STACK_ODMRD" "$W/odmr.sock"; local rc=$?; OD=$E2E_LAST_PID; return $rc; }
 # libmilter notices SIGTERM only every 5 s unless a connection wakes it.
 stack_milter_stop() {
     [ -n "${MD:-}" ] || return 0
@@ -51,9 +55,14 @@ stack_start() {
     sed -e "s/11\.22\.33\.44/$net.3/g" -e "s|^router: {|&${STACK_ROUTER_EXTRA:-}|" \
         "$W/waypost.conf.in" > "$W/waypost.conf"
     sed -e "s/\[11\.22\.33\.44\]/[$net.7]/" "$top_srcdir/conf/router.table" > "$W/router.table"
-    cp "$top_srcdir/conf/users.passwd" "$W/"
+    cp "$top_srcdir/conf/users.passwd" "$top_srcdir/conf/odmr.passwd" "$W/"
     e2e_free_port STACK_TCP
     e2e_free_port SMTP
+    e2e_free_port ODMR
+    # waypost-odmrd offers STARTTLS with a certificate made for the stack.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -keyout "$W/odmr-key.pem" -out "$W/odmr-cert.pem" -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 2>/dev/null || return 1
     cat >> "$W/waypost.conf" <<C
 milter: {
   listen = "unix:$W/milter.sock";
@@ -70,11 +79,21 @@ postfix: {
   config_directory = "$PFCONF";   # postqueue -c, for ETRN
   # the mailbox server is a sink here
   local_transport = "smtp:[$net.10]:25";
+  odmr_transport = "lmtp:unix:$W/odmr.sock";
+};
+odmr: {
+  listen = [ "inet:127.0.0.1:$ODMR" ];
+  spool = "odmr-spool";
+  passwd_file = "odmr.passwd";
+  tls_cert = "odmr-cert.pem"; tls_key = "odmr-key.pem";
+  accounts = ( { user = "shop"; queues = [ "shop.dom" ]; } );
+  dsn_via = "smtp:127.0.0.1:$SMTP";
 };
 C
     stack_policyd || { echo "# waypost-policyd did not start" >&2; cat "$E2E"/policyd*.log >&2; return 1; }
     stack_milter || { echo "# waypost-milter did not start" >&2; cat "$E2E"/milter*.log >&2; return 1; }
     e2e_on_exit stack_milter_stop
+    stack_odmrd || { echo "# waypost-odmrd did not start" >&2; cat "$E2E"/odmrd*.log >&2; return 1; }
     e2e_sink old $net.2:25 && e2e_host otherserver.dom $net.2 &&
     e2e_sink oldip $net.3:25 &&
     e2e_sink friendmx $net.4:25 && e2e_host friend.com $net.4 &&
