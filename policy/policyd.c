@@ -101,6 +101,7 @@ struct worker {
     atomic_int nconns;        /* open connections, read by main() to balance the load */
     unsigned ticks;           /* seconds since the worker started */
     struct conn *conns;       /* every open connection, for the idle sweep */
+    struct conn *flush_head;  /* connections with answers to send at the end of this pass */
     struct wp_snapshot *snap; /* this worker's reference */
     unsigned generation;
 };
@@ -128,6 +129,8 @@ struct conn {
     size_t policy_bytes; /* bytes of the policy request parsed so far */
     struct wp_policy_request req;
     struct etrn_job *job; /* an ETRN release whose answer is pending: input waits */
+    struct conn *flush_next; /* on the worker's flush list */
+    bool flush_queued;
 };
 
 /* One released ETRN: postqueue -s for each merged domain, one at a time. */
@@ -175,6 +178,12 @@ static void conn_free(struct conn *c)
 {
     if (c->job)
         etrn_job_free(c->job);
+    if (c->flush_queued) /* the list holds the connections of one pass: short */
+        for (struct conn **p = &c->w->flush_head; *p; p = &(*p)->flush_next)
+            if (*p == c) {
+                *p = c->flush_next;
+                break;
+            }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -758,6 +767,21 @@ static bool process_input(struct conn *c)
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
     }
+    if (keep && !c->job) {
+        /* The usual case: the answers go out at the end of this pass of
+         * the event loop, with those of every other connection that was
+         * ready.  Sending wakes the client, and a client woken in the
+         * middle of the pass would take the CPU from the worker with the
+         * other answers still unwritten. */
+        if (output_pending(c) > 0 && !c->flush_queued) {
+            c->flush_queued = true;
+            c->flush_next = c->w->flush_head;
+            c->w->flush_head = c;
+        }
+        if (output_pending(c) > OUTPUT_HIGH_WATER)
+            conn_stop_reading(c); /* on_write resumes once drained */
+        return true;
+    }
     if (!flush_output(c)) {
         conn_free(c);
         return false;
@@ -766,13 +790,22 @@ static bool process_input(struct conn *c)
         conn_close_after_flush(c);
         return false;
     }
-    if (c->job) {
-        conn_stop_reading(c); /* etrn_job_done resumes */
-        return true;
-    }
-    if (output_pending(c) > OUTPUT_HIGH_WATER)
-        conn_stop_reading(c); /* on_write resumes once drained */
+    conn_stop_reading(c); /* an ETRN job: etrn_job_done resumes */
     return true;
+}
+
+/* Send the answers of this pass (see process_input). */
+static void flush_queued(struct worker *w)
+{
+    struct conn *c;
+    while ((c = w->flush_head) != NULL) {
+        w->flush_head = c->flush_next;
+        c->flush_queued = false;
+        if (!flush_output(c))
+            conn_free(c);
+        else if (c->closing && !c->job && output_pending(c) == 0)
+            conn_free(c);
+    }
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -957,7 +990,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    event_base_dispatch(w->base);
+    /* One pass at a time (wait, run every ready callback), then the
+     * answers of the pass go out together. */
+    while (!event_base_got_break(w->base)) {
+        int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        flush_queued(w);
+        if (rc != 0)
+            break; /* an error, or no events left at all */
+    }
     return NULL;
 }
 
