@@ -56,7 +56,9 @@ bool wp_domain_ip_literal(const char *domain, char *ip, size_t ipsize)
             return false;
         return ip ? wp_strlcpy(ip, tmp, ipsize) : true;
     }
-    if (inet_pton(AF_INET, domain, bin) == 1)
+    /* A bare dotted quad; a host name rarely starts with a digit, and this
+     * runs for every domain a lookup meets. */
+    if (domain[0] >= '0' && domain[0] <= '9' && inet_pton(AF_INET, domain, bin) == 1)
         return ip ? wp_strlcpy(ip, domain, ipsize) : true;
     return false;
 }
@@ -156,11 +158,14 @@ static bool fold_bang_path(char *local, size_t size)
 bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_address *out,
                       const char **why)
 {
-    char hops[WP_LOCAL_MAX + 1] = "";
+    char hops[WP_LOCAL_MAX + 1];
     size_t nhops = 0;
     const char *p = in, *end = in + len;
 
-    memset(out, 0, sizeof(*out));
+    /* Not memset: the buffers are long and only their starts matter. */
+    hops[0] = '\0';
+    out->local[0] = out->domain[0] = '\0';
+    out->routed = false;
     if (len > WP_ADDR_MAX) {
         *why = "address too long";
         return false;

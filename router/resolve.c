@@ -65,6 +65,24 @@ static void step(struct wp_route *route, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Join n strings into out, cut to size like snprintf(): the rewrites below
+ * build addresses this way for every lookup, and printf's format machinery
+ * costs more than the copying. */
+static void join(char *out, size_t size, const char *const parts[], size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > size - 1 - o)
+            len = size - 1 - o;
+        memcpy(out + o, parts[i], len);
+        o += len;
+    }
+    out[o] = '\0';
+}
+#define JOIN(out, ...) \
+    join(out, sizeof(out), (const char *const[]){ __VA_ARGS__ }, sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *))
+
 static void finish_error(struct wp_route *route, enum wp_route_kind kind, const char *text)
 {
     route->kind = kind;
@@ -111,14 +129,22 @@ static bool in_set(const struct wp_strmap *m, const char *s)
     return m->count && wp_strmap_get(m, wp_hash_fwd(s, n), s, n) != NULL;
 }
 
-/* "host.via" -> host text without suffix; NULL-free check of the suffix. */
+/* The length of a relay suffix (._via, .via, .smtp) ending the domain, with
+ * at least one byte of host before it; 0 if there is none.  Looks at the
+ * last byte first: most domains end in neither 'a' nor 'p'. */
 static size_t relay_suffix_len(const char *domain)
 {
     size_t n = strlen(domain);
-    static const char *const suffixes[] = { "._via", ".via", ".smtp" };
-    for (size_t i = 0; i < 3; i++)
-        if (wp_has_suffix_ci(domain, n, suffixes[i]) && n > strlen(suffixes[i]))
-            return strlen(suffixes[i]);
+    if (n < 5)
+        return 0;
+    char last = wp_lower(domain[n - 1]);
+    if (last == 'a') {
+        if (n > 5 && wp_strnieq(domain + n - 5, "._via", 5))
+            return 5;
+        return wp_strnieq(domain + n - 4, ".via", 4) ? 4 : 0;
+    }
+    if (last == 'p' && n > 5 && wp_strnieq(domain + n - 5, ".smtp", 5))
+        return 5;
     return 0;
 }
 
@@ -276,10 +302,15 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 struct wp_route *route)
 {
     struct wp_trace *trace = route->trace;
-    /* Not the whole struct: unified_rcpt (1 KB) is written when unified is. */
-    memset(route, 0, offsetof(struct wp_route, unified_rcpt));
-    route->unified_rcpt[0] = '\0';
-    route->trace = trace;
+    /* Field by field rather than a memset of the whole 4 KB: the strings
+     * need only their first byte cleared, and this runs for every lookup. */
+    route->kind = WP_ROUTE_LOCAL; /* every way out sets it */
+    route->address[0] = route->account[0] = route->domain[0] = '\0';
+    route->nexthop[0] = route->queue[0] = route->text[0] = route->unified_rcpt[0] = '\0';
+    route->port = 0;
+    route->mx = route->routed_input = route->bounce = false;
+    route->relay_class = WP_RC_NONE;
+    route->unified = NULL;
     if (trace) {
         trace->nsteps = 0;
         trace->truncated = false;
@@ -314,7 +345,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             step(route, "domain alias %s is %s", a.domain, dom->name);
             wp_strlcpy(a.domain, dom->name, sizeof(a.domain));
         }
-        char ip[WP_DOMAIN_MAX + 1] = "";
+        char ip[WP_DOMAIN_MAX + 1];
+        ip[0] = '\0';
         /* "[ip]" and "[ip]:port" (the parser has checked the latter) */
         bool is_ip = !dom && (wp_domain_ip_literal(a.domain, ip, sizeof(ip)) || a.domain[0] == '[');
         if (is_ip && a.domain[0] == '[' && strchr(a.domain, ']')[1] != '\0')
@@ -329,7 +361,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         char *pct = strrchr(a.local, '%');
         if (dom && pct && strcmp(dom->name, r->main_domain) == 0) {
             *pct = '\0';
-            snprintf(buf, sizeof(buf), "%s@%s", a.local, pct + 1);
+            JOIN(buf, a.local, "@", pct + 1);
             *pct = '%';
             step(route, "main domain with '%%': %s", buf);
             if (!set_address(&a, buf, route))
@@ -373,16 +405,16 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             }
             if (rec->target_kind == WP_TGT_ADDRESS) {
                 if (!strchr(target, '@')) {
-                    snprintf(buf, sizeof(buf), "%s@%s", target, r->main_domain);
+                    JOIN(buf, target, "@", r->main_domain);
                     wp_strlcpy(target, buf, sizeof(target));
                 }
             } else if ((relay_suffix_len(target) || target[0] == '[') && !strchr(a.local, '%')) {
                 /* Domain-level record to a next hop: the envelope keeps its
                  * domain, unless the local part already says where it goes. */
-                snprintf(buf, sizeof(buf), "%s%%%s@%s", a.local, a.domain, target);
+                JOIN(buf, a.local, "%", a.domain, "@", target);
                 wp_strlcpy(target, buf, sizeof(target));
             } else {
-                snprintf(buf, sizeof(buf), "%s@%s", a.local, target);
+                JOIN(buf, a.local, "@", target);
                 wp_strlcpy(target, buf, sizeof(target));
             }
             if (strlen(target) >= WP_ADDR_MAX) {

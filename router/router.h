@@ -57,7 +57,8 @@ struct wp_route {
     char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
     const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
     struct wp_trace *trace;         /* NULL: no trace kept */
-    /* Last, so that a resolution clears only what comes before it. */
+    /* wp_resolve() clears each field it does not set: a new field here
+     * needs a line there. */
     char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
 };
 
