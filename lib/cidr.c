@@ -64,11 +64,32 @@ static bool prefix_equal(const unsigned char *a, const unsigned char *b, int bit
     return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
+/* A dotted quad as inet_pton(AF_INET) reads it (four decimal parts of at
+ * most 255, no leading zeros, nothing else), without its generality: the
+ * policy service checks the client address of every request. */
+static bool ipv4_parse(const char *s, unsigned char out[4])
+{
+    for (int part = 0; part < 4; part++) {
+        if (part > 0 && *s++ != '.')
+            return false;
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned v = 0;
+        const char *start = s;
+        while (*s >= '0' && *s <= '9' && s - start < 4)
+            v = v * 10 + (unsigned)(*s++ - '0');
+        if (v > 255 || s - start > 3 || (*start == '0' && s - start > 1))
+            return false;
+        out[part] = (unsigned char)v;
+    }
+    return *s == '\0';
+}
+
 bool wp_nets_contain(const struct wp_nets *list, const char *addr)
 {
     unsigned char bin[16];
     int family;
-    if (inet_pton(AF_INET, addr, bin) == 1) {
+    if (ipv4_parse(addr, bin)) {
         family = AF_INET;
     } else if (inet_pton(AF_INET6, addr, bin) == 1) {
         family = AF_INET6;

@@ -1,6 +1,8 @@
 /* Unit tests: endpoints, networks, config schema errors, JSON strings. */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -63,6 +65,29 @@ START_TEST(networks)
     ck_assert(!wp_net_parse("::1/129", &n));
     ck_assert(!wp_net_parse("host.example", &n));
     wp_nets_free(&nets);
+}
+END_TEST
+
+/* wp_nets_contain reads IPv4 addresses itself: it must agree with
+ * inet_pton(AF_INET) on every text, odd ones included. */
+START_TEST(networks_ipv4_like_inet_pton)
+{
+    struct wp_nets all = { NULL, 0 };
+    struct wp_net n;
+    ck_assert(wp_net_parse("0.0.0.0/0", &n));
+    wp_nets_add(&all, &n);
+    static const char *const texts[] = {
+        "0.0.0.0", "255.255.255.255", "1.2.3.4", "198.51.100.77", "256.1.1.1", "1.2.3.256",
+        "01.2.3.4", "1.02.3.4", "1.2.3.04", "0.0.0.00", "1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3.4",
+        "1.2.3.4.", "1.2.3.4 ", " 1.2.3.4", "1.2.3.-4", "1.2.3.4x", "1234.1.1.1", "1.2.3.0000",
+        "999.999.999.999", "", ".", "1", "a.b.c.d", "1.2.3.4/8", "0x1.2.3.4", "10.0.0.1\n",
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        unsigned char bin[4];
+        bool want = inet_pton(AF_INET, texts[i], bin) == 1;
+        ck_assert_msg(wp_nets_contain(&all, texts[i]) == want, "'%s': inet_pton says %d", texts[i], want);
+    }
+    wp_nets_free(&all);
 }
 END_TEST
 
@@ -153,6 +178,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("lib");
     tcase_add_test(tc, endpoints);
     tcase_add_test(tc, networks);
+    tcase_add_test(tc, networks_ipv4_like_inet_pton);
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, config_error_lines);
     tcase_add_test(tc, json_strings);
