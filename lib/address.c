@@ -130,6 +130,27 @@ bool wp_domain_valid(const char *d, bool allow_hostport)
     return true;
 }
 
+/* Lower-case a domain in place, drop one trailing dot, and check it as
+ * wp_domain_valid() does.  One pass settles the usual plain host name;
+ * literals, host:port and anything odd go through wp_domain_valid(). */
+static bool fold_domain(char *d, bool allow_hostport)
+{
+    bool plain = d[0] != '.';
+    size_t n = 0;
+    for (; d[n]; n++) {
+        unsigned char c = (unsigned char)d[n];
+        if (c >= 'A' && c <= 'Z')
+            d[n] = (char)(c + 32);
+        else if (c == '.' ? d[n + 1] == '.' : !domain_char_ok(c))
+            plain = false;
+    }
+    if (d[n - 1] == '.')
+        d[--n] = '\0';
+    if (plain && n > 0 && n <= WP_DOMAIN_MAX)
+        return true; /* removing a trailing dot cannot break a plain name */
+    return wp_domain_valid(d, allow_hostport);
+}
+
 /* "h1!h2!user" -> "user%h2%h1" (the first hop ends up last). */
 static bool fold_bang_path(char *local, size_t size)
 {
@@ -369,15 +390,9 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
         }
     }
 
-    if (out->domain[0]) {
-        wp_str_lower(out->domain);
-        size_t dn = strlen(out->domain);
-        if (out->domain[dn - 1] == '.')
-            out->domain[--dn] = '\0';
-        if (!wp_domain_valid(out->domain, (flags & WP_ADDR_HOSTPORT) != 0)) {
-            *why = "invalid domain";
-            return false;
-        }
+    if (out->domain[0] && !fold_domain(out->domain, (flags & WP_ADDR_HOSTPORT) != 0)) {
+        *why = "invalid domain";
+        return false;
     }
     return true;
 }

@@ -94,20 +94,42 @@ static void finish_error(struct wp_route *route, enum wp_route_kind kind, const 
     step(route, "route: %s %s", kind_names[kind], route->text);
 }
 
-static const struct wp_domain *find_domain(const struct wp_router *r, const char *name)
+/* A domain name with its length and wp_hash_fwd(): the resolver asks
+ * several maps about the same domain and hashes it once. */
+struct hashed {
+    const char *name;
+    size_t len;
+    uint64_t hash;
+};
+
+static struct hashed hashed(const char *name)
 {
     size_t n = strlen(name);
-    const struct wp_strmap_entry *e = wp_strmap_get(&r->domain_index, wp_hash_fwd(name, n), name, n);
+    return (struct hashed){ name, n, wp_hash_fwd(name, n) };
+}
+
+static const struct wp_domain *find_domain_hashed(const struct wp_router *r, struct hashed d)
+{
+    const struct wp_strmap_entry *e = wp_strmap_get(&r->domain_index, d.hash, d.name, d.len);
     return e ? &r->domains[e->head] : NULL;
+}
+
+static const struct wp_domain *find_domain(const struct wp_router *r, const char *name)
+{
+    return find_domain_hashed(r, hashed(name));
+}
+
+static const struct wp_unified *unified_hashed(const struct wp_router *r, struct hashed d)
+{
+    if (!r->nunified)
+        return NULL;
+    const struct wp_strmap_entry *e = wp_strmap_get(&r->unified_index, d.hash, d.name, d.len);
+    return e ? &r->unified[e->head] : NULL;
 }
 
 const struct wp_unified *wp_router_unified(const struct wp_router *r, const char *domain)
 {
-    size_t n = strlen(domain);
-    if (!r->nunified)
-        return NULL;
-    const struct wp_strmap_entry *e = wp_strmap_get(&r->unified_index, wp_hash_fwd(domain, n), domain, n);
-    return e ? &r->unified[e->head] : NULL;
+    return r->nunified ? unified_hashed(r, hashed(domain)) : NULL;
 }
 
 bool wp_router_routes_domain(const struct wp_router *r, const char *domain)
@@ -340,10 +362,12 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             finish_error(route, WP_ROUTE_ERROR, WP_TEXT_LOOP);
             return;
         }
-        const struct wp_domain *dom = find_domain(r, a.domain);
+        struct hashed d = hashed(a.domain);
+        const struct wp_domain *dom = find_domain_hashed(r, d);
         if (dom && strcmp(dom->name, a.domain) != 0) {
             step(route, "domain alias %s is %s", a.domain, dom->name);
             wp_strlcpy(a.domain, dom->name, sizeof(a.domain));
+            d = hashed(a.domain);
         }
         char ip[WP_DOMAIN_MAX + 1];
         ip[0] = '\0';
@@ -354,7 +378,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         if (is_ip && in_set(&r->own_ips, ip)) {
             step(route, "%s is this server: main domain %s", a.domain, r->main_domain);
             wp_strlcpy(a.domain, r->main_domain, sizeof(a.domain));
-            dom = find_domain(r, a.domain);
+            d = hashed(a.domain);
+            dom = find_domain_hashed(r, d);
             is_ip = false;
         }
         /* Own-domain stripping: "a%b.com@company.dom" is "a@b.com". */
@@ -371,7 +396,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
 
         struct wp_capture caps[2];
         size_t ncaps = 0;
-        const struct wp_record *rec = wp_table_lookup(r->table, a.local, a.domain, &mode, caps, &ncaps);
+        const struct wp_record *rec =
+            wp_table_lookup_hashed(r->table, a.local, strlen(a.local), d.name, d.len, d.hash, &mode, caps, &ncaps);
         if (rec) {
             static const enum wp_relay_class grants[] = {
                 [WP_PFX_NONE] = WP_RC_NONE, [WP_PFX_RELAY] = WP_RC_RELAY, [WP_PFX_RELAYALL] = WP_RC_RELAYALL,
@@ -440,7 +466,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         }
 
         /* Mail only: a login name in the domain is not the account's login. */
-        const struct wp_unified *unified = dom || o->access ? NULL : wp_router_unified(r, a.domain);
+        const struct wp_unified *unified = dom || o->access ? NULL : unified_hashed(r, d);
         if (unified) {
             /* The customer's inbound mail: anyone may send it, as with a
              * Relay: record; it stays here, in the one account. */
@@ -460,9 +486,9 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             char account[WP_LOCAL_MAX + 1];
             wp_strlcpy(account, a.local, sizeof(account));
             enum wp_account_answer ans = wp_accounts_lookup(dom->accounts, account);
-            char *d = r->delimiter ? strchr(account, r->delimiter) : NULL;
-            if (ans == WP_ACCT_NO && d && d != account) {
-                *d = '\0';
+            char *delim = r->delimiter ? strchr(account, r->delimiter) : NULL;
+            if (ans == WP_ACCT_NO && delim && delim != account) {
+                *delim = '\0';
                 ans = wp_accounts_lookup(dom->accounts, account);
             }
             if (ans == WP_ACCT_TEMP) {

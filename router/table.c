@@ -648,13 +648,21 @@ const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *lo
                                         const char *domain, const struct wp_lookup_mode *m,
                                         struct wp_capture caps[2], size_t *ncaps)
 {
+    size_t dlen = strlen(domain);
+    return wp_table_lookup_hashed(t, local, strlen(local), domain, dlen, wp_hash_fwd(domain, dlen), m, caps,
+                                  ncaps);
+}
+
+const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const char *local, size_t llen,
+                                               const char *domain, size_t dlen, uint64_t dhash,
+                                               const struct wp_lookup_mode *m, struct wp_capture caps[2],
+                                               size_t *ncaps)
+{
     struct candidate best = { WP_NONE, { { NULL, 0 }, { NULL, 0 } }, 0 };
-    size_t llen = strlen(local), dlen = strlen(domain);
     char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
 
     /* One probe says whether any exact-keyed map files records under this
      * domain; for most addresses met while routing none does. */
-    uint64_t dhash = wp_hash_fwd(domain, dlen);
     bool listed = wp_strmap_get(&t->any_domain, dhash, domain, dlen) != NULL;
 
     /* 1. exact address */

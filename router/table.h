@@ -104,5 +104,11 @@ bool wp_table_mentions_domain(const struct wp_table *t, const char *domain);
 const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local,
                                         const char *domain, const struct wp_lookup_mode *mode,
                                         struct wp_capture caps[2], size_t *ncaps);
+/* The same, for a caller that has the lengths and wp_hash_fwd(domain) at
+ * hand already (the resolver hashes each domain once for all its maps). */
+const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const char *local, size_t llen,
+                                               const char *domain, size_t dlen, uint64_t dhash,
+                                               const struct wp_lookup_mode *mode, struct wp_capture caps[2],
+                                               size_t *ncaps);
 
 #endif

@@ -1,6 +1,7 @@
 /* Unit tests: RFC 5321 address parsing and CommuniGate path folding. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "address.h"
@@ -117,6 +118,40 @@ START_TEST(format)
 }
 END_TEST
 
+/* The parser lower-cases, drops one trailing dot and checks the domain in
+ * one pass for plain names: it must judge every domain as
+ * wp_domain_valid() judges the folded text. */
+START_TEST(domain_check_like_wp_domain_valid)
+{
+    static const char *const domains[] = {
+        "example.com", "EXAMPLE.Com", "a", "a.", "a..", "a..b", ".a", "..", ".", "a.b.", "a-b_c.d9",
+        "a b", "a!b", "a%b", "[1.2.3.4]", "[1.2.3.4]:26", "host:26", "host:26.via", "host:0", "host:",
+        "[IPv6:::1]", "[1.2.3.4", "x.\xc3\xa9", "UPPER.CASE.", "-a.b", "a-.b", "1.2.3.4", "a:b:c",
+    };
+    for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
+        for (unsigned hp = 0; hp < 2; hp++) {
+            char in[300], folded[300];
+            snprintf(in, sizeof(in), "u@%s", domains[i]);
+            snprintf(folded, sizeof(folded), "%s", domains[i]);
+            for (char *c = folded; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c += 32;
+            size_t n = strlen(folded);
+            if (n && folded[n - 1] == '.')
+                folded[n - 1] = '\0';
+            struct wp_address a;
+            const char *why;
+            bool parsed = wp_address_parse(in, strlen(in), hp ? WP_ADDR_HOSTPORT : 0, &a, &why);
+            bool valid = wp_domain_valid(folded, hp);
+            ck_assert_msg(parsed == valid, "%s (hp %u): parse %d, wp_domain_valid %d", in, hp, parsed,
+                          valid);
+            if (parsed)
+                ck_assert_str_eq(a.domain, folded);
+        }
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("address");
@@ -127,6 +162,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hostport);
     tcase_add_test(tc, ip_literals);
     tcase_add_test(tc, format);
+    tcase_add_test(tc, domain_check_like_wp_domain_valid);
     suite_add_tcase(s, tc);
     return s;
 }
