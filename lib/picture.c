@@ -16,6 +16,25 @@ size_t wp_picture_stars(const char *pic, size_t len)
     return n;
 }
 
+/* No star, or one: the shapes every Router picture has ("*@d", "*.d.com",
+ * "user"), matched with two comparisons instead of the backtracking walk.
+ * With one star the text around it must equal the picture around it, so
+ * the capture is whatever lies between: the walk would find the same. */
+static bool match_simple(const char *pic, size_t plen, const char *star, const char *text, size_t tlen,
+                         struct wp_capture *caps)
+{
+    if (!star)
+        return plen == tlen && wp_strnieq(pic, text, plen);
+    size_t head = (size_t)(star - pic), tail = plen - head - 1;
+    if (tlen < head + tail || !wp_strnieq(pic, text, head) || !wp_strnieq(star + 1, text + tlen - tail, tail))
+        return false;
+    if (caps) {
+        caps[0].start = text + head;
+        caps[0].len = tlen - head - tail;
+    }
+    return true;
+}
+
 bool wp_picture_match(const char *pic, size_t plen, const char *text, size_t tlen,
                       struct wp_capture *caps)
 {
@@ -24,6 +43,9 @@ bool wp_picture_match(const char *pic, size_t plen, const char *text, size_t tle
     /* Where to resume if the text after the last star fails to match. */
     size_t back_p = (size_t)-1, back_t = 0, back_star = 0;
 
+    const char *star = memchr(pic, '*', plen);
+    if (!star || !memchr(star + 1, '*', plen - (size_t)(star - pic) - 1))
+        return match_simple(pic, plen, star, text, tlen, caps);
     if (wp_picture_stars(pic, plen) > WP_PICTURE_STARS)
         return false;
     while (t < tlen) {
