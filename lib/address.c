@@ -9,27 +9,38 @@
 #include "address.h"
 #include "util.h"
 
+/* Byte classes, looked up in a table: the parser and the formatter test
+ * every byte of every address a lookup meets. */
+enum { CLASS_LOCAL = 1, CLASS_DOMAIN = 2 };
 /* Bytes that may stand unquoted in a local part.  We are a little more
  * liberal than RFC 5321's atext (UTF-8 for SMTPUTF8), never less safe. */
+#define IS_LOCAL(c)                                                                                          \
+    ((c) > 0x20 && (c) != 0x7f && (c) != '<' && (c) != '>' && (c) != '(' && (c) != ')' && (c) != '[' &&  \
+     (c) != ']' && (c) != ',' && (c) != ';' && (c) != ':' && (c) != '\\' && (c) != '"')
+/* Domain bytes: letters, digits, '-', '.', '_'. */
+#define IS_DOMAIN(c)                                                                                         \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9') || (c) == '-' || \
+     (c) == '.' || (c) == '_')
+#define CLASS(c) ((IS_LOCAL(c) ? CLASS_LOCAL : 0) | (IS_DOMAIN(c) ? CLASS_DOMAIN : 0))
+#define CLASS4(c) CLASS(c), CLASS((c) + 1), CLASS((c) + 2), CLASS((c) + 3)
+#define CLASS16(c) CLASS4(c), CLASS4((c) + 4), CLASS4((c) + 8), CLASS4((c) + 12)
+#define CLASS64(c) CLASS16(c), CLASS16((c) + 16), CLASS16((c) + 32), CLASS16((c) + 48)
+static const unsigned char byte_class[256] = { CLASS64(0), CLASS64(64), CLASS64(128), CLASS64(192) };
+#undef CLASS64
+#undef CLASS16
+#undef CLASS4
+#undef CLASS
+#undef IS_DOMAIN
+#undef IS_LOCAL
+
 static inline bool local_char_ok(unsigned char c)
 {
-    if (c <= 0x20 || c == 0x7f)
-        return false;
-    /* A switch rather than strchr(): this runs for every byte of every
-     * address a lookup parses. */
-    switch (c) {
-    case '<': case '>': case '(': case ')': case '[': case ']':
-    case ',': case ';': case ':': case '\\': case '"':
-        return false;
-    default:
-        return true;
-    }
+    return (byte_class[c] & CLASS_LOCAL) != 0;
 }
 
-static bool domain_char_ok(unsigned char c)
+static inline bool domain_char_ok(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_';
+    return (byte_class[c] & CLASS_DOMAIN) != 0;
 }
 
 bool wp_domain_ip_literal(const char *domain, char *ip, size_t ipsize)

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define WP_NONE UINT32_MAX
 
 struct wp_strmap_entry {
@@ -37,10 +39,7 @@ struct wp_strmap {
 #define WP_HASH_INIT 0xcbf29ce484222325ULL
 static inline uint64_t wp_hash_step(uint64_t h, char c)
 {
-    unsigned char u = (unsigned char)c;
-    if (u >= 'A' && u <= 'Z')
-        u += 32;
-    return (h ^ u) * 0x100000001b3ULL;
+    return (h ^ (unsigned char)wp_lower(c)) * 0x100000001b3ULL;
 }
 uint64_t wp_hash_fwd(const char *s, size_t len);
 uint64_t wp_hash_bwd(const char *s, size_t len);

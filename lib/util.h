@@ -24,10 +24,12 @@ char *wp_strdup(const char *s);
 char *wp_strndup(const char *s, size_t n);
 char *wp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ASCII-only case folding: mail syntax is ASCII, and locales must not matter. */
+/* ASCII-only case folding: mail syntax is ASCII, and locales must not
+ * matter.  A table: lookups fold every byte they hash or compare. */
+extern const unsigned char wp_lower_table[256];
 static inline char wp_lower(char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    return (char)wp_lower_table[(unsigned char)c];
 }
 void wp_str_lower(char *s);
 bool wp_strieq(const char *a, const char *b);

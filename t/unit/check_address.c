@@ -152,6 +152,28 @@ START_TEST(domain_check_like_wp_domain_valid)
 }
 END_TEST
 
+/* Every byte, alone inside a local part and inside a domain: accepted
+ * exactly when RFC 5321 (as Waypost widens it for UTF-8) allows it. */
+START_TEST(every_byte)
+{
+    for (int c = 1; c < 256; c++) {
+        bool local_ok = c > 0x20 && c != 0x7f && !strchr("<>()[],;:\\\"@", c);
+        bool domain_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         c == '-' || c == '.' || c == '_';
+        char in[16];
+        struct wp_address a;
+        const char *why;
+        snprintf(in, sizeof(in), "a%cb@d.example", c);
+        if (c != '@' && c != '!' && c != '%')
+            ck_assert_msg(wp_address_parse(in, strlen(in), 0, &a, &why) == local_ok, "local byte 0x%02x", c);
+        snprintf(in, sizeof(in), "u@a%cb", c);
+        if (c != '@') /* the last '@' starts the domain */
+            ck_assert_msg(wp_address_parse(in, strlen(in), 0, &a, &why) == domain_ok,
+                      "domain byte 0x%02x", c);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("address");
@@ -163,6 +185,7 @@ static Suite *suite(void)
     tcase_add_test(tc, ip_literals);
     tcase_add_test(tc, format);
     tcase_add_test(tc, domain_check_like_wp_domain_valid);
+    tcase_add_test(tc, every_byte);
     suite_add_tcase(s, tc);
     return s;
 }
