@@ -15,7 +15,7 @@ enum { CLASS_LOCAL = 1, CLASS_DOMAIN = 2 };
 /* Bytes that may stand unquoted in a local part.  We are a little more
  * liberal than RFC 5321's atext (UTF-8 for SMTPUTF8), never less safe. */
 #define IS_LOCAL(c)                                                                                          \
-    ((c) > 0x20 && (c) != 0x7f && (c) != '<' && (c) != '>' && (c) != '(' && (c) != ')' && (c) != '[' &&  \
+    ((c) > 0x20 && (c) != 0x7f && (c) != '<' && (c) != '>' && (c) != '(' && (c) != ')' && (c) != '[' &&      \
      (c) != ']' && (c) != ',' && (c) != ';' && (c) != ':' && (c) != '\\' && (c) != '"')
 /* Domain bytes: letters, digits, '-', '.', '_'. */
 #define IS_DOMAIN(c)                                                                                         \
@@ -25,7 +25,7 @@ enum { CLASS_LOCAL = 1, CLASS_DOMAIN = 2 };
 #define CLASS4(c) CLASS(c), CLASS((c) + 1), CLASS((c) + 2), CLASS((c) + 3)
 #define CLASS16(c) CLASS4(c), CLASS4((c) + 4), CLASS4((c) + 8), CLASS4((c) + 12)
 #define CLASS64(c) CLASS16(c), CLASS16((c) + 16), CLASS16((c) + 32), CLASS16((c) + 48)
-static const unsigned char byte_class[256] = { CLASS64(0), CLASS64(64), CLASS64(128), CLASS64(192) };
+static const unsigned char byte_class[256] = {CLASS64(0), CLASS64(64), CLASS64(128), CLASS64(192)};
 #undef CLASS64
 #undef CLASS16
 #undef CLASS4

@@ -95,7 +95,7 @@ char *wp_asprintf(const char *fmt, ...)
 #define LOWER4(c) LOWER(c), LOWER((c) + 1), LOWER((c) + 2), LOWER((c) + 3)
 #define LOWER16(c) LOWER4(c), LOWER4((c) + 4), LOWER4((c) + 8), LOWER4((c) + 12)
 #define LOWER64(c) LOWER16(c), LOWER16((c) + 16), LOWER16((c) + 32), LOWER16((c) + 48)
-const unsigned char wp_lower_table[256] = { LOWER64(0), LOWER64(64), LOWER64(128), LOWER64(192) };
+const unsigned char wp_lower_table[256] = {LOWER64(0), LOWER64(64), LOWER64(128), LOWER64(192)};
 #undef LOWER64
 #undef LOWER16
 #undef LOWER4

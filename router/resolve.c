@@ -80,8 +80,9 @@ static void join(char *out, size_t size, const char *const parts[], size_t n)
     }
     out[o] = '\0';
 }
-#define JOIN(out, ...) \
-    join(out, sizeof(out), (const char *const[]){ __VA_ARGS__ }, sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *))
+#define JOIN(out, ...)                                                                                       \
+    join(out, sizeof(out), (const char *const[]){__VA_ARGS__},                                               \
+         sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 static void finish_error(struct wp_route *route, enum wp_route_kind kind, const char *text)
 {
@@ -105,7 +106,7 @@ struct hashed {
 static struct hashed hashed(const char *name)
 {
     size_t n = strlen(name);
-    return (struct hashed){ name, n, wp_hash_fwd(name, n) };
+    return (struct hashed){name, n, wp_hash_fwd(name, n)};
 }
 
 static const struct wp_domain *find_domain_hashed(const struct wp_router *r, struct hashed d)
@@ -396,8 +397,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
 
         struct wp_capture caps[2];
         size_t ncaps = 0;
-        const struct wp_record *rec =
-            wp_table_lookup_hashed(r->table, a.local, strlen(a.local), d.name, d.len, d.hash, &mode, caps, &ncaps);
+        const struct wp_record *rec = wp_table_lookup_hashed(r->table, a.local, strlen(a.local), d.name,
+                                                             d.len, d.hash, &mode, caps, &ncaps);
         if (rec) {
             static const enum wp_relay_class grants[] = {
                 [WP_PFX_NONE] = WP_RC_NONE, [WP_PFX_RELAY] = WP_RC_RELAY, [WP_PFX_RELAYALL] = WP_RC_RELAYALL,

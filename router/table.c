@@ -658,7 +658,7 @@ const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const c
                                                const struct wp_lookup_mode *m, struct wp_capture caps[2],
                                                size_t *ncaps)
 {
-    struct candidate best = { WP_NONE, { { NULL, 0 }, { NULL, 0 } }, 0 };
+    struct candidate best = {WP_NONE, {{NULL, 0}, {NULL, 0}}, 0};
     char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
 
     /* One probe says whether any exact-keyed map files records under this

@@ -124,9 +124,11 @@ END_TEST
 START_TEST(domain_check_like_wp_domain_valid)
 {
     static const char *const domains[] = {
-        "example.com", "EXAMPLE.Com", "a", "a.", "a..", "a..b", ".a", "..", ".", "a.b.", "a-b_c.d9",
-        "a b", "a!b", "a%b", "[1.2.3.4]", "[1.2.3.4]:26", "host:26", "host:26.via", "host:0", "host:",
-        "[IPv6:::1]", "[1.2.3.4", "x.\xc3\xa9", "UPPER.CASE.", "-a.b", "a-.b", "1.2.3.4", "a:b:c",
+        "example.com", "EXAMPLE.Com", "a",          "a.",           "a..",        "a..b",
+        ".a",          "..",          ".",          "a.b.",         "a-b_c.d9",   "a b",
+        "a!b",         "a%b",         "[1.2.3.4]",  "[1.2.3.4]:26", "host:26",    "host:26.via",
+        "host:0",      "host:",       "[IPv6:::1]", "[1.2.3.4",     "x.\xc3\xa9", "UPPER.CASE.",
+        "-a.b",        "a-.b",        "1.2.3.4",    "a:b:c",
     };
     for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
         for (unsigned hp = 0; hp < 2; hp++) {
@@ -143,8 +145,7 @@ START_TEST(domain_check_like_wp_domain_valid)
             const char *why;
             bool parsed = wp_address_parse(in, strlen(in), hp ? WP_ADDR_HOSTPORT : 0, &a, &why);
             bool valid = wp_domain_valid(folded, hp);
-            ck_assert_msg(parsed == valid, "%s (hp %u): parse %d, wp_domain_valid %d", in, hp, parsed,
-                          valid);
+            ck_assert_msg(parsed == valid, "%s (hp %u): parse %d, wp_domain_valid %d", in, hp, parsed, valid);
             if (parsed)
                 ck_assert_str_eq(a.domain, folded);
         }
@@ -168,8 +169,8 @@ START_TEST(every_byte)
             ck_assert_msg(wp_address_parse(in, strlen(in), 0, &a, &why) == local_ok, "local byte 0x%02x", c);
         snprintf(in, sizeof(in), "u@a%cb", c);
         if (c != '@') /* the last '@' starts the domain */
-            ck_assert_msg(wp_address_parse(in, strlen(in), 0, &a, &why) == domain_ok,
-                      "domain byte 0x%02x", c);
+            ck_assert_msg(wp_address_parse(in, strlen(in), 0, &a, &why) == domain_ok, "domain byte 0x%02x",
+                          c);
     }
 }
 END_TEST

@@ -115,8 +115,8 @@ START_TEST(one_star_exhaustive)
                         bool got = wp_picture_match(pic, strlen(pic), text, strlen(text), cap);
                         ck_assert_msg(got == want, "'%s' ~ '%s': got %d, want %d", pic, text, got, want);
                         if (got && strchr(pic, '*'))
-                            ck_assert_msg(cap[0].start == text + at && cap[0].len == len, "'%s' ~ '%s': capture",
-                                          pic, text);
+                            ck_assert_msg(cap[0].start == text + at && cap[0].len == len,
+                                          "'%s' ~ '%s': capture", pic, text);
                         checked++;
                     }
                 }
