@@ -91,7 +91,7 @@ char *wp_asprintf(const char *fmt, ...)
     return p;
 }
 
-#define LOWER(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+#define LOWER(c) (unsigned char)((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
 #define LOWER4(c) LOWER(c), LOWER((c) + 1), LOWER((c) + 2), LOWER((c) + 3)
 #define LOWER16(c) LOWER4(c), LOWER4((c) + 4), LOWER4((c) + 8), LOWER4((c) + 12)
 #define LOWER64(c) LOWER16(c), LOWER16((c) + 16), LOWER16((c) + 32), LOWER16((c) + 48)
