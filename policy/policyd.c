@@ -110,7 +110,8 @@ struct worker {
  * One client connection.  Requests are read straight into `in` and parsed
  * where they lie; answers are formatted straight into `out` and sent with
  * one write for all the requests one read brought (Postfix sends one at a
- * time, so usually one read, one answer, one write).
+ * time, so usually one read, one answer, one write), at the end of the
+ * event-loop pass (see process_input).
  */
 struct conn {
     struct worker *w;
