@@ -410,12 +410,14 @@ bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_addr
 
 bool wp_address_format(const char *local, const char *domain, char *out, size_t outsize)
 {
-    bool quote = false;
-    size_t o = 0;
-    for (const char *c = local; *c; c++)
-        if (!local_char_ok((unsigned char)*c) || *c == '@')
+    /* One pass decides the quoting: a byte that may not stand bare, or a
+     * dot at either end or next to another. */
+    bool quote = local[0] == '.';
+    size_t o = 0, n = 0;
+    for (char prev = '\0'; local[n]; prev = local[n++])
+        if (!local_char_ok((unsigned char)local[n]) || local[n] == '@' || (local[n] == '.' && prev == '.'))
             quote = true;
-    if (local[0] == '.' || strstr(local, "..") || (local[0] && local[strlen(local) - 1] == '.'))
+    if (n > 0 && local[n - 1] == '.')
         quote = true;
 #define PUT(ch)                  \
     do {                         \

@@ -258,19 +258,21 @@ static bool parse_nexthop(const char *hop, struct wp_route *route, const char **
     return true;
 }
 
-/* Replace the current address by text (a target after '*' expansion). */
+/* Replace the current address by text (a target after '*' expansion).
+ * Parsed straight into *a, not copied in: on failure the resolution ends
+ * and *a is not looked at again.  Whether the address carried routing is
+ * a property of what was received, so it survives the rewrite. */
 static bool set_address(struct wp_address *a, const char *text, struct wp_route *route)
 {
     const char *why;
-    struct wp_address next;
-    if (!wp_address_parse(text, strlen(text), WP_ADDR_HOSTPORT | WP_ADDR_RAW_LOCAL, &next, &why)) {
+    bool routed = a->routed;
+    if (!wp_address_parse(text, strlen(text), WP_ADDR_HOSTPORT | WP_ADDR_RAW_LOCAL, a, &why)) {
         char msg[WP_ROUTE_TEXT_MAX];
         snprintf(msg, sizeof(msg), "5.1.3 Bad address <%.200s> produced by routing: %s", text, why);
         finish_error(route, WP_ROUTE_ERROR, msg);
         return false;
     }
-    next.routed = a->routed;
-    *a = next;
+    a->routed = routed;
     return true;
 }
 

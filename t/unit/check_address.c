@@ -114,6 +114,14 @@ START_TEST(format)
     ck_assert_str_eq(out, "\"a\\\"b\"@d");
     ck_assert(wp_address_format(".x", "d", out, sizeof(out)));
     ck_assert_str_eq(out, "\".x\"@d");
+    ck_assert(wp_address_format("a..b", "d", out, sizeof(out)));
+    ck_assert_str_eq(out, "\"a..b\"@d");
+    ck_assert(wp_address_format("x.", "d", out, sizeof(out)));
+    ck_assert_str_eq(out, "\"x.\"@d");
+    ck_assert(wp_address_format("a.b.c", "d", out, sizeof(out)));
+    ck_assert_str_eq(out, "a.b.c@d");
+    ck_assert(wp_address_format("u%h@x", "", out, sizeof(out)));
+    ck_assert_str_eq(out, "\"u%h@x\"");
     ck_assert(!wp_address_format("abcdef", "d", out, 4));
 }
 END_TEST
