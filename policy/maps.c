@@ -139,56 +139,39 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const
 
 /* ---------------------------------------------------------------- policy */
 
-/* The kept attributes, in the order of the table below. */
-enum { K_REQUEST, K_PROTOCOL_STATE, K_RECIPIENT, K_SENDER, K_CLIENT_ADDRESS, K_SASL_USERNAME, K_ETRN_DOMAIN, K_COUNT };
-
+/* Where each kept attribute goes, in enum wp_policy_kept order. */
 static const struct {
     const char *name;
-    size_t len;
     size_t offset, size;
 } kept[] = {
 /* clang-format off */
-#define KEEP(f) { #f, sizeof(#f) - 1, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f) }
+#define KEEP(f) { #f, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f) }
     KEEP(request),        KEEP(protocol_state), KEEP(recipient),   KEEP(sender),
     KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain),
 #undef KEEP
-/* clang-format on */
+    /* clang-format on */
 };
-_Static_assert(sizeof(kept) / sizeof(kept[0]) == K_COUNT, "one enum value per kept attribute");
-
-/* Postfix sends some 30 attributes per request and we keep 7: the length
- * alone names the one candidate (protocol_state and client_address share
- * theirs), so most names cost neither a memcmp() nor a walk through the
- * table.  A new kept name of an existing length is a duplicate case label:
- * the compiler says so.  The first byte rules out most of the others. */
-#define LEN(s) (sizeof(s) - 1)
-static int kept_index(const char *name, size_t n)
-{
-    int i;
-    switch (n) {
-    case LEN("sender"): i = K_SENDER; break;
-    case LEN("request"): i = K_REQUEST; break;
-    case LEN("recipient"): i = K_RECIPIENT; break;
-    case LEN("etrn_domain"): i = K_ETRN_DOMAIN; break;
-    case LEN("sasl_username"): i = K_SASL_USERNAME; break;
-    case LEN("protocol_state"): /* and client_address */
-        i = name[0] == 'p' ? K_PROTOCOL_STATE : K_CLIENT_ADDRESS;
-        break;
-    default: return -1;
-    }
-    return kept[i].len == n && kept[i].name[0] == name[0] && memcmp(name, kept[i].name, n) == 0 ? i : -1;
-}
-#undef LEN
+_Static_assert(sizeof(kept) / sizeof(kept[0]) == WP_KEPT_COUNT, "one enum value per kept attribute");
 
 bool wp_policy_attr_kept(const char *name)
 {
-    return kept_index(name, strlen(name)) >= 0;
+    return wp_policy_kept_index(name, strlen(name)) >= 0;
 }
 
 void wp_policy_request_clear(struct wp_policy_request *req)
 {
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         ((char *)req)[kept[i].offset] = '\0';
+}
+
+bool wp_policy_attr_set(struct wp_policy_request *req, enum wp_policy_kept k, const char *value, size_t len)
+{
+    if (len >= kept[k].size)
+        return false;
+    char *field = (char *)req + kept[k].offset;
+    memcpy(field, value, len);
+    field[len] = '\0';
+    return true;
 }
 
 bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value)
@@ -199,15 +182,9 @@ bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char 
 bool wp_policy_attr_len(struct wp_policy_request *req, const char *name, size_t name_len, const char *value,
                         size_t value_len)
 {
-    int i = kept_index(name, name_len);
-    if (i < 0)
-        return true; /* unknown attributes are ignored */
-    if (value_len >= kept[i].size)
-        return false;
-    char *field = (char *)req + kept[i].offset;
-    memcpy(field, value, value_len);
-    field[value_len] = '\0';
-    return true;
+    int k = wp_policy_kept_index(name, name_len);
+    return k < 0 ||
+           wp_policy_attr_set(req, (enum wp_policy_kept)k, value, value_len); /* others are ignored */
 }
 
 /* "550 5.1.1 text" from a route text "5.1.1 text" ("451" for 4.x.x). */

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "snapshot.h"
 
@@ -43,6 +44,44 @@ struct wp_policy_request {
     char sasl_username[256];
     char etrn_domain[256];
 };
+
+/* The kept attributes (the fields above), numbered. */
+enum wp_policy_kept {
+    WP_KEPT_REQUEST,
+    WP_KEPT_PROTOCOL_STATE,
+    WP_KEPT_RECIPIENT,
+    WP_KEPT_SENDER,
+    WP_KEPT_CLIENT_ADDRESS,
+    WP_KEPT_SASL_USERNAME,
+    WP_KEPT_ETRN_DOMAIN,
+    WP_KEPT_COUNT
+};
+
+/* Which kept attribute the name (len bytes) is, or -1.  Inline: it runs
+ * for each of the some 30 attributes of every request, and most names are
+ * ruled out by their length and first byte before any comparison (a new
+ * kept name of a length already listed goes into that case). */
+static inline int wp_policy_kept_index(const char *name, size_t len)
+{
+#define WP_KEPT_IS(s) (name[0] == (s)[0] && memcmp(name, s, sizeof(s) - 1) == 0)
+    switch (len) {
+    case 6: return WP_KEPT_IS("sender") ? WP_KEPT_SENDER : -1;
+    case 7: return WP_KEPT_IS("request") ? WP_KEPT_REQUEST : -1;
+    case 9: return WP_KEPT_IS("recipient") ? WP_KEPT_RECIPIENT : -1;
+    case 11: return WP_KEPT_IS("etrn_domain") ? WP_KEPT_ETRN_DOMAIN : -1;
+    case 13: return WP_KEPT_IS("sasl_username") ? WP_KEPT_SASL_USERNAME : -1;
+    case 14:
+        return WP_KEPT_IS("protocol_state")   ? WP_KEPT_PROTOCOL_STATE
+               : WP_KEPT_IS("client_address") ? WP_KEPT_CLIENT_ADDRESS
+                                              : -1;
+    default: return -1;
+    }
+#undef WP_KEPT_IS
+}
+
+/* Store the value (len bytes, no terminating NUL needed) of kept attribute
+ * k.  Returns false if it is too long for its buffer. */
+bool wp_policy_attr_set(struct wp_policy_request *req, enum wp_policy_kept k, const char *value, size_t len);
 
 /* Store one "name=value" attribute (unknown names are ignored).  Returns
  * false if a value we keep is too long for its buffer. */

@@ -717,7 +717,8 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
         }
         *eq = '\0';
         size_t name_len = (size_t)(eq - line);
-        if (!wp_policy_attr_len(&c->req, line, name_len, eq + 1, n - name_len - 1)) {
+        int k = wp_policy_kept_index(line, name_len);
+        if (k >= 0 && !wp_policy_attr_set(&c->req, (enum wp_policy_kept)k, eq + 1, n - name_len - 1)) {
             wp_notice("policy: attribute %s too long, closing", line);
             keep = false;
             break;

@@ -159,6 +159,55 @@ START_TEST(policy)
 }
 END_TEST
 
+/* Every attribute Postfix 3.7 sends (and near misses): exactly the seven
+ * Waypost uses are kept, each into its own field. */
+START_TEST(policy_kept_names)
+{
+    static const char *const kept_names[] = {"request",        "protocol_state", "recipient",  "sender",
+                                             "client_address", "sasl_username",  "etrn_domain"};
+    static const char *const ignored[] = {
+        "protocol_name",
+        "helo_name",
+        "queue_id",
+        "recipient_count",
+        "client_name",
+        "reverse_client_name",
+        "instance",
+        "sasl_method",
+        "sasl_sender",
+        "size",
+        "ccert_subject",
+        "ccert_issuer",
+        "ccert_fingerprint",
+        "ccert_pubkey_fingerprint",
+        "encryption_protocol",
+        "encryption_cipher",
+        "encryption_keysize",
+        "stress",
+        "server_address",
+        "server_port",
+        "policy_context",
+        "compatibility_level",
+        "mail_version",
+        "client_port",
+        "Sender",
+        "senders",
+        "recipienT",
+        "client_addresz",
+        "",
+        "s",
+    };
+    for (size_t i = 0; i < sizeof(kept_names) / sizeof(kept_names[0]); i++) {
+        int k = wp_policy_kept_index(kept_names[i], strlen(kept_names[i]));
+        ck_assert_msg(k >= 0, "%s not kept", kept_names[i]);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_int_ne(k, wp_policy_kept_index(kept_names[j], strlen(kept_names[j])));
+    }
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        ck_assert_msg(!wp_policy_attr_kept(ignored[i]), "%s kept", ignored[i]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("wire");
@@ -167,6 +216,7 @@ static Suite *suite(void)
     tcase_add_test(tc, xcoding);
     tcase_add_test(tc, maps);
     tcase_add_test(tc, policy);
+    tcase_add_test(tc, policy_kept_names);
     suite_add_tcase(s, tc);
     return s;
 }
