@@ -103,26 +103,25 @@ START_TEST(ip_literals)
 }
 END_TEST
 
-START_TEST(format)
+static void formats_as(const char *local, const char *domain, const char *want)
 {
     char out[128];
-    ck_assert(wp_address_format("alice", "d.example", out, sizeof(out)));
-    ck_assert_str_eq(out, "alice@d.example");
-    ck_assert(wp_address_format("john doe", "d.example", out, sizeof(out)));
-    ck_assert_str_eq(out, "\"john doe\"@d.example");
-    ck_assert(wp_address_format("a\"b", "d", out, sizeof(out)));
-    ck_assert_str_eq(out, "\"a\\\"b\"@d");
-    ck_assert(wp_address_format(".x", "d", out, sizeof(out)));
-    ck_assert_str_eq(out, "\".x\"@d");
-    ck_assert(wp_address_format("a..b", "d", out, sizeof(out)));
-    ck_assert_str_eq(out, "\"a..b\"@d");
-    ck_assert(wp_address_format("x.", "d", out, sizeof(out)));
-    ck_assert_str_eq(out, "\"x.\"@d");
-    ck_assert(wp_address_format("a.b.c", "d", out, sizeof(out)));
-    ck_assert_str_eq(out, "a.b.c@d");
-    ck_assert(wp_address_format("u%h@x", "", out, sizeof(out)));
-    ck_assert_str_eq(out, "\"u%h@x\"");
-    ck_assert(!wp_address_format("abcdef", "d", out, 4));
+    ck_assert_msg(wp_address_format(local, domain, out, sizeof(out)), "%s@%s does not fit", local, domain);
+    ck_assert_str_eq(out, want);
+}
+
+START_TEST(format)
+{
+    formats_as("alice", "d.example", "alice@d.example");
+    formats_as("john doe", "d.example", "\"john doe\"@d.example");
+    formats_as("a\"b", "d", "\"a\\\"b\"@d");
+    formats_as(".x", "d", "\".x\"@d");
+    formats_as("a..b", "d", "\"a..b\"@d");
+    formats_as("x.", "d", "\"x.\"@d");
+    formats_as("a.b.c", "d", "a.b.c@d");
+    formats_as("u%h@x", "", "\"u%h@x\"");
+    char out[4];
+    ck_assert(!wp_address_format("abcdef", "d", out, sizeof(out)));
 }
 END_TEST
 
