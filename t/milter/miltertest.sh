@@ -6,24 +6,14 @@
 . "$top_srcdir/t/lib.sh"
 scratch
 chmod 755 "$dir"
-MILTER="$top_builddir/milter/waypost-milter"
-command -v miltertest >/dev/null || { echo "Bail out! miltertest is not installed"; exit 1; }
+. "$top_srcdir/t/milter/lib.sh"
 SINK=$(free_ports 1)
 mkdir -p "$dir/sink" && chown nobody "$dir/sink"
 smtp-sink -u nobody -d "$dir/sink/%H%M%S." 127.0.0.1:$SINK 16 2>/dev/null &
 sinkpid=$!
 sed -e "s|@DIR@|$dir|g" -e "s|@SINKPORT@|$SINK|g" "$top_srcdir/t/milter/rules.conf.in" > "$dir/w.conf"
-"$MILTER" -f -c "$dir/w.conf" 2> "$dir/milter.log" &
-mpid=$!
-trap 'kill $mpid $sinkpid 2>/dev/null; python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$dir/milter.sock" 2>/dev/null; wait $mpid $sinkpid 2>/dev/null; rm -rf "$dir"' EXIT
-i=0; while [ ! -S "$dir/milter.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-check "milter is listening" [ -S "$dir/milter.sock" ]
-
-mt() { # mt NAME LUA-BODY: run one miltertest script
-    printf 'dofile("%s")\n%s\n' "$top_srcdir/t/milter/common.lua" "$2" > "$dir/$1.lua"
-    if out=$(miltertest -D sock="unix:$dir/milter.sock" -s "$dir/$1.lua" 2>&1); then ok "miltertest: $1"
-    else not_ok "miltertest: $1"; printf '%s\n' "$out" | sed 's/^/#   /' | head -5; fi
-}
+MILTER_PIDS=$sinkpid
+milter_start
 sink_count() { find "$dir/sink" -type f | wc -l; }
 
 mt reject-dept1 '

@@ -9,8 +9,7 @@
 . "$top_srcdir/t/lib.sh"
 scratch
 chmod 755 "$dir"
-MILTER="$top_builddir/milter/waypost-milter"
-command -v miltertest >/dev/null || { echo "Bail out! miltertest is not installed"; exit 1; }
+. "$top_srcdir/t/milter/lib.sh"
 printf '<sales@partner.dom> = sales@client.com\n' > "$dir/router.table"
 cat > "$dir/w.conf" <<C
 router: {
@@ -28,17 +27,7 @@ rules = (
     action = ( ("Mirror to", "archive@client.com") ); }
 );
 C
-"$MILTER" -f -c "$dir/w.conf" 2> "$dir/milter.log" &
-mpid=$!
-trap 'kill $mpid 2>/dev/null; python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$dir/milter.sock" 2>/dev/null; wait $mpid 2>/dev/null; rm -rf "$dir"' EXIT
-i=0; while [ ! -S "$dir/milter.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-check "milter is listening" [ -S "$dir/milter.sock" ]
-
-mt() { # mt NAME LUA-BODY: run one miltertest script
-    printf 'dofile("%s")\n%s\n' "$top_srcdir/t/milter/common.lua" "$2" > "$dir/$1.lua"
-    if out=$(miltertest -D sock="unix:$dir/milter.sock" -s "$dir/$1.lua" 2>&1); then ok "miltertest: $1"
-    else not_ok "miltertest: $1"; printf '%s\n' "$out" | sed 's/^/#   /' | head -5; fi
-}
+milter_start
 
 mt three-recipients-one-field '
 local c = send(sock, "<a@example.org>", {"<ann@client.com>", "<Bob@Client.COM>", "<carol@client.com>"}, {{"Subject", "s"}}, "x\r\n")
