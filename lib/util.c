@@ -142,6 +142,19 @@ bool wp_header_name_valid(const char *name, size_t len)
     return true;
 }
 
+void wp_join(char *out, size_t size, const char *const parts[], size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > size - 1 - o)
+            len = size - 1 - o;
+        memcpy(out + o, parts[i], len);
+        o += len;
+    }
+    out[o] = '\0';
+}
+
 bool wp_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);

@@ -40,6 +40,14 @@ bool wp_has_suffix_ci(const char *s, size_t len, const char *suffix);
  * characters other than ':' (len bytes of name). */
 bool wp_header_name_valid(const char *name, size_t len);
 
+/* Join n strings into out (size > 0), cut to fit like snprintf.  For
+ * answers and addresses built on every lookup, where printf's format
+ * machinery costs more than the copying.  WP_JOIN(out, size, s1, s2, ...). */
+void wp_join(char *out, size_t size, const char *const parts[], size_t n);
+#define WP_JOIN(out, size, ...)                                                                              \
+    wp_join(out, size, (const char *const[]){__VA_ARGS__},                                                   \
+            sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
 /* Copy at most size-1 bytes and terminate; returns false if src was cut. */
 bool wp_strlcpy(char *dst, const char *src, size_t size);
 

@@ -65,25 +65,6 @@ static void step(struct wp_route *route, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Join n strings into out, cut to size like snprintf(): the rewrites below
- * build addresses this way for every lookup, and printf's format machinery
- * costs more than the copying. */
-static void join(char *out, size_t size, const char *const parts[], size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(parts[i]);
-        if (len > size - 1 - o)
-            len = size - 1 - o;
-        memcpy(out + o, parts[i], len);
-        o += len;
-    }
-    out[o] = '\0';
-}
-#define JOIN(out, ...)                                                                                       \
-    join(out, sizeof(out), (const char *const[]){__VA_ARGS__},                                               \
-         sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-
 static void finish_error(struct wp_route *route, enum wp_route_kind kind, const char *text)
 {
     route->kind = kind;
@@ -389,7 +370,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         char *pct = strrchr(a.local, '%');
         if (dom && pct && strcmp(dom->name, r->main_domain) == 0) {
             *pct = '\0';
-            JOIN(buf, a.local, "@", pct + 1);
+            WP_JOIN(buf, sizeof(buf), a.local, "@", pct + 1);
             *pct = '%';
             step(route, "main domain with '%%': %s", buf);
             if (!set_address(&a, buf, route))
@@ -434,16 +415,16 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             }
             if (rec->target_kind == WP_TGT_ADDRESS) {
                 if (!strchr(target, '@')) {
-                    JOIN(buf, target, "@", r->main_domain);
+                    WP_JOIN(buf, sizeof(buf), target, "@", r->main_domain);
                     wp_strlcpy(target, buf, sizeof(target));
                 }
             } else if ((relay_suffix_len(target) || target[0] == '[') && !strchr(a.local, '%')) {
                 /* Domain-level record to a next hop: the envelope keeps its
                  * domain, unless the local part already says where it goes. */
-                JOIN(buf, a.local, "%", a.domain, "@", target);
+                WP_JOIN(buf, sizeof(buf), a.local, "%", a.domain, "@", target);
                 wp_strlcpy(target, buf, sizeof(target));
             } else {
-                JOIN(buf, a.local, "@", target);
+                WP_JOIN(buf, sizeof(buf), a.local, "@", target);
                 wp_strlcpy(target, buf, sizeof(target));
             }
             if (strlen(target) >= WP_ADDR_MAX) {
