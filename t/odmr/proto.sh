@@ -59,6 +59,19 @@ python3 "$top_srcdir/t/odmr/proto.py" "$dir" "$base" $((base + 1)) > "$dir/proto
 grep -v '^1\.\.' "$dir/proto.out"  # its ok/not ok lines count as tests of their own
 check "protocol tests pass" [ "$rc" -eq 0 ]
 check "daemon survived everything" kill -0 "$pid"
+# SIGHUP with a broken configuration: refused with file:line, the daemon
+# keeps serving on the one it had; then a good one (an account fewer) is
+# taken.
+cp "$dir/waypost.conf" "$dir/good.conf"
+printf 'odmr: { timeout = 0; };\n' >> "$dir/waypost.conf" # a second odmr group
+kill -HUP "$pid"; sleep 0.5
+check "a broken reload is refused with file:line" grep -q "$dir/waypost.conf:[0-9]*: " "$dir/odmrd.log"
+check "and says the old configuration stays" grep -q "reload failed: keeping the configuration" "$dir/odmrd.log"
+greeting=$(python3 -c 'import socket, sys; s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5); print(s.makefile().readline().strip())' "$base")
+check "the daemon still greets customers ($greeting)" sh -c 'case "$1" in "220 "*) exit 0 ;; esac; exit 1' sh "$greeting"
+grep -v 'user = "cust2"' "$dir/good.conf" > "$dir/waypost.conf"
+kill -HUP "$pid"; sleep 0.5
+check "a good reload is taken" grep -q "reloaded $dir/waypost.conf: 2 ODMR accounts" "$dir/odmrd.log"
 # A connection still open at SIGTERM is dropped cleanly (no leak under ASan).
 python3 -c 'import socket, sys, time; s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); time.sleep(3)' \
     "$base" & held=$!
