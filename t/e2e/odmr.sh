@@ -143,7 +143,17 @@ cond "the kill came during intake" '[ "$at_kill" -ge 3 ] && [ "$at_kill" -lt $TO
 for p in "${E2E_SRC[@]}"; do wait "$p"; done
 sleep 1
 check "waypost-odmrd restarts" start_odmrd 2
-e2e_wait_queue_empty 40; check "Postfix delivered everything to waypost-odmrd after the restart" [ $? -eq 0 ]
+# A message whose LMTP connection broke with the kill can sit in Postfix's
+# queue until the queue manager's next scan of it (seen once in CI: still
+# there after 40 s); a flush asks for that scan now.
+queue_empty=0
+if e2e_wait_queue_empty 20 2>/dev/null; then queue_empty=1
+else
+    echo "# mail still queued in Postfix after 20 s: postqueue -f"
+    postqueue -c "$PFCONF" -f
+    e2e_wait_queue_empty 40 && queue_empty=1
+fi
+check "Postfix delivered everything to waypost-odmrd after the restart" [ "$queue_empty" -eq 1 ]
 n=$(spooled)
 echo "# spooled after the restart: $n"
 cond "all $TOTAL messages spooled, at most one duplicate" '[ "$n" -ge $TOTAL ] && [ "$n" -le $((TOTAL + 1)) ]'
