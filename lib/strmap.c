@@ -42,33 +42,6 @@ void wp_strmap_free(struct wp_strmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* Mix the 32-bit hash once more: FNV's low bits are weak for short keys. */
-static size_t slot_of(uint64_t hash, size_t cap)
-{
-    hash |= hash << 32;
-    hash ^= hash >> 33;
-    hash *= 0xff51afd7ed558ccdULL;
-    hash ^= hash >> 33;
-    return (size_t)hash & (cap - 1);
-}
-
-static uint64_t mix64(uint32_t h32)
-{
-    uint64_t h = (uint64_t)h32 * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 29);
-}
-
-/* A blocked Bloom filter: both bits of a key sit in one 64-bit word, so a
- * check costs one cache line however large the map. */
-static size_t filter_word(const struct wp_strmap *m, uint64_t h)
-{
-    return (size_t)(h >> 12) & (m->filter_mask >> 6);
-}
-
-static uint64_t filter_bits(uint64_t h)
-{
-    return (1ULL << (h & 63)) | (1ULL << ((h >> 6) & 63));
-}
 
 void wp_strmap_seal(struct wp_strmap *m)
 {
@@ -84,8 +57,8 @@ void wp_strmap_seal(struct wp_strmap *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key)
             continue;
-        uint64_t h = mix64(m->slots[i].hash32);
-        m->filter[filter_word(m, h)] |= filter_bits(h);
+        uint64_t h = wp_strmap_mix64(m->slots[i].hash32);
+        m->filter[wp_strmap_filter_word(m, h)] |= wp_strmap_filter_bits(h);
     }
 }
 
@@ -95,12 +68,9 @@ const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t 
     if (!m->count)
         return NULL;
     uint32_t h32 = (uint32_t)hash;
-    if (m->filter) {
-        uint64_t h = mix64(h32), bits = filter_bits(h);
-        if ((m->filter[filter_word(m, h)] & bits) != bits)
-            return NULL;
-    }
-    for (size_t i = slot_of(h32, m->cap);; i = (i + 1) & (m->cap - 1)) {
+    if (!wp_strmap_may_contain(m, hash))
+        return NULL;
+    for (size_t i = wp_strmap_slot_of(h32, m->cap);; i = (i + 1) & (m->cap - 1)) {
         const struct wp_strmap_entry *e = &m->slots[i];
         if (!e->key)
             return NULL;
@@ -122,7 +92,7 @@ static void grow(struct wp_strmap *m)
             continue;
         /* Slots are placed by hash32 alone, so growing needs no key rehash
          * (we could not: the map does not know the key's hash direction). */
-        size_t j = slot_of(old.slots[i].hash32, m->cap);
+        size_t j = wp_strmap_slot_of(old.slots[i].hash32, m->cap);
         while (m->slots[j].key)
             j = (j + 1) & (m->cap - 1);
         m->slots[j] = old.slots[i];
@@ -133,6 +103,8 @@ static void grow(struct wp_strmap *m)
 struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const char *key,
                                       size_t len)
 {
+    if (len > WP_STRMAP_KEY_MAX)
+        abort(); /* a caller's bug: every key is bounded long before this */
     if (!m->cap)
         wp_strmap_init(m, 8);
     if (m->filter) {
@@ -142,14 +114,15 @@ struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const 
     if ((m->count + 1) * 2 > m->cap)
         grow(m);
     uint32_t h32 = (uint32_t)hash;
-    size_t i = slot_of(h32, m->cap);
+    size_t i = wp_strmap_slot_of(h32, m->cap);
     for (;; i = (i + 1) & (m->cap - 1)) {
         struct wp_strmap_entry *e = &m->slots[i];
         if (!e->key) {
             e->key = key;
             e->hash32 = h32;
-            e->len = (uint32_t)len;
-            e->head = e->tail = WP_NONE;
+            e->len = (uint16_t)len;
+            e->flags = 0;
+            e->head = e->tail = e->head2 = e->tail2 = WP_NONE;
             m->count++;
             return e;
         }

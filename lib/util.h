@@ -15,10 +15,10 @@
 void *wp_malloc(size_t n);
 void *wp_calloc(size_t n, size_t size);
 void *wp_realloc(void *p, size_t n);
-/* Zeroed memory for a large, randomly accessed array (hash slots, table
- * records, a table file): placed on transparent huge pages where the kernel
- * offers them, which spares a TLB miss on most lookups in a million-record
- * table.  Small sizes fall back to calloc.  Free with free(). */
+/* Zeroed memory for a randomly accessed array (hash slots, table records):
+ * from 1 MB on, placed on transparent huge pages where the kernel offers
+ * them (rounded up to 2 MB), which spares most lookups a TLB miss; smaller
+ * sizes aligned to a cache line.  Free with free(). */
 void *wp_calloc_huge(size_t size);
 char *wp_strdup(const char *s);
 char *wp_strndup(const char *s, size_t n);
