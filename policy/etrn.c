@@ -316,7 +316,7 @@ size_t wp_etrn_merged_domains(const struct wp_router *r, const char *queue, char
     }
     const struct wp_table *t = r->table;
     for (uint32_t i = 0; t && i < t->nrecs; i++) {
-        const struct wp_record *rec = &t->recs[i];
+        const struct wp_record *rec = wp_table_record(t, t->ids[i]);
         if (rec->prefix == WP_PFX_ACCESS || rec->prefix == WP_PFX_SIGNAL)
             continue;
         if (target_may_reach(r, rec, queue) && record_probe(rec, addr, sizeof(addr)))

@@ -50,8 +50,8 @@ struct parse_ctx {
     const char *fname;
     const char *main_domain;
     struct wp_errors *err;
+    struct wp_record *recs; /* as parsed, pointing into the file buffer */
     uint32_t cap;
-    size_t extra_len, extra_cap;
 };
 
 /* Check a target by expanding its stars with a harmless stand-in. */
@@ -87,9 +87,65 @@ static void add_record(struct parse_ctx *c, const struct wp_record *r)
         /* sized from the line count up front (see wp_table_parse): this only
          * runs if that guess was short */
         c->cap = c->cap ? c->cap * 2 : 1024;
-        c->t->recs = wp_realloc(c->t->recs, c->cap * sizeof(*r));
+        c->recs = wp_realloc(c->recs, c->cap * sizeof(*r));
     }
-    c->t->recs[c->t->nrecs++] = *r;
+    c->recs[c->t->nrecs++] = *r;
+}
+
+static size_t block_size(const struct wp_record *r)
+{
+    size_t n = sizeof(*r) + r->domain_len + 1;
+    if (r->local)
+        n += (size_t)r->local_len + 1;
+    if (r->target)
+        n += strlen(r->target) + 1;
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Copy the parsed records and their text into the arena (see table.h), in
+ * table order; the file buffer is not needed after this. */
+static bool move_to_arena(struct parse_ctx *c)
+{
+    struct wp_table *t = c->t;
+    size_t total = 0;
+    for (uint32_t i = 0; i < t->nrecs; i++)
+        total += block_size(&c->recs[i]);
+    if (total / 8 >= WP_NONE) {
+        wp_error(c->err, c->fname, 0, "too many records");
+        return false;
+    }
+    t->arena = wp_calloc_huge(total ? total : 8);
+    t->ids = wp_malloc((t->nrecs ? t->nrecs : 1) * sizeof(*t->ids));
+    size_t off = 0;
+    for (uint32_t i = 0; i < t->nrecs; i++) {
+        const struct wp_record *r = &c->recs[i];
+        struct wp_record *b = (struct wp_record *)(void *)(t->arena + off);
+        *b = *r;
+        char *p = (char *)(b + 1);
+        if (r->local) {
+            memcpy(p, r->local, r->local_len);
+            b->local = p;
+            p += r->local_len;
+            *p++ = '@';
+        }
+        memcpy(p, r->domain, r->domain_len);
+        b->domain = p;
+        p += r->domain_len;
+        *p++ = '\0';
+        if (r->target) {
+            size_t n = strlen(r->target) + 1;
+            memcpy(p, r->target, n);
+            b->target = p;
+        }
+        t->ids[i] = (uint32_t)(off / 8);
+        off += block_size(r);
+    }
+    return true;
+}
+
+static struct wp_record *record_rw(struct wp_table *t, uint32_t id)
+{
+    return (struct wp_record *)(void *)(t->arena + (size_t)id * 8);
 }
 
 /* Parse one line (already terminated, comment not yet removed). */
@@ -309,31 +365,14 @@ static void parse_line(struct parse_ctx *c, char *line, size_t len, uint32_t lin
 
 /* ---------------------------------------------------------------- index */
 
-static void chain(struct wp_table *t, struct wp_strmap_entry *e, uint32_t idx)
+/* Append a record to the chain head/tail (table order). */
+static void chain(struct wp_table *t, uint32_t *head, uint32_t *tail, uint32_t id)
 {
-    if (e->head == WP_NONE)
-        e->head = idx;
+    if (*head == WP_NONE)
+        *head = id;
     else
-        t->recs[e->tail].next = idx;
-    e->tail = idx;
-}
-
-static const char *extra_key(struct parse_ctx *c, const struct wp_record *r)
-{
-    /* "<local>" records: the key "local@main" is not contiguous in the buffer. */
-    size_t n = (size_t)r->local_len + 1 + r->domain_len + 1;
-    if (c->extra_len + n > c->extra_cap) {
-        /* Keys already handed out point into the block: never realloc it;
-         * all such keys are sized up front (see build_index). */
-        abort();
-    }
-    char *k = c->t->extra + c->extra_len;
-    memcpy(k, r->local, r->local_len);
-    k[r->local_len] = '@';
-    memcpy(k + r->local_len + 1, r->domain, r->domain_len);
-    k[n - 1] = '\0';
-    c->extra_len += n;
-    return k;
+        record_rw(t, *tail)->next = id;
+    *tail = id;
 }
 
 static void mask_set(uint64_t *mask, unsigned bit)
@@ -347,84 +386,79 @@ static bool mask_has(const uint64_t *mask, unsigned bit)
 }
 
 static void index_domain_picture(struct wp_table *t, struct wp_picture_map *suffix, struct wp_picture_map *prefix,
-                                 struct wp_strmap_entry *any, const struct wp_record *r, uint32_t idx)
+                                 struct wp_strmap_entry *any, const struct wp_record *r, uint32_t id)
 {
     const char *star = memchr(r->domain, '*', r->domain_len);
     size_t pre = (size_t)(star - r->domain), suf = r->domain_len - pre - 1;
+    struct wp_strmap_entry *e = any;
     if (suf > 0) {
-        chain(t, wp_strmap_put(&suffix->map, wp_hash_bwd(star + 1, suf), star + 1, suf), idx);
+        e = wp_strmap_put(&suffix->map, wp_hash_bwd(star + 1, suf), star + 1, suf);
         mask_set(suffix->lengths, (unsigned)suf);
         mask_set(suffix->edges, (unsigned char)wp_lower(star[1]));
     } else if (pre > 0) {
-        chain(t, wp_strmap_put(&prefix->map, wp_hash_fwd(r->domain, pre), r->domain, pre), idx);
+        e = wp_strmap_put(&prefix->map, wp_hash_fwd(r->domain, pre), r->domain, pre);
         mask_set(prefix->lengths, (unsigned)pre);
         mask_set(prefix->edges, (unsigned char)wp_lower(r->domain[pre - 1]));
-    } else {
-        chain(t, any, idx);
     }
+    chain(t, &e->head, &e->tail, id);
+}
+
+/* Warn about a second record with the same left side and prefix. */
+static void warn_shadowed(struct parse_ctx *c, uint32_t head, const struct wp_record *r)
+{
+    for (uint32_t j = head; j != WP_NONE; j = wp_table_record(c->t, j)->next)
+        if (wp_table_record(c->t, j)->prefix == r->prefix)
+            wp_warning(c->err, c->fname, (int)r->line, "same left side as line %u; the first record is used",
+                       wp_table_record(c->t, j)->line);
 }
 
 static void build_index(struct parse_ctx *c)
 {
     struct wp_table *t = c->t;
-    size_t extra = 0;
-    for (uint32_t i = 0; i < t->nrecs; i++) {
-        const struct wp_record *r = &t->recs[i];
-        if (r->local && r->local + r->local_len + 1 != r->domain)
-            extra += (size_t)r->local_len + r->domain_len + 2;
-    }
-    t->extra = wp_malloc(extra + 1);
-    c->extra_cap = extra + 1;
-    wp_strmap_init(&t->addr_exact, t->nrecs);
+    size_t addresses = 0;
+    for (uint32_t i = 0; i < t->nrecs; i++)
+        addresses += wp_table_record(t, t->ids[i])->local != NULL;
+    wp_strmap_init(&t->addr_exact, addresses);
+    wp_strmap_init(&t->domains, t->nrecs - addresses);
     t->addr_any.head = t->addr_any.tail = WP_NONE;
     t->dom_any.head = t->dom_any.tail = WP_NONE;
 
     for (uint32_t i = 0; i < t->nrecs; i++) {
-        struct wp_record *r = &t->recs[i];
+        uint32_t id = t->ids[i];
+        struct wp_record *r = record_rw(t, id);
         bool dstar = memchr(r->domain, '*', r->domain_len) != NULL;
+        uint64_t dhash = dstar ? 0 : wp_hash_fwd(r->domain, r->domain_len);
         if (r->local) {
             bool lstar = memchr(r->local, '*', r->local_len) != NULL;
             if (!lstar && !dstar) {
-                const char *key = r->local + r->local_len + 1 == r->domain ? r->local : extra_key(c, r);
                 size_t klen = (size_t)r->local_len + 1 + r->domain_len;
-                struct wp_strmap_entry *e = wp_strmap_put(&t->addr_exact, wp_hash_fwd(key, klen), key, klen);
-                wp_strmap_put(&t->any_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
-                if (r->prefix != WP_PFX_ACCESS && r->prefix != WP_PFX_SIGNAL) {
-                    /* a set, not a chain: a record has only one 'next' */
-                    struct wp_strmap_entry *d = wp_strmap_put(&t->addr_exact_domains,
-                                                              wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
-                    d->head = d->tail = i;
-                }
-                for (uint32_t j = e->head; j != WP_NONE; j = t->recs[j].next)
-                    if (t->recs[j].prefix == r->prefix)
-                        wp_warning(c->err, c->fname, (int)r->line,
-                                   "same left side as line %u; the first record is used", t->recs[j].line);
-                chain(t, e, i);
+                struct wp_strmap_entry *e = wp_strmap_put(
+                    &t->addr_exact, wp_hash_pair(wp_hash_fwd(r->local, r->local_len), dhash), r->local, klen);
+                /* Every domain of an exact address is in the domains map, so
+                 * that its filter rules out an address lookup (see below). */
+                struct wp_strmap_entry *d = wp_strmap_put(&t->domains, dhash, r->domain, r->domain_len);
+                if (r->prefix != WP_PFX_ACCESS && r->prefix != WP_PFX_SIGNAL)
+                    d->flags |= WP_DOMAIN_MAIL_ADDRESSES;
+                warn_shadowed(c, e->head, r);
+                chain(t, &e->head, &e->tail, id);
             } else if (!dstar) {
-                chain(t, wp_strmap_put(&t->addr_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len), i);
-                wp_strmap_put(&t->any_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
+                struct wp_strmap_entry *e = wp_strmap_put(&t->domains, dhash, r->domain, r->domain_len);
+                chain(t, &e->head, &e->tail, id);
             } else {
-                index_domain_picture(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, r, i);
+                index_domain_picture(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, r, id);
             }
         } else if (!dstar) {
-            struct wp_strmap_entry *e = wp_strmap_put(&t->dom_exact, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
-            wp_strmap_put(&t->any_domain, wp_hash_fwd(r->domain, r->domain_len), r->domain, r->domain_len);
-            for (uint32_t j = e->head; j != WP_NONE; j = t->recs[j].next)
-                if (t->recs[j].prefix == r->prefix)
-                    wp_warning(c->err, c->fname, (int)r->line,
-                               "same left side as line %u; the first record is used", t->recs[j].line);
-            chain(t, e, i);
+            struct wp_strmap_entry *e = wp_strmap_put(&t->domains, dhash, r->domain, r->domain_len);
+            warn_shadowed(c, e->head2, r);
+            chain(t, &e->head2, &e->tail2, id);
         } else {
-            index_domain_picture(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, r, i);
+            index_domain_picture(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, r, id);
         }
     }
     wp_strmap_seal(&t->addr_exact);
-    wp_strmap_seal(&t->addr_exact_domains);
-    wp_strmap_seal(&t->any_domain);
-    wp_strmap_seal(&t->addr_domain);
+    wp_strmap_seal(&t->domains);
     wp_strmap_seal(&t->addr_dsuffix.map);
     wp_strmap_seal(&t->addr_dprefix.map);
-    wp_strmap_seal(&t->dom_exact);
     wp_strmap_seal(&t->dom_suffix.map);
     wp_strmap_seal(&t->dom_prefix.map);
 }
@@ -440,7 +474,6 @@ static const struct wp_record *exact_target(const struct wp_table *t, const stru
     if (strchr(r->target, '*'))
         return NULL;
     char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
-    const struct wp_strmap *map = &t->addr_exact;
     if (r->target_kind == WP_TGT_ADDRESS) {
         if (strchr(r->target, '%') || strchr(r->target, '!'))
             return NULL;
@@ -452,20 +485,29 @@ static const struct wp_record *exact_target(const struct wp_table *t, const stru
         if (r->local)
             return NULL;
         snprintf(key, sizeof(key), "%s", r->target);
-        map = &t->dom_exact;
     }
     size_t n = strlen(key);
     if (n && key[n - 1] == '.')
         key[--n] = '\0';
-    const struct wp_strmap_entry *e = wp_strmap_get(map, wp_hash_fwd(key, n), key, n);
-    return e ? &t->recs[e->head] : NULL;
+    const char *at = strrchr(key, '@');
+    const struct wp_strmap_entry *e;
+    if (r->target_kind == WP_TGT_ADDRESS) {
+        if (!at)
+            return NULL;
+        size_t llen = (size_t)(at - key);
+        e = wp_strmap_get(&t->addr_exact,
+                          wp_hash_pair(wp_hash_fwd(key, llen), wp_hash_fwd(at + 1, n - llen - 1)), key, n);
+        return e ? wp_table_record(t, e->head) : NULL;
+    }
+    e = wp_strmap_get(&t->domains, wp_hash_fwd(key, n), key, n);
+    return e && e->head2 != WP_NONE ? wp_table_record(t, e->head2) : NULL;
 }
 
 static void warn_loops(struct parse_ctx *c)
 {
     const struct wp_table *t = c->t;
     for (uint32_t i = 0; i < t->nrecs; i++) {
-        const struct wp_record *start = &t->recs[i], *r = start;
+        const struct wp_record *start = wp_table_record(t, t->ids[i]), *r = start;
         for (int steps = 0; steps <= WP_ROUTER_REWRITES_MAX; steps++) {
             r = exact_target(t, r, c->main_domain);
             if (!r)
@@ -486,7 +528,6 @@ struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const 
     struct parse_ctx c;
     memset(&c, 0, sizeof(c));
     c.t = wp_calloc(1, sizeof(*c.t));
-    c.t->buf = buf;
     const char *slash = strrchr(fname, '/');
     c.t->name = wp_strdup(slash ? slash + 1 : fname);
     c.fname = fname;
@@ -500,7 +541,7 @@ struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const 
         lines++;
     if (lines < UINT32_MAX) {
         c.cap = (uint32_t)lines;
-        c.t->recs = wp_calloc_huge(lines * sizeof(*c.t->recs));
+        c.recs = wp_malloc(lines * sizeof(*c.recs));
     }
 
     char *p = buf, *end = buf + len;
@@ -522,7 +563,10 @@ struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const 
         if (err->truncated)
             break;
     }
-    if (err->count > before) {
+    bool ok = err->count == before && move_to_arena(&c);
+    free(c.recs);
+    free(buf);
+    if (!ok) {
         wp_table_free(c.t);
         return NULL;
     }
@@ -548,17 +592,13 @@ void wp_table_free(struct wp_table *t)
     if (!t)
         return;
     wp_strmap_free(&t->addr_exact);
-    wp_strmap_free(&t->addr_exact_domains);
-    wp_strmap_free(&t->any_domain);
-    wp_strmap_free(&t->addr_domain);
+    wp_strmap_free(&t->domains);
     wp_strmap_free(&t->addr_dsuffix.map);
     wp_strmap_free(&t->addr_dprefix.map);
-    wp_strmap_free(&t->dom_exact);
     wp_strmap_free(&t->dom_suffix.map);
     wp_strmap_free(&t->dom_prefix.map);
-    free(t->recs);
-    free(t->extra);
-    free(t->buf);
+    free(t->ids);
+    free(t->arena);
     free(t->name);
     free(t);
 }
@@ -587,8 +627,8 @@ static void scan_chain(const struct wp_table *t, uint32_t head, const char *loca
                        const char *domain, size_t dlen, const struct wp_lookup_mode *m,
                        struct candidate *best)
 {
-    for (uint32_t i = head; i != WP_NONE && i < best->idx; i = t->recs[i].next) {
-        const struct wp_record *r = &t->recs[i];
+    for (uint32_t i = head; i != WP_NONE && i < best->idx; i = wp_table_record(t, i)->next) {
+        const struct wp_record *r = wp_table_record(t, i);
         if (!applies(r, m))
             continue;
         struct wp_capture lc[1], dc[1], got[2] = { { NULL, 0 }, { NULL, 0 } };
@@ -611,6 +651,9 @@ static void scan_chain(const struct wp_table *t, uint32_t head, const char *loca
     }
 }
 
+/* Scan the chains of a pair of wildcard-domain maps under the keys the
+ * domain can match (every suffix, then every prefix, that the maps' length
+ * and edge masks allow), then the lone "*" records. */
 static void scan_domain_pictures(const struct wp_table *t, const struct wp_picture_map *suffix,
                                  const struct wp_picture_map *prefix, const struct wp_strmap_entry *any,
                                  const char *local, size_t llen, const char *domain, size_t dlen,
@@ -644,6 +687,15 @@ static void scan_domain_pictures(const struct wp_table *t, const struct wp_pictu
     scan_chain(t, any->head, local, llen, domain, dlen, m, best);
 }
 
+static const struct wp_record *found(const struct wp_table *t, const struct candidate *best,
+                                     struct wp_capture caps[2], size_t *ncaps)
+{
+    caps[0] = best->caps[0];
+    caps[1] = best->caps[1];
+    *ncaps = best->ncaps;
+    return wp_table_record(t, best->idx);
+}
+
 const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local,
                                         const char *domain, const struct wp_lookup_mode *m,
                                         struct wp_capture caps[2], size_t *ncaps)
@@ -661,50 +713,51 @@ const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const c
     struct candidate best = {WP_NONE, {{NULL, 0}, {NULL, 0}}, 0};
     char key[WP_LOCAL_MAX + WP_DOMAIN_MAX + 2];
 
-    /* One probe says whether any exact-keyed map files records under this
-     * domain; for most addresses met while routing none does. */
-    bool listed = wp_strmap_get(&t->any_domain, dhash, domain, dlen) != NULL;
+    /* In a large table each probe below is a cache miss: start loading the
+     * domain's and the address's entries before waiting for either, so that
+     * their misses overlap.  (Doing the same for the wildcard-domain keys
+     * measured slower: most of those keys are absent, and loading their
+     * slots only pushes useful lines out of the cache.) */
+    uint64_t ahash = wp_hash_pair(wp_hash_fwd(local, llen), dhash);
+    wp_strmap_prefetch(&t->domains, dhash);
+    wp_strmap_prefetch(&t->addr_exact, ahash);
 
-    /* 1. exact address */
-    if (listed && llen + 1 + dlen < sizeof(key)) {
+    /* 1. exact address, unless the domains map's filter rules out that any
+     * exact address has this domain (its filter word is the same for every
+     * address of a domain, so a busy domain keeps it in cache).  When the
+     * address is there, the domain's entry is not needed. */
+    if (llen + 1 + dlen < sizeof(key) && wp_strmap_may_contain(&t->domains, dhash)) {
         memcpy(key, local, llen);
         key[llen] = '@';
         memcpy(key + llen + 1, domain, dlen);
-        const struct wp_strmap_entry *e = wp_strmap_get(&t->addr_exact, wp_hash_fwd(key, llen + 1 + dlen), key, llen + 1 + dlen);
+        const struct wp_strmap_entry *e = wp_strmap_get(&t->addr_exact, ahash, key, llen + 1 + dlen);
         if (e)
             scan_chain(t, e->head, local, llen, domain, dlen, m, &best);
     }
+    if (best.idx != WP_NONE)
+        return found(t, &best, caps, ncaps);
     /* 2. wildcard address: filed under the exact domain or the domain picture */
-    if (best.idx == WP_NONE) {
-        const struct wp_strmap_entry *e = listed ? wp_strmap_get(&t->addr_domain, dhash, domain, dlen) : NULL;
-        if (e)
-            scan_chain(t, e->head, local, llen, domain, dlen, m, &best);
-        scan_domain_pictures(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, local, llen, domain, dlen, m, &best);
-    }
+    const struct wp_strmap_entry *d = wp_strmap_get(&t->domains, dhash, domain, dlen);
+    if (d && d->head != WP_NONE)
+        scan_chain(t, d->head, local, llen, domain, dlen, m, &best);
+    scan_domain_pictures(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, local, llen, domain, dlen, m, &best);
     /* 3. exact domain */
-    if (best.idx == WP_NONE && listed) {
-        const struct wp_strmap_entry *e = wp_strmap_get(&t->dom_exact, dhash, domain, dlen);
-        if (e)
-            scan_chain(t, e->head, NULL, 0, domain, dlen, m, &best);
-    }
+    if (best.idx == WP_NONE && d && d->head2 != WP_NONE)
+        scan_chain(t, d->head2, NULL, 0, domain, dlen, m, &best);
     /* 4. wildcard domain */
     if (best.idx == WP_NONE)
         scan_domain_pictures(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, NULL, 0, domain, dlen, m, &best);
-
     if (best.idx == WP_NONE)
         return NULL;
-    caps[0] = best.caps[0];
-    caps[1] = best.caps[1];
-    *ncaps = best.ncaps;
-    return &t->recs[best.idx];
+    return found(t, &best, caps, ncaps);
 }
 
 /* ---------------------------------------------------------------- domains */
 
 static bool chain_mentions(const struct wp_table *t, uint32_t head, const char *domain, size_t dlen)
 {
-    for (uint32_t i = head; i != WP_NONE; i = t->recs[i].next) {
-        const struct wp_record *r = &t->recs[i];
+    for (uint32_t i = head; i != WP_NONE; i = wp_table_record(t, i)->next) {
+        const struct wp_record *r = wp_table_record(t, i);
         if (r->prefix == WP_PFX_ACCESS || r->prefix == WP_PFX_SIGNAL)
             continue;
         if (wp_picture_match(r->domain, r->domain_len, domain, dlen, NULL))
@@ -737,14 +790,10 @@ static bool pictures_mention(const struct wp_table *t, const struct wp_picture_m
 bool wp_table_mentions_domain(const struct wp_table *t, const char *domain)
 {
     size_t n = strlen(domain);
-    if (wp_strmap_get(&t->addr_exact_domains, wp_hash_fwd(domain, n), domain, n))
+    const struct wp_strmap_entry *d = wp_strmap_get(&t->domains, wp_hash_fwd(domain, n), domain, n);
+    if (d && ((d->flags & WP_DOMAIN_MAIL_ADDRESSES) || chain_mentions(t, d->head, domain, n) ||
+              chain_mentions(t, d->head2, domain, n)))
         return true;
-    const struct wp_strmap *exact[] = { &t->addr_domain, &t->dom_exact };
-    for (size_t k = 0; k < 2; k++) {
-        const struct wp_strmap_entry *e = wp_strmap_get(exact[k], wp_hash_fwd(domain, n), domain, n);
-        if (e && chain_mentions(t, e->head, domain, n))
-            return true;
-    }
     return pictures_mention(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, domain, n) ||
            pictures_mention(t, &t->dom_suffix, &t->dom_prefix, &t->dom_any, domain, n);
 }

@@ -17,8 +17,6 @@
  * lookup probes once per suffix/prefix of the queried domain.  Records that
  * share a key are chained in table order, so "first in table order wins".
  * A lone "<*@*>" or "*" record lives on a short list of its own.
- *
- * The table keeps its file buffer: record strings point into it.
  */
 #ifndef WP_TABLE_H
 #define WP_TABLE_H
@@ -35,12 +33,16 @@ enum wp_prefix { WP_PFX_NONE, WP_PFX_RELAY, WP_PFX_RELAYALL, WP_PFX_NORELAY,
                  WP_PFX_MAIL, WP_PFX_ACCESS, WP_PFX_SIGNAL };
 enum wp_target_kind { WP_TGT_ADDRESS, WP_TGT_DOMAIN, WP_TGT_NULL, WP_TGT_ERROR };
 
+/* A record lives in one block of the table's arena together with its text:
+ * the struct, then "local@domain" (or the domain), then the target.  A
+ * lookup that has compared its key has the record in the same or the next
+ * cache line; the file itself is not kept. */
 struct wp_record {
-    const char *local;  /* picture, not terminated (local_len); NULL for domain-level */
-    const char *domain; /* picture, not terminated (domain_len) */
+    const char *local;  /* picture (local_len), followed by "@domain"; NULL for domain-level */
+    const char *domain; /* picture, terminated (domain_len) */
     const char *target; /* terminated; error text ("" if none) for ERROR, NULL for NULL */
     uint32_t line;
-    uint32_t next;      /* next record under the same index key, in table order */
+    uint32_t next;      /* id of the next record under the same index key, in table order */
     uint16_t local_len;
     uint16_t domain_len;
     uint8_t prefix;
@@ -57,26 +59,30 @@ struct wp_picture_map {
     uint64_t edges[4];   /* bit c: a key starts (suffix map) or ends (prefix map) with byte c */
 };
 
+/* Flags of a wp_table.domains entry. */
+#define WP_DOMAIN_MAIL_ADDRESSES 1 /* exact address records other than Access:/Signal: */
+
 struct wp_table {
-    char *name; /* file name without directories, for traces */
-    char *buf;  /* the file; records point into it */
-    struct wp_record *recs;
+    char *name;   /* file name without directories, for traces */
+    char *arena;  /* record blocks in table order; a record's id is its offset / 8 */
+    uint32_t *ids; /* the ids in table order */
     uint32_t nrecs;
     bool has_norelay; /* some record is NoRelay: (untrusted lookups differ) */
-    char *extra; /* synthesised keys ("local@main.domain") */
-    struct wp_strmap addr_exact;   /* "local@domain" */
-    struct wp_strmap addr_exact_domains; /* domains of the exact address records */
-    struct wp_strmap any_domain;   /* every domain an exact-keyed map files records under:
-                                    * one probe rules out the three exact maps */
-    struct wp_strmap addr_domain;  /* wildcard local part, exact domain */
+    struct wp_strmap addr_exact; /* "local@domain", hashed wp_hash_pair(local, domain) */
+    struct wp_strmap domains;    /* an exact domain: head = its records with a wildcard local part,
+                                  * head2 = its domain-level records; flags WP_DOMAIN_* */
     struct wp_picture_map addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
     struct wp_picture_map addr_dprefix; /* domain picture "P*": key P */
     struct wp_strmap_entry addr_any;
-    struct wp_strmap dom_exact;
     struct wp_picture_map dom_suffix;
     struct wp_picture_map dom_prefix;
     struct wp_strmap_entry dom_any;
 };
+
+static inline const struct wp_record *wp_table_record(const struct wp_table *t, uint32_t id)
+{
+    return (const struct wp_record *)(const void *)(t->arena + (size_t)id * 8);
+}
 
 /* Which records a lookup may see (CommuniGate's prefixes). */
 struct wp_lookup_mode {
@@ -84,7 +90,7 @@ struct wp_lookup_mode {
     bool trusted; /* the client may relay: NoRelay: records exist for it */
 };
 
-/* Parse a table held in buf (taken over, must be NUL-terminated at len).
+/* Parse a table held in buf (taken over and freed, must be NUL-terminated at len).
  * Every problem goes to err as "fname:line: message"; returns NULL if there
  * was any error. */
 struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname,

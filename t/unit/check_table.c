@@ -1,6 +1,8 @@
 /* Unit tests: Router table grammar, every parse error, and the index. */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "table.h"
@@ -114,6 +116,74 @@ START_TEST(every_form)
     r = look(t, "u", "trailingdot.com", false, false, c, &n);
     ck_assert(r != NULL);
     ck_assert(look(t, "nobody", "nowhere.com", true, false, c, &n) == NULL);
+    wp_table_free(t);
+    wp_errors_free(&err);
+}
+END_TEST
+
+/* A table large enough for the index's filters (maps of 64 keys and more):
+ * every record must still be found through them, whatever its kind, and a
+ * domain that only Access: or Signal: addresses name is not routed. */
+START_TEST(large_table_through_filters)
+{
+    enum { N = 300 };
+    size_t cap = N * 160 + 512, len = 0;
+    char *text = wp_malloc(cap);
+    for (int i = 0; i < N; i++) {
+        len += (size_t)snprintf(text + len, cap - len, "<u%d@d%d.com> = t%d@x.com\n", i, i % 100, i);
+        len += (size_t)snprintf(text + len, cap - len, "<*@w%d.com> = *@y.com\n", i);
+        len += (size_t)snprintf(text + len, cap - len, "e%d.com = z%d.com\n", i, i);
+        len += (size_t)snprintf(text + len, cap - len, "*.s%d.com = s.com\n", i);
+    }
+    len += (size_t)snprintf(text + len, cap - len,
+                            "Access:<login@acc.dom> = alice\nSignal:<sip@sig.dom> = x@y.com\n"
+                            "<*@e7.com> = wild@e7.com\n");
+    struct wp_errors err;
+    struct wp_table *t = parse(text, &err);
+    free(text);
+    ck_assert_msg(t != NULL, "%s", err.count ? err.msgs[0] : "");
+    ck_assert_ptr_nonnull(t->addr_exact.filter);
+    ck_assert_ptr_nonnull(t->domains.filter);
+    struct wp_capture c[2];
+    size_t n;
+    char local[32], domain[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(local, sizeof(local), "U%d", i);
+        snprintf(domain, sizeof(domain), "D%d.Com", i % 100);
+        const struct wp_record *r = look(t, local, domain, false, false, c, &n);
+        ck_assert_msg(r && r->line == (uint32_t)(4 * i + 1), "u%d@d%d.com", i, i % 100);
+        /* the record's own text: "u<i>@d<i%100>.com", folded */
+        ck_assert(r->local_len == strlen(local) && r->local[0] == 'u' &&
+                  strncmp(r->local + 1, local + 1, r->local_len - 1) == 0 && r->local[r->local_len] == '@');
+        snprintf(domain, sizeof(domain), "w%d.com", i);
+        r = look(t, "anyone", domain, false, false, c, &n);
+        ck_assert_msg(r && r->line == (uint32_t)(4 * i + 2) && n == 1, "anyone@%s", domain);
+        snprintf(domain, sizeof(domain), "e%d.com", i);
+        r = look(t, "someone", domain, false, false, c, &n);
+        ck_assert_msg(r && (i == 7 ? r->line == 4 * N + 3 : r->line == (uint32_t)(4 * i + 3)), "@%s", domain);
+        ck_assert_str_eq(r->domain, domain);
+        snprintf(domain, sizeof(domain), "a.b.s%d.com", i);
+        r = look(t, "x", domain, false, false, c, &n);
+        ck_assert_msg(r && r->line == (uint32_t)(4 * i + 4), "@%s", domain);
+        /* an address of a domain that has exact addresses, but not this one */
+        snprintf(domain, sizeof(domain), "d%d.com", i % 100);
+        ck_assert(look(t, "nobody", domain, false, false, c, &n) == NULL);
+        ck_assert(wp_table_mentions_domain(t, domain));
+    }
+    ck_assert(look(t, "login", "acc.dom", false, true, c, &n) != NULL);
+    ck_assert(look(t, "login", "acc.dom", false, false, c, &n) == NULL);
+    ck_assert(look(t, "sip", "sig.dom", true, false, c, &n) == NULL);
+    ck_assert(!wp_table_mentions_domain(t, "acc.dom"));
+    ck_assert(!wp_table_mentions_domain(t, "sig.dom"));
+    ck_assert(wp_table_mentions_domain(t, "w5.com"));
+    ck_assert(wp_table_mentions_domain(t, "e5.com"));
+    ck_assert(wp_table_mentions_domain(t, "q.s5.com"));
+    ck_assert(!wp_table_mentions_domain(t, "nowhere.com"));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(local, sizeof(local), "v%d", i);
+        snprintf(domain, sizeof(domain), "q%d.org", i);
+        ck_assert(look(t, local, domain, true, true, c, &n) == NULL);
+    }
     wp_table_free(t);
     wp_errors_free(&err);
 }
@@ -262,6 +332,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("table");
     tcase_add_test(tc, every_form);
     tcase_add_test(tc, lookup_order);
+    tcase_add_test(tc, large_table_through_filters);
     tcase_add_test(tc, duplicates_warn);
     tcase_add_test(tc, every_error);
     tcase_add_test(tc, error_has_line_and_all_errors_reported);
