@@ -59,6 +59,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "maps.h"
+#include "sendbatch.h"
 #include "snapshot.h"
 #include "util.h"
 #include "wire.h"
@@ -104,6 +105,7 @@ struct worker {
     struct conn *flush_head;  /* connections with answers to send at the end of this pass */
     struct wp_snapshot *snap; /* this worker's reference */
     unsigned generation;
+    struct wp_sendbatch batch; /* the answers of one pass (see flush_queued) */
 };
 
 /*
@@ -796,18 +798,38 @@ static bool process_input(struct conn *c)
     return true;
 }
 
-/* Send the answers of this pass (see process_input). */
+/* The fate of one answer of the batch: what is left goes out through the
+ * connection's write event. */
+static void batch_sent(void *arg, ssize_t result)
+{
+    struct conn *c = arg;
+    if (result > 0) {
+        c->out_sent += (size_t)result;
+        c->last_active = c->w->ticks;
+    } else if (result != -EAGAIN) {
+        wp_debug("connection error: %s", strerror((int)-result));
+        conn_free(c);
+        return;
+    }
+    if (!flush_output(c))
+        conn_free(c);
+    else if (c->closing && !c->job && output_pending(c) == 0)
+        conn_free(c);
+}
+
+/* Send the answers of this pass (see process_input), all in one system
+ * call where io_uring is there (see sendbatch.h for why). */
 static void flush_queued(struct worker *w)
 {
     struct conn *c;
     while ((c = w->flush_head) != NULL) {
         w->flush_head = c->flush_next;
         c->flush_queued = false;
-        if (!flush_output(c))
-            conn_free(c);
-        else if (c->closing && !c->job && output_pending(c) == 0)
-            conn_free(c);
+        wp_sendbatch_add(&w->batch, c->fd, c->out + c->out_sent, output_pending(c), c);
+        if (wp_sendbatch_full(&w->batch))
+            wp_sendbatch_run(&w->batch, batch_sent);
     }
+    wp_sendbatch_run(&w->batch, batch_sent);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -1140,6 +1162,9 @@ int main(int argc, char **argv)
         event_add(w->tick, NULL);
         w->snap = wp_snapshot_ref(snap);
         w->generation = 0;
+        char batch_why[128];
+        if (!wp_sendbatch_init(&w->batch, pc->io_uring, batch_why, sizeof(batch_why)) && pc->io_uring && i == 0)
+            wp_notice("answers are sent with one send(2) each: %s", batch_why);
     }
     event_config_free(cfg);
     for (int i = 0; i < srv.nworkers; i++)
@@ -1160,9 +1185,9 @@ int main(int argc, char **argv)
     event_add(sighup, NULL);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
-    wp_notice("ready: %zu endpoint%s, %d worker thread%s, %u router records", srv.nlisten,
+    wp_notice("ready: %zu endpoint%s, %d worker thread%s, %u router records, answers sent with %s", srv.nlisten,
               srv.nlisten == 1 ? "" : "s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
-              snap->router->table->nrecs);
+              snap->router->table->nrecs, srv.workers[0].batch.uring ? "io_uring" : "send(2)");
     event_base_dispatch(ctl.base);
 
     /* Stop: no new connections, finish the loops, clean up what we created. */
@@ -1193,6 +1218,7 @@ int main(int argc, char **argv)
         close(w->inbox_fds[0]);
         close(w->inbox_fds[1]);
         event_base_free(w->base);
+        wp_sendbatch_free(&w->batch);
     }
     free(srv.listeners);
     event_free(sighup);

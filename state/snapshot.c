@@ -69,6 +69,7 @@ static const struct wp_conf_schema policyd_schema[] = {
     { "max_connections", WP_CONF_INT, NULL, false },
     { "idle_timeout", WP_CONF_INT, NULL, false },
     { "max_request", WP_CONF_INT, NULL, false },
+    { "io_uring", WP_CONF_BOOL, NULL, false },
     { "etrn_release", WP_CONF_STRING, NULL, false },
     { "etrn_queues", WP_CONF_GROUPS, etrn_queue_schema, false },
     { "etrn_timeout", WP_CONF_INT, NULL, false },
@@ -236,6 +237,7 @@ static void load_policyd(const config_setting_t *g, const char *path, struct wp_
     p->max_connections = wp_conf_int(g, "max_connections", WP_DEFAULT_MAX_CONNECTIONS);
     p->idle_timeout = wp_conf_int(g, "idle_timeout", WP_DEFAULT_IDLE_TIMEOUT);
     p->max_request = wp_conf_int(g, "max_request", WP_DEFAULT_MAX_REQUEST);
+    p->io_uring = wp_conf_bool(g, "io_uring", true);
     if (p->threads < 0 || p->threads > 256)
         wp_error(err, path, setting_line(g, "threads"), "policyd.threads must be 0 (one per core) .. 256");
     if (p->max_connections < 1 || p->max_connections > 1000000)

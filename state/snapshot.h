@@ -44,6 +44,7 @@ struct wp_policyd_conf {
     int max_connections;
     int idle_timeout;     /* seconds */
     int max_request;      /* bytes */
+    bool io_uring;        /* send a pass's answers in one io_uring submission */
     struct wp_etrn_conf etrn; /* ETRN for held queues */
 };
 

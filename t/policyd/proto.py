@@ -11,6 +11,7 @@ import os
 import random
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -340,6 +341,18 @@ pipe = connect_unix(SM_UNIX)
 pipe.sendall(netstring(b"transport bob@client57.com") * 500)
 buf, _ = recv_until(pipe, lambda b: b.count(b",") >= 500)
 result(buf == netstring(b"OK smtp:[sibling.company.dom]:26") * 500, "500 pipelined requests, 500 answers in order")
+# a client that sends 20 000 requests and reads nothing for a second: the
+# answers fill its socket, the rest waits in the server (a send that finds
+# the socket full) and follows once it reads; nothing lost, nothing twice
+flood = connect_unix(SM_UNIX)
+sender = threading.Thread(target=lambda: flood.sendall(netstring(b"transport bob@client57.com") * 20000))
+sender.start()
+time.sleep(1)
+want = netstring(b"OK smtp:[sibling.company.dom]:26") * 20000
+buf, _ = recv_until(flood, lambda b: len(b) >= len(want), limit=len(want) + 1)
+sender.join()
+result(buf == want, "20 000 pipelined requests read late: every answer once, in order", (len(buf), len(want)))
+flood.close()
 # the idle timeout closes the stalled client (idle_timeout = 2 in the test config)
 time.sleep(2.5)
 buf, eof = recv_until(slow, lambda b: False)
