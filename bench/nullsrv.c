@@ -4,7 +4,7 @@
  * generator run against it measures only the protocol, the kernel and the
  * scheduler: the ceiling that any real daemon on the same machine can reach.
  *
- *   nullsrv [-t THREADS] [-n] LISTENER...
+ *   nullsrv [-t THREADS] [-n] [-u] LISTENER...
  *   LISTENER = PROTO:unix:PATH | PROTO:inet:IPV4:PORT
  *   PROTO    = socketmap | policy | tcp
  *
@@ -17,7 +17,11 @@
  * connection, round-robin, to one of THREADS workers (default: one per
  * online CPU).  Each worker owns an epoll set and does all the I/O of its
  * connections.  Unix and inet listeners use the same path through the code,
- * so their numbers compare directly.
+ * so their numbers compare directly.  By default each answer is written as
+ * soon as it is formed; with -u the answers of one epoll_wait() pass go out
+ * together in one io_uring submission (policy/sendbatch.c), as
+ * waypost-policyd sends them, so that a benchmark can take the faster of
+ * the two as the ceiling.
  *
  * Limits: it answers without looking anything up (that is the point), so it
  * says nothing about lookup cost.  A request over REQUEST_MAX bytes, or one
@@ -44,6 +48,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "sendbatch.h"
 
 enum {
     /* Larger than Postfix's socketmap query limit (10000 bytes) and than any
@@ -82,10 +88,12 @@ struct connection {
 struct worker {
     int epoll_fd;
     pthread_t thread;
+    struct wp_sendbatch *batch; /* -u: the answers of one pass; NULL: write each at once */
 };
 
 /* Set once in main() before any worker starts; read-only afterwards. */
 static bool answer_not_found;
+static bool batch_sends;
 static struct listener listeners[LISTENERS_MAX];
 static int listener_count;
 
@@ -97,9 +105,10 @@ static void fail(const char *what)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nullsrv [-t THREADS] [-n] LISTENER...\n"
+    fprintf(stderr, "usage: nullsrv [-t THREADS] [-n] [-u] LISTENER...\n"
                     "       LISTENER = PROTO:unix:PATH | PROTO:inet:IPV4:PORT, PROTO = socketmap|policy|tcp\n"
-                    "       -n: socketmap answers NOTFOUND and tcp answers 500 instead of echoing the key\n");
+                    "       -n: socketmap answers NOTFOUND and tcp answers 500 instead of echoing the key\n"
+                    "       -u: send the answers of one pass in one io_uring submission\n");
     exit(2);
 }
 
@@ -303,10 +312,32 @@ static bool on_readable(struct connection *c)
     return true;
 }
 
+/* -u: the fate of one batched answer (see sendbatch.h); the rest goes the
+ * usual way. */
+struct batched {
+    struct worker *w;
+    struct connection *c;
+};
+
+static void batch_sent(void *arg, ssize_t result)
+{
+    struct batched *b = arg;
+    if (result > 0)
+        b->c->output_sent += (size_t)result;
+    else if (result != -EAGAIN) {
+        close_connection(b->w, b->c);
+        return;
+    }
+    if (!serve(b->w, b->c))
+        close_connection(b->w, b->c);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event events[EVENTS_PER_WAIT];
+    struct batched batched[EVENTS_PER_WAIT];
+    _Static_assert(EVENTS_PER_WAIT <= WP_SENDBATCH_MAX, "one pass fits one batch");
     for (;;) {
         int n = epoll_wait(w->epoll_fd, events, EVENTS_PER_WAIT, -1);
         if (n < 0) {
@@ -319,11 +350,23 @@ static void *worker_main(void *arg)
             bool alive = true;
             if (!c->waiting_to_write && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 alive = on_readable(c);
+            if (alive && w->batch && !c->waiting_to_write) {
+                /* Answer now, send at the end of the pass. */
+                alive = answer_requests(c);
+                if (alive && c->output_len > c->output_sent) {
+                    struct batched *b = &batched[w->batch->n];
+                    *b = (struct batched){ w, c };
+                    wp_sendbatch_add(w->batch, c->fd, c->output + c->output_sent, c->output_len - c->output_sent, b);
+                    continue;
+                }
+            }
             if (alive)
                 alive = serve(w, c);
             if (!alive)
                 close_connection(w, c);
         }
+        if (w->batch)
+            wp_sendbatch_run(w->batch, batch_sent);
     }
     return NULL;
 }
@@ -450,10 +493,11 @@ int main(int argc, char **argv)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int worker_count = cpus > 0 ? (int)cpus : 1;
     int opt;
-    while ((opt = getopt(argc, argv, "t:n")) != -1) {
+    while ((opt = getopt(argc, argv, "t:nu")) != -1) {
         switch (opt) {
         case 't': worker_count = atoi(optarg); break;
         case 'n': answer_not_found = true; break;
+        case 'u': batch_sends = true; break;
         default: usage();
         }
     }
@@ -483,6 +527,16 @@ int main(int argc, char **argv)
         workers[i].epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         if (workers[i].epoll_fd < 0)
             fail("epoll_create1");
+        if (batch_sends) {
+            char why[128];
+            workers[i].batch = calloc(1, sizeof(*workers[i].batch));
+            if (!workers[i].batch)
+                fail("calloc");
+            if (!wp_sendbatch_init(workers[i].batch, true, why, sizeof(why))) {
+                fprintf(stderr, "nullsrv: -u: %s\n", why);
+                exit(1);
+            }
+        }
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             fail("pthread_create");
     }
@@ -492,7 +546,8 @@ int main(int argc, char **argv)
         fds[i] = (struct pollfd){ .fd = listeners[i].fd, .events = POLLIN };
     fds[listener_count] = (struct pollfd){ .fd = signal_fd, .events = POLLIN };
 
-    fprintf(stderr, "nullsrv: pid %d, %d worker threads, listening on", (int)getpid(), worker_count);
+    fprintf(stderr, "nullsrv: pid %d, %d worker threads%s, listening on", (int)getpid(), worker_count,
+            batch_sends ? " (batched sends)" : "");
     for (int i = 0; i < listener_count; i++)
         fprintf(stderr, " %s", listeners[i].spec);
     fprintf(stderr, "\n");

@@ -9,12 +9,11 @@
 #              shows the run with the median rate, the ratios are medians
 #              of the ratios of runs made back to back
 #
-# How long: 15 cells (12 of them REPEAT times) of 1 s warm-up + SECONDS +
-# about 0.2 s, plus a few seconds of set-up: 1 min 32 s with the default
-# 5 s, about 55 s with 2 s (measured on the project's 2-CPU machine), 2 min
-# 40 s with 3 s and REPEAT 3.  Without waypost-policyd, 9 cells: about 55 s.
-# The first run on a machine also installs postfwd with apt-get: up to a
-# minute more.
+# How long: 21 cells (18 of them REPEAT times) of 1 s warm-up + SECONDS +
+# about 0.2 s, plus a few seconds of set-up: about 4 min with 3 s and
+# REPEAT 3 on the project's 2-CPU machine.  Without waypost-policyd, 15
+# cells.  The first run on a machine also installs postfwd with apt-get: up
+# to a minute more.
 #
 # What it does:
 #   1. generates the table (the record mix of bench/bench_router.c: exact
@@ -22,17 +21,21 @@
 #      a waypost.conf for it, and 6000 keys spread over the whole table: the
 #      kinds bench_router.c resolves (a hit on each of the four record
 #      kinds, an account of the local domain, a miss), interleaved;
-#   2. starts, as its own children: nullsrv (the protocol ceiling),
-#      BUILD_DIR/policy/waypost-policyd -f -c CONF, and Debian's postfwd2
-#      with bench/postfwd.cf (the same RCPT decisions as a ruleset) on
-#      127.0.0.1;
+#   2. starts, as its own children: two null responders (the protocol
+#      ceiling; nullsrv writes each answer at once, nullsrv -u sends the
+#      answers of a pass in one io_uring submission as waypost-policyd
+#      does), BUILD_DIR/policy/waypost-policyd -f -c CONF, and Debian's
+#      postfwd2 with bench/postfwd.cf (the same RCPT decisions as a
+#      ruleset) on 127.0.0.1;
 #   3. measures with loadgen at 1, 16 and 64 connections: socketmap
-#      "transport" lookups against null and waypost, and policy RCPT
+#      "transport" lookups against null, null-u and waypost, and policy RCPT
 #      requests (from an outside client, so each one is a relay decision)
-#      against null, waypost and postfwd.  The null and waypost cells of one
-#      protocol and N run back to back, in alternating order when repeated,
-#      so that load from elsewhere on a shared machine hits both alike;
-#   4. prints a table, the ratios waypost/null and waypost/postfwd, and
+#      against null, null-u, waypost and postfwd.  The null, null-u and
+#      waypost cells of one protocol and N run back to back, in rotating
+#      order when repeated, so that load from elsewhere on a shared machine
+#      hits them alike;
+#   4. prints a table, the ratios of waypost to null, to null-u and to the
+#      ceiling (the faster null of each run), and to postfwd, and
 #      waypost's socketmap lookups per second.
 # Every process it started is stopped on exit, however it exits.
 #
@@ -209,16 +212,25 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Two null responders: one writes each answer at once, the other (-u)
+# sends the answers of a pass in one io_uring submission as waypost-policyd
+# does.  Whichever is faster in a run is the ceiling for that run.
 null_socketmap=$work/null-socketmap.sock
 null_policy=$work/null-policy.sock
-"$nullsrv" "socketmap:unix:$null_socketmap" "policy:unix:$null_policy" 2>"$work/nullsrv.log" &
-children+=("$! TERM")
-null_pid=$!
-if ! wait_for_socket "$null_socketmap" $null_pid 10 || ! wait_for_socket "$null_policy" $null_pid 10; then
-    echo "policyd.sh: nullsrv did not start:" >&2
-    cat "$work/nullsrv.log" >&2
-    exit 2
-fi
+nullu_socketmap=$work/nullu-socketmap.sock
+nullu_policy=$work/nullu-policy.sock
+for variant in "" -u; do
+    "$nullsrv" $variant "socketmap:unix:$work/null${variant#-}-socketmap.sock" \
+        "policy:unix:$work/null${variant#-}-policy.sock" 2>"$work/nullsrv$variant.log" &
+    children+=("$! TERM")
+    pid=$!
+    if ! wait_for_socket "$work/null${variant#-}-socketmap.sock" $pid 10 ||
+        ! wait_for_socket "$work/null${variant#-}-policy.sock" $pid 10; then
+        echo "policyd.sh: nullsrv $variant did not start:" >&2
+        cat "$work/nullsrv$variant.log" >&2
+        exit 2
+    fi
+done
 
 waypost_ok=false
 waypost_ready_s=
@@ -356,26 +368,24 @@ field() { # NAME LINE: the value of NAME=... in a loadgen line
     done
 }
 
-# side_by_side PROTOCOL NULL_TARGET WAYPOST_TARGET [options]: the null and
-# waypost cells of each N, REPEAT times each, back to back; the order
-# alternates so that neither always runs first.
+# side_by_side PROTOCOL NULL_TARGET NULLU_TARGET WAYPOST_TARGET [options]:
+# the null, null-u and waypost cells of each N, REPEAT times each, back to
+# back; the order rotates so that none always runs first.
 side_by_side() {
-    local proto=$1 null_target=$2 waypost_target=$3 n k
-    shift 3
+    local proto=$1 n k i
+    local -a rows=("$proto null" "$proto null-u" "$proto waypost") targets=("$2" "$3" "$4")
+    shift 4
     for n in $connection_counts; do
         for ((k = 1; k <= repeat; k++)); do
-            if ! $waypost_ok; then
-                run_loadgen "$proto null" "$n" $k "$null_target" "$@"
-            elif ((k % 2)); then
-                run_loadgen "$proto null" "$n" $k "$null_target" "$@"
-                run_loadgen "$proto waypost" "$n" $k "$waypost_target" "$@"
-            else
-                run_loadgen "$proto waypost" "$n" $k "$waypost_target" "$@"
-                run_loadgen "$proto null" "$n" $k "$null_target" "$@"
-            fi
+            for ((i = 0; i < 3; i++)); do
+                local j=$(((i + k - 1) % 3))
+                if [ $j = 2 ] && ! $waypost_ok; then
+                    continue
+                fi
+                run_loadgen "${rows[$j]}" "$n" $k "${targets[$j]}" "$@"
+            done
         done
-        summarize "$proto null" "$n"
-        summarize "$proto waypost" "$n"
+        for ((i = 0; i < 3; i++)); do summarize "${rows[$i]}" "$n"; done
     done
 }
 
@@ -399,8 +409,9 @@ if $postfwd_ok; then
     fi
 fi
 
-side_by_side socketmap "socketmap:unix:$null_socketmap" "socketmap:unix:$waypost_socketmap" -m transport
-side_by_side policy "policy:unix:$null_policy" "policy:unix:$waypost_policy"
+side_by_side socketmap "socketmap:unix:$null_socketmap" "socketmap:unix:$nullu_socketmap" \
+    "socketmap:unix:$waypost_socketmap" -m transport
+side_by_side policy "policy:unix:$null_policy" "policy:unix:$nullu_policy" "policy:unix:$waypost_policy"
 if $postfwd_ok; then
     # Once: postfwd is 25 to 60 times slower, far from the 5x target.
     for n in $connection_counts; do
@@ -417,12 +428,13 @@ fi
 
 printf '\nwaypost-policyd benchmark: %d-record Router table, %d keys, %s s per cell after %s s warm-up, %s CPUs\n' \
     $records $key_count "$seconds" $warmup "$(nproc)"
-[ "$repeat" -gt 1 ] && echo "null and waypost cells: $repeat runs each; the run with the median rate is shown"
+[ "$repeat" -gt 1 ] && echo "null, null-u and waypost cells: $repeat runs each; the run with the median rate is shown"
 [ -n "$waypost_ready_s" ] && echo "waypost-policyd had its sockets $waypost_ready_s s after start (table load included)"
 printf '\n%-10s %-8s %-9s %3s %10s %9s %9s %7s %9s %7s %s\n' \
     protocol server transport N 'req/s' 'p50 us' 'p99 us' 'found%' 'cpu us/r' errors \
     "$([ "$repeat" -gt 1 ] && echo '  req/s of all runs')"
-for r in "socketmap null" "socketmap waypost" "policy null" "policy waypost" "policy postfwd"; do
+for r in "socketmap null" "socketmap null-u" "socketmap waypost" "policy null" "policy null-u" "policy waypost" \
+    "policy postfwd"; do
     case $r in *postfwd) transport=inet ;; *) transport=unix ;; esac
     for n in $connection_counts; do
         if [ -z "${result[$r,$n,ran]:-}" ]; then
@@ -442,38 +454,55 @@ done
 echo
 echo "found% = share of OK answers (socketmap) or of actions other than DUNNO (policy); for policy,"
 echo "  waypost and postfwd should both refuse 4 of the 6 key kinds (66.7), null refuses none."
+echo "null writes each answer at once; null-u sends the answers of a pass in one io_uring submission."
 echo "cpu us/r = busy CPU of the whole machine during the window, less loadgen's, per request."
 
 # ROW_A ROW_B N: rps(A) / rps(B).  When both rows have the same runs (null
 # and waypost: made back to back), the median of the runs' ratios, which
 # cancels load that came and went between pairs; otherwise the cells'.
+# ROW_B may be "PROTO ceiling": in each run, the faster of null and null-u.
+rps_of() { # ROW N RUN
+    case $1 in
+    *" ceiling")
+        local p=${1% *} a b
+        a=${run[$p null,$2,$3,rps]:-0} b=${run[$p null-u,$2,$3,rps]:-0}
+        echo $((a > b ? a : b)) ;;
+    *) echo "${run[$1,$2,$3,rps]:-0}" ;;
+    esac
+}
 ratio() {
-    local a=${result[$1,$3,rps]:-} b=${result[$2,$3,rps]:-} runs=${result[$1,$3,runs]:-0} k
+    local a=${result[$1,$3,rps]:-} b runs=${result[$1,$3,runs]:-0} k brow=$2
+    case $2 in *" ceiling") brow="${2% *} null" ;; esac
+    b=${result[$brow,$3,rps]:-}
     if [ -z "$a" ] || [ -z "$b" ] || [ "$b" = 0 ]; then
         echo n/a
-    elif [ "$runs" -gt 1 ] && [ "${result[$2,$3,runs]:-0}" = "$runs" ]; then
+    elif [ "$runs" -gt 1 ] && [ "${result[$brow,$3,runs]:-0}" = "$runs" ]; then
         for ((k = 1; k <= runs; k++)); do
-            echo "${run[$1,$3,$k,rps]:-0} ${run[$2,$3,$k,rps]:-0}"
+            echo "$(rps_of "$1" "$3" $k) $(rps_of "$2" "$3" $k)"
         done | awk '$2 > 0 { r[++n] = $1 / $2 } END {
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
             if (n == 0) print "n/a"; else printf "%.3g", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
     else
+        case $2 in *" ceiling") b=$(rps_of "$2" "$3" 1) ;; esac
         awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3g", a / b }'
     fi
 }
 printf '\n%-30s' 'req/s ratio'
 for n in $connection_counts; do printf '%10s' "N=$n"; done
 echo
-for pair in "socketmap waypost|socketmap null" "policy waypost|policy null" "policy waypost|policy postfwd"; do
+for pair in "socketmap waypost|socketmap null" "socketmap waypost|socketmap null-u" \
+    "socketmap waypost|socketmap ceiling" "policy waypost|policy null" "policy waypost|policy null-u" \
+    "policy waypost|policy ceiling" "policy waypost|policy postfwd"; do
     a=${pair%|*} b=${pair#*|}
     printf '%-30s' "${a% *} ${a#* }/${b#* }"
     for n in $connection_counts; do printf '%10s' "$(ratio "$a" "$b" "$n")"; done
     echo
 done
+echo "ceiling = the faster of null and null-u in each run (the target: waypost/ceiling >= 0.8)"
 # On this kind of VM a round trip between two CPUs takes ~50 us, one on a
 # single CPU ~10 us, and at N=1 the scheduler picks either: a 4-5x swing
 # that has nothing to do with the server.  Say so when it happens.
-for r in "socketmap null" "socketmap waypost" "policy null" "policy waypost"; do
+for r in "socketmap null" "socketmap null-u" "socketmap waypost" "policy null" "policy null-u" "policy waypost"; do
     p50=${result[$r,1,p50_us]:-}
     if [ -n "$p50" ] && awk -v p="$p50" 'BEGIN { exit !(p > 0 && p < 25) }'; then
         echo "note: $r N=1 ran with client and server on one CPU (p50 $p50 us, usually ~50):" \
