@@ -12,10 +12,11 @@ cp "$top_srcdir/conf/router.table" "$top_srcdir/conf/users.passwd" "$dir/"
 pid=
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 
-# Is io_uring open to us here?  (Debian kernels, and container system call
-# filters, may close it: the daemon then falls back and says so.)
+# Is io_uring open to us here?  (A kernel setting, or a container's system
+# call filter, may close it: the daemon then falls back and says so.)
 uring_allowed=yes
 [ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" = 0 ] || uring_allowed=no
+grep -q '^Seccomp:[[:space:]]*0' /proc/self/status || uring_allowed=no
 
 for io_uring in true false; do
     base=$(free_ports 7)

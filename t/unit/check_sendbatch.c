@@ -28,17 +28,26 @@ static void record(void *user, ssize_t result)
     o->result = result;
 }
 
-/* Does this kernel let us use io_uring at all? */
+/* May this process use io_uring at all?  Not when the kernel setting
+ * closes it, nor under a system call filter (containers often block it). */
 static bool kernel_allows_uring(void)
 {
+    int disabled = 0, seccomp = 0;
     FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
-    if (!f)
-        return true; /* older kernels have no switch */
-    int v = 0;
-    if (fscanf(f, "%d", &v) != 1)
-        v = 0;
-    fclose(f);
-    return v == 0;
+    if (f) { /* older kernels have no such setting */
+        if (fscanf(f, "%d", &disabled) != 1)
+            disabled = 0;
+        fclose(f);
+    }
+    f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "Seccomp: %d", &seccomp) == 1)
+                break;
+        fclose(f);
+    }
+    return disabled == 0 && seccomp == 0;
 }
 
 static void run_mode(bool uring)
