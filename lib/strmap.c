@@ -42,7 +42,6 @@ void wp_strmap_free(struct wp_strmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-
 void wp_strmap_seal(struct wp_strmap *m)
 {
     free(m->filter);
@@ -65,11 +64,9 @@ void wp_strmap_seal(struct wp_strmap *m)
 const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash,
                                             const char *key, size_t len)
 {
-    if (!m->count)
+    if (!wp_strmap_may_contain(m, hash)) /* also for an empty map */
         return NULL;
     uint32_t h32 = (uint32_t)hash;
-    if (!wp_strmap_may_contain(m, hash))
-        return NULL;
     for (size_t i = wp_strmap_slot_of(h32, m->cap);; i = (i + 1) & (m->cap - 1)) {
         const struct wp_strmap_entry *e = &m->slots[i];
         if (!e->key)

@@ -143,9 +143,18 @@ static bool move_to_arena(struct parse_ctx *c)
     return true;
 }
 
+/* While the index is built, records are still written (their chains). */
 static struct wp_record *record_rw(struct wp_table *t, uint32_t id)
 {
-    return (struct wp_record *)(void *)(t->arena + (size_t)id * 8);
+    return (struct wp_record *)wp_table_record(t, id);
+}
+
+/* The hash an exact address is filed under in addr_exact: from its local
+ * part and its domain's forward hash, which lookups have at hand already.
+ * Building, the loop check and lookups must all use this one. */
+static uint64_t address_hash(const char *local, size_t llen, uint64_t dhash)
+{
+    return wp_hash_pair(wp_hash_fwd(local, llen), dhash);
 }
 
 /* Parse one line (already terminated, comment not yet removed). */
@@ -406,10 +415,13 @@ static void index_domain_picture(struct wp_table *t, struct wp_picture_map *suff
 /* Warn about a second record with the same left side and prefix. */
 static void warn_shadowed(struct parse_ctx *c, uint32_t head, const struct wp_record *r)
 {
-    for (uint32_t j = head; j != WP_NONE; j = wp_table_record(c->t, j)->next)
-        if (wp_table_record(c->t, j)->prefix == r->prefix)
+    for (uint32_t j = head; j != WP_NONE;) {
+        const struct wp_record *earlier = wp_table_record(c->t, j);
+        if (earlier->prefix == r->prefix)
             wp_warning(c->err, c->fname, (int)r->line, "same left side as line %u; the first record is used",
-                       wp_table_record(c->t, j)->line);
+                       earlier->line);
+        j = earlier->next;
+    }
 }
 
 static void build_index(struct parse_ctx *c)
@@ -433,7 +445,7 @@ static void build_index(struct parse_ctx *c)
             if (!lstar && !dstar) {
                 size_t klen = (size_t)r->local_len + 1 + r->domain_len;
                 struct wp_strmap_entry *e = wp_strmap_put(
-                    &t->addr_exact, wp_hash_pair(wp_hash_fwd(r->local, r->local_len), dhash), r->local, klen);
+                    &t->addr_exact, address_hash(r->local, r->local_len, dhash), r->local, klen);
                 /* Every domain of an exact address is in the domains map, so
                  * that its filter rules out an address lookup (see below). */
                 struct wp_strmap_entry *d = wp_strmap_put(&t->domains, dhash, r->domain, r->domain_len);
@@ -489,14 +501,13 @@ static const struct wp_record *exact_target(const struct wp_table *t, const stru
     size_t n = strlen(key);
     if (n && key[n - 1] == '.')
         key[--n] = '\0';
-    const char *at = strrchr(key, '@');
     const struct wp_strmap_entry *e;
     if (r->target_kind == WP_TGT_ADDRESS) {
+        const char *at = strrchr(key, '@');
         if (!at)
             return NULL;
         size_t llen = (size_t)(at - key);
-        e = wp_strmap_get(&t->addr_exact,
-                          wp_hash_pair(wp_hash_fwd(key, llen), wp_hash_fwd(at + 1, n - llen - 1)), key, n);
+        e = wp_strmap_get(&t->addr_exact, address_hash(key, llen, wp_hash_fwd(at + 1, n - llen - 1)), key, n);
         return e ? wp_table_record(t, e->head) : NULL;
     }
     e = wp_strmap_get(&t->domains, wp_hash_fwd(key, n), key, n);
@@ -718,7 +729,7 @@ const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const c
      * their misses overlap.  (Doing the same for the wildcard-domain keys
      * measured slower: most of those keys are absent, and loading their
      * slots only pushes useful lines out of the cache.) */
-    uint64_t ahash = wp_hash_pair(wp_hash_fwd(local, llen), dhash);
+    uint64_t ahash = address_hash(local, llen, dhash);
     wp_strmap_prefetch(&t->domains, dhash);
     wp_strmap_prefetch(&t->addr_exact, ahash);
 
