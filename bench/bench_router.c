@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_router - Router resolution rate, load time and memory for a table
  * of N records.
@@ -25,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot.h"
-#include "util.h"
+#include "state/snapshot.h"
+#include "lib/util.h"
 
 static double now_s(void)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_rules - cost of evaluating the rules on one message.
  *
@@ -15,8 +16,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "rules.h"
-#include "snapshot.h"
+#include "milter/rules.h"
+#include "state/snapshot.h"
 
 static double now_s(void)
 {

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/e2e.sh - smtp-source -> Postfix -> smtp-sink, side by side in one
 # run: the same routes served by Waypost (socketmap maps + policy service,
 # wired by `waypost postconf`) and by native hash: maps.  The client is

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/gen_rules.sh N: print a libconfig "rules" list of N rules, a mix of
 # the conditions a real rule set uses; most do not fire on the benchmark's
 # mail (as in real life), a few add a header.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loadgen - closed-loop load generator for the Postfix lookup protocols
  * Waypost serves: socketmap, the policy delegation protocol and tcp_table.

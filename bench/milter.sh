@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/milter.sh - smtp-source -> Postfix -> smtp-sink with waypost-milter
 # running 100 rules (unix socket) and without any milter, side by side in
 # one run, with a do-nothing milter (bench/nullmilter) as the floor of the

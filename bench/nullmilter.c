@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * nullmilter - a milter that does nothing: the cost of the milter protocol
  * itself (libmilter, one thread per connection, Postfix's side of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * nullsrv - a "null responder" for the Postfix lookup protocols Waypost
  * serves.  It answers every request at once and looks nothing up, so a load
@@ -49,7 +50,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sendbatch.h"
+#include "policy/sendbatch.h"
 
 enum {
     /* Larger than Postfix's socketmap query limit (10000 bytes) and than any

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/odmr.sh - delivery of N queued messages to one local smtp-sink, side
 # by side in one run:
 #   postfix  the messages wait in Postfix's own queue (a transport listed in

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # policyd.sh - waypost-policyd side by side with the null responder and
 # postfwd, in one run, on a Router table of 100 000 records.
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Router benchmark: tables of 1 000, 100 000 and 1 000 000 records measured
 # one after the other in one run (each in its own process, for its load time
 # and peak memory), then all three interleaved in one process (the fairer

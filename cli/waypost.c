@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waypost - the administrator's command line.
  *
@@ -25,14 +26,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "dovecot.h"
-#include "json.h"
-#include "reply.h"
-#include "rules.h"
-#include "log.h"
-#include "snapshot.h"
-#include "spool.h"
-#include "util.h"
+#include "imap/dovecot.h"
+#include "lib/json.h"
+#include "milter/reply.h"
+#include "milter/rules.h"
+#include "lib/log.h"
+#include "state/snapshot.h"
+#include "odmr/spool.h"
+#include "lib/util.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dovecot.c - the `imap` section of waypost.conf and the Dovecot files made
  * from it (see dovecot.h for what and why).
@@ -15,16 +16,16 @@
  */
 #include "config.h"
 
-#include "dovecot.h"
+#include "imap/dovecot.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "address.h"
-#include "conf.h"
-#include "defaults.h"
-#include "router.h"
-#include "util.h"
+#include "lib/address.h"
+#include "lib/conf.h"
+#include "lib/defaults.h"
+#include "router/router.h"
+#include "lib/util.h"
 
 #ifndef WP_LIBEXECDIR
 #define WP_LIBEXECDIR "/usr/local/libexec/waypost"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dovecot.h - CommuniGate's shared-mailbox practice on Dovecot 2.3.
  *
@@ -28,8 +29,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "conf.h"
-#include "errors.h"
+#include "lib/conf.h"
+#include "lib/errors.h"
 
 struct wp_router;
 

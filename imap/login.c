@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * login.c - waypost-imap-login, Dovecot's post-login helper: applies the
  * account template (imap.template of waypost.conf) at an account's first
@@ -25,9 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dovecot.h"
-#include "errors.h"
-#include "template.h"
+#include "imap/dovecot.h"
+#include "lib/errors.h"
+#include "imap/template.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"

@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * template.c - the account template, applied once per account (see
  * template.h for the file formats and why they look like that).
  */
 #include "config.h"
 
-#include "template.h"
+#include "imap/template.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "defaults.h"
-#include "util.h"
+#include "lib/defaults.h"
+#include "lib/util.h"
 
 /* Longest subscriptions file we merge into: Dovecot's own stay far below. */
 #define SUBSCRIPTIONS_MAX (4u << 20)

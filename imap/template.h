@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * template.h - CommuniGate's Account Template on Dovecot: the initial
  * subscription list (own and foreign names) and mailbox aliases, written
@@ -30,7 +31,7 @@
 
 #include <stddef.h>
 
-#include "dovecot.h"
+#include "imap/dovecot.h"
 
 /* The subscriptions-file line (version 2, without the newline) for a
  * mailbox name as the user sees it ("/" separated) whose first prefix_len

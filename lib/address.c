@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * address.c - RFC 5321 address parsing with CommuniGate path folding.
  */
@@ -6,8 +7,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "address.h"
-#include "util.h"
+#include "lib/address.h"
+#include "lib/util.h"
 
 /* Byte classes, looked up in a table: the parser and the formatter test
  * every byte of every address a lookup meets. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * address.h - RFC 5321 envelope addresses, parsed and normalised the way the
  * CommuniGate Router sees them.
@@ -20,7 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "defaults.h"
+#include "lib/defaults.h"
 
 struct wp_address {
     char local[WP_LOCAL_MAX + 1];   /* unquoted; path forms folded into '%' form */

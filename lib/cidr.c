@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cidr.c - network lists and membership tests.
  */
@@ -7,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cidr.h"
-#include "util.h"
+#include "lib/cidr.h"
+#include "lib/util.h"
 
 bool wp_net_parse(const char *text, struct wp_net *net)
 {

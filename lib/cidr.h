@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cidr.h - lists of IPv4/IPv6 networks ("127.0.0.0/8", "::1/128", "10.1.2.3").
  *

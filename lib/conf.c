@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conf.c - schema checking and getters over libconfig.
  */
@@ -5,7 +6,7 @@
 
 #include <string.h>
 
-#include "conf.h"
+#include "lib/conf.h"
 
 static const char *type_name(enum wp_conf_type t)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conf.h - libconfig files checked against a schema.
  *
@@ -14,7 +15,7 @@
 #include <libconfig.h>
 #include <stdbool.h>
 
-#include "errors.h"
+#include "lib/errors.h"
 
 enum wp_conf_type {
     WP_CONF_STRING,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * daemon.c - sockets, background mode, pidfile and privilege drop.
  */
@@ -18,8 +19,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon.h"
-#include "util.h"
+#include "lib/daemon.h"
+#include "lib/util.h"
 
 static bool lookup_ids(const char *owner, const char *group, uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {

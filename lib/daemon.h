@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * daemon.h - the life of a Waypost daemon: listening sockets (unix sockets
  * with mode/owner/group, created before privileges drop), background mode,
@@ -9,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "endpoint.h"
+#include "lib/endpoint.h"
 
 /* Bind and listen (non-blocking, close-on-exec).  A stale unix socket is
  * replaced; a non-socket file at the path is an error.  mode/owner/group

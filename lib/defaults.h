@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * defaults.h - every built-in default and hard limit of Waypost, in one place.
  *

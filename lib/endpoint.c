@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.c - parse unix:/inet:/inet6: endpoint strings.
  */
@@ -7,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "endpoint.h"
-#include "util.h"
+#include "lib/endpoint.h"
+#include "lib/util.h"
 
 static bool parse_port(const char *s, int *port)
 {

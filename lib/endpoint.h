@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.h - listen/connect endpoints: "unix:PATH", "inet:HOST:PORT",
  * "inet6:[ADDR]:PORT".

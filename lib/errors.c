@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errors.c - bounded list of "file:line: message" diagnostics.
  */
@@ -7,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "defaults.h"
-#include "errors.h"
-#include "util.h"
+#include "lib/defaults.h"
+#include "lib/errors.h"
+#include "lib/util.h"
 
 void wp_errors_init(struct wp_errors *e)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errors.h - a list of "file:line: message" diagnostics.
  *

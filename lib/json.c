@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.c - JSON string output.
  */
 #include "config.h"
 
-#include "json.h"
+#include "lib/json.h"
 
 void wp_json_string(FILE *out, const char *s)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.h - write JSON strings safely (control bytes and quotes escaped,
  * invalid UTF-8 replaced), for machine-readable CLI output.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - stderr or syslog logging with a level threshold.
  */
@@ -8,8 +9,8 @@
 #include <string.h>
 #include <syslog.h>
 
-#include "log.h"
-#include "util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 /* Written once by wp_log_open() before threads exist; read-only afterwards. */
 static struct {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * picture.c - '*' picture matching with captures, and target expansion.
  */
@@ -5,8 +6,8 @@
 
 #include <string.h>
 
-#include "picture.h"
-#include "util.h"
+#include "lib/picture.h"
+#include "lib/util.h"
 
 size_t wp_picture_stars(const char *pic, size_t len)
 {

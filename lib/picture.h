@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * picture.h - CommuniGate "pictures": strings where '*' stands for any text.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * strmap.c - linear-probing hash index with caller-supplied hashes.
  */
@@ -6,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strmap.h"
-#include "util.h"
+#include "lib/strmap.h"
+#include "lib/util.h"
 
 uint64_t wp_hash_fwd(const char *s, size_t len)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util.c - allocation, string and file helpers shared by every component.
  */
@@ -14,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "defaults.h"
-#include "util.h"
+#include "lib/defaults.h"
+#include "lib/util.h"
 
 static void oom(void)
 {

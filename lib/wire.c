@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wire.c - netstrings and %XX coding.
  */
@@ -6,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wire.h"
+#include "lib/wire.h"
 
 enum wp_wire_status wp_netstring_parse(const char *buf, size_t len, size_t max, const char **payload,
                                        size_t *plen, size_t *used)

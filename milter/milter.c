@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waypost-milter - CommuniGate Server-wide Rules on Postfix, as a milter.
  *
@@ -33,13 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "reply.h"
-#include "rules.h"
-#include "snapshot.h"
-#include "unified.h"
-#include "util.h"
+#include "lib/daemon.h"
+#include "lib/log.h"
+#include "milter/reply.h"
+#include "milter/rules.h"
+#include "state/snapshot.h"
+#include "milter/unified.h"
+#include "lib/util.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"

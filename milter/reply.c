@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reply.c - automatic replies: composition and injection.
  */
@@ -18,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reply.h"
-#include "util.h"
+#include "milter/reply.h"
+#include "lib/util.h"
 
 struct buf {
     char *s;

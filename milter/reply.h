@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reply.h - "Reply with" and "Reply to All with": build the reply and hand
  * it to the host MTA.
@@ -16,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "rules.h"
+#include "milter/rules.h"
 
 struct wp_reply_message {
     char *text;    /* the whole message, LF line ends */

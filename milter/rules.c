@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rules.c - loading and evaluating Server-wide Rules (see rules.h).
  */
@@ -11,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address.h"
-#include "cidr.h"
-#include "conf.h"
-#include "picture.h"
-#include "router.h"
-#include "rules.h"
-#include "util.h"
+#include "lib/address.h"
+#include "lib/cidr.h"
+#include "lib/conf.h"
+#include "lib/picture.h"
+#include "router/router.h"
+#include "milter/rules.h"
+#include "lib/util.h"
 
 enum cond_kind {
     C_FROM, C_SENDER, C_RETURN_PATH, C_TO, C_CC, C_REPLY_TO, C_ANY_TO_CC, C_EACH_TO_CC,

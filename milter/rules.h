@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rules.h - CommuniGate Server-wide Rules: the model, the loader and the
  * evaluation of one message.
@@ -26,7 +27,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "errors.h"
+#include "lib/errors.h"
 
 struct wp_router;
 struct wp_rules;

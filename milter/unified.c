@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * unified.c - envelope recipients of Unified Domain-Wide Accounts as header
  * fields (see unified.h).
@@ -8,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "unified.h"
-#include "util.h"
+#include "milter/unified.h"
+#include "lib/util.h"
 
 /* Does the field already list this address?  Addresses compare without
  * case: the same mailbox given twice in the envelope is listed once. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * unified.h - the header fields that carry the envelope recipients of a
  * Unified Domain-Wide Account (router.unified_accounts).
@@ -25,7 +26,7 @@
 
 #include <stddef.h>
 
-#include "router.h"
+#include "router/router.h"
 
 struct wp_unified_field {
     const char *name; /* the header field name (points into the router) */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * auth.c - passwd-file credentials, SASL PLAIN and CRAM-MD5.
  */
@@ -16,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
-#include "util.h"
-#include "wire.h"
+#include "odmr/auth.h"
+#include "lib/util.h"
+#include "lib/wire.h"
 
 char *wp_passwd_find(const char *text, size_t len, const char *user)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * auth.h - SMTP AUTH for waypost-odmrd: credentials from a Dovecot
  * passwd-file, SASL PLAIN and CRAM-MD5 (RFC 2195).

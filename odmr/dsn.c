@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dsn.c - build and inject the reports of dsn.h.
  */
@@ -10,10 +11,10 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "dsn.h"
-#include "log.h"
-#include "reply.h"
-#include "util.h"
+#include "odmr/dsn.h"
+#include "lib/log.h"
+#include "milter/reply.h"
+#include "lib/util.h"
 
 #define DSN_HEADERS_MAX 65536 /* bytes of the original header block we quote */
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dsn.h - delivery status notifications for ODMR mail: a message nobody
  * collected within odmr.expire, or recipients the customer refused for
@@ -12,8 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "snapshot.h"
-#include "spool.h"
+#include "state/snapshot.h"
+#include "odmr/spool.h"
 
 /* Return the recipients of m with which[i] set to m->sender.  why[i]: the
  * customer's reply for recipient i; why NULL: they expired.  False (with

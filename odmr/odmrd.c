@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waypost-odmrd - the ATRN provider (RFC 2645, On-Demand Mail Relay).
  *
@@ -54,15 +55,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "address.h"
-#include "auth.h"
-#include "daemon.h"
-#include "dsn.h"
-#include "log.h"
-#include "rules.h"
-#include "snapshot.h"
-#include "spool.h"
-#include "util.h"
+#include "lib/address.h"
+#include "odmr/auth.h"
+#include "lib/daemon.h"
+#include "odmr/dsn.h"
+#include "lib/log.h"
+#include "milter/rules.h"
+#include "state/snapshot.h"
+#include "odmr/spool.h"
+#include "lib/util.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spool.c - per-queue message files written atomically and durably.
  */
@@ -14,8 +15,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "spool.h"
-#include "util.h"
+#include "odmr/spool.h"
+#include "lib/util.h"
 
 #define SPOOL_MAGIC "WAYPOST-ODMR 1\n"
 

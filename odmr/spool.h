@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spool.h - the durable spool of waypost-odmrd: one directory per queue,
  * one file per message.

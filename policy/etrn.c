@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * etrn.c - ETRN decisions and the merged-domain walk (see etrn.h).
  *
@@ -11,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address.h"
-#include "conf.h"
-#include "etrn.h"
-#include "util.h"
+#include "lib/address.h"
+#include "lib/conf.h"
+#include "policy/etrn.h"
+#include "lib/util.h"
 
 /* The local part resolved for a domain-level probe: one no real record
  * names, so it takes the domain's own route (or its Mail to Unknown). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * etrn.h - ETRN for held queues: who may release a queue, and which domains
  * Router records merged into it.
@@ -32,8 +33,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "errors.h"
-#include "router.h"
+#include "lib/errors.h"
+#include "router/router.h"
 
 enum wp_etrn_release { WP_ETRN_ANYONE, WP_ETRN_TRUSTED, WP_ETRN_ACCOUNTS };
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * maps.c - table answers and policy decisions from the Router.
  */
@@ -7,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "etrn.h"
-#include "maps.h"
-#include "util.h"
+#include "policy/etrn.h"
+#include "policy/maps.h"
+#include "lib/util.h"
 
 /* Answers are built with WP_JOIN rather than snprintf(): they are formed
  * once per lookup, and printf's format interpretation alone costs a tenth

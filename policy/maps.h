@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * maps.h - what waypost-policyd answers, independent of the wire.
  *
@@ -25,7 +26,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "snapshot.h"
+#include "state/snapshot.h"
 
 enum wp_answer { WP_ANS_FOUND, WP_ANS_NOTFOUND, WP_ANS_TEMP, WP_ANS_PERM };
 

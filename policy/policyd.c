@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waypost-policyd - the Router answering Postfix over socketmap, tcp_table
  * and policy delegation.
@@ -56,13 +57,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "maps.h"
-#include "sendbatch.h"
-#include "snapshot.h"
-#include "util.h"
-#include "wire.h"
+#include "lib/daemon.h"
+#include "lib/log.h"
+#include "policy/maps.h"
+#include "policy/sendbatch.h"
+#include "state/snapshot.h"
+#include "lib/util.h"
+#include "lib/wire.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"

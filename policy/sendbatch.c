@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sendbatch.c - send to many sockets with one system call (see sendbatch.h).
  */
@@ -8,7 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "sendbatch.h"
+#include "policy/sendbatch.h"
 
 bool wp_sendbatch_init(struct wp_sendbatch *b, bool use_uring, char *why, size_t whylen)
 {

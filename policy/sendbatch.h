@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sendbatch.h - send to many sockets with one system call.
  *

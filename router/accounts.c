@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * accounts.c - account sources: fixed list, passwd-file, Dovecot auth-userdb.
  */
@@ -15,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "accounts.h"
-#include "daemon.h"
-#include "defaults.h"
-#include "log.h"
-#include "strmap.h"
-#include "util.h"
+#include "router/accounts.h"
+#include "lib/daemon.h"
+#include "lib/defaults.h"
+#include "lib/log.h"
+#include "lib/strmap.h"
+#include "lib/util.h"
 
 enum source_kind { SRC_LIST, SRC_PASSWD, SRC_USERDB };
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * accounts.h - where a local domain's accounts come from.
  *
@@ -16,7 +17,7 @@
 #ifndef WP_ACCOUNTS_H
 #define WP_ACCOUNTS_H
 
-#include "errors.h"
+#include "lib/errors.h"
 
 enum wp_account_answer { WP_ACCT_NO, WP_ACCT_YES, WP_ACCT_TEMP };
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * resolve.c - turn an address into a route (see router.h for the order).
  *
@@ -11,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "accounts.h"
-#include "address.h"
-#include "router.h"
-#include "util.h"
+#include "router/accounts.h"
+#include "lib/address.h"
+#include "router/router.h"
+#include "lib/util.h"
 
 static const char *const kind_names[] = { "LOCAL", "RELAY", "HOLD", "ODMR", "DISCARD", "ERROR", "UNKNOWN", "TEMP" };
 static const char *const class_names[] = { "none", "NoRelay", "Relay", "RelayAll", "MailToUnknown" };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * router.c - build a Router from the "router" section of waypost.conf.
  */
@@ -7,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "accounts.h"
-#include "address.h"
-#include "conf.h"
-#include "router.h"
-#include "util.h"
+#include "router/accounts.h"
+#include "lib/address.h"
+#include "lib/conf.h"
+#include "router/router.h"
+#include "lib/util.h"
 
 static const char *own_key(struct wp_router *r, const char *s)
 {

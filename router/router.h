@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * router.h - the Router: domains, accounts, the table, and resolution.
  *
@@ -21,11 +22,11 @@
 #include <libconfig.h>
 #include <stdbool.h>
 
-#include "cidr.h"
-#include "defaults.h"
-#include "errors.h"
-#include "strmap.h"
-#include "table.h"
+#include "lib/cidr.h"
+#include "lib/defaults.h"
+#include "lib/errors.h"
+#include "lib/strmap.h"
+#include "router/table.h"
 
 enum wp_route_kind { WP_ROUTE_LOCAL, WP_ROUTE_RELAY, WP_ROUTE_HOLD, WP_ROUTE_ODMR,
                      WP_ROUTE_DISCARD, WP_ROUTE_ERROR, WP_ROUTE_UNKNOWN, WP_ROUTE_TEMP };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * table.c - Router table parser and index (see table.h for the grammar).
  */
@@ -7,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address.h"
-#include "defaults.h"
-#include "table.h"
-#include "util.h"
+#include "lib/address.h"
+#include "lib/defaults.h"
+#include "router/table.h"
+#include "lib/util.h"
 
 static const struct {
     const char *name;

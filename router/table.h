@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * table.h - the Router table: parser and compiled index.
  *
@@ -25,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
-#include "picture.h"
-#include "strmap.h"
+#include "lib/errors.h"
+#include "lib/picture.h"
+#include "lib/strmap.h"
 
 enum wp_prefix { WP_PFX_NONE, WP_PFX_RELAY, WP_PFX_RELAYALL, WP_PFX_NORELAY,
                  WP_PFX_MAIL, WP_PFX_ACCESS, WP_PFX_SIGNAL };

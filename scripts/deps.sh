@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # scripts/deps.sh - install the Debian packages Waypost needs, only those
 # that are missing (sourced by scripts/run and scripts/test).
 

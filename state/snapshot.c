@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * snapshot.c - load waypost.conf into a refcounted snapshot.
  */
@@ -8,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
-#include "snapshot.h"
+#include "lib/conf.h"
+#include "state/snapshot.h"
 
-#include "dovecot.h"
-#include "spool.h"
-#include "util.h"
+#include "imap/dovecot.h"
+#include "odmr/spool.h"
+#include "lib/util.h"
 
 static const struct wp_conf_schema domain_schema[] = {
     { "name", WP_CONF_STRING, NULL, true },

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * snapshot.h - one loaded waypost.conf: the immutable, refcounted state that
  * every daemon and the CLI work from.
@@ -13,13 +14,13 @@
 
 #include <stdatomic.h>
 
-#include "endpoint.h"
-#include "dovecot.h"
-#include "errors.h"
-#include "etrn.h"
-#include "log.h"
-#include "router.h"
-#include "rules.h"
+#include "lib/endpoint.h"
+#include "imap/dovecot.h"
+#include "lib/errors.h"
+#include "policy/etrn.h"
+#include "lib/log.h"
+#include "router/router.h"
+#include "milter/rules.h"
 
 enum wp_proto { WP_PROTO_SOCKETMAP, WP_PROTO_TCP, WP_PROTO_POLICY };
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/lib.sh - helpers for the shell tests (sourced).
 #
 # Each test prints "ok N - what" or "not ok N - what" lines (TAP style) and

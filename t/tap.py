@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tap.py - the TAP lines of the Python protocol tests: "ok N - what" or
 "not ok N - what" (with a "#" detail line), then the plan "1..N" and the
 exit status (1 if anything failed) from done().  Import it after putting

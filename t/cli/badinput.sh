@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Hostile and broken input to `waypost check` and `waypost route`: every
 # problem is a "file:line: message" (or a route ERROR), never a crash.
 . "$top_srcdir/t/lib.sh"

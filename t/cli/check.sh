@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Black-box tests of `waypost check`: the sample passes, broken configs
 # report every error as file:line: message with exit 1.
 . "$top_srcdir/t/lib.sh"

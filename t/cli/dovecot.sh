@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `waypost dovecot [--acl]`: the shipped samples are what the sample
 # configuration generates, usage and configuration errors, and Dovecot
 # itself accepts the fragment.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # waypost-imap-login, run the way Dovecot's script-login runs it: USER and
 # HOME in a clean environment, stdout being the IMAP client, the program
 # to continue with last.  It applies the template once, never writes to

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `waypost postconf`: the main.cf/master.cf wiring, chrooted and not.
 . "$top_srcdir/t/lib.sh"
 scratch

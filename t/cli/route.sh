@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Black-box tests of `waypost route` on the sample configuration: the JSON
 # objects carry the fields of the route, the text form shows the trace.
 . "$top_srcdir/t/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Account source userdb:unix:PATH against a stand-in for Dovecot's
 # auth-userdb socket: found, not found (Mail to Unknown), failures and a
 # silent server give TEMP, never a wrong answer.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # t/e2e/dovecot-selftest.sh - proves t/e2e/dovecot.sh with a plain Postfix
 # (no Waypost): a private Dovecot (IMAP + LMTP), Postfix relaying
 # company.dom to it over lmtp:unix:$LMTP_SOCKET, account+mailbox@domain

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # t/e2e/dovecot.sh - a private Dovecot 2.3 (IMAP + LMTP) for the end-to-end
 # tests.  Source it after t/e2e/lib.sh; call e2e_dovecot after e2e_init:
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # End to end through a real Postfix: Hold Mail for Domains and ETRN.  The
 # sample Router table merges domain2.dom and domain3.dom into the queue of
 # domain1.dom; here that queue is held (router.hold_queues) and only the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Fault: waypost-policyd is killed with SIGKILL in the middle of an
 # smtp-source run.  While it is down Postfix must answer 4xx (nothing is
 # accepted unchecked, nothing refused for good); after a restart every

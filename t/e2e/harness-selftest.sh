@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # t/e2e/harness-selftest.sh - proves t/e2e/lib.sh with a plain Postfix (no
 # Waypost): two smtp-sinks on different loopback addresses, routing by a
 # texthash transport map (one next hop an IP literal, one a host name made

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """imap.py - small IMAP and Dovecot userdb client for the e2e tests
 (t/e2e/dovecot.sh wraps it).
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # t/e2e/lib.sh - end-to-end test harness: a private Postfix instance and
 # smtp-sink servers on loopback, torn down by a trap.  Source it from a bash
 # test script, then:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # ATRN end to end: a real Postfix hands mail for domain1.dom, domain2.dom
 # and domain3.dom (merged by Router records into the one ODMR queue
 # domain1.dom) to waypost-odmrd over LMTP; fetchmail, the customer's ODMR

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # End to end through a real Postfix on loopback: Postfix wired by
 # `waypost postconf`, waypost-policyd answering from (a loopback copy of)
 # the sample configuration, smtp-sink instances standing in for the old

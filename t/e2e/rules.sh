@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Server-wide Rules end to end: a real Postfix with waypost-policyd and
 # waypost-milter, a real Dovecot (LMTP + IMAP; also the Router's account
 # source through its auth-userdb socket) and an smtp-sink as the outside

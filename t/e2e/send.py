@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """send.py [options] -- FROM TO...: send one small message over SMTP and
 print the server's answer to each step, one line each:
   XCLIENT <code> <text>     (with --xclient)

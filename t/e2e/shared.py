@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """shared.py - the IMAP side of t/e2e/shared.sh: CommuniGate's shared
 mailboxes on a Dovecot configured by "waypost dovecot".
 

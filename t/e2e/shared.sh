@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Shared mailboxes end to end: a real Dovecot configured by nothing but
 # "waypost dovecot" (and "waypost dovecot --acl") on top of the e2e base
 # configuration, the post-login helper applying the account template, and

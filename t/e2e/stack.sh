@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/e2e/stack.sh - the sample Waypost stack on loopback (sourced after
 # t/e2e/lib.sh and e2e_init): waypost-policyd on a loopback copy of conf/,
 # smtp-sink instances for every remote server of the sample Router table,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Unified Domain-Wide Account end to end: a real Postfix with waypost-policyd
 # and waypost-milter, a real Dovecot (LMTP, POP3, and the Router's account
 # source through its auth-userdb socket), fetchmail as the customer's

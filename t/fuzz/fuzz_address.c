@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: address parsing (both modes) and formatting. */
 #include "config.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "address.h"
+#include "lib/address.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

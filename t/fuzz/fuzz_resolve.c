@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: whole resolutions of arbitrary addresses through the
  * sample configuration (records, unwrapping, Mail to Unknown, next hops). */
 #include "config.h"
@@ -6,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapshot.h"
-#include "util.h"
+#include "state/snapshot.h"
+#include "lib/util.h"
 
 static struct wp_snapshot *snap;
 

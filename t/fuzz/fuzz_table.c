@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the Router table parser and index on arbitrary bytes,
  * then a few lookups through whatever table came out. */
 #include "config.h"
@@ -5,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "table.h"
-#include "util.h"
+#include "router/table.h"
+#include "lib/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- t/milter/common.lua: helpers for the miltertest scripts.
 -- miltertest errors out for steps the milter did not ask for (negotiated
 -- away), so optional steps go through pcall.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/milter/lib.sh - what the miltertest scripts share (sourced after
 # t/lib.sh and `scratch`): start waypost-milter on $dir/w.conf, run one
 # miltertest script as one test.

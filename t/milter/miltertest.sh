@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # waypost-milter driven by miltertest (the milter protocol without Postfix):
 # one script per action, the seed's two rules, and hostile messages (1000
 # recipients, a 1 MB header, broken MIME, invalid encoded words, addresses

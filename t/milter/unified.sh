@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # waypost-milter and Unified Domain-Wide Accounts, driven by miltertest: the
 # envelope recipients of a unified domain come out as one header field at
 # the top of the message (one recipient a line), each account keeps one

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The command line side of ODMR: `waypost postconf` names the ODMR intake
 # (and warns when a chrooted lmtp client cannot reach it), a relative
 # postfix.odmr_transport socket lies under Postfix's queue directory, and

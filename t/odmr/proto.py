@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Black-box protocol tests for a running waypost-odmrd.
 
 Usage: proto.py DIR PORT TLS_PORT

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Black-box protocol tests of waypost-odmrd (t/odmr/proto.py): LMTP intake,
 # the customer side (EHLO, STARTTLS, AUTH CRAM-MD5/PLAIN, ATRN and the
 # reversed delivery), DSNs for refused recipients, over 100 hostile

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # waypost-policyd as a daemon: unix sockets created with the configured
 # mode/owner/group before privileges drop to policyd.user, background mode
 # with a pidfile and syslog, stop by SIGTERM.  Needs root (as in CI).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Black-box tests of ETRN requests to a running waypost-policyd.
 
 Usage: etrn.py DIR

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Black-box tests of ETRN requests to waypost-policyd over the policy
 # protocol (t/policyd/etrn.py), with a fake postqueue that records its
 # arguments and can fail or hang: releases, refusals, names that are not

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Black-box protocol tests of waypost-policyd: socketmap (unix and inet),
 # tcp_table (one port per map) and policy delegation on the sample Router,
 # with over 100 hostile requests per protocol (t/policyd/proto.py).  The

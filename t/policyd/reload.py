@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Reload under load: clients hammer waypost-policyd while the table is
 changed (SIGHUP), then broken (SIGHUP).  No lookup may fail; answers are
 old until the good reload and new after it, on every connection; the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # SIGHUP reloads of waypost-policyd under load (t/policyd/reload.py), and
 # the log of a failed reload naming file:line.
 . "$top_srcdir/t/lib.sh"

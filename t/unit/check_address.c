@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: RFC 5321 address parsing and CommuniGate path folding. */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "address.h"
+#include "lib/address.h"
 #include "unit.h"
 
 static void ok(const char *in, const char *local, const char *domain, bool routed)

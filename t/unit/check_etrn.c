@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: ETRN for held queues: the merged-domain walk, who may release
  * a queue, hostile ETRN arguments, and the configuration checks. */
 #include "config.h"
@@ -6,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "etrn.h"
-#include "maps.h"
-#include "snapshot.h"
+#include "policy/etrn.h"
+#include "policy/maps.h"
+#include "state/snapshot.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 static char dir[] = "/tmp/wp-etrn-XXXXXX";
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: the imap section (parsing, validation), Dovecot user and
  * mailbox names, the administrators' ACL lines, the fragment's decisions
  * and the account template's files. */
@@ -8,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dovecot.h"
-#include "snapshot.h"
-#include "template.h"
+#include "imap/dovecot.h"
+#include "state/snapshot.h"
+#include "imap/template.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const char *const ROUTER = "router: {\n main_domain = \"company.dom\";\n"
                                   " domains = ( { name = \"company.dom\"; }, { name = \"domain.dom\"; }, "

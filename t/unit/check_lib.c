@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: endpoints, networks, config schema errors, JSON strings. */
 #include "config.h"
 
@@ -7,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cidr.h"
-#include "endpoint.h"
-#include "json.h"
-#include "snapshot.h"
+#include "lib/cidr.h"
+#include "lib/endpoint.h"
+#include "lib/json.h"
+#include "state/snapshot.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 START_TEST(endpoints)
 {

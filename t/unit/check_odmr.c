@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: the ODMR spool, passwd-file credentials, SASL PLAIN, CRAM-MD5,
  * and the odmr configuration section. */
 #include "config.h"
@@ -8,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "dsn.h"
-#include "snapshot.h"
-#include "spool.h"
+#include "odmr/auth.h"
+#include "odmr/dsn.h"
+#include "state/snapshot.h"
+#include "odmr/spool.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 static char *tmpdir(void)
 {

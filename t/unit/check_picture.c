@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: '*' pictures, captures and target expansion. */
 #include "config.h"
 
 #include <string.h>
 #include <strings.h>
 
-#include "picture.h"
+#include "lib/picture.h"
 #include "unit.h"
 
 static bool m(const char *pic, const char *text, struct wp_capture *caps)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: Router resolution against the golden lookups, and the
  * behaviours that need a file system (account files changing). */
 #include "config.h"
@@ -7,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapshot.h"
+#include "state/snapshot.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 static struct wp_snapshot *load_conf(const char *path)
 {

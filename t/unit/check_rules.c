@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: Server-wide Rules (milter/rules.c): loading, every condition,
  * every operation, every action's effect on the outcome, the two seed
  * examples of conf/waypost.conf, and the automatic reply builder
@@ -13,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reply.h"
-#include "rules.h"
-#include "snapshot.h"
+#include "milter/reply.h"
+#include "milter/rules.h"
+#include "state/snapshot.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* Wed 2024-05-15 14:30:00 UTC; main() sets TZ=UTC. */
 #define NOW ((time_t)1715783400)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: sending to many sockets in one batch, through io_uring and
  * through send(2), with full and closed sockets among them. */
 #include "config.h"
@@ -8,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sendbatch.h"
+#include "policy/sendbatch.h"
 #include "unit.h"
 
 enum { PAIRS = 40 };

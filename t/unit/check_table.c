@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: Router table grammar, every parse error, and the index. */
 #include "config.h"
 
@@ -5,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "table.h"
+#include "router/table.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 static struct wp_table *parse(const char *text, struct wp_errors *err)
 {

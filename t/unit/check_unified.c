@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: Unified Domain-Wide Accounts (router.unified_accounts): the
  * configuration and its errors, resolution, the maps and the policy answer
  * Postfix gets, and the header fields the milter writes. */
@@ -7,11 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "maps.h"
-#include "snapshot.h"
-#include "unified.h"
+#include "policy/maps.h"
+#include "state/snapshot.h"
+#include "milter/unified.h"
 #include "unit.h"
-#include "util.h"
+#include "lib/util.h"
 
 static char errors[8192];
 

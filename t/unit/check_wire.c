@@ -1,12 +1,13 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests: netstrings, %XX coding, and the maps and policy decisions. */
 #include "config.h"
 
 #include <string.h>
 
-#include "maps.h"
+#include "policy/maps.h"
 #include "unit.h"
-#include "util.h"
-#include "wire.h"
+#include "lib/util.h"
+#include "lib/wire.h"
 
 static enum wp_wire_status ns(const char *in, size_t max, char *payload, size_t *used)
 {

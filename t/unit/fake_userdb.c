@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fake_userdb - a stand-in for Dovecot's auth-userdb socket in tests.
  *
