@@ -115,12 +115,11 @@ static void measure(struct sized *z, double seconds)
 {
     struct wp_resolve_opts o = { false, false };
     struct wp_route rt;
-    rt.trace = NULL;
     double start = now_s(), elapsed;
     long done = 0;
     do {
         for (int i = 0; i < NADDR; i++)
-            wp_resolve(z->snap->router, z->addrs[i], &o, &rt);
+            wp_resolve(z->snap->router, z->addrs[i], &o, &rt, NULL);
         done += NADDR;
         elapsed = now_s() - start;
     } while (elapsed < seconds);

@@ -84,7 +84,7 @@ static int cmd_check(const char *path)
     return 0;
 }
 
-static void print_route_json(const char *input, const struct wp_route *rt)
+static void print_route_json(const char *input, const struct wp_route *rt, const struct wp_trace *trace)
 {
     fputs("{\"input\":", stdout);
     wp_json_string(stdout, input);
@@ -134,10 +134,10 @@ static void print_route_json(const char *input, const struct wp_route *rt)
         fputs("null", stdout);
     }
     fputs(",\"steps\":[", stdout);
-    for (int i = 0; rt->trace && i < rt->trace->nsteps; i++) {
+    for (int i = 0; trace && i < trace->nsteps; i++) {
         if (i)
             putchar(',');
-        wp_json_string(stdout, rt->trace->steps[i]);
+        wp_json_string(stdout, trace->steps[i]);
     }
     fputs("]}\n", stdout);
 }
@@ -172,10 +172,9 @@ static int cmd_route(const char *path, int argc, char **argv)
     struct wp_trace *trace = wp_malloc(sizeof(*trace));
     for (int i = optind; i < argc; i++) {
         struct wp_route rt;
-        rt.trace = trace;
-        wp_resolve(s->router, argv[i], &ro, &rt);
+        wp_resolve(s->router, argv[i], &ro, &rt, trace);
         if (json) {
-            print_route_json(argv[i], &rt);
+            print_route_json(argv[i], &rt, trace);
             continue;
         }
         printf("%s\n", argv[i]);

@@ -736,9 +736,8 @@ static bool test_each(const struct cond *c, const struct values *vs)
 static char *route_string(const struct wp_router *r, const char *rcpt, bool trusted)
 {
     struct wp_route rt;
-    rt.trace = NULL;
     struct wp_resolve_opts o = { trusted, false };
-    wp_resolve(r, rcpt, &o, &rt);
+    wp_resolve(r, rcpt, &o, &rt, NULL);
     switch (rt.kind) {
     case WP_ROUTE_LOCAL: return wp_asprintf("LOCAL()%s@%s", rt.account, rt.domain);
     case WP_ROUTE_RELAY:

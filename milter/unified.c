@@ -30,9 +30,9 @@ void wp_unified_fields(const struct wp_router *r, const char *const *rcpts, size
     if (!r->nunified)
         return;
     struct wp_resolve_opts o = {true, false};
-    struct wp_route rt = {.trace = NULL};
+    struct wp_route rt;
     for (size_t i = 0; i < nrcpts; i++) {
-        wp_resolve(r, rcpts[i], &o, &rt);
+        wp_resolve(r, rcpts[i], &o, &rt, NULL);
         if (!rt.unified)
             continue;
         struct wp_unified_field *f = NULL;
@@ -78,9 +78,9 @@ size_t wp_unified_extra_rcpts(const struct wp_router *r, const char *const *rcpt
     } *kept = NULL;
     size_t nkept = 0, nout = 0;
     struct wp_resolve_opts o = {true, false};
-    struct wp_route rt = {.trace = NULL};
+    struct wp_route rt;
     for (size_t i = 0; i < nrcpts; i++) {
-        wp_resolve(r, rcpts[i], &o, &rt);
+        wp_resolve(r, rcpts[i], &o, &rt, NULL);
         if (!rt.unified || rt.kind != WP_ROUTE_LOCAL)
             continue;
         const struct kept *k = NULL;

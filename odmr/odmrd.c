@@ -438,7 +438,7 @@ static void lmtp_rcpt(struct conn *c, const char *arg)
     struct wp_route route;
     memset(&route, 0, sizeof(route));
     struct wp_resolve_opts opts = {.trusted = true, .access = false};
-    wp_resolve(c->snap->router, addr, &opts, &route);
+    wp_resolve(c->snap->router, addr, &opts, &route, NULL);
     if (route.kind == WP_ROUTE_TEMP) {
         reply(c, "451 4.3.0 <%s>: %s", addr, route.text);
         return;
@@ -772,7 +772,7 @@ static const char *atrn_queue(struct conn *c, const struct wp_odmr_account *a, c
     struct wp_route route;
     memset(&route, 0, sizeof(route));
     struct wp_resolve_opts opts = {.trusted = true, .access = false};
-    wp_resolve(c->snap->router, probe, &opts, &route);
+    wp_resolve(c->snap->router, probe, &opts, &route, NULL);
     if (route.kind != WP_ROUTE_ODMR)
         return NULL;
     wp_str_lower(route.queue);

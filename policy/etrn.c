@@ -190,8 +190,7 @@ static void probe(const struct wp_router *r, const char *queue, const char *addr
         return; /* resolved already */
     struct wp_resolve_opts o = {true, false};
     struct wp_route rt;
-    rt.trace = NULL;
-    wp_resolve(r, address, &o, &rt);
+    wp_resolve(r, address, &o, &rt, NULL);
     if (rt.kind != WP_ROUTE_HOLD || strcmp(rt.queue, queue) != 0)
         return;
     const char *at = strrchr(rt.address, '@');
@@ -389,8 +388,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
         snprintf(addr, sizeof(addr), "%s@%s", PROBE_LOCAL, name);
         struct wp_resolve_opts o = {true, false};
         struct wp_route rt;
-        rt.trace = NULL;
-        wp_resolve(r, addr, &o, &rt);
+        wp_resolve(r, addr, &o, &rt, NULL);
         if (rt.kind != WP_ROUTE_HOLD)
             return;
         wp_strlcpy(d->queue, rt.queue, sizeof(d->queue));

@@ -69,8 +69,7 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const
         return WP_ANS_NOTFOUND;
     struct wp_resolve_opts o = {true, access};
     struct wp_route rt;
-    rt.trace = NULL;
-    wp_resolve(r, key, &o, &rt);
+    wp_resolve(r, key, &o, &rt, NULL);
     if (rt.kind == WP_ROUTE_TEMP) {
         WP_JOIN(value, size, rt.text);
         return WP_ANS_TEMP;
@@ -176,8 +175,7 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
                    (req->client_address[0] && wp_nets_contain(&r->trusted, req->client_address));
     struct wp_resolve_opts o = {trusted, false};
     struct wp_route rt;
-    rt.trace = NULL;
-    wp_resolve(r, req->recipient, &o, &rt);
+    wp_resolve(r, req->recipient, &o, &rt, NULL);
     switch (rt.kind) {
     case WP_ROUTE_UNKNOWN:
     case WP_ROUTE_TEMP: reply_from_text(rt.text, action, size); return;
@@ -198,8 +196,7 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
          * only a trusted client may use must not carry this mail. */
         struct wp_route as_trusted;
         struct wp_resolve_opts ot = {true, false};
-        as_trusted.trace = NULL;
-        wp_resolve(r, req->recipient, &ot, &as_trusted);
+        wp_resolve(r, req->recipient, &ot, &as_trusted, NULL);
         if (!wp_route_relay_permitted(&as_trusted, false)) {
             WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
             return;

@@ -50,10 +50,9 @@ bool wp_route_relay_permitted(const struct wp_route *route, bool trusted)
     }
 }
 
-static void step(struct wp_route *route, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void step(struct wp_route *route, const char *fmt, ...)
+static void step(struct wp_trace *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void step(struct wp_trace *t, const char *fmt, ...)
 {
-    struct wp_trace *t = route->trace;
     if (!t)
         return;
     if (t->nsteps >= WP_ROUTE_STEPS_MAX) {
@@ -66,7 +65,7 @@ static void step(struct wp_route *route, const char *fmt, ...)
     va_end(ap);
 }
 
-static void finish_error(struct wp_route *route, enum wp_route_kind kind, const char *text)
+static void finish_error(struct wp_route *route, struct wp_trace *trace, enum wp_route_kind kind, const char *text)
 {
     route->kind = kind;
     /* Texts without an enhanced status code get a generic permanent one. */
@@ -74,7 +73,7 @@ static void finish_error(struct wp_route *route, enum wp_route_kind kind, const 
         wp_strlcpy(route->text, text, sizeof(route->text));
     else
         snprintf(route->text, sizeof(route->text), "5.7.1 %s", text);
-    step(route, "route: %s %s", kind_names[kind], route->text);
+    step(trace, "route: %s %s", kind_names[kind], route->text);
 }
 
 /* A domain name with its length and wp_hash_fwd(): the resolver asks
@@ -244,14 +243,14 @@ static bool parse_nexthop(const char *hop, struct wp_route *route, const char **
  * Parsed straight into *a, not copied in: on failure the resolution ends
  * and *a is not looked at again.  Whether the address carried routing is
  * a property of what was received, so it survives the rewrite. */
-static bool set_address(struct wp_address *a, const char *text, struct wp_route *route)
+static bool set_address(struct wp_address *a, const char *text, struct wp_route *route, struct wp_trace *trace)
 {
     const char *why;
     bool routed = a->routed;
     if (!wp_address_parse(text, strlen(text), WP_ADDR_HOSTPORT | WP_ADDR_RAW_LOCAL, a, &why)) {
         char msg[WP_ROUTE_TEXT_MAX];
         snprintf(msg, sizeof(msg), "5.1.3 Bad address <%.200s> produced by routing: %s", text, why);
-        finish_error(route, WP_ROUTE_ERROR, msg);
+        finish_error(route, trace, WP_ROUTE_ERROR, msg);
         return false;
     }
     a->routed = routed;
@@ -267,13 +266,13 @@ static void format_current(const struct wp_address *a, char *out, size_t size)
 /* The route leaves through a next hop: envelope is the local part with its
  * last '%' turned into '@' (or local@host when there is none). */
 static void finish_relay(const struct wp_router *r, const struct wp_address *a, const char *hop,
-                         struct wp_route *route)
+                         struct wp_route *route, struct wp_trace *trace)
 {
     const char *why;
     if (!parse_nexthop(hop, route, &why)) {
         char msg[WP_ROUTE_TEXT_MAX];
         snprintf(msg, sizeof(msg), "5.1.2 Bad next hop '%.200s': %s", hop, why);
-        finish_error(route, WP_ROUTE_ERROR, msg);
+        finish_error(route, trace, WP_ROUTE_ERROR, msg);
         return;
     }
     char local[WP_LOCAL_MAX + 1];
@@ -286,7 +285,7 @@ static void finish_relay(const struct wp_router *r, const struct wp_address *a, 
         wp_str_lower(pct + 1);
     }
     if (!wp_address_format(local, domain, route->address, sizeof(route->address))) {
-        finish_error(route, WP_ROUTE_ERROR, "5.1.3 Address too long");
+        finish_error(route, trace, WP_ROUTE_ERROR, "5.1.3 Address too long");
         return;
     }
     route->kind = WP_ROUTE_RELAY;
@@ -294,7 +293,7 @@ static void finish_relay(const struct wp_router *r, const struct wp_address *a, 
         route->kind = WP_ROUTE_ODMR;
     else if (in_set(&r->hold_queues, route->queue))
         route->kind = WP_ROUTE_HOLD;
-    step(route, "route: %s to %s%s%.0d%s (queue %s), envelope %s", kind_names[route->kind],
+    step(trace, "route: %s to %s%s%.0d%s (queue %s), envelope %s", kind_names[route->kind],
          route->nexthop, route->port ? ":" : "", route->port, route->mx ? " by MX" : "",
          route->queue, route->address);
 }
@@ -306,9 +305,8 @@ static void grant(struct wp_route *route, enum wp_relay_class c)
 }
 
 void wp_resolve(const struct wp_router *r, const char *address, const struct wp_resolve_opts *o,
-                struct wp_route *route)
+                struct wp_route *route, struct wp_trace *trace)
 {
-    struct wp_trace *trace = route->trace;
     /* Field by field rather than a memset of the whole 4 KB: the strings
      * need only their first byte cleared, and this runs for every lookup. */
     route->kind = WP_ROUTE_LOCAL; /* every way out sets it */
@@ -328,29 +326,29 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
     if (!wp_address_parse(address, strlen(address), 0, &a, &why)) {
         char msg[WP_ROUTE_TEXT_MAX];
         snprintf(msg, sizeof(msg), "5.1.3 Bad address syntax: %s", why);
-        finish_error(route, WP_ROUTE_ERROR, msg);
+        finish_error(route, trace, WP_ROUTE_ERROR, msg);
         return;
     }
     route->routed_input = a.routed;
     if (!a.domain[0]) {
         wp_strlcpy(a.domain, r->main_domain, sizeof(a.domain));
-        step(route, "no domain: using the main domain %s", r->main_domain);
+        step(trace, "no domain: using the main domain %s", r->main_domain);
     }
     if (trace) {
         format_current(&a, cur, sizeof(cur));
-        step(route, "address %s%s", cur, a.routed ? " (carries routing)" : "");
+        step(trace, "address %s%s", cur, a.routed ? " (carries routing)" : "");
     }
     const struct wp_lookup_mode mode = { o->access, o->trusted };
 
     for (int rewrites = 0;; rewrites++) {
         if (rewrites > WP_ROUTER_REWRITES_MAX) {
-            finish_error(route, WP_ROUTE_ERROR, WP_TEXT_LOOP);
+            finish_error(route, trace, WP_ROUTE_ERROR, WP_TEXT_LOOP);
             return;
         }
         struct hashed d = hashed(a.domain);
         const struct wp_domain *dom = find_domain_hashed(r, d);
         if (dom && strcmp(dom->name, a.domain) != 0) {
-            step(route, "domain alias %s is %s", a.domain, dom->name);
+            step(trace, "domain alias %s is %s", a.domain, dom->name);
             wp_strlcpy(a.domain, dom->name, sizeof(a.domain));
             d = hashed(a.domain);
         }
@@ -361,7 +359,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         if (is_ip && a.domain[0] == '[' && strchr(a.domain, ']')[1] != '\0')
             ip[0] = '\0'; /* a port: never this server's own literal */
         if (is_ip && in_set(&r->own_ips, ip)) {
-            step(route, "%s is this server: main domain %s", a.domain, r->main_domain);
+            step(trace, "%s is this server: main domain %s", a.domain, r->main_domain);
             wp_strlcpy(a.domain, r->main_domain, sizeof(a.domain));
             d = hashed(a.domain);
             dom = find_domain_hashed(r, d);
@@ -373,8 +371,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             *pct = '\0';
             WP_JOIN(buf, sizeof(buf), a.local, "@", pct + 1);
             *pct = '%';
-            step(route, "main domain with '%%': %s", buf);
-            if (!set_address(&a, buf, route))
+            step(trace, "main domain with '%%': %s", buf);
+            if (!set_address(&a, buf, route, trace))
                 return;
             continue;
         }
@@ -392,7 +390,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             grant(route, grants[rec->prefix]);
             if (trace) {
                 format_current(&a, cur, sizeof(cur));
-                step(route, "%s:%u: %s%s%s%.*s%s%.*s%s = %s", r->table->name, rec->line,
+                step(trace, "%s:%u: %s%s%s%.*s%s%.*s%s = %s", r->table->name, rec->line,
                      wp_prefix_name((enum wp_prefix)rec->prefix), rec->prefix ? ":" : "",
                      rec->local ? "<" : "", rec->local ? (int)rec->local_len : 0, rec->local ? rec->local : "",
                      rec->local ? "@" : "", (int)rec->domain_len, rec->domain, rec->local ? ">" : "",
@@ -401,17 +399,17 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             if (rec->target_kind == WP_TGT_NULL) {
                 format_current(&a, route->address, sizeof(route->address));
                 route->kind = WP_ROUTE_DISCARD;
-                step(route, "route: DISCARD");
+                step(trace, "route: DISCARD");
                 return;
             }
             if (rec->target_kind == WP_TGT_ERROR) {
                 format_current(&a, route->address, sizeof(route->address));
-                finish_error(route, WP_ROUTE_ERROR, rec->target[0] ? rec->target : "5.1.1 Address rejected");
+                finish_error(route, trace, WP_ROUTE_ERROR, rec->target[0] ? rec->target : "5.1.1 Address rejected");
                 return;
             }
             char target[WP_ADDR_MAX + 1];
             if (!wp_picture_expand(rec->target, caps, ncaps, target, sizeof(target))) {
-                finish_error(route, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
+                finish_error(route, trace, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
                 return;
             }
             if (rec->target_kind == WP_TGT_ADDRESS) {
@@ -429,10 +427,10 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 wp_strlcpy(target, buf, sizeof(target));
             }
             if (strlen(target) >= WP_ADDR_MAX) {
-                finish_error(route, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
+                finish_error(route, trace, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
                 return;
             }
-            if (!set_address(&a, target, route))
+            if (!set_address(&a, target, route, trace))
                 return;
             continue;
         }
@@ -442,11 +440,11 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             char hop[WP_DOMAIN_MAX + 1];
             wp_strlcpy(hop, a.domain, sizeof(hop));
             hop[strlen(hop) - sl] = '\0';
-            finish_relay(r, &a, hop, route);
+            finish_relay(r, &a, hop, route, trace);
             return;
         }
         if (strchr(a.domain, ':')) {
-            finish_error(route, WP_ROUTE_ERROR, "5.1.2 A port needs a relay suffix (host:port.via)");
+            finish_error(route, trace, WP_ROUTE_ERROR, "5.1.2 A port needs a relay suffix (host:port.via)");
             return;
         }
 
@@ -458,11 +456,11 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             route->unified = unified;
             format_current(&a, route->unified_rcpt, sizeof(route->unified_rcpt));
             grant(route, WP_RC_RELAY);
-            step(route,
+            step(trace,
                  "unified domain %s: every address goes to the account %s, the milter adds %s: %s; "
                  "anyone may send to it (Relay)",
                  unified->domain, unified->account, unified->header, route->unified_rcpt);
-            if (!set_address(&a, unified->account, route))
+            if (!set_address(&a, unified->account, route, trace))
                 return;
             continue;
         }
@@ -477,7 +475,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 ans = wp_accounts_lookup(dom->accounts, account);
             }
             if (ans == WP_ACCT_TEMP) {
-                finish_error(route, WP_ROUTE_TEMP, "4.3.0 Account lookup failed, try again later");
+                finish_error(route, trace, WP_ROUTE_TEMP, "4.3.0 Account lookup failed, try again later");
                 return;
             }
             format_current(&a, route->address, sizeof(route->address));
@@ -486,34 +484,34 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 wp_str_lower(account);
                 wp_strlcpy(route->account, account, sizeof(route->account));
                 wp_strlcpy(route->domain, dom->name, sizeof(route->domain));
-                step(route, "route: LOCAL account %s in %s (%s)", account, dom->name,
+                step(trace, "route: LOCAL account %s in %s (%s)", account, dom->name,
                      wp_accounts_kind(dom->accounts));
                 return;
             }
-            step(route, "no account %s in %s", a.local, dom->name);
+            step(trace, "no account %s in %s", a.local, dom->name);
             switch (dom->unknown) {
             case WP_UNKNOWN_REJECT:
-                finish_error(route, WP_ROUTE_UNKNOWN, WP_TEXT_UNKNOWN_USER);
+                finish_error(route, trace, WP_ROUTE_UNKNOWN, WP_TEXT_UNKNOWN_USER);
                 return;
             case WP_UNKNOWN_DISCARD:
                 route->kind = WP_ROUTE_DISCARD;
-                step(route, "Mail to Unknown: Discarded; route: DISCARD");
+                step(trace, "Mail to Unknown: Discarded; route: DISCARD");
                 return;
             case WP_UNKNOWN_BOUNCE:
                 route->bounce = true;
-                step(route, "Mail to Unknown: Accepted and Bounced");
-                finish_error(route, WP_ROUTE_ERROR, WP_TEXT_BOUNCE_UNKNOWN);
+                step(trace, "Mail to Unknown: Accepted and Bounced");
+                finish_error(route, trace, WP_ROUTE_ERROR, WP_TEXT_BOUNCE_UNKNOWN);
                 return;
             case WP_UNKNOWN_REROUTE: {
                 struct wp_capture cap = { a.local, strlen(a.local) };
                 char target[WP_ADDR_MAX + 1];
                 if (!wp_picture_expand(dom->reroute, &cap, 1, target, sizeof(target))) {
-                    finish_error(route, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
+                    finish_error(route, trace, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
                     return;
                 }
-                step(route, "Mail to Unknown: Rerouted to %s", target);
+                step(trace, "Mail to Unknown: Rerouted to %s", target);
                 grant(route, WP_RC_UNKNOWN_REROUTE);
-                if (!set_address(&a, target, route))
+                if (!set_address(&a, target, route, trace))
                     return;
                 continue;
             }
@@ -530,7 +528,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             route->kind = WP_ROUTE_ODMR;
         else if (in_set(&r->hold_queues, route->queue))
             route->kind = WP_ROUTE_HOLD;
-        step(route, "route: %s to %s by MX (queue %s)", kind_names[route->kind], route->nexthop, route->queue);
+        step(trace, "route: %s to %s by MX (queue %s)", kind_names[route->kind], route->nexthop, route->queue);
         return;
     }
 }

@@ -162,8 +162,8 @@ static void check_unified_accounts(struct wp_router *r, struct wp_errors *err)
     for (size_t i = 0; i < r->nunified; i++) {
         const struct wp_unified *u = &r->unified[i];
         struct wp_resolve_opts o = {true, false};
-        struct wp_route rt = {.trace = NULL};
-        wp_resolve(r, u->account, &o, &rt);
+        struct wp_route rt;
+        wp_resolve(r, u->account, &o, &rt, NULL);
         if (rt.kind == WP_ROUTE_TEMP) {
             wp_warning(err, u->file, u->line, "unified account %s for %s: cannot check it now (%s)",
                        u->account, u->domain, rt.text);

@@ -57,7 +57,6 @@ struct wp_route {
     bool bounce;                    /* ERROR to be accepted, then bounced */
     char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
     const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
-    struct wp_trace *trace;         /* NULL: no trace kept */
     /* wp_resolve() clears each field it does not set: a new field here
      * needs a line there. */
     char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
@@ -113,9 +112,11 @@ struct wp_resolve_opts {
     bool access;  /* a login name (Access: records), not a mail recipient */
 };
 
-/* Resolve one address.  route->trace may point at a trace to fill. */
+/* Resolve one address.  trace (may be NULL) receives every step taken:
+ * it is kept out of the route, which every lookup fills, because only
+ * `waypost route` and the tests read it. */
 void wp_resolve(const struct wp_router *r, const char *address, const struct wp_resolve_opts *o,
-                struct wp_route *route);
+                struct wp_route *route, struct wp_trace *trace);
 
 /* Does Waypost route mail for this domain (a local domain or alias, or a
  * domain some mail record names)?  Postfix's relay_domains. */

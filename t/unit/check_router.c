@@ -61,8 +61,7 @@ START_TEST(golden)
         const char *text = textpos ? line + textpos : "";
         struct wp_resolve_opts o = { mode[0] == 'T', mode[0] == 'A' };
         struct wp_route rt;
-        rt.trace = trace;
-        wp_resolve(s->router, addr, &o, &rt);
+        wp_resolve(s->router, addr, &o, &rt, trace);
         char portbuf[16];
         snprintf(portbuf, sizeof(portbuf), "%d", rt.port);
         const char *why = NULL;
@@ -101,9 +100,8 @@ START_TEST(trace_names_each_step)
     ck_assert(s);
     struct wp_trace trace;
     struct wp_route rt;
-    rt.trace = &trace;
     struct wp_resolve_opts o = { true, false };
-    wp_resolve(s->router, "bob@client57.com", &o, &rt);
+    wp_resolve(s->router, "bob@client57.com", &o, &rt, &trace);
     ck_assert_int_ge(trace.nsteps, 4);
     ck_assert(strstr(trace.steps[0], "address bob@client57.com"));
     ck_assert(strstr(trace.steps[1], "router.table:24: "));
@@ -111,8 +109,7 @@ START_TEST(trace_names_each_step)
     ck_assert(strstr(trace.steps[2], "other-port = sibling.company.dom:26.via"));
     ck_assert(strstr(trace.steps[trace.nsteps - 1], "route: RELAY to sibling.company.dom:26"));
     /* without a trace nothing is written */
-    rt.trace = NULL;
-    wp_resolve(s->router, "bob@client57.com", &o, &rt);
+    wp_resolve(s->router, "bob@client57.com", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     wp_snapshot_unref(s);
 }
@@ -138,19 +135,18 @@ START_TEST(account_created_goes_local)
     ck_assert(s);
     struct wp_resolve_opts o = { false, false };
     struct wp_route rt;
-    rt.trace = NULL;
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    wp_resolve(s->router, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     ck_assert_str_eq(rt.nexthop, "otherserver.dom");
     f = fopen(users, "a");
     fputs("aname:{PLAIN}y::::::\n", f);
     fclose(f);
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    wp_resolve(s->router, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.account, "aname");
     /* the file vanishing keeps the accounts read before */
     unlink(users);
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    wp_resolve(s->router, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     wp_snapshot_unref(s);
     unlink(conf);

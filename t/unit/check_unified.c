@@ -154,9 +154,8 @@ START_TEST(resolution)
     const struct wp_router *r = s->router;
     struct wp_trace *trace = wp_malloc(sizeof(*trace));
     struct wp_route rt;
-    rt.trace = trace;
     struct wp_resolve_opts untrusted = {false, false};
-    wp_resolve(r, "Bob@Client.COM", &untrusted, &rt);
+    wp_resolve(r, "Bob@Client.COM", &untrusted, &rt, trace);
     ck_assert_str_eq(wp_route_kind_name(rt.kind), "LOCAL");
     ck_assert_str_eq(rt.address, "client-com@company.dom");
     ck_assert_str_eq(rt.account, "client-com");
@@ -174,39 +173,39 @@ START_TEST(resolution)
     ck_assert(strstr(trace->steps[2], "route: LOCAL account client-com in company.dom"));
 
     /* the account through a domain alias */
-    wp_resolve(r, "zoe@other.com", &untrusted, &rt);
+    wp_resolve(r, "zoe@other.com", &untrusted, &rt, trace);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.address, "other-com@company.dom");
     ck_assert_str_eq(rt.unified->header, "X-Envelope-To");
     /* a Router record is looked up before the unified domain */
-    wp_resolve(r, "postmaster@client.com", &untrusted, &rt);
+    wp_resolve(r, "postmaster@client.com", &untrusted, &rt, trace);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.account, "alice");
     ck_assert_ptr_null(rt.unified);
     /* a record sending an address into the domain: the header names it there */
-    wp_resolve(r, "sales@partner.dom", &untrusted, &rt);
+    wp_resolve(r, "sales@partner.dom", &untrusted, &rt, trace);
     ck_assert_str_eq(rt.account, "client-com");
     ck_assert_str_eq(rt.unified_rcpt, "sales@client.com");
     /* a subdomain is not the domain */
-    wp_resolve(r, "x@sub.client.com", &untrusted, &rt);
+    wp_resolve(r, "x@sub.client.com", &untrusted, &rt, trace);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     ck_assert_ptr_null(rt.unified);
     ck_assert(!wp_route_relay_permitted(&rt, false));
     /* routing in the local part does not make it leave: it stays in the account */
-    wp_resolve(r, "a%evil.example@client.com", &untrusted, &rt);
+    wp_resolve(r, "a%evil.example@client.com", &untrusted, &rt, trace);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.account, "client-com");
     ck_assert(wp_route_relay_permitted(&rt, false));
     /* a login name in the domain is not the account's login (mail only) */
     struct wp_resolve_opts login = {false, true};
-    wp_resolve(r, "bob@client.com", &login, &rt);
+    wp_resolve(r, "bob@client.com", &login, &rt, trace);
     ck_assert_int_ne(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_ptr_null(rt.unified);
     char v[256];
     ck_assert_int_eq(wp_map_lookup(s, "account", "bob@client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
     ck_assert_int_eq(wp_map_lookup(s, "account", "client-com@company.dom", v, sizeof(v)), WP_ANS_FOUND);
     /* the account itself is an ordinary local account */
-    wp_resolve(r, "client-com@company.dom", &untrusted, &rt);
+    wp_resolve(r, "client-com@company.dom", &untrusted, &rt, trace);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_ptr_null(rt.unified);
     free(trace);
