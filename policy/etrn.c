@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * etrn.c - ETRN decisions and the merged-domain walk (see etrn.h).
+ * etrn.c - ETRN decisions (see etrn.h); the merged-domain walk is the
+ * Router's (router/queues.c).
  *
  * Nothing here runs a program: policyd.c turns a RELEASE decision into
  * postqueue runs.  The ETRN argument never reaches postqueue (Postfix
@@ -19,14 +20,9 @@
 
 /* The local part resolved for a domain-level probe: one no real record
  * names, so it takes the domain's own route (or its Mail to Unknown). */
-#define PROBE_LOCAL "waypost-etrn-probe"
+#define PROBE_LOCAL WP_ROUTER_PROBE_LOCAL
 
 static const char *const release_names[] = {"anyone", "trusted", "accounts"};
-
-const char *wp_etrn_release_name(enum wp_etrn_release r)
-{
-    return release_names[r];
-}
 
 static bool parse_release(const char *text, enum wp_etrn_release *out)
 {
@@ -38,11 +34,6 @@ static bool parse_release(const char *text, enum wp_etrn_release *out)
     return false;
 }
 
-bool wp_etrn_is_held_queue(const struct wp_router *r, const char *queue)
-{
-    size_t n = strlen(queue);
-    return r->hold_queues.count && wp_strmap_get(&r->hold_queues, wp_hash_fwd(queue, n), queue, n) != NULL;
-}
 
 static const struct wp_etrn_queue *queue_conf(const struct wp_etrn_conf *c, const char *queue)
 {
@@ -88,7 +79,7 @@ void wp_etrn_conf_load(const config_setting_t *g, const char *path, const struct
             continue;
         }
         wp_str_lower(lower);
-        if (!r || !wp_etrn_is_held_queue(r, lower)) {
+        if (!r || !wp_router_queue_listed(r, WP_ROUTE_HOLD, lower)) {
             wp_error(err, file, line, "policyd.etrn_queues: queue %s is not listed in router.hold_queues",
                      lower);
             continue;
@@ -143,198 +134,12 @@ void wp_etrn_conf_load(const config_setting_t *g, const char *path, const struct
 void wp_etrn_conf_free(struct wp_etrn_conf *c)
 {
     for (size_t i = 0; i < c->nqueues; i++) {
-        wp_etrn_domains_free(c->queues[i].accounts, c->queues[i].naccounts);
+        wp_router_domains_free(c->queues[i].accounts, c->queues[i].naccounts);
         free(c->queues[i].queue);
     }
     free(c->queues);
     free(c->postqueue);
     memset(c, 0, sizeof(*c));
-}
-
-/* ---------------------------------------------------------------- merged domains */
-
-struct domain_set {
-    char **items;
-    size_t n, cap;
-    struct wp_strmap index; /* keys are items[] */
-};
-
-static void set_add(struct domain_set *s, const char *text)
-{
-    size_t len = strlen(text);
-    uint64_t h = wp_hash_fwd(text, len);
-    if (wp_strmap_get(&s->index, h, text, len))
-        return;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 16;
-        s->items = wp_realloc(s->items, s->cap * sizeof(char *));
-    }
-    char *k = wp_strdup(text);
-    s->items[s->n++] = k;
-    wp_strmap_put(&s->index, h, k, len)->head = 0;
-}
-
-static void set_free(struct domain_set *s)
-{
-    wp_strmap_free(&s->index);
-    wp_etrn_domains_free(s->items, s->n);
-}
-
-/* One probe: if its route ends in the queue, keep its envelope domain. */
-static void probe(const struct wp_router *r, const char *queue, const char *address,
-                  struct domain_set *probed, struct domain_set *found)
-{
-    size_t before = probed->n;
-    set_add(probed, address);
-    if (probed->n == before)
-        return; /* resolved already */
-    struct wp_resolve_opts o = {true, false};
-    struct wp_route rt;
-    wp_resolve(r, address, &o, &rt, NULL);
-    if (rt.kind != WP_ROUTE_HOLD || strcmp(rt.queue, queue) != 0)
-        return;
-    const char *at = strrchr(rt.address, '@');
-    if (!at || !at[1] || at[1] == '-')
-        return;
-    char domain[WP_DOMAIN_MAX + 1];
-    if (!wp_strlcpy(domain, at + 1, sizeof(domain)))
-        return;
-    wp_str_lower(domain);
-    if (wp_domain_valid(domain, false))
-        set_add(found, domain);
-}
-
-/* A probe address for a record's left side: '*' in the local part stands
- * for the probe text. */
-static bool record_probe(const struct wp_record *rec, char *out, size_t size)
-{
-    char domain[WP_DOMAIN_MAX + 1], local[WP_LOCAL_MAX + 1];
-    if (memchr(rec->domain, '*', rec->domain_len) || rec->domain_len >= sizeof(domain))
-        return false;
-    memcpy(domain, rec->domain, rec->domain_len);
-    domain[rec->domain_len] = '\0';
-    if (!rec->local) {
-        snprintf(local, sizeof(local), "%s", PROBE_LOCAL);
-    } else {
-        size_t o = 0;
-        for (size_t i = 0; i < rec->local_len; i++) {
-            const char *piece = rec->local[i] == '*' ? PROBE_LOCAL : NULL;
-            size_t plen = piece ? strlen(piece) : 1;
-            if (o + plen >= sizeof(local))
-                return false;
-            memcpy(local + o, piece ? piece : &rec->local[i], plen);
-            o += plen;
-        }
-        local[o] = '\0';
-    }
-    return wp_address_format(local, domain, out, size);
-}
-
-static bool is_local_domain(const struct wp_router *r, const char *domain)
-{
-    size_t n = strlen(domain);
-    return wp_strmap_get(&r->domain_index, wp_hash_fwd(domain, n), domain, n) != NULL;
-}
-
-/* Can the route through this record end in the queue?  Resolving every
- * record of a large table costs seconds, so a record is skipped when its
- * target surely ends elsewhere: no record applies to the target, and it
- * leaves for another host, or lands in a local domain (whose own probe
- * covers Mail to Unknown) without a '%' to unwrap.  Anything unclear is
- * resolved. */
-static bool target_may_reach(const struct wp_router *r, const struct wp_record *rec, const char *queue)
-{
-    if (rec->target_kind == WP_TGT_NULL || rec->target_kind == WP_TGT_ERROR)
-        return false;
-    char local[WP_LOCAL_MAX + 1], dom[WP_DOMAIN_MAX + 1];
-    const char *t = rec->target;
-    const char *at = rec->target_kind == WP_TGT_ADDRESS ? strrchr(t, '@') : NULL;
-    const char *d = t;
-    if (rec->target_kind == WP_TGT_ADDRESS) {
-        size_t llen = at ? (size_t)(at - t) : strlen(t);
-        if (llen >= sizeof(local))
-            return true;
-        memcpy(local, t, llen);
-        local[llen] = '\0';
-        d = at ? at + 1 : r->main_domain;
-    } else {
-        snprintf(local, sizeof(local), "%s", PROBE_LOCAL);
-    }
-    if (!wp_strlcpy(dom, d, sizeof(dom)) || strchr(dom, '*') || strchr(local, '!'))
-        return true;
-    wp_str_lower(dom);
-    size_t n = strlen(dom);
-    if (n > 1 && dom[n - 1] == '.')
-        dom[--n] = '\0';
-    char *star = strchr(local, '*');
-    if (star)
-        *star = 'x'; /* any text: only the records that apply matter */
-    struct wp_lookup_mode mode = {false, true};
-    struct wp_capture caps[2];
-    size_t ncaps;
-    if (wp_table_lookup(r->table, local, dom, &mode, caps, &ncaps))
-        return true;
-    static const char *const suffixes[] = {"._via", ".via", ".smtp"};
-    bool hop = dom[0] == '[';
-    for (size_t i = 0; i < 3 && !hop; i++)
-        if (wp_has_suffix_ci(dom, n, suffixes[i]) && n > strlen(suffixes[i])) {
-            dom[n - strlen(suffixes[i])] = '\0';
-            hop = true;
-        }
-    if (hop) {
-        if (dom[0] == '[')
-            return r->own_ips.count > 0; /* may be this server; queue names are never literals */
-        char *colon = strchr(dom, ':');
-        if (colon)
-            *colon = '\0';
-        return strcmp(dom, queue) == 0;
-    }
-    if (is_local_domain(r, dom))
-        return strchr(local, '%') != NULL;
-    return strcmp(dom, queue) == 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-size_t wp_etrn_merged_domains(const struct wp_router *r, const char *queue, char ***domains)
-{
-    struct domain_set probed, found;
-    memset(&probed, 0, sizeof(probed));
-    memset(&found, 0, sizeof(found));
-    wp_strmap_init(&probed.index, 64);
-    wp_strmap_init(&found.index, 16);
-    char addr[WP_ADDR_MAX + 1];
-    /* The queue's own name, and local domains (Mail to Unknown may reroute). */
-    snprintf(addr, sizeof(addr), "%s@%s", PROBE_LOCAL, queue);
-    probe(r, queue, addr, &probed, &found);
-    for (size_t i = 0; i < r->ndomains; i++) {
-        snprintf(addr, sizeof(addr), "%s@%s", PROBE_LOCAL, r->domains[i].name);
-        probe(r, queue, addr, &probed, &found);
-    }
-    const struct wp_table *t = r->table;
-    for (uint32_t i = 0; t && i < t->nrecs; i++) {
-        const struct wp_record *rec = wp_table_record(t, t->ids[i]);
-        if (rec->prefix == WP_PFX_ACCESS || rec->prefix == WP_PFX_SIGNAL)
-            continue;
-        if (target_may_reach(r, rec, queue) && record_probe(rec, addr, sizeof(addr)))
-            probe(r, queue, addr, &probed, &found);
-    }
-    set_free(&probed);
-    wp_strmap_free(&found.index);
-    if (found.n > 1)
-        qsort(found.items, found.n, sizeof(char *), cmp_str);
-    *domains = found.items;
-    return found.n;
-}
-
-void wp_etrn_domains_free(char **domains, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(domains[i]);
-    free(domains);
 }
 
 /* ---------------------------------------------------------------- decision */
@@ -379,7 +184,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
     snprintf(d->action, sizeof(d->action), "DUNNO");
     if (name[0] == '[')
         return; /* an address literal is never a held queue */
-    bool named_queue = wp_etrn_is_held_queue(r, name);
+    bool named_queue = wp_router_queue_listed(r, WP_ROUTE_HOLD, name);
     if (named_queue) {
         wp_strlcpy(d->queue, name, sizeof(d->queue));
     } else {
@@ -403,7 +208,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
     if (!named_queue)
         return; /* Postfix flushes the domain named; its queue-mates stay */
     char **all;
-    size_t nall = wp_etrn_merged_domains(r, d->queue, &all);
+    size_t nall = wp_router_queue_domains(r, WP_ROUTE_HOLD, d->queue, &all);
     d->domains = wp_calloc(nall + 1, sizeof(char *));
     for (size_t i = 0; i < nall; i++) {
         if (strcmp(all[i], name) == 0)
@@ -416,7 +221,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
 
 void wp_etrn_decision_free(struct wp_etrn_decision *d)
 {
-    wp_etrn_domains_free(d->domains, d->ndomains);
+    wp_router_domains_free(d->domains, d->ndomains);
     d->domains = NULL;
     d->ndomains = 0;
 }

@@ -16,15 +16,9 @@
  * router.trusted_networks or an authenticated one: the relay notion); or
  * "accounts" (only the SASL login names listed for the queue).
  *
- * Merged domains are found by resolving, as a trusted client would, one
- * address for every local domain and for every mail record whose left side
- * names an exact domain; each route that ends in the queue contributes the
- * domain of its final envelope address (what the queue file holds, hence
- * what Postfix's flush is keyed by).  Domains reached only through a
- * wildcard-domain record ("*.dom") cannot be listed and are not flushed.
- * Records whose target surely ends elsewhere (one table lookup tells) are
- * not resolved.  The walk runs once per released ETRN, on the worker that
- * received it: about half a second for a million-record table.
+ * Which domains Router records merged into a queue is the Router's walk
+ * (wp_router_queue_domains in router/queues.c); it runs once per released
+ * ETRN, on the worker that received it.
  */
 #ifndef WP_ETRN_H
 #define WP_ETRN_H
@@ -59,8 +53,6 @@ void wp_etrn_conf_load(const config_setting_t *group, const char *path, const st
                        struct wp_etrn_conf *c, struct wp_errors *err);
 void wp_etrn_conf_free(struct wp_etrn_conf *c);
 
-const char *wp_etrn_release_name(enum wp_etrn_release r);
-
 enum wp_etrn_outcome {
     WP_ETRN_PASS,    /* not a held queue: Postfix answers as it always does */
     WP_ETRN_REFUSE,  /* answer with action (a 4xx/5xx reply) */
@@ -82,14 +74,5 @@ struct wp_etrn_decision {
 void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, const char *etrn_domain,
                     const char *client_address, const char *sasl_username, struct wp_etrn_decision *d);
 void wp_etrn_decision_free(struct wp_etrn_decision *d);
-
-/* Is this (lower-case) name one of the held queues? */
-bool wp_etrn_is_held_queue(const struct wp_router *r, const char *queue);
-
-/* Every domain whose mail Router records send into the held queue queue
- * (lower case, sorted, each once, the queue's own name included when mail
- * for it goes there).  Returns the count; free with wp_etrn_domains_free. */
-size_t wp_etrn_merged_domains(const struct wp_router *r, const char *queue, char ***domains);
-void wp_etrn_domains_free(char **domains, size_t n);
 
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "policy/etrn.h"
 #include "policy/maps.h"
 #include "lib/util.h"
 
@@ -159,14 +158,6 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
                       size_t size)
 {
     const struct wp_router *r = s->router;
-    if (strcmp(req->protocol_state, "ETRN") == 0) {
-        /* The decision only: waypost-policyd runs the flushes of a release. */
-        struct wp_etrn_decision d;
-        wp_etrn_decide(r, &s->policyd.etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
-        snprintf(action, size, "%s", d.action);
-        wp_etrn_decision_free(&d);
-        return;
-    }
     if (strcmp(req->protocol_state, "RCPT") != 0 || !req->recipient[0]) {
         WP_JOIN(action, size, "DUNNO");
         return;

@@ -16,8 +16,8 @@
  * what refuses untrusted clients (see wp_policy_decide).
  *
  * Policy: at RCPT the recipient is resolved for this client, and relaying
- * is decided on the resolved route (DESIGN 2.2).  At ETRN a held queue is
- * released or refused (etrn.h).
+ * is decided on the resolved route (DESIGN 2.2).  ETRN requests are not
+ * decided here: waypost-policyd hands them to etrn.h.
  */
 #ifndef WP_MAPS_H
 #define WP_MAPS_H

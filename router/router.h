@@ -130,6 +130,24 @@ bool wp_route_relay_permitted(const struct wp_route *route, bool trusted);
 bool wp_route_leaves_server(const struct wp_route *route);
 
 const char *wp_route_kind_name(enum wp_route_kind k);
+
+/* ---------------------------------------------------------------- queues (queues.c) */
+
+/* The local part of the probe addresses the queue walk resolves: one no
+ * real record names, so it takes the domain's own route. */
+#define WP_ROUTER_PROBE_LOCAL "waypost-etrn-probe"
+
+/* Is the (lower-case) next-hop name listed as a queue of this kind:
+ * WP_ROUTE_HOLD (router.hold_queues) or WP_ROUTE_ODMR (router.odmr_queues)? */
+bool wp_router_queue_listed(const struct wp_router *r, enum wp_route_kind kind, const char *queue);
+
+/* Every domain whose mail Router records send into the queue of this kind
+ * (WP_ROUTE_HOLD or WP_ROUTE_ODMR): lower case, sorted, each once, the
+ * queue's own name included when mail for it goes there.  Returns the
+ * count; free with wp_router_domains_free. */
+size_t wp_router_queue_domains(const struct wp_router *r, enum wp_route_kind kind, const char *queue,
+                               char ***domains);
+void wp_router_domains_free(char **domains, size_t n);
 const char *wp_relay_class_name(enum wp_relay_class c);
 
 #endif
