@@ -34,6 +34,7 @@
 #include "state/snapshot.h"
 #include "odmr/spool.h"
 #include "lib/util.h"
+#include "policy/maps.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"
@@ -220,7 +221,7 @@ static char *map_endpoint(const struct wp_snapshot *s, const char *map, bool chr
     }
     for (size_t i = 0; i < p->nlisten; i++) {
         const struct wp_listen *l = &p->listen[i];
-        if (l->proto == WP_PROTO_TCP && strcmp(l->map, map) == 0)
+        if (l->proto == WP_PROTO_TCP && strcmp(wp_map_name((enum wp_map)l->map), map) == 0)
             return wp_asprintf("tcp:%s:%d", l->ep.host, l->ep.port);
     }
     return NULL;

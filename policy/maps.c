@@ -46,22 +46,38 @@ static enum wp_answer transport_value(const struct wp_snapshot *s, const struct 
     return WP_ANS_NOTFOUND;
 }
 
-enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const char *key, char *value,
+static const char *const map_names[WP_MAP_COUNT] = {
+    [WP_MAP_RELAY] = "relay",         [WP_MAP_RECIPIENT] = "recipient", [WP_MAP_VIRTUAL] = "virtual",
+    [WP_MAP_TRANSPORT] = "transport", [WP_MAP_ACCOUNT] = "account",
+};
+
+bool wp_map_parse(const char *name, size_t len, enum wp_map *map)
+{
+    for (int m = 0; m < WP_MAP_COUNT; m++)
+        if (strlen(map_names[m]) == len && memcmp(map_names[m], name, len) == 0) {
+            *map = (enum wp_map)m;
+            return true;
+        }
+    return false;
+}
+
+const char *wp_map_name(enum wp_map map)
+{
+    return map >= 0 && map < WP_MAP_COUNT ? map_names[map] : "?";
+}
+
+enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
                              size_t size)
 {
     const struct wp_router *r = s->router;
     value[0] = '\0';
-    if (strcmp(map, "relay") == 0) {
+    if (map == WP_MAP_RELAY) {
         if (strchr(key, '@') || !wp_router_routes_domain(r, key))
             return WP_ANS_NOTFOUND;
         WP_JOIN(value, size, "OK");
         return WP_ANS_FOUND;
     }
-    bool access = strcmp(map, "account") == 0;
-    if (!access && !wp_map_name_valid(map)) {
-        snprintf(value, size, "unknown map %.64s", map); /* only for a misconfigured client */
-        return WP_ANS_PERM;
-    }
+    bool access = map == WP_MAP_ACCOUNT;
     /* Address maps: a bare domain (Postfix's virtual_alias_domains probe)
      * or transport's '*' is never an address we route. */
     if (!access && (!strchr(key, '@') || strcmp(key, "*") == 0))
@@ -73,21 +89,22 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const
         WP_JOIN(value, size, rt.text);
         return WP_ANS_TEMP;
     }
-    if (strcmp(map, "transport") == 0)
-        return transport_value(s, &rt, value, size);
-    if (access) {
+    switch (map) {
+    case WP_MAP_TRANSPORT: return transport_value(s, &rt, value, size);
+    case WP_MAP_ACCOUNT:
         if (rt.kind != WP_ROUTE_LOCAL)
             return WP_ANS_NOTFOUND;
         WP_JOIN(value, size, rt.account, "@", rt.domain);
         return WP_ANS_FOUND;
-    }
-    if (strcmp(map, "recipient") == 0) {
+    case WP_MAP_RECIPIENT: {
         bool deliverable = rt.kind == WP_ROUTE_LOCAL || wp_route_leaves_server(&rt) ||
                            rt.kind == WP_ROUTE_DISCARD || (rt.kind == WP_ROUTE_ERROR && rt.bounce);
         if (!deliverable)
             return WP_ANS_NOTFOUND;
         WP_JOIN(value, size, "OK");
         return WP_ANS_FOUND;
+    }
+    default: break;
     }
     /* virtual: only when the route changes the envelope recipient. */
     if (rt.kind != WP_ROUTE_LOCAL && !wp_route_leaves_server(&rt))

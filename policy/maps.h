@@ -30,8 +30,17 @@
 
 enum wp_answer { WP_ANS_FOUND, WP_ANS_NOTFOUND, WP_ANS_TEMP, WP_ANS_PERM };
 
+/* The tables, named as in socketmap requests and tcp listeners. */
+enum wp_map { WP_MAP_RELAY, WP_MAP_RECIPIENT, WP_MAP_VIRTUAL, WP_MAP_TRANSPORT, WP_MAP_ACCOUNT, WP_MAP_COUNT };
+
+/* The table a name (len bytes, exact lower case as Postfix sends it)
+ * stands for; false if none.  Parsed once: at load for a tcp listener, once
+ * per request for socketmap (whose requests carry the name). */
+bool wp_map_parse(const char *name, size_t len, enum wp_map *map);
+const char *wp_map_name(enum wp_map map);
+
 /* value receives the answer (FOUND) or a reason (TEMP/PERM). */
-enum wp_answer wp_map_lookup(const struct wp_snapshot *s, const char *map, const char *key, char *value,
+enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
                              size_t size);
 
 /* The attributes of one policy request that Waypost uses. */

@@ -321,7 +321,12 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
         *space = '\0';
         const char *map = text, *key = space + 1;
         char value[WP_TCP_REPLY_MAX];
-        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), map, key, value, sizeof(value));
+        enum wp_map m;
+        enum wp_answer a = WP_ANS_PERM;
+        if (wp_map_parse(map, (size_t)(space - text), &m))
+            a = wp_map_lookup(worker_snapshot(c->w), m, key, value, sizeof(value));
+        else
+            snprintf(value, sizeof(value), "unknown map %.64s", map); /* only for a misconfigured client */
         switch (a) {
         case WP_ANS_FOUND: send_answer(c, true, "OK ", value, NULL); break;
         case WP_ANS_NOTFOUND: send_answer(c, true, "NOTFOUND ", NULL, NULL); break;
@@ -374,14 +379,14 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
         line[4 + klen] = '\0';
         const char *key = line + 4;
         char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
-        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), c->listen->map, key, value, sizeof(value));
+        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), (enum wp_map)c->listen->map, key, value, sizeof(value));
         switch (a) {
         case WP_ANS_FOUND:
             /* "200 " + value + "\n" must fit in 4096 bytes. */
             if (wp_xencode(value, enc, WP_TCP_REPLY_MAX - 5)) {
                 send_answer(c, false, "200 ", enc, "\n");
             } else {
-                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", c->listen->map, key);
+                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", wp_map_name((enum wp_map)c->listen->map), key);
                 send_answer(c, false, "400 answer too long for tcp_table\n", NULL, NULL);
             }
             break;
@@ -393,7 +398,7 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
             keep = false; /* Postfix closes after a 400 anyway */
             break;
         }
-        wp_debug("tcp %s %s -> %d", c->listen->map, key, (int)a);
+        wp_debug("tcp %s %s -> %d", wp_map_name((enum wp_map)c->listen->map), key, (int)a);
         if (!keep)
             break;
     }

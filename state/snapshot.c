@@ -12,6 +12,8 @@
 #include "lib/conf.h"
 #include "state/snapshot.h"
 
+#include "policy/maps.h"
+
 #include "imap/dovecot.h"
 #include "odmr/spool.h"
 #include "lib/util.h"
@@ -151,16 +153,6 @@ static const struct wp_conf_schema top_schema[] = {
     { NULL, 0, NULL, false },
 };
 
-static const char *const map_names[] = { "relay", "recipient", "virtual", "transport", "account" };
-
-bool wp_map_name_valid(const char *name)
-{
-    for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++)
-        if (strcmp(name, map_names[i]) == 0)
-            return true;
-    return false;
-}
-
 static bool parse_listen(const char *text, struct wp_listen *l, const char **why)
 {
     memset(l, 0, sizeof(*l));
@@ -186,11 +178,12 @@ static bool parse_listen(const char *text, struct wp_listen *l, const char **why
     if (l->proto == WP_PROTO_TCP) {
         /* tcp_table carries no map name: the port decides (tcp:inet:H:P:MAP). */
         char *colon = strrchr(ep, ':');
-        if (strncmp(ep, "inet", 4) != 0 || !colon || !wp_map_name_valid(colon + 1)) {
+        enum wp_map m;
+        if (strncmp(ep, "inet", 4) != 0 || !colon || !wp_map_parse(colon + 1, strlen(colon + 1), &m)) {
             *why = "expected tcp:inet:HOST:PORT:MAP with MAP one of relay, recipient, virtual, transport, account";
             return false;
         }
-        wp_strlcpy(l->map, colon + 1, sizeof(l->map));
+        l->map = m;
         *colon = '\0';
     }
     if (!wp_endpoint_parse(ep, &l->ep, why))

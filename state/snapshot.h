@@ -29,7 +29,7 @@ enum wp_proto { WP_PROTO_SOCKETMAP, WP_PROTO_TCP, WP_PROTO_POLICY };
 struct wp_listen {
     enum wp_proto proto;
     struct wp_endpoint ep;
-    char map[16]; /* tcp: the one map this port answers */
+    int map;      /* tcp: the one map this port answers (enum wp_map) */
     char *text;   /* as written, for logs */
 };
 
@@ -109,9 +109,6 @@ struct wp_odmr_conf {
     int expire;             /* seconds a message waits before it is returned */
     char *dsn_via;          /* "smtp:HOST:PORT" or "sendmail:PATH" */
 };
-
-/* Is name one of the maps Waypost answers? */
-bool wp_map_name_valid(const char *name);
 
 struct wp_snapshot {
     atomic_int refs;

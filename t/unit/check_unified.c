@@ -202,8 +202,8 @@ START_TEST(resolution)
     ck_assert_int_ne(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_ptr_null(rt.unified);
     char v[256];
-    ck_assert_int_eq(wp_map_lookup(s, "account", "bob@client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
-    ck_assert_int_eq(wp_map_lookup(s, "account", "client-com@company.dom", v, sizeof(v)), WP_ANS_FOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_ACCOUNT, "bob@client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_ACCOUNT, "client-com@company.dom", v, sizeof(v)), WP_ANS_FOUND);
     /* the account itself is an ordinary local account */
     wp_resolve(r, "client-com@company.dom", &untrusted, &rt, trace);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
@@ -217,14 +217,14 @@ START_TEST(maps_and_policy)
 {
     struct wp_snapshot *s = sample();
     char v[512];
-    ck_assert_int_eq(wp_map_lookup(s, "relay", "client.com", v, sizeof(v)), WP_ANS_FOUND);
-    ck_assert_int_eq(wp_map_lookup(s, "relay", "sub.client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
-    ck_assert_int_eq(wp_map_lookup(s, "virtual", "client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
-    ck_assert_int_eq(wp_map_lookup(s, "virtual", "Bob@Client.COM", v, sizeof(v)), WP_ANS_FOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_RELAY, "client.com", v, sizeof(v)), WP_ANS_FOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_RELAY, "sub.client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "Bob@Client.COM", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_str_eq(v, "client-com@company.dom");
-    ck_assert_int_eq(wp_map_lookup(s, "virtual", "client-com@company.dom", v, sizeof(v)), WP_ANS_NOTFOUND);
-    ck_assert_int_eq(wp_map_lookup(s, "recipient", "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
-    ck_assert_int_eq(wp_map_lookup(s, "transport", "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "client-com@company.dom", v, sizeof(v)), WP_ANS_NOTFOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_RECIPIENT, "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_TRANSPORT, "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_str_eq(v, WP_DEFAULT_LOCAL_TRANSPORT);
     struct wp_policy_request req;
     memset(&req, 0, sizeof(req));
