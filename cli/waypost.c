@@ -85,7 +85,53 @@ static int cmd_check(const char *path)
     return 0;
 }
 
-static void print_route_json(const char *input, const struct wp_route *rt, const struct wp_trace *trace)
+/* What Postfix receives for one address: each map's answer (NULL: not
+ * found) and the policy service's for an outside and a trusted client. */
+#define ROUTE_ANSWERS 5
+struct route_answer {
+    const char *name;
+    const char *value;
+    char buf[WP_TCP_REPLY_MAX];
+};
+
+static void route_answers(const struct wp_snapshot *s, const char *address, struct route_answer *pf)
+{
+    static const struct {
+        const char *name;
+        enum wp_map map;
+    } maps[] = {
+        {"transport", WP_MAP_TRANSPORT},
+        {"virtual", WP_MAP_VIRTUAL},
+        {"recipient", WP_MAP_RECIPIENT},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        pf[i].name = maps[i].name;
+        enum wp_answer a = wp_map_lookup(s, maps[i].map, address, pf[i].buf, sizeof(pf[i].buf));
+        pf[i].value = a == WP_ANS_NOTFOUND ? NULL : pf[i].buf;
+        if (a == WP_ANS_TEMP || a == WP_ANS_PERM) {
+            char reason[sizeof(pf[i].buf)];
+            wp_strlcpy(reason, pf[i].buf, sizeof(reason));
+            WP_JOIN(pf[i].buf, sizeof(pf[i].buf), a == WP_ANS_TEMP ? "TEMP " : "PERM ", reason);
+        }
+    }
+    /* An outside client (no SASL login, an address in no trusted network)
+     * and an authenticated one: the two relay classes Postfix asks about. */
+    struct wp_policy_request req;
+    memset(&req, 0, sizeof(req));
+    strcpy(req.request, "smtpd_access_policy");
+    strcpy(req.protocol_state, "RCPT");
+    wp_strlcpy(req.recipient, address, sizeof(req.recipient));
+    pf[3].name = "policy_untrusted";
+    wp_policy_decide(s, &req, pf[3].buf, sizeof(pf[3].buf));
+    pf[3].value = pf[3].buf;
+    strcpy(req.sasl_username, "waypost-route");
+    pf[4].name = "policy_trusted";
+    wp_policy_decide(s, &req, pf[4].buf, sizeof(pf[4].buf));
+    pf[4].value = pf[4].buf;
+}
+
+static void print_route_json(const struct wp_snapshot *s, const char *input, const struct wp_route *rt,
+                             const struct wp_trace *trace, const struct route_answer *pf)
 {
     fputs("{\"input\":", stdout);
     wp_json_string(stdout, input);
@@ -136,11 +182,34 @@ static void print_route_json(const char *input, const struct wp_route *rt, const
     }
     fputs(",\"steps\":[", stdout);
     for (int i = 0; trace && i < trace->nsteps; i++) {
-        if (i)
-            putchar(',');
-        wp_json_string(stdout, trace->steps[i]);
+        const struct wp_trace_step *st = &trace->steps[i];
+        fputs(i ? ",{\"text\":" : "{\"text\":", stdout);
+        wp_json_string(stdout, st->text);
+        if (st->record) {
+            char text[WP_ROUTE_STEP_LEN];
+            wp_table_record_format(st->record, text, sizeof(text));
+            fputs(",\"file\":", stdout);
+            wp_json_string(stdout, s->router->table->name);
+            printf(",\"line\":%u,\"record\":", (unsigned)st->record->line);
+            wp_json_string(stdout, text);
+        } else {
+            fputs(",\"file\":null,\"line\":null,\"record\":null", stdout);
+        }
+        putchar('}');
     }
-    fputs("]}\n", stdout);
+    if (!pf) {
+        fputs("],\"postfix\":null}\n", stdout);
+        return;
+    }
+    fputs("],\"postfix\":{", stdout);
+    for (size_t i = 0; i < ROUTE_ANSWERS; i++) {
+        printf("%s\"%s\":", i ? "," : "", pf[i].name);
+        if (pf[i].value)
+            wp_json_string(stdout, pf[i].value);
+        else
+            fputs("null", stdout);
+    }
+    fputs("}}\n", stdout);
 }
 
 static int cmd_route(const char *path, int argc, char **argv)
@@ -171,24 +240,42 @@ static int cmd_route(const char *path, int argc, char **argv)
     if (!s)
         return 1;
     struct wp_trace *trace = wp_malloc(sizeof(*trace));
+    struct route_answer *pf = wp_malloc(ROUTE_ANSWERS * sizeof(*pf));
+    int status = 0;
     for (int i = optind; i < argc; i++) {
         struct wp_route rt;
         wp_resolve(s->router, argv[i], &ro, &rt, trace);
+        /* 2: the address cannot be delivered (ERROR, UNKNOWN); 3: an account
+         * source failed (TEMP); the worst of all addresses is the status. */
+        int st = rt.kind == WP_ROUTE_ERROR || rt.kind == WP_ROUTE_UNKNOWN ? 2 : rt.kind == WP_ROUTE_TEMP ? 3 : 0;
+        if (st > status)
+            status = st;
+        if (ro.access) {
+            pf[0].name = NULL; /* a login name: Postfix asks no map about it */
+        } else {
+            route_answers(s, argv[i], pf);
+        }
         if (json) {
-            print_route_json(argv[i], &rt, trace);
+            print_route_json(s, argv[i], &rt, trace, ro.access ? NULL : pf);
             continue;
         }
         printf("%s\n", argv[i]);
         for (int k = 0; k < trace->nsteps; k++)
-            printf("  %2d. %s\n", k + 1, trace->steps[k]);
+            printf("  %2d. %s\n", k + 1, trace->steps[k].text);
         if (trace->truncated)
             printf("  ... (more steps not shown)\n");
         if (wp_route_leaves_server(&rt) && !wp_route_relay_permitted(&rt, ro.trusted))
             printf("  relaying: refused for this client (%s)\n", WP_TEXT_RELAY_DENIED);
+        if (ro.access)
+            continue;
+        printf("  Postfix receives:\n");
+        for (size_t k = 0; k < ROUTE_ANSWERS; k++)
+            printf("    %-17s %s\n", pf[k].name, pf[k].value ? pf[k].value : "(not found)");
     }
+    free(pf);
     free(trace);
     wp_snapshot_unref(s);
-    return 0;
+    return status;
 }
 
 /* How a chrooted or plain Postfix process names a unix socket: relative to

@@ -59,10 +59,25 @@ static void step(struct wp_trace *t, const char *fmt, ...)
         t->truncated = true;
         return;
     }
+    struct wp_trace_step *st = &t->steps[t->nsteps++];
+    st->record = NULL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->steps[t->nsteps++], WP_ROUTE_STEP_LEN, fmt, ap);
+    vsnprintf(st->text, sizeof(st->text), fmt, ap);
     va_end(ap);
+}
+
+/* The step of a Router record: "router.table:24: <*@a.dom> = ...". */
+static void step_record(struct wp_trace *t, const struct wp_table *table, const struct wp_record *rec)
+{
+    if (!t || t->nsteps >= WP_ROUTE_STEPS_MAX) {
+        step(t, "%s", ""); /* marks the trace truncated */
+        return;
+    }
+    char text[WP_ROUTE_STEP_LEN];
+    wp_table_record_format(rec, text, sizeof(text));
+    step(t, "%s:%u: %s", table->name, rec->line, text);
+    t->steps[t->nsteps - 1].record = rec;
 }
 
 static void finish_error(struct wp_route *route, struct wp_trace *trace, enum wp_route_kind kind, const char *text)
@@ -316,6 +331,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
     route->mx = route->routed_input = route->bounce = false;
     route->relay_class = WP_RC_NONE;
     route->unified = NULL;
+    route->record = NULL;
+    route->unknown = NULL;
     if (trace) {
         trace->nsteps = 0;
         trace->truncated = false;
@@ -388,14 +405,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 [WP_PFX_SIGNAL] = WP_RC_NONE,
             };
             grant(route, grants[rec->prefix]);
-            if (trace) {
-                format_current(&a, cur, sizeof(cur));
-                step(trace, "%s:%u: %s%s%s%.*s%s%.*s%s = %s", r->table->name, rec->line,
-                     wp_prefix_name((enum wp_prefix)rec->prefix), rec->prefix ? ":" : "",
-                     rec->local ? "<" : "", rec->local ? (int)rec->local_len : 0, rec->local ? rec->local : "",
-                     rec->local ? "@" : "", (int)rec->domain_len, rec->domain, rec->local ? ">" : "",
-                     rec->target_kind == WP_TGT_NULL ? "null" : rec->target_kind == WP_TGT_ERROR ? "error" : rec->target);
-            }
+            route->record = rec;
+            step_record(trace, r->table, rec);
             if (rec->target_kind == WP_TGT_NULL) {
                 format_current(&a, route->address, sizeof(route->address));
                 route->kind = WP_ROUTE_DISCARD;
@@ -489,6 +500,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 return;
             }
             step(trace, "no account %s in %s", a.local, dom->name);
+            route->unknown = dom;
             switch (dom->unknown) {
             case WP_UNKNOWN_REJECT:
                 finish_error(route, trace, WP_ROUTE_UNKNOWN, WP_TEXT_UNKNOWN_USER);

@@ -37,10 +37,15 @@ enum wp_relay_class { WP_RC_NONE, WP_RC_NORELAY, WP_RC_RELAY, WP_RC_RELAYALL, WP
 
 enum wp_unknown_mode { WP_UNKNOWN_REJECT, WP_UNKNOWN_DISCARD, WP_UNKNOWN_BOUNCE, WP_UNKNOWN_REROUTE };
 
+struct wp_trace_step {
+    const struct wp_record *record; /* the Router record this step applied, or NULL */
+    char text[WP_ROUTE_STEP_LEN];
+};
+
 struct wp_trace {
     int nsteps;
     bool truncated;
-    char steps[WP_ROUTE_STEPS_MAX][WP_ROUTE_STEP_LEN];
+    struct wp_trace_step steps[WP_ROUTE_STEPS_MAX];
 };
 
 struct wp_route {
@@ -57,6 +62,8 @@ struct wp_route {
     bool bounce;                    /* ERROR to be accepted, then bounced */
     char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
     const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
+    const struct wp_record *record; /* the last Router record applied (what decided), or NULL */
+    const struct wp_domain *unknown;/* the local domain whose Mail to Unknown decided, or NULL */
     /* wp_resolve() clears each field it does not set: a new field here
      * needs a line there. */
     char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */

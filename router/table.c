@@ -29,6 +29,17 @@ const char *wp_prefix_name(enum wp_prefix p)
     return "";
 }
 
+bool wp_table_record_format(const struct wp_record *rec, char *out, size_t size)
+{
+    bool error = rec->target_kind == WP_TGT_ERROR;
+    const char *target = rec->target_kind == WP_TGT_NULL ? "null" : error ? "error" : rec->target;
+    int n = snprintf(out, size, "%s%s%s%.*s%s%.*s%s = %s%s%s", wp_prefix_name((enum wp_prefix)rec->prefix),
+                     rec->prefix ? ":" : "", rec->local ? "<" : "", rec->local ? (int)rec->local_len : 0,
+                     rec->local ? rec->local : "", rec->local ? "@" : "", (int)rec->domain_len, rec->domain,
+                     rec->local ? ">" : "", target, error && rec->target[0] ? " " : "", error ? rec->target : "");
+    return n >= 0 && (size_t)n < size;
+}
+
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t';

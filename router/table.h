@@ -101,6 +101,10 @@ void wp_table_free(struct wp_table *t);
 
 const char *wp_prefix_name(enum wp_prefix p);
 
+/* The record as a table line would write it ("Relay:<*@a.dom> = b.via",
+ * "old.dom = error 5.1.1 gone"); false if it did not fit (then cut). */
+bool wp_table_record_format(const struct wp_record *rec, char *out, size_t size);
+
 /* Does any mail record (not Access:/Signal:) have a left side whose domain
  * matches this one?  (Postfix's relay_domains question.) */
 bool wp_table_mentions_domain(const struct wp_table *t, const char *domain);

@@ -54,6 +54,51 @@ done
 out=$("$WAYPOST" -c "$CONF" route --trusted 'u%d.example@company.dom')
 case $out in *refused*) not_ok "trusted clients may relay" ;; *) ok "trusted clients may relay" ;; esac
 expect_output "loop limit" "5.4.6 Routing loop detected" "$WAYPOST" -c "$top_srcdir/t/data/golden2.conf" route a@loop.dom
+
+# What Postfix receives from each map and from the policy service.
+out=$("$WAYPOST" -c "$CONF" route bob@client57.com)
+for want in "transport         smtp:[sibling.company.dom]:26" "virtual           (not found)" \
+            "recipient         OK" "policy_untrusted  554 5.7.1 Relay access denied" "policy_trusted    DUNNO"; do
+    case $out in *"$want"*) ok "route shows what Postfix receives: $want" ;; *) not_ok "Postfix answer: $want"; echo "$out" | sed 's/^/# /' ;; esac
+done
+out=$("$WAYPOST" -c "$CONF" route former-employee@company.dom)
+case $out in *"transport         error:5.1.6 This person has left the company"*"policy_untrusted  550 5.1.6 This person has left the company"*) ok "an error record's transport and policy answers" ;;
+*) not_ok "an error record's transport and policy answers"; echo "$out" | sed 's/^/# /' ;; esac
+out=$("$WAYPOST" -c "$CONF" route nobody@domain.dom)
+case $out in *"transport         smtp:otherserver.dom"*"policy_untrusted  DUNNO"*) ok "a Mail to Unknown reroute is open to everyone" ;;
+*) not_ok "Mail to Unknown reroute answers"; echo "$out" | sed 's/^/# /' ;; esac
+
+# JSON: steps are objects; a record's step names its file, line and text.
+"$WAYPOST" -c "$CONF" route --json bob@client57.com former-employee@company.dom > "$dir/steps.json"
+python3 - "$dir/steps.json" <<'PY' >"$dir/steps.out" 2>&1
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+st = lines[0]["steps"]
+assert all(set(x) == {"text", "file", "line", "record"} for x in st), st
+assert st[0]["file"] is None and st[0]["line"] is None and st[0]["record"] is None, st[0]
+assert st[1] == {"text": "router.table:24: <*@client57.com> = *%client57.com@other-port", "file": "router.table",
+                 "line": 24, "record": "<*@client57.com> = *%client57.com@other-port"}, st[1]
+assert st[2]["line"] == 20 and st[2]["record"] == "other-port = sibling.company.dom:26.via", st[2]
+pf = lines[0]["postfix"]
+assert pf == {"transport": "smtp:[sibling.company.dom]:26", "virtual": None, "recipient": "OK",
+              "policy_untrusted": "554 5.7.1 Relay access denied", "policy_trusted": "DUNNO"}, pf
+rec = [x for x in lines[1]["steps"] if x["record"]]
+assert rec and rec[-1]["record"] == "<former-employee@company.dom> = error 5.1.6 This person has left the company", rec
+assert lines[1]["postfix"]["recipient"] is None, lines[1]["postfix"]
+PY
+check "JSON steps carry file, line and record; postfix answers" [ ! -s "$dir/steps.out" ]
+[ -s "$dir/steps.out" ] && sed 's/^/# /' "$dir/steps.out"
+expect_output "a login name has no Postfix answers" '"postfix":null' "$WAYPOST" -c "$CONF" route --json --access security-officer
+
+# Exit status: 0 for a deliverable route, 2 for ERROR or UNKNOWN, 3 when an
+# account source failed; several addresses: the worst.
+expect_exit "LOCAL exits 0" 0 "$WAYPOST" -c "$CONF" route carol@domain.dom
+expect_exit "RELAY, HOLD and DISCARD exit 0" 0 "$WAYPOST" -c "$CONF" route john@friend.com y@domain2.dom spam-trap@company.dom
+expect_exit "ERROR exits 2" 2 "$WAYPOST" -c "$CONF" route former-employee@company.dom
+expect_exit "UNKNOWN exits 2" 2 "$WAYPOST" -c "$CONF" route nobody@company.dom
+expect_exit "the worst of several addresses" 2 "$WAYPOST" -c "$CONF" route --json carol@domain.dom nobody@company.dom
+printf 'router: { main_domain = "t.dom"; domains = ( { name = "t.dom"; accounts = "userdb:unix:%s/no-such.sock"; } ); };\n' "$dir" > "$dir/temp.conf"
+expect_exit "TEMP (account source down) exits 3" 3 "$WAYPOST" -c "$dir/temp.conf" route a@t.dom
 expect_exit "route without addresses is a usage error" 2 "$WAYPOST" -c "$CONF" route --json
 expect_exit "route with a broken config exits 1" 1 "$WAYPOST" -c "$dir/none.conf" route a@b
 

@@ -82,7 +82,7 @@ START_TEST(golden)
                     rt.queue, wp_relay_class_name(rt.relay_class),
                     wp_route_relay_permitted(&rt, o.trusted) ? "ok" : "denied", rt.text);
             for (int k = 0; k < trace->nsteps; k++)
-                fprintf(stderr, "    %s\n", trace->steps[k]);
+                fprintf(stderr, "    %s\n", trace->steps[k].text);
         }
     }
     fclose(f);
@@ -103,14 +103,34 @@ START_TEST(trace_names_each_step)
     struct wp_resolve_opts o = { true, false };
     wp_resolve(s->router, "bob@client57.com", &o, &rt, &trace);
     ck_assert_int_ge(trace.nsteps, 4);
-    ck_assert(strstr(trace.steps[0], "address bob@client57.com"));
-    ck_assert(strstr(trace.steps[1], "router.table:24: "));
-    ck_assert(strstr(trace.steps[1], "<*@client57.com> = *%client57.com@other-port"));
-    ck_assert(strstr(trace.steps[2], "other-port = sibling.company.dom:26.via"));
-    ck_assert(strstr(trace.steps[trace.nsteps - 1], "route: RELAY to sibling.company.dom:26"));
-    /* without a trace nothing is written */
+    ck_assert(strstr(trace.steps[0].text, "address bob@client57.com"));
+    ck_assert(strstr(trace.steps[1].text, "router.table:24: "));
+    ck_assert(strstr(trace.steps[1].text, "<*@client57.com> = *%client57.com@other-port"));
+    ck_assert(strstr(trace.steps[2].text, "other-port = sibling.company.dom:26.via"));
+    ck_assert(strstr(trace.steps[trace.nsteps - 1].text, "route: RELAY to sibling.company.dom:26"));
+    ck_assert(trace.steps[0].record == NULL);
+    ck_assert(trace.steps[1].record && trace.steps[1].record->line == 24);
+    ck_assert(trace.steps[2].record && trace.steps[2].record->line == 20);
+    ck_assert(trace.steps[trace.nsteps - 1].record == NULL);
+    /* without a trace nothing is written; the route still names the record
+     * that decided (the last one applied) */
     wp_resolve(s->router, "bob@client57.com", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    ck_assert(rt.record && rt.record->line == 20);
+    ck_assert(rt.unknown == NULL);
+    /* a Mail to Unknown reroute names its domain, and no record */
+    wp_resolve(s->router, "nobody@domain.dom", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    ck_assert(rt.unknown && strcmp(rt.unknown->name, "domain.dom") == 0);
+    ck_assert(rt.record == NULL);
+    /* an existing account: neither */
+    wp_resolve(s->router, "carol@domain.dom", &o, &rt, NULL);
+    ck_assert(rt.kind == WP_ROUTE_LOCAL && rt.unknown == NULL && rt.record == NULL);
+    char text[128];
+    wp_resolve(s->router, "former-employee@company.dom", &o, &rt, NULL);
+    ck_assert(rt.record && wp_table_record_format(rt.record, text, sizeof(text)));
+    ck_assert_str_eq(text, "<former-employee@company.dom> = error 5.1.6 This person has left the company");
+    ck_assert(!wp_table_record_format(rt.record, text, 10)); /* cut: says so */
     wp_snapshot_unref(s);
 }
 END_TEST

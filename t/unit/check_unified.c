@@ -165,12 +165,12 @@ START_TEST(resolution)
     ck_assert_str_eq(wp_relay_class_name(rt.relay_class), "Relay");
     ck_assert(wp_route_relay_permitted(&rt, false));
     ck_assert_int_eq(trace->nsteps, 3);
-    ck_assert_msg(strstr(trace->steps[1],
+    ck_assert_msg(strstr(trace->steps[1].text,
                          "unified domain client.com: every address goes to the account "
                          "client-com@company.dom, the milter adds X-Real-To: Bob@client.com"),
-                  "%s", trace->steps[1]);
-    ck_assert(strstr(trace->steps[1], "anyone may send to it (Relay)"));
-    ck_assert(strstr(trace->steps[2], "route: LOCAL account client-com in company.dom"));
+                  "%s", trace->steps[1].text);
+    ck_assert(strstr(trace->steps[1].text, "anyone may send to it (Relay)"));
+    ck_assert(strstr(trace->steps[2].text, "route: LOCAL account client-com in company.dom"));
 
     /* the account through a domain alias */
     wp_resolve(r, "zoe@other.com", &untrusted, &rt, trace);
