@@ -36,6 +36,7 @@
 
 #include "lib/daemon.h"
 #include "lib/log.h"
+#include "lib/submit.h"
 #include "milter/reply.h"
 #include "milter/rules.h"
 #include "state/snapshot.h"
@@ -408,7 +409,8 @@ static sfsistat on_eom(SMFICTX *ctx)
                 continue;
             }
             char err[512];
-            if (wp_reply_send(s->milter.reply_via, &rm, err, sizeof(err)))
+            if (wp_submit(s->milter.reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text, err,
+                          sizeof(err)))
                 wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts, rm.nrcpts == 1 ? "" : "s");
             else
                 wp_warn("%s: automatic reply not sent: %s", qid, err);

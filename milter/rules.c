@@ -16,6 +16,7 @@
 #include "lib/cidr.h"
 #include "lib/conf.h"
 #include "lib/picture.h"
+#include "lib/strbuf.h"
 #include "router/router.h"
 #include "milter/rules.h"
 #include "lib/util.h"
@@ -89,19 +90,6 @@ struct wp_rules {
 
 /* ---------------------------------------------------------------- loading */
 
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void push_str(char ***v, size_t *n, char *s)
-{
-    *v = wp_realloc(*v, (*n + 1) * sizeof(**v));
-    (*v)[(*n)++] = s;
-}
-
 /* Split "a, b,c" into trimmed, non-empty items. */
 static void split_list(const char *text, char ***out, size_t *n)
 {
@@ -115,7 +103,7 @@ static void split_list(const char *text, char ***out, size_t *n)
         while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
         if (e > p)
-            push_str(out, n, wp_strndup(p, (size_t)(e - p)));
+            wp_strv_push(out, n, wp_strndup(p, (size_t)(e - p)));
         p = comma ? comma + 1 : end;
     }
 }
@@ -225,7 +213,7 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
     if (c->op == OP_IN || c->op == OP_NOT_IN)
         split_list(param, &c->pics, &c->npics);
     else
-        push_str(&c->pics, &c->npics, wp_strdup(param));
+        wp_strv_push(&c->pics, &c->npics, wp_strdup(param));
     for (size_t i = 0; i < c->npics; i++) {
         if (wp_picture_stars(c->pics[i], strlen(c->pics[i])) > WP_PICTURE_STARS) {
             LOAD_ERROR("too many '*' in '%s'", c->pics[i]);
@@ -238,7 +226,7 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
 static void free_cond(struct cond *c)
 {
     free(c->field);
-    free_strv(c->pics, c->npics);
+    wp_strv_free(c->pics, c->npics);
 }
 
 /* "~account/mailbox" or "~account@domain/mailbox" -> the delivery address. */
@@ -352,7 +340,7 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
             LOAD_ERROR("Store in '%s': %s", param, why);
             return false;
         }
-        push_str(&a->addrs, &a->naddrs, addr);
+        wp_strv_push(&a->addrs, &a->naddrs, addr);
         a->text = wp_strdup(param);
         break;
     }
@@ -390,7 +378,7 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
 static void free_action(struct action *a)
 {
     free(a->text);
-    free_strv(a->addrs, a->naddrs);
+    wp_strv_free(a->addrs, a->naddrs);
 }
 
 static void free_rule(struct rule *r)
@@ -545,12 +533,12 @@ struct values {
 
 static void values_add(struct values *vs, char *s)
 {
-    push_str(&vs->v, &vs->n, s);
+    wp_strv_push(&vs->v, &vs->n, s);
 }
 
 static void values_free(struct values *vs)
 {
-    free_strv(vs->v, vs->n);
+    wp_strv_free(vs->v, vs->n);
     vs->v = NULL;
     vs->n = 0;
 }
@@ -659,11 +647,6 @@ size_t wp_message_addresses(const struct wp_message *m, const char *name, char *
     header_addresses(m, name, &vs);
     *out = vs.v;
     return vs.n;
-}
-
-void wp_strv_free(char **v, size_t n)
-{
-    free_strv(v, n);
 }
 
 char *wp_header_decode(const char *raw)
@@ -879,7 +862,7 @@ static void outlog(struct wp_outcome *out, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    push_str(&out->log, &out->nlog, wp_strdup(buf));
+    wp_strv_push(&out->log, &out->nlog, wp_strdup(buf));
 }
 
 static void add_rcpts(struct wp_outcome *out, const struct action *a)
@@ -889,7 +872,7 @@ static void add_rcpts(struct wp_outcome *out, const struct action *a)
         for (size_t k = 0; k < out->nadd && !dup; k++)
             dup = wp_strieq(out->add_rcpts[k], a->addrs[i]);
         if (!dup)
-            push_str(&out->add_rcpts, &out->nadd, wp_strdup(a->addrs[i]));
+            wp_strv_push(&out->add_rcpts, &out->nadd, wp_strdup(a->addrs[i]));
     }
 }
 
@@ -904,7 +887,7 @@ void wp_rules_evaluate(const struct wp_rules *rs, const struct wp_rules_env *env
             all = eval_cond(&r->conds[k], env, m);
         if (!all)
             continue;
-        push_str(&out->fired, &out->nfired, wp_strdup(r->name));
+        wp_strv_push(&out->fired, &out->nfired, wp_strdup(r->name));
         bool stop = false;
         for (size_t k = 0; k < r->nacts && !stop; k++) {
             const struct action *a = &r->acts[k];
@@ -945,7 +928,7 @@ void wp_rules_evaluate(const struct wp_rules *rs, const struct wp_rules_env *env
                 for (const char *line = a->text; *line;) {
                     const char *nl = strchr(line, '\n');
                     size_t len = nl ? (size_t)(nl - line) : strlen(line);
-                    push_str(&out->add_headers, &out->nheaders, wp_strndup(line, len));
+                    wp_strv_push(&out->add_headers, &out->nheaders, wp_strndup(line, len));
                     line = nl ? nl + 1 : line + len;
                 }
                 outlog(out, "%s: Add Header %s", r->name, a->text);
@@ -982,13 +965,13 @@ void wp_rules_evaluate(const struct wp_rules *rs, const struct wp_rules_env *env
 void wp_outcome_free(struct wp_outcome *out)
 {
     free(out->reject_text);
-    free_strv(out->add_rcpts, out->nadd);
-    free_strv(out->add_headers, out->nheaders);
+    wp_strv_free(out->add_rcpts, out->nadd);
+    wp_strv_free(out->add_headers, out->nheaders);
     free(out->subject);
     for (size_t i = 0; i < out->nreplies; i++)
         free(out->replies[i].text);
     free(out->replies);
-    free_strv(out->fired, out->nfired);
-    free_strv(out->log, out->nlog);
+    wp_strv_free(out->fired, out->nfired);
+    wp_strv_free(out->log, out->nlog);
     memset(out, 0, sizeof(*out));
 }

@@ -97,9 +97,8 @@ void wp_outcome_free(struct wp_outcome *out);
 const char *wp_message_header(const struct wp_message *m, const char *name);
 /* Every mailbox address of every header named name (groups flattened),
  * parsed with GMime.  Returns the count; *out is a malloc'ed array of
- * malloc'ed strings (free with wp_strv_free). */
+ * malloc'ed strings (free with wp_strv_free, lib/strbuf.h). */
 size_t wp_message_addresses(const struct wp_message *m, const char *name, char ***out);
-void wp_strv_free(char **v, size_t n);
 /* A header value with encoded words decoded and folding removed (malloc'ed). */
 char *wp_header_decode(const char *raw);
 

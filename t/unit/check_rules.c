@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/strbuf.h"
 #include "milter/reply.h"
 #include "milter/rules.h"
 #include "state/snapshot.h"
