@@ -14,6 +14,7 @@
 #include "lib/strbuf.h"
 #include "lib/util.h"
 #include "milter/reply.h"
+#include "milter/view.h"
 
 static bool has_header(const char *headers, size_t len, const char *name)
 {
@@ -53,32 +54,42 @@ static void add_rcpt(struct wp_reply_message *rm, const char *addr, const char *
     rm->rcpts[rm->nrcpts++] = wp_strdup(addr);
 }
 
-static void add_all(struct wp_reply_message *rm, const struct wp_message *m, const char *name, const char *from)
+static void add_all(struct wp_reply_message *rm, struct wp_view *v, const char *name, const char *from)
 {
-    char **v;
-    size_t n = wp_message_addresses(m, name, &v);
+    size_t n;
+    const char *const *addrs = wp_view_addresses(v, name, &n);
     for (size_t i = 0; i < n; i++)
-        add_rcpt(rm, v[i], from);
-    wp_strv_free(v, n);
+        add_rcpt(rm, addrs[i], from);
 }
 
 bool wp_reply_build(const struct wp_message *m, const struct wp_reply *r, const char *from,
                     struct wp_reply_message *out, const char **why)
 {
+    struct wp_view v;
+    wp_view_init(&v, m, NULL);
+    bool ok = wp_reply_build_view(&v, r, from, out, why);
+    wp_view_free(&v);
+    return ok;
+}
+
+bool wp_reply_build_view(struct wp_view *v, const struct wp_reply *r, const char *from,
+                         struct wp_reply_message *out, const char **why)
+{
+    const struct wp_message *m = v->m;
     memset(out, 0, sizeof(*out));
     if (!wp_message_human(m)) {
         *why = "the message is not human-generated (bulk, list, auto-submitted or a bounce)";
         return false;
     }
     /* To the Reply-To addresses, else From, else the envelope sender. */
-    add_all(out, m, "Reply-To", from);
+    add_all(out, v, "Reply-To", from);
     if (!out->nrcpts)
-        add_all(out, m, "From", from);
+        add_all(out, v, "From", from);
     if (!out->nrcpts)
         add_rcpt(out, m->return_path, from);
     if (r->to_all) {
-        add_all(out, m, "To", from);
-        add_all(out, m, "Cc", from);
+        add_all(out, v, "To", from);
+        add_all(out, v, "Cc", from);
     }
     if (!out->nrcpts) {
         *why = "nobody to reply to";
@@ -104,14 +115,12 @@ bool wp_reply_build(const struct wp_message *m, const struct wp_reply *r, const 
         wp_strbuf_printf(&b, "%s<%s>", i ? ",\n " : "", out->rcpts[i]);
     wp_strbuf_puts(&b, "\n");
     if (!hdr || !has_header(hdr, hlen, "Subject")) {
-        const char *raw = wp_message_header(m, "Subject");
-        char *subject = wp_header_decode(raw ? raw : "");
+        const char *subject = wp_view_subject(v);
         char *re = wp_strnieq(subject, "Re:", 3) ? wp_strdup(subject) : wp_asprintf("Re: %s", subject);
         char *enc = g_mime_utils_header_encode_text(NULL, re, NULL);
         wp_strbuf_printf(&b, "Subject: %s\n", enc ? enc : re);
         g_free(enc);
         free(re);
-        free(subject);
     }
     char date[64];
     wp_rfc5322_date(date, sizeof(date));

@@ -18,13 +18,19 @@
 
 #include "milter/rules.h"
 
+struct wp_view;
+
 struct wp_reply_message {
     char *text;    /* the whole message, LF line ends */
     char **rcpts;  /* envelope recipients */
     size_t nrcpts;
 };
 
-/* Build the reply; false (with *why) when no reply must be sent. */
+/* Build the reply; false (with *why) when no reply must be sent.  The
+ * view's addresses and Subject (view.h) are those the rules saw. */
+bool wp_reply_build_view(struct wp_view *v, const struct wp_reply *r, const char *from,
+                         struct wp_reply_message *out, const char **why);
+/* The same on a view of its own. */
 bool wp_reply_build(const struct wp_message *m, const struct wp_reply *r, const char *from,
                     struct wp_reply_message *out, const char **why);
 void wp_reply_message_free(struct wp_reply_message *rm);
