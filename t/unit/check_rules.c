@@ -2012,7 +2012,8 @@ START_TEST(view_temp_route_tempfails)
     char *text = wp_asprintf(
         "router: { main_domain = \"corp.dom\"; userdb_timeout_ms = 200;\n"
         "  domains = ( { name = \"corp.dom\"; accounts = \"list:ann\"; },\n"
-        "              { name = \"dove.dom\"; accounts = \"userdb:unix:%s/absent.sock\"; } ); };\n"
+        "              { name = \"dove.dom\"; accounts = \"userdb:unix:%s/absent.sock\"; } );\n"
+        "  unified_accounts = ( { domain = \"client.com\"; account = \"uni@dove.dom\"; } ); };\n"
         "rules = (\n"
         " { name = \"first\"; priority = 9; action = ( (\"Add Header\", \"X-First: 1\") ); },\n"
         " { name = \"route\"; data = ( (\"Any Route\", \"is\", \"SMTP(*\") ); action = ( (\"Discard\") ); },\n"
@@ -2044,6 +2045,20 @@ START_TEST(view_temp_route_tempfails)
     ck_assert_uint_eq(out.nfired, 2);
     ck_assert_uint_eq(out.nheaders, 2);
     wp_outcome_free(&out);
+    /* A unified account whose account source does not answer: the fields
+     * cannot be made, and say so. */
+    struct wp_view v;
+    wp_view_init(&v, &l, s->router);
+    const char *const uni[] = { "ann@corp.dom", "joe@client.com" };
+    struct wp_unified_fields uf;
+    wp_unified_fields(&v, uni, 2, &uf);
+    ck_assert_ptr_nonnull(uf.temp);
+    ck_assert_str_eq(uf.temp->reason, "4.3.0 Account lookup failed, try again later");
+    wp_unified_fields_free(&uf);
+    wp_unified_fields(&v, uni, 1, &uf);
+    ck_assert_ptr_null(uf.temp);
+    wp_unified_fields_free(&uf);
+    wp_view_free(&v);
     wp_snapshot_unref(s);
     rmdir(dir);
 }
