@@ -292,6 +292,8 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
 static void unified_fields(struct wp_view *v, const struct wp_outcome *out, const struct message *m,
                            struct wp_unified_fields *uf)
 {
+    if (!v->router || !v->router->nunified)
+        return; /* *uf stays empty */
     size_t n = 0;
     const char **rcpts = wp_calloc(m->nrcpts + out->nadd + 1, sizeof(*rcpts));
     for (size_t i = 0; !out->drop_recipients && i < m->nrcpts; i++)
