@@ -599,7 +599,9 @@ static int cmd_rules(const char *path, int argc, char **argv)
     printf("%s\n", out.nfired ? "" : "none");
     for (size_t i = 0; i < out.nlog; i++)
         printf("  %s\n", out.log[i]);
-    if (out.reject)
+    if (out.tempfail)
+        printf("result: TEMPFAIL 451 %s\n", out.tempfail_text);
+    else if (out.reject)
         printf("result: REJECT 550 5.7.1 %s\n", out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
     else if (out.discard)
         printf("result: DISCARD\n");
@@ -610,7 +612,7 @@ static int cmd_rules(const char *path, int argc, char **argv)
         for (size_t i = 0; i < out.nadd; i++)
             printf("  add recipient %s\n", out.add_rcpts[i]);
         for (size_t i = 0; i < out.nheaders; i++)
-            printf("  add header %s\n", out.add_headers[i]);
+            printf("  add header %s: %s\n", out.add_headers[i].name, out.add_headers[i].value);
         if (out.subject)
             printf("  Subject: %s\n", out.subject);
         for (size_t i = 0; i < out.nreplies; i++) {

@@ -36,10 +36,12 @@
 
 #include "lib/daemon.h"
 #include "lib/log.h"
+#include "lib/submit.h"
 #include "milter/reply.h"
 #include "milter/rules.h"
 #include "state/snapshot.h"
 #include "milter/unified.h"
+#include "milter/view.h"
 #include "lib/util.h"
 
 #ifndef WP_SYSCONFDIR
@@ -243,16 +245,8 @@ static char *escape_percent(const char *s)
 static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
                           const struct wp_snapshot *s)
 {
-    for (size_t i = 0; i < out->nheaders; i++) {
-        char *h = wp_strdup(out->add_headers[i]);
-        char *colon = strchr(h, ':');
-        char *v = colon + 1;
-        *colon = '\0';
-        while (*v == ' ')
-            v++;
-        smfi_addheader(ctx, h, v);
-        free(h);
-    }
+    for (size_t i = 0; i < out->nheaders; i++)
+        smfi_addheader(ctx, out->add_headers[i].name, out->add_headers[i].value);
     if (out->subject) {
         char *enc = g_mime_utils_header_encode_text(NULL, out->subject, NULL);
         bool had = false;
@@ -295,22 +289,28 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
  * writing one (deleted last to first, so that the indexes of the ones still
  * to go do not move).  Then each account keeps one recipient in the
  * envelope, so that it gets one copy however many there were (unified.h). */
-static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
-                          const struct wp_snapshot *s, const char *qid)
+static void unified_fields(struct wp_view *v, const struct wp_outcome *out, const struct message *m,
+                           struct wp_unified_fields *uf)
 {
-    if (!s->router->nunified)
-        return;
+    if (!v->router || !v->router->nunified)
+        return; /* *uf stays empty */
     size_t n = 0;
     const char **rcpts = wp_calloc(m->nrcpts + out->nadd + 1, sizeof(*rcpts));
     for (size_t i = 0; !out->drop_recipients && i < m->nrcpts; i++)
         rcpts[n++] = m->rcpts[i];
     for (size_t i = 0; i < out->nadd; i++)
         rcpts[n++] = out->add_rcpts[i];
-    struct wp_unified_fields uf;
-    wp_unified_fields(s->router, rcpts, n, &uf);
+    wp_unified_fields(v, rcpts, n, uf);
     free(rcpts);
-    for (size_t i = 0; i < uf.n; i++) {
-        const struct wp_unified_field *f = &uf.fields[i];
+}
+
+static void apply_unified(SMFICTX *ctx, const struct wp_unified_fields *uf, const struct wp_outcome *out,
+                          const struct message *m, struct wp_view *v, const char *qid)
+{
+    if (!v->router->nunified)
+        return;
+    for (size_t i = 0; i < uf->n; i++) {
+        const struct wp_unified_field *f = &uf->fields[i];
         int forged = 0;
         for (size_t k = 0; k < m->nheaders; k++)
             forged += wp_strieq(m->headers[k].name, f->name);
@@ -325,11 +325,10 @@ static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const stru
         if (f->len > WP_POSTFIX_HEADER_SIZE_LIMIT)
             wp_warn("%s: the %s field is longer than Postfix's default header_size_limit", qid, f->name);
     }
-    wp_unified_fields_free(&uf);
     if (out->drop_recipients)
         return; /* a Redirect or Forward removed them all already */
     const char **extra = wp_calloc(m->nrcpts + 1, sizeof(*extra));
-    size_t nextra = wp_unified_extra_rcpts(s->router, (const char *const *)m->rcpts, m->nrcpts, extra);
+    size_t nextra = wp_unified_extra_rcpts(v, (const char *const *)m->rcpts, m->nrcpts, extra);
     for (size_t i = 0; i < nextra; i++) {
         char *a = wp_asprintf("<%s>", extra[i]);
         if (smfi_delrcpt(ctx, a) != MI_SUCCESS)
@@ -340,6 +339,26 @@ static void apply_unified(SMFICTX *ctx, const struct wp_outcome *out, const stru
         wp_info("%s: unified account: %zu recipient%s left the envelope (one copy per account)", qid, nextra,
                 nextra == 1 ? "" : "s");
     free(extra);
+}
+
+/* 451 with the route's "4.x.y text" (an account source did not answer). */
+static sfsistat tempfail_with(SMFICTX *ctx, const char *text, const char *qid)
+{
+    char dsn[16] = "4.3.0";
+    const char *msg = text;
+    size_t n = strcspn(text, " ");
+    if (text[0] == '4' && text[1] == '.' && n < sizeof(dsn)) {
+        memcpy(dsn, text, n);
+        dsn[n] = '\0';
+        msg = text + n;
+        while (*msg == ' ')
+            msg++;
+    }
+    char *esc = escape_percent(msg[0] ? msg : "Account lookup failed, try again later");
+    if (smfi_setreply(ctx, "451", dsn, esc) != MI_SUCCESS)
+        wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
+    free(esc);
+    return SMFIS_TEMPFAIL;
 }
 
 static sfsistat on_eom(SMFICTX *ctx)
@@ -370,12 +389,27 @@ static sfsistat on_eom(SMFICTX *ctx)
         .auth_user = m->auth_user,
         .now = time(NULL),
     };
+    /* One view for the rules, the unified fields and the replies: each
+     * header parsed and each recipient routed once. */
+    struct wp_view view;
+    wp_view_init(&view, &wm, s->router);
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &wm, &out);
+    wp_rules_evaluate_view(s->rules, &s->rules_env, &view, &out);
     for (size_t i = 0; i < out.nlog; i++)
         wp_info("%s: %s", qid, out.log[i]);
+    struct wp_unified_fields uf = { NULL, 0, NULL };
+    if (!out.tempfail && !out.reject && !out.discard)
+        unified_fields(&view, &out, m, &uf);
     sfsistat rc = SMFIS_CONTINUE;
-    if (out.reject) {
+    if (out.tempfail) {
+        wp_notice("%s: tempfail: %s", qid, out.tempfail_text);
+        rc = tempfail_with(ctx, out.tempfail_text, qid);
+    } else if (uf.temp) {
+        /* The unified field would miss a recipient: better later than wrong. */
+        wp_notice("%s: tempfail: unified account of %s: %s", qid, uf.temp->address,
+                  uf.temp->reason ? uf.temp->reason : "TEMP");
+        rc = tempfail_with(ctx, uf.temp->reason ? uf.temp->reason : "", qid);
+    } else if (out.reject) {
         char *text = escape_percent(out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
         if (smfi_setreply(ctx, "550", "5.7.1", text) != MI_SUCCESS)
             wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
@@ -397,18 +431,19 @@ static sfsistat on_eom(SMFICTX *ctx)
             free(a);
         }
         apply_headers(ctx, &out, m, s);
-        apply_unified(ctx, &out, m, s, qid);
+        apply_unified(ctx, &uf, &out, m, &view, qid);
         char *postmaster = wp_asprintf("postmaster@%s", s->router->main_domain);
         const char *from = m->nrcpts ? m->rcpts[0] : postmaster;
         for (size_t i = 0; i < out.nreplies; i++) {
             struct wp_reply_message rm;
             const char *why;
-            if (!wp_reply_build(&wm, &out.replies[i], from, &rm, &why)) {
+            if (!wp_reply_build_view(&view, &out.replies[i], from, &rm, &why)) {
                 wp_info("%s: no automatic reply: %s", qid, why);
                 continue;
             }
             char err[512];
-            if (wp_reply_send(s->milter.reply_via, &rm, err, sizeof(err)))
+            if (wp_submit(s->milter.reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text, err,
+                          sizeof(err)))
                 wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts, rm.nrcpts == 1 ? "" : "s");
             else
                 wp_warn("%s: automatic reply not sent: %s", qid, err);
@@ -416,7 +451,9 @@ static sfsistat on_eom(SMFICTX *ctx)
         }
         free(postmaster);
     }
+    wp_unified_fields_free(&uf);
     wp_outcome_free(&out);
+    wp_view_free(&view);
     message_free(m);
     return rc;
 }

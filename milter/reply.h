@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * reply.h - "Reply with" and "Reply to All with": build the reply and hand
- * it to the host MTA.
+ * reply.h - "Reply with" and "Reply to All with": build the reply.
  *
  * The rule's text may begin with header lines (CommuniGate marks them with
  * a leading '+'; a first line "Subject:", "MIME-Version:" or
@@ -9,7 +8,7 @@
  * set its Subject and carry a MIME body with attachments.  Replies go with
  * a null envelope sender and "Auto-Submitted: auto-replied", and never to
  * mail that is not human-generated (bulk, lists, auto-submitted, bounces).
- * Injection: SMTP to the MTA (smtp:HOST:PORT) or its sendmail command.
+ * The finished text goes to the host MTA through lib/submit.h (milter.reply_via).
  */
 #ifndef WP_REPLY_H
 #define WP_REPLY_H
@@ -19,18 +18,21 @@
 
 #include "milter/rules.h"
 
+struct wp_view;
+
 struct wp_reply_message {
     char *text;    /* the whole message, LF line ends */
     char **rcpts;  /* envelope recipients */
     size_t nrcpts;
 };
 
-/* Build the reply; false (with *why) when no reply must be sent. */
+/* Build the reply; false (with *why) when no reply must be sent.  The
+ * view's addresses and Subject (view.h) are those the rules saw. */
+bool wp_reply_build_view(struct wp_view *v, const struct wp_reply *r, const char *from,
+                         struct wp_reply_message *out, const char **why);
+/* The same on a view of its own. */
 bool wp_reply_build(const struct wp_message *m, const struct wp_reply *r, const char *from,
                     struct wp_reply_message *out, const char **why);
 void wp_reply_message_free(struct wp_reply_message *rm);
-
-/* Send it through "smtp:HOST:PORT" or "sendmail:PATH". */
-bool wp_reply_send(const char *via, const struct wp_reply_message *rm, char *err, size_t errlen);
 
 #endif

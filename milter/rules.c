@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <gmime/gmime.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,9 +15,11 @@
 #include "lib/cidr.h"
 #include "lib/conf.h"
 #include "lib/picture.h"
+#include "lib/strbuf.h"
 #include "router/router.h"
-#include "milter/rules.h"
 #include "lib/util.h"
+#include "milter/rules.h"
+#include "milter/view.h"
 
 enum cond_kind {
     C_FROM, C_SENDER, C_RETURN_PATH, C_TO, C_CC, C_REPLY_TO, C_ANY_TO_CC, C_EACH_TO_CC,
@@ -61,6 +62,7 @@ struct cond {
     enum op op;
     char *field;  /* Header Field: the field name */
     char **pics;  /* is/is not: one; in/not in: the list */
+    size_t *piclens;
     size_t npics;
     long long number; /* Message Size */
 };
@@ -70,6 +72,8 @@ struct action {
     char *text;    /* Reject/Tag/Reply/Add Header text */
     char **addrs;  /* Mirror/Redirect/Forward/Store in */
     size_t naddrs;
+    struct wp_field *fields; /* Add Header: the text's fields, split once at load */
+    size_t nfields;
 };
 
 struct rule {
@@ -89,19 +93,6 @@ struct wp_rules {
 
 /* ---------------------------------------------------------------- loading */
 
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void push_str(char ***v, size_t *n, char *s)
-{
-    *v = wp_realloc(*v, (*n + 1) * sizeof(**v));
-    (*v)[(*n)++] = s;
-}
-
 /* Split "a, b,c" into trimmed, non-empty items. */
 static void split_list(const char *text, char ***out, size_t *n)
 {
@@ -115,7 +106,7 @@ static void split_list(const char *text, char ***out, size_t *n)
         while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
         if (e > p)
-            push_str(out, n, wp_strndup(p, (size_t)(e - p)));
+            wp_strv_push(out, n, wp_strndup(p, (size_t)(e - p)));
         p = comma ? comma + 1 : end;
     }
 }
@@ -225,8 +216,10 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
     if (c->op == OP_IN || c->op == OP_NOT_IN)
         split_list(param, &c->pics, &c->npics);
     else
-        push_str(&c->pics, &c->npics, wp_strdup(param));
+        wp_strv_push(&c->pics, &c->npics, wp_strdup(param));
+    c->piclens = wp_calloc(c->npics + 1, sizeof(*c->piclens));
     for (size_t i = 0; i < c->npics; i++) {
+        c->piclens[i] = strlen(c->pics[i]);
         if (wp_picture_stars(c->pics[i], strlen(c->pics[i])) > WP_PICTURE_STARS) {
             LOAD_ERROR("too many '*' in '%s'", c->pics[i]);
             return false;
@@ -238,7 +231,8 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
 static void free_cond(struct cond *c)
 {
     free(c->field);
-    free_strv(c->pics, c->npics);
+    free(c->piclens);
+    wp_strv_free(c->pics, c->npics);
 }
 
 /* "~account/mailbox" or "~account@domain/mailbox" -> the delivery address. */
@@ -352,7 +346,7 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
             LOAD_ERROR("Store in '%s': %s", param, why);
             return false;
         }
-        push_str(&a->addrs, &a->naddrs, addr);
+        wp_strv_push(&a->addrs, &a->naddrs, addr);
         a->text = wp_strdup(param);
         break;
     }
@@ -369,6 +363,16 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
                 LOAD_ERROR("bad header field name in Add Header");
                 return false;
             }
+            /* Name and value apart from here on: the milter hands them to
+             * libmilter as they are, never joined and split again.  The
+             * value starts after the blanks that follow the colon. */
+            const char *value = colon + 1;
+            while (value < line + len && (*value == ' ' || *value == '\t'))
+                value++;
+            a->fields = wp_realloc(a->fields, (a->nfields + 1) * sizeof(*a->fields));
+            a->fields[a->nfields].name = wp_strndup(line, (size_t)(colon - line));
+            a->fields[a->nfields].value = wp_strndup(value, (size_t)(line + len - value));
+            a->nfields++;
             line = nl ? nl + 1 : line + len;
         }
         a->text = wp_strdup(param);
@@ -387,10 +391,20 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
     return true;
 }
 
+static void fields_free(struct wp_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].name);
+        free(f[i].value);
+    }
+    free(f);
+}
+
 static void free_action(struct action *a)
 {
+    fields_free(a->fields, a->nfields);
     free(a->text);
-    free_strv(a->addrs, a->naddrs);
+    wp_strv_free(a->addrs, a->naddrs);
 }
 
 static void free_rule(struct rule *r)
@@ -501,187 +515,29 @@ bool wp_rules_need_body(const struct wp_rules *r)
     return false;
 }
 
-/* ---------------------------------------------------------------- message helpers */
-
-const char *wp_message_header(const struct wp_message *m, const char *name)
-{
-    for (size_t i = 0; i < m->nheaders; i++)
-        if (wp_strieq(m->headers[i].name, name))
-            return m->headers[i].value;
-    return NULL;
-}
-
-bool wp_message_human(const struct wp_message *m)
-{
-    if (!m->return_path[0])
-        return false; /* bounces and notifications */
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const char *n = m->headers[i].name, *v = m->headers[i].value;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        if (wp_strieq(n, "Auto-Submitted") && !wp_strnieq(v, "no", 2))
-            return false;
-        if (wp_strieq(n, "Precedence") &&
-            (wp_strnieq(v, "bulk", 4) || wp_strnieq(v, "list", 4) || wp_strnieq(v, "junk", 4)))
-            return false;
-        if (wp_strieq(n, "List-Id") || wp_strieq(n, "List-Unsubscribe") || wp_strieq(n, "X-Autoreply") ||
-            wp_strieq(n, "X-Autorespond") || wp_strieq(n, "Auto-Response-Suppress"))
-            return false;
-    }
-    char local[WP_LOCAL_MAX + 1];
-    wp_strlcpy(local, m->return_path, sizeof(local));
-    char *at = strchr(local, '@');
-    if (at)
-        *at = '\0';
-    return !wp_strieq(local, "MAILER-DAEMON") && !wp_strnieq(local, "owner-", 6) && !strstr(local, "-request");
-}
-
 /* ---------------------------------------------------------------- evaluation */
 
-struct values {
-    char **v;
-    size_t n;
+/* One evaluation: the message's view and what the conditions found out. */
+struct eval {
+    const struct wp_rules_env *env;
+    struct wp_view *v;
+    const struct wp_view_route *temp; /* a Route condition met this TEMP route */
+    bool have_tm;
+    struct tm tm; /* the message's time, local, once asked for */
 };
 
-static void values_add(struct values *vs, char *s)
+static bool pic_match(const struct cond *c, size_t i, const char *v, size_t vlen)
 {
-    push_str(&vs->v, &vs->n, s);
-}
-
-static void values_free(struct values *vs)
-{
-    free_strv(vs->v, vs->n);
-    vs->v = NULL;
-    vs->n = 0;
-}
-
-/* Mailbox addresses (groups flattened) of every header named name. */
-static void header_addresses(const struct wp_message *m, const char *name, struct values *out)
-{
-    GMimeParserOptions *opts = g_mime_parser_options_get_default();
-    for (size_t i = 0; i < m->nheaders; i++) {
-        if (!wp_strieq(m->headers[i].name, name))
-            continue;
-        InternetAddressList *list = internet_address_list_parse(opts, m->headers[i].value);
-        if (!list)
-            continue;
-        for (int k = 0; k < internet_address_list_length(list); k++) {
-            InternetAddress *ia = internet_address_list_get_address(list, k);
-            if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-                const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-                if (addr && *addr)
-                    values_add(out, wp_strdup(addr));
-            } else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-                InternetAddressList *members = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
-                for (int j = 0; members && j < internet_address_list_length(members); j++) {
-                    InternetAddress *mb = internet_address_list_get_address(members, j);
-                    if (INTERNET_ADDRESS_IS_MAILBOX(mb)) {
-                        const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(mb));
-                        if (addr && *addr)
-                            values_add(out, wp_strdup(addr));
-                    }
-                }
-            }
-        }
-        g_object_unref(list);
-    }
-}
-
-static void decode_piece(struct values *parts, const char *raw, size_t len)
-{
-    char *piece = wp_strndup(raw, len);
-    char *d = g_mime_utils_header_decode_text(g_mime_parser_options_get_default(), piece);
-    values_add(parts, wp_strdup(d ? d : piece));
-    g_free(d);
-    free(piece);
-}
-
-/* GMime before 3.2.14 joins adjacent base64 encoded words of one charset
- * and loses everything after the first word's '=' padding: "=?UTF-8?B?SGVsbG8=?=
- * =?UTF-8?B?V29ybGQ=?=" decoded as "Hello" (jstedfast/gmime#133), so Tag
- * Subject rewrote such a Subject truncated.  A padded word is complete on
- * its own: decode the text in pieces split after each padded base64 word
- * that another encoded word follows (the white space between goes). */
-static char *decode_words(const char *raw)
-{
-    struct values parts = { NULL, 0 };
-    const char *seg = raw;
-    for (const char *p = raw; (p = strstr(p, "=?")) != NULL;) {
-        const char *q = memchr(p + 2, '?', strnlen(p + 2, 76));
-        if (!q || (q[1] != 'B' && q[1] != 'b') || q[2] != '?') {
-            p += 2;
-            continue;
-        }
-        const char *end = strstr(q + 3, "?=");
-        if (!end)
-            break;
-        const char *next = end + 2;
-        while (*next == ' ' || *next == '\t' || *next == '\r' || *next == '\n')
-            next++;
-        if (end[-1] == '=' && next > end + 2 && strncmp(next, "=?", 2) == 0) {
-            decode_piece(&parts, seg, (size_t)(end + 2 - seg));
-            seg = next;
-        }
-        p = end + 2;
-    }
-    decode_piece(&parts, seg, strlen(seg));
-    size_t len = 0;
-    for (size_t i = 0; i < parts.n; i++)
-        len += strlen(parts.v[i]);
-    char *out = wp_malloc(len + 1), *w = out;
-    for (size_t i = 0; i < parts.n; i++) {
-        size_t n = strlen(parts.v[i]);
-        memcpy(w, parts.v[i], n);
-        w += n;
-    }
-    *w = '\0';
-    values_free(&parts);
-    return out;
-}
-
-static char *decode_text(const char *raw)
-{
-    while (*raw == ' ' || *raw == '\t')
-        raw++;
-    char *out = decode_words(raw);
-    /* unfold */
-    char *w = out;
-    for (const char *r = out; *r; r++)
-        if (*r != '\r' && *r != '\n')
-            *w++ = *r;
-    *w = '\0';
-    return out;
-}
-
-size_t wp_message_addresses(const struct wp_message *m, const char *name, char ***out)
-{
-    struct values vs = { NULL, 0 };
-    header_addresses(m, name, &vs);
-    *out = vs.v;
-    return vs.n;
-}
-
-void wp_strv_free(char **v, size_t n)
-{
-    free_strv(v, n);
-}
-
-char *wp_header_decode(const char *raw)
-{
-    return decode_text(raw);
-}
-
-static bool pic_match(const char *pic, const char *v)
-{
-    return wp_picture_match(pic, strlen(pic), v, strlen(v), NULL);
+    return wp_picture_match(c->pics[i], c->piclens[i], v, vlen, NULL);
 }
 
 /* One value against the operation (negative operations negate). */
 static bool test_value(const struct cond *c, const char *v)
 {
+    size_t vlen = strlen(v);
     bool any = false;
     for (size_t i = 0; i < c->npics && !any; i++)
-        any = pic_match(c->pics[i], v);
+        any = pic_match(c, i, v, vlen);
     switch (c->op) {
     case OP_IS:
     case OP_IN: return any;
@@ -701,174 +557,206 @@ static bool negative(const struct cond *c)
 /* A header with several addresses (From, To, ...): a positive operation
  * holds if some address matches, a negative one if none does; no address
  * at all meets only the negative operations (CommuniGate's rule). */
-static bool test_list_header(const struct cond *c, const struct values *vs)
+static bool test_list(const struct cond *c, const char *const *v, size_t n)
 {
     if (negative(c)) {
-        for (size_t i = 0; i < vs->n; i++)
-            if (!test_value(c, vs->v[i]))
+        for (size_t i = 0; i < n; i++)
+            if (!test_value(c, v[i]))
                 return false;
         return true;
     }
-    for (size_t i = 0; i < vs->n; i++)
-        if (test_value(c, vs->v[i]))
+    for (size_t i = 0; i < n; i++)
+        if (test_value(c, v[i]))
             return true;
     return false;
 }
 
-static bool test_any(const struct cond *c, const struct values *vs)
+static bool test_any(const struct cond *c, const char *const *v, size_t n)
 {
-    for (size_t i = 0; i < vs->n; i++)
-        if (test_value(c, vs->v[i]))
+    for (size_t i = 0; i < n; i++)
+        if (test_value(c, v[i]))
             return true;
     return false;
 }
 
-static bool test_each(const struct cond *c, const struct values *vs)
+static bool test_each(const struct cond *c, const char *const *v, size_t n)
 {
-    if (vs->n == 0)
+    if (n == 0)
         return false;
-    for (size_t i = 0; i < vs->n; i++)
-        if (!test_value(c, vs->v[i]))
+    for (size_t i = 0; i < n; i++)
+        if (!test_value(c, v[i]))
             return false;
     return true;
 }
 
-static char *route_string(const struct wp_router *r, const char *rcpt, bool trusted)
+/* ---- one function per condition kind */
+
+static bool cond_header_addresses(const struct cond *c, struct eval *e, const char *name)
 {
-    struct wp_route rt;
-    struct wp_resolve_opts o = { trusted, false };
-    wp_resolve(r, rcpt, &o, &rt, NULL);
-    switch (rt.kind) {
-    case WP_ROUTE_LOCAL: return wp_asprintf("LOCAL()%s@%s", rt.account, rt.domain);
-    case WP_ROUTE_RELAY:
-    case WP_ROUTE_HOLD: return wp_asprintf("SMTP(%s)%s", rt.queue, rt.address);
-    case WP_ROUTE_ODMR: return wp_asprintf("ODMR(%s)%s", rt.queue, rt.address);
-    case WP_ROUTE_DISCARD: return wp_asprintf("DISCARD()%s", rt.address);
-    default: return wp_asprintf("ERROR()%s", rcpt);
-    }
+    size_t n;
+    const char *const *v = wp_view_addresses(e->v, name, &n);
+    return test_list(c, v, n);
 }
 
-static bool client_trusted(const struct wp_rules_env *env, const struct wp_message *m)
+static bool cond_from(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "From"); }
+static bool cond_sender(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "Sender"); }
+static bool cond_to(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "To"); }
+static bool cond_cc(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "Cc"); }
+static bool cond_reply_to(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "Reply-To"); }
+
+static bool cond_to_cc(const struct cond *c, struct eval *e)
 {
-    return env->router && m->client_addr[0] && wp_nets_contain(&env->router->trusted, m->client_addr);
+    size_t nto, ncc;
+    const char *const *to = wp_view_addresses(e->v, "To", &nto);
+    const char *const *cc = wp_view_addresses(e->v, "Cc", &ncc);
+    if (c->kind == C_ANY_TO_CC)
+        return test_any(c, to, nto) || test_any(c, cc, ncc);
+    return nto + ncc > 0 && (nto == 0 || test_each(c, to, nto)) && (ncc == 0 || test_each(c, cc, ncc));
 }
 
-static bool eval_cond(const struct cond *c, const struct wp_rules_env *env, const struct wp_message *m)
+static bool cond_rcpt(const struct cond *c, struct eval *e)
 {
-    struct values vs = { NULL, 0 };
-    bool result = false;
-    switch (c->kind) {
-    case C_FROM:
-    case C_SENDER:
-    case C_TO:
-    case C_CC:
-    case C_REPLY_TO: {
-        static const char *const names[] = { [C_FROM] = "From", [C_SENDER] = "Sender", [C_TO] = "To",
-                                             [C_CC] = "Cc", [C_REPLY_TO] = "Reply-To" };
-        header_addresses(m, names[c->kind], &vs);
-        result = test_list_header(c, &vs);
-        break;
-    }
-    case C_ANY_TO_CC:
-    case C_EACH_TO_CC:
-        header_addresses(m, "To", &vs);
-        header_addresses(m, "Cc", &vs);
-        result = c->kind == C_ANY_TO_CC ? test_any(c, &vs) : test_each(c, &vs);
-        break;
-    case C_ANY_RCPT:
-    case C_EACH_RCPT:
-        for (size_t i = 0; i < m->nrcpts; i++)
-            values_add(&vs, wp_strdup(m->rcpts[i]));
-        result = c->kind == C_ANY_RCPT ? test_any(c, &vs) : test_each(c, &vs);
-        break;
-    case C_ANY_ROUTE:
-    case C_EACH_ROUTE: {
-        bool trusted = m->auth_user[0] || client_trusted(env, m);
-        for (size_t i = 0; env->router && i < m->nrcpts; i++)
-            values_add(&vs, route_string(env->router, m->rcpts[i], trusted));
-        result = c->kind == C_ANY_ROUTE ? test_any(c, &vs) : test_each(c, &vs);
-        break;
-    }
-    case C_RETURN_PATH:
-        result = test_value(c, m->return_path);
-        break;
-    case C_SUBMIT_ADDR: {
-        char addr[80];
-        snprintf(addr, sizeof(addr), "[%s]", m->client_addr);
-        result = m->client_addr[0] ? test_value(c, addr) : negative(c);
-        break;
-    }
-    case C_SOURCE:
-        /* The client's classes: authenticated (SASL), trusted (trusted networks). */
-        if (m->auth_user[0])
-            values_add(&vs, wp_strdup("authenticated"));
-        if (client_trusted(env, m))
-            values_add(&vs, wp_strdup("trusted"));
-        if (vs.n == 0)
-            values_add(&vs, wp_strdup("untrusted"));
-        result = test_list_header(c, &vs);
-        break;
-    case C_SUBJECT: {
-        const char *raw = wp_message_header(m, "Subject");
-        char *subject = decode_text(raw ? raw : "");
-        result = test_value(c, subject);
-        free(subject);
-        break;
-    }
-    case C_HEADER_FIELD:
-        for (size_t i = 0; i < m->nheaders; i++)
-            if (wp_strieq(m->headers[i].name, c->field))
-                values_add(&vs, decode_text(m->headers[i].value));
-        result = test_list_header(c, &vs);
-        break;
-    case C_MESSAGE_SIZE:
-        result = c->op == OP_GT ? (long long)m->size > c->number : (long long)m->size < c->number;
-        break;
-    case C_HUMAN:
-        result = wp_message_human(m) == (c->op == OP_IS);
-        break;
-    case C_DATE:
-    case C_DAY:
-    case C_TIME: {
-        struct tm tm;
-        localtime_r(&m->now, &tm);
-        char v[32];
-        if (c->kind == C_DATE)
-            strftime(v, sizeof(v), "%Y-%m-%d", &tm);
-        else if (c->kind == C_TIME)
-            strftime(v, sizeof(v), "%H:%M", &tm);
-        else
-            snprintf(v, sizeof(v), "%s", day_names[tm.tm_wday]);
-        if (c->kind == C_DAY && (c->op == OP_GT || c->op == OP_LT)) {
-            int want = -1;
-            for (int d = 0; d < 7; d++)
-                if (c->npics && wp_strnieq(c->pics[0], day_names[d], 3))
-                    want = d;
-            result = want >= 0 && (c->op == OP_GT ? tm.tm_wday > want : tm.tm_wday < want);
-        } else if (c->op == OP_GT || c->op == OP_LT) {
-            /* Compared as numbers: as strings "14:30" came before "9:00" and
-             * "2024-05-15" before "2024-5-1". */
-            int a, b, d;
-            long long want = -1, have;
-            if (c->kind == C_TIME) {
-                if (c->npics && sscanf(c->pics[0], "%d:%d", &a, &b) == 2 && a >= 0 && b >= 0)
-                    want = a * 60LL + b;
-                have = tm.tm_hour * 60LL + tm.tm_min;
-            } else {
-                if (c->npics && sscanf(c->pics[0], "%d-%d-%d", &a, &b, &d) == 3 && a >= 0 && b >= 0 && d >= 0)
-                    want = a * 10000LL + b * 100LL + d;
-                have = (tm.tm_year + 1900) * 10000LL + (tm.tm_mon + 1) * 100LL + tm.tm_mday;
-            }
-            result = want >= 0 ? (c->op == OP_GT ? have > want : have < want) : test_value(c, v);
-        } else {
-            result = test_value(c, v);
+    const struct wp_message *m = e->v->m;
+    return c->kind == C_ANY_RCPT ? test_any(c, m->rcpts, m->nrcpts) : test_each(c, m->rcpts, m->nrcpts);
+}
+
+/* Any Route / Each Route: the route of each envelope recipient, as
+ * "LOCAL()account@domain", "SMTP(queue)address", ...  A recipient whose
+ * account source did not answer (TEMP) leaves the condition undecided: the
+ * evaluation stops and the message is to be tempfailed (as waypost-policyd
+ * does on TEMP), rather than judged on a made-up "ERROR()" route. */
+static bool cond_route(const struct cond *c, struct eval *e)
+{
+    const struct wp_message *m = e->v->m;
+    if (!e->env->router)
+        return false; /* no routes: neither any nor each */
+    bool any = false, each = m->nrcpts > 0;
+    bool trusted = wp_view_client_trusted(e->v);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        const struct wp_view_route *r = wp_view_route(e->v, m->rcpts[i], trusted);
+        if (r->kind == WP_ROUTE_TEMP) {
+            e->temp = r;
+            return false;
         }
-        break;
+        bool t = test_value(c, r->text);
+        any |= t;
+        each &= t;
     }
-    }
-    values_free(&vs);
-    return result;
+    return c->kind == C_ANY_ROUTE ? any : each;
 }
+
+static bool cond_return_path(const struct cond *c, struct eval *e)
+{
+    return test_value(c, e->v->m->return_path);
+}
+
+static bool cond_submit_addr(const struct cond *c, struct eval *e)
+{
+    const char *client = e->v->m->client_addr;
+    if (!client[0])
+        return negative(c);
+    char addr[80];
+    snprintf(addr, sizeof(addr), "[%s]", client);
+    return test_value(c, addr);
+}
+
+/* The client's classes: authenticated (SASL), trusted (trusted networks). */
+static bool cond_source(const struct cond *c, struct eval *e)
+{
+    const char *v[2];
+    size_t n = 0;
+    if (e->v->authenticated)
+        v[n++] = "authenticated";
+    if (e->v->net_trusted)
+        v[n++] = "trusted";
+    if (n == 0)
+        v[n++] = "untrusted";
+    return test_list(c, v, n);
+}
+
+static bool cond_subject(const struct cond *c, struct eval *e)
+{
+    return test_value(c, wp_view_subject(e->v));
+}
+
+static bool cond_header_field(const struct cond *c, struct eval *e)
+{
+    const struct wp_message *m = e->v->m;
+    bool neg = negative(c);
+    for (size_t i = 0; i < m->nheaders; i++) {
+        if (!wp_strieq(m->headers[i].name, c->field))
+            continue;
+        bool t = test_value(c, wp_view_decoded(e->v, i));
+        if (neg && !t)
+            return false;
+        if (!neg && t)
+            return true;
+    }
+    return neg;
+}
+
+static bool cond_size(const struct cond *c, struct eval *e)
+{
+    long long size = (long long)e->v->m->size;
+    return c->op == OP_GT ? size > c->number : size < c->number;
+}
+
+static bool cond_human(const struct cond *c, struct eval *e)
+{
+    return wp_message_human(e->v->m) == (c->op == OP_IS);
+}
+
+static bool cond_clock(const struct cond *c, struct eval *e)
+{
+    if (!e->have_tm) {
+        localtime_r(&e->v->m->now, &e->tm);
+        e->have_tm = true;
+    }
+    const struct tm *tm = &e->tm;
+    char v[32];
+    if (c->kind == C_DATE)
+        strftime(v, sizeof(v), "%Y-%m-%d", tm);
+    else if (c->kind == C_TIME)
+        strftime(v, sizeof(v), "%H:%M", tm);
+    else
+        snprintf(v, sizeof(v), "%s", day_names[tm->tm_wday]);
+    if (c->op != OP_GT && c->op != OP_LT)
+        return test_value(c, v);
+    if (c->kind == C_DAY) {
+        int want = -1;
+        for (int d = 0; d < 7; d++)
+            if (c->npics && wp_strnieq(c->pics[0], day_names[d], 3))
+                want = d;
+        return want >= 0 && (c->op == OP_GT ? tm->tm_wday > want : tm->tm_wday < want);
+    }
+    /* Compared as numbers: as strings "14:30" came before "9:00" and
+     * "2024-05-15" before "2024-5-1". */
+    int a, b, d;
+    long long want = -1, have;
+    if (c->kind == C_TIME) {
+        if (c->npics && sscanf(c->pics[0], "%d:%d", &a, &b) == 2 && a >= 0 && b >= 0)
+            want = a * 60LL + b;
+        have = tm->tm_hour * 60LL + tm->tm_min;
+    } else {
+        if (c->npics && sscanf(c->pics[0], "%d-%d-%d", &a, &b, &d) == 3 && a >= 0 && b >= 0 && d >= 0)
+            want = a * 10000LL + b * 100LL + d;
+        have = (tm->tm_year + 1900) * 10000LL + (tm->tm_mon + 1) * 100LL + tm->tm_mday;
+    }
+    return want >= 0 ? (c->op == OP_GT ? have > want : have < want) : test_value(c, v);
+}
+
+static bool (*const cond_fns[])(const struct cond *, struct eval *) = {
+    [C_FROM] = cond_from,           [C_SENDER] = cond_sender,         [C_RETURN_PATH] = cond_return_path,
+    [C_TO] = cond_to,               [C_CC] = cond_cc,                 [C_REPLY_TO] = cond_reply_to,
+    [C_ANY_TO_CC] = cond_to_cc,     [C_EACH_TO_CC] = cond_to_cc,      [C_ANY_RCPT] = cond_rcpt,
+    [C_EACH_RCPT] = cond_rcpt,      [C_ANY_ROUTE] = cond_route,       [C_EACH_ROUTE] = cond_route,
+    [C_SUBMIT_ADDR] = cond_submit_addr, [C_SOURCE] = cond_source,     [C_SUBJECT] = cond_subject,
+    [C_HEADER_FIELD] = cond_header_field, [C_MESSAGE_SIZE] = cond_size, [C_HUMAN] = cond_human,
+    [C_DATE] = cond_clock,          [C_DAY] = cond_clock,             [C_TIME] = cond_clock,
+};
+_Static_assert(sizeof(cond_fns) / sizeof(cond_fns[0]) == C_TIME + 1, "a function for every condition kind");
+
+/* ---- actions */
 
 static void outlog(struct wp_outcome *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void outlog(struct wp_outcome *out, const char *fmt, ...)
@@ -878,7 +766,7 @@ static void outlog(struct wp_outcome *out, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    push_str(&out->log, &out->nlog, wp_strdup(buf));
+    wp_strv_push(&out->log, &out->nlog, wp_strdup(buf));
 }
 
 static void add_rcpts(struct wp_outcome *out, const struct action *a)
@@ -888,106 +776,124 @@ static void add_rcpts(struct wp_outcome *out, const struct action *a)
         for (size_t k = 0; k < out->nadd && !dup; k++)
             dup = wp_strieq(out->add_rcpts[k], a->addrs[i]);
         if (!dup)
-            push_str(&out->add_rcpts, &out->nadd, wp_strdup(a->addrs[i]));
+            wp_strv_push(&out->add_rcpts, &out->nadd, wp_strdup(a->addrs[i]));
+    }
+}
+
+/* Run a rule's actions; true when one of them ends the evaluation. */
+static bool run_actions(const struct rule *r, struct wp_view *v, struct wp_outcome *out)
+{
+    for (size_t k = 0; k < r->nacts; k++) {
+        const struct action *a = &r->acts[k];
+        switch (a->kind) {
+        case A_REJECT:
+            out->reject = true;
+            free(out->reject_text);
+            out->reject_text = wp_strdup(a->text);
+            outlog(out, "%s: Reject with \"%s\"", r->name, a->text);
+            return true;
+        case A_DISCARD:
+            out->discard = true;
+            outlog(out, "%s: Discard", r->name);
+            return true;
+        case A_STOP:
+            outlog(out, "%s: Stop Processing", r->name);
+            return true;
+        case A_MIRROR:
+            add_rcpts(out, a);
+            outlog(out, "%s: Mirror to %zu address%s", r->name, a->naddrs, a->naddrs == 1 ? "" : "es");
+            break;
+        case A_REDIRECT:
+        case A_FORWARD:
+            out->drop_recipients = true;
+            out->forwarded |= a->kind == A_FORWARD;
+            add_rcpts(out, a);
+            outlog(out, "%s: %s to %zu address%s", r->name, a->kind == A_FORWARD ? "Forward" : "Redirect",
+                   a->naddrs, a->naddrs == 1 ? "" : "es");
+            break;
+        case A_STORE:
+            add_rcpts(out, a);
+            outlog(out, "%s: Store in %s (as %s)", r->name, a->text, a->addrs[0]);
+            break;
+        case A_ADD_HEADER:
+            out->add_headers = wp_realloc(out->add_headers, (out->nheaders + a->nfields) * sizeof(*out->add_headers));
+            for (size_t i = 0; i < a->nfields; i++) {
+                out->add_headers[out->nheaders].name = wp_strdup(a->fields[i].name);
+                out->add_headers[out->nheaders].value = wp_strdup(a->fields[i].value);
+                out->nheaders++;
+            }
+            outlog(out, "%s: Add Header %s", r->name, a->text);
+            break;
+        case A_TAG_SUBJECT: {
+            const char *cur = out->subject ? out->subject : wp_view_subject(v);
+            if (!strstr(cur, a->text)) {
+                char *tagged = wp_asprintf("%s %s", a->text, cur);
+                free(out->subject);
+                out->subject = tagged;
+                outlog(out, "%s: Tag Subject %s", r->name, a->text);
+            }
+            break;
+        }
+        case A_REPLY:
+        case A_REPLY_ALL:
+            out->replies = wp_realloc(out->replies, (out->nreplies + 1) * sizeof(*out->replies));
+            out->replies[out->nreplies].text = wp_strdup(a->text);
+            out->replies[out->nreplies].to_all = a->kind == A_REPLY_ALL;
+            out->nreplies++;
+            outlog(out, "%s: %s", r->name, a->kind == A_REPLY ? "Reply with" : "Reply to All with");
+            break;
+        }
+    }
+    return false;
+}
+
+void wp_rules_evaluate_view(const struct wp_rules *rs, const struct wp_rules_env *env, struct wp_view *v,
+                            struct wp_outcome *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct eval e = { .env = env, .v = v };
+    for (size_t i = 0; rs && i < rs->n; i++) {
+        const struct rule *r = &rs->rules[i];
+        bool all = true;
+        for (size_t k = 0; k < r->nconds && all; k++)
+            all = cond_fns[r->conds[k].kind](&r->conds[k], &e);
+        if (e.temp) {
+            /* Undecided: what fired before must not take effect either. */
+            wp_outcome_free(out);
+            out->tempfail = true;
+            out->tempfail_text = wp_strdup(e.temp->reason && e.temp->reason[0] ? e.temp->reason
+                                                                                : "4.3.0 Account lookup failed, try again later");
+            outlog(out, "%s: a Route condition met a temporary failure (%s): tempfail", r->name, e.temp->text);
+            return;
+        }
+        if (!all)
+            continue;
+        wp_strv_push(&out->fired, &out->nfired, wp_strdup(r->name));
+        if (run_actions(r, v, out))
+            break;
     }
 }
 
 void wp_rules_evaluate(const struct wp_rules *rs, const struct wp_rules_env *env, const struct wp_message *m,
                        struct wp_outcome *out)
 {
-    memset(out, 0, sizeof(*out));
-    for (size_t i = 0; rs && i < rs->n; i++) {
-        const struct rule *r = &rs->rules[i];
-        bool all = true;
-        for (size_t k = 0; k < r->nconds && all; k++)
-            all = eval_cond(&r->conds[k], env, m);
-        if (!all)
-            continue;
-        push_str(&out->fired, &out->nfired, wp_strdup(r->name));
-        bool stop = false;
-        for (size_t k = 0; k < r->nacts && !stop; k++) {
-            const struct action *a = &r->acts[k];
-            switch (a->kind) {
-            case A_REJECT:
-                out->reject = true;
-                free(out->reject_text);
-                out->reject_text = wp_strdup(a->text);
-                outlog(out, "%s: Reject with \"%s\"", r->name, a->text);
-                stop = true;
-                break;
-            case A_DISCARD:
-                out->discard = true;
-                outlog(out, "%s: Discard", r->name);
-                stop = true;
-                break;
-            case A_STOP:
-                outlog(out, "%s: Stop Processing", r->name);
-                stop = true;
-                break;
-            case A_MIRROR:
-                add_rcpts(out, a);
-                outlog(out, "%s: Mirror to %zu address%s", r->name, a->naddrs, a->naddrs == 1 ? "" : "es");
-                break;
-            case A_REDIRECT:
-            case A_FORWARD:
-                out->drop_recipients = true;
-                out->forwarded |= a->kind == A_FORWARD;
-                add_rcpts(out, a);
-                outlog(out, "%s: %s to %zu address%s", r->name, a->kind == A_FORWARD ? "Forward" : "Redirect",
-                       a->naddrs, a->naddrs == 1 ? "" : "es");
-                break;
-            case A_STORE:
-                add_rcpts(out, a);
-                outlog(out, "%s: Store in %s (as %s)", r->name, a->text, a->addrs[0]);
-                break;
-            case A_ADD_HEADER:
-                for (const char *line = a->text; *line;) {
-                    const char *nl = strchr(line, '\n');
-                    size_t len = nl ? (size_t)(nl - line) : strlen(line);
-                    push_str(&out->add_headers, &out->nheaders, wp_strndup(line, len));
-                    line = nl ? nl + 1 : line + len;
-                }
-                outlog(out, "%s: Add Header %s", r->name, a->text);
-                break;
-            case A_TAG_SUBJECT: {
-                char *cur = out->subject ? wp_strdup(out->subject) : NULL;
-                if (!cur) {
-                    const char *raw = wp_message_header(m, "Subject");
-                    cur = decode_text(raw ? raw : "");
-                }
-                if (!strstr(cur, a->text)) {
-                    free(out->subject);
-                    out->subject = wp_asprintf("%s %s", a->text, cur);
-                    outlog(out, "%s: Tag Subject %s", r->name, a->text);
-                }
-                free(cur);
-                break;
-            }
-            case A_REPLY:
-            case A_REPLY_ALL:
-                out->replies = wp_realloc(out->replies, (out->nreplies + 1) * sizeof(*out->replies));
-                out->replies[out->nreplies].text = wp_strdup(a->text);
-                out->replies[out->nreplies].to_all = a->kind == A_REPLY_ALL;
-                out->nreplies++;
-                outlog(out, "%s: %s", r->name, a->kind == A_REPLY ? "Reply with" : "Reply to All with");
-                break;
-            }
-        }
-        if (stop)
-            break;
-    }
+    struct wp_view v;
+    wp_view_init(&v, m, env->router);
+    wp_rules_evaluate_view(rs, env, &v, out);
+    wp_view_free(&v);
 }
 
 void wp_outcome_free(struct wp_outcome *out)
 {
     free(out->reject_text);
-    free_strv(out->add_rcpts, out->nadd);
-    free_strv(out->add_headers, out->nheaders);
+    free(out->tempfail_text);
+    wp_strv_free(out->add_rcpts, out->nadd);
+    fields_free(out->add_headers, out->nheaders);
     free(out->subject);
     for (size_t i = 0; i < out->nreplies; i++)
         free(out->replies[i].text);
     free(out->replies);
-    free_strv(out->fired, out->nfired);
-    free_strv(out->log, out->nlog);
+    wp_strv_free(out->fired, out->nfired);
+    wp_strv_free(out->log, out->nlog);
     memset(out, 0, sizeof(*out));
 }

@@ -17,7 +17,9 @@
  * pictures), greater than, less than.
  * Actions: Reject with, Discard, Stop Processing, Mirror to, Redirect to,
  * Forward to, Store in, Add Header, Tag Subject, Reply with, Reply to All with.
- * Header addresses and encoded words are parsed with GMime.
+ * Header addresses and encoded words are parsed with GMime, once per
+ * message (view.h).  A Route condition that meets a recipient whose account
+ * source did not answer (a TEMP route) makes the outcome a tempfail.
  */
 #ifndef WP_RULES_H
 #define WP_RULES_H
@@ -31,6 +33,7 @@
 
 struct wp_router;
 struct wp_rules;
+struct wp_view;
 
 /* Settings the rules need from elsewhere in the configuration. */
 struct wp_rules_env {
@@ -64,6 +67,13 @@ struct wp_message {
     time_t now;
 };
 
+/* A header field to add: name and value apart (the value as written after
+ * the blanks that follow the colon). */
+struct wp_field {
+    char *name;
+    char *value;
+};
+
 struct wp_reply {
     char *text;  /* the rule's text: optional header lines, empty line, body */
     bool to_all;
@@ -71,6 +81,8 @@ struct wp_reply {
 
 /* What the rules decided; filled by wp_rules_evaluate, freed by wp_outcome_free. */
 struct wp_outcome {
+    bool tempfail;            /* undecided (a TEMP route): nothing else in the outcome holds */
+    char *tempfail_text;      /* "4.3.0 text" */
     bool reject;
     char *reject_text;        /* as written in the rule ("" for a default) */
     bool discard;
@@ -78,7 +90,7 @@ struct wp_outcome {
     bool forwarded;           /* Forward: add Resent-* fields */
     char **add_rcpts;         /* Mirror, Redirect, Forward, Store in */
     size_t nadd;
-    char **add_headers;       /* "Name: value" */
+    struct wp_field *add_headers;
     size_t nheaders;
     char *subject;            /* new Subject after Tag Subject, or NULL */
     struct wp_reply *replies;
@@ -89,21 +101,14 @@ struct wp_outcome {
     size_t nlog;
 };
 
+/* Evaluate the rules on the message of a view (view.h), which keeps what
+ * was parsed and resolved for the caller's later use (the unified-account
+ * fields, the replies). */
+void wp_rules_evaluate_view(const struct wp_rules *r, const struct wp_rules_env *env, struct wp_view *v,
+                            struct wp_outcome *out);
+/* The same on a view of its own. */
 void wp_rules_evaluate(const struct wp_rules *r, const struct wp_rules_env *env,
                        const struct wp_message *m, struct wp_outcome *out);
 void wp_outcome_free(struct wp_outcome *out);
-
-/* Header helpers shared with the milter and the reply builder. */
-const char *wp_message_header(const struct wp_message *m, const char *name);
-/* Every mailbox address of every header named name (groups flattened),
- * parsed with GMime.  Returns the count; *out is a malloc'ed array of
- * malloc'ed strings (free with wp_strv_free). */
-size_t wp_message_addresses(const struct wp_message *m, const char *name, char ***out);
-void wp_strv_free(char **v, size_t n);
-/* A header value with encoded words decoded and folding removed (malloc'ed). */
-char *wp_header_decode(const char *raw);
-
-/* Is the message written by a person (not bulk, list or auto-submitted)? */
-bool wp_message_human(const struct wp_message *m);
 
 #endif

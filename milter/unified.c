@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "milter/unified.h"
 #include "lib/util.h"
+#include "milter/unified.h"
 
 /* Does the field already list this address?  Addresses compare without
  * case: the same mailbox given twice in the envelope is listed once. */
@@ -23,38 +23,37 @@ static bool listed(const struct wp_unified_field *f, const char *address)
     return false;
 }
 
-void wp_unified_fields(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
-                       struct wp_unified_fields *out)
+void wp_unified_fields(struct wp_view *v, const char *const *rcpts, size_t nrcpts, struct wp_unified_fields *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!r->nunified)
+    if (!v->router || !v->router->nunified)
         return;
-    struct wp_resolve_opts o = {true, false};
-    struct wp_route rt;
     for (size_t i = 0; i < nrcpts; i++) {
-        wp_resolve(r, rcpts[i], &o, &rt, NULL);
-        if (!rt.unified)
+        const struct wp_view_route *rt = wp_view_route(v, rcpts[i], true);
+        if (rt->kind == WP_ROUTE_TEMP && !out->temp)
+            out->temp = rt;
+        if (!rt->unified)
             continue;
         struct wp_unified_field *f = NULL;
         for (size_t k = 0; k < out->n && !f; k++)
-            if (wp_strieq(out->fields[k].name, rt.unified->header))
+            if (wp_strieq(out->fields[k].name, rt->unified->header))
                 f = &out->fields[k];
         if (!f) {
             out->fields = wp_realloc(out->fields, (out->n + 1) * sizeof(*out->fields));
             f = &out->fields[out->n++];
             memset(f, 0, sizeof(*f));
-            f->name = rt.unified->header;
+            f->name = rt->unified->header;
             f->cap = 256;
             f->value = wp_calloc(1, f->cap);
         }
-        if (listed(f, rt.unified_rcpt))
+        if (listed(f, rt->unified_rcpt))
             continue;
-        size_t add = strlen(rt.unified_rcpt) + 5; /* ",\n\t<" ">" */
+        size_t add = strlen(rt->unified_rcpt) + 5; /* ",\n\t<" ">" */
         while (f->len + add + 1 > f->cap)
             f->cap *= 2;
         f->value = wp_realloc(f->value, f->cap);
         f->len += (size_t)snprintf(f->value + f->len, f->cap - f->len, "%s<%s>", f->nrcpts ? ",\n\t" : "",
-                                   rt.unified_rcpt);
+                                   rt->unified_rcpt);
         f->nrcpts++;
     }
 }
@@ -67,36 +66,31 @@ void wp_unified_fields_free(struct wp_unified_fields *f)
     memset(f, 0, sizeof(*f));
 }
 
-size_t wp_unified_extra_rcpts(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
-                              const char **out)
+size_t wp_unified_extra_rcpts(struct wp_view *v, const char *const *rcpts, size_t nrcpts, const char **out)
 {
-    if (!r->nunified)
+    if (!v->router || !v->router->nunified)
         return 0;
     struct kept {
-        char *account; /* the route's final address */
+        const char *account; /* the route's final address */
         const char *rcpt;
     } *kept = NULL;
     size_t nkept = 0, nout = 0;
-    struct wp_resolve_opts o = {true, false};
-    struct wp_route rt;
     for (size_t i = 0; i < nrcpts; i++) {
-        wp_resolve(r, rcpts[i], &o, &rt, NULL);
-        if (!rt.unified || rt.kind != WP_ROUTE_LOCAL)
+        const struct wp_view_route *rt = wp_view_route(v, rcpts[i], true);
+        if (!rt->unified || rt->kind != WP_ROUTE_LOCAL)
             continue;
         const struct kept *k = NULL;
         for (size_t j = 0; j < nkept && !k; j++)
-            if (wp_strieq(kept[j].account, rt.address))
+            if (wp_strieq(kept[j].account, rt->address))
                 k = &kept[j];
         if (!k) {
             kept = wp_realloc(kept, (nkept + 1) * sizeof(*kept));
-            kept[nkept].account = wp_strdup(rt.address);
+            kept[nkept].account = rt->address; /* lives as long as the view */
             kept[nkept++].rcpt = rcpts[i];
         } else if (strcmp(k->rcpt, rcpts[i]) != 0) {
             out[nout++] = rcpts[i];
         }
     }
-    for (size_t j = 0; j < nkept; j++)
-        free(kept[j].account);
     free(kept);
     return nout;
 }

@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 
+#include "milter/view.h"
 #include "router/router.h"
 
 struct wp_unified_field {
@@ -38,12 +39,13 @@ struct wp_unified_field {
 struct wp_unified_fields {
     struct wp_unified_field *fields;
     size_t n;
+    const struct wp_view_route *temp; /* a recipient's account source did not answer: tempfail */
 };
 
 /* The fields for a message with these envelope recipients (without <>);
- * none when no recipient routes to a unified account. */
-void wp_unified_fields(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
-                       struct wp_unified_fields *out);
+ * none when no recipient routes to a unified account.  Routes come from
+ * the view (resolved once per message, trusted), which must outlive out. */
+void wp_unified_fields(struct wp_view *v, const char *const *rcpts, size_t nrcpts, struct wp_unified_fields *out);
 void wp_unified_fields_free(struct wp_unified_fields *f);
 
 /* One recipient per account: Postfix rewrites every address of a unified
@@ -55,7 +57,6 @@ void wp_unified_fields_free(struct wp_unified_fields *f);
  * field keeps) are to be removed: their pointers go to out (room for
  * nrcpts), their number is returned.  A recipient spelled exactly like the
  * one that stays is not listed (removing it would remove both). */
-size_t wp_unified_extra_rcpts(const struct wp_router *r, const char *const *rcpts, size_t nrcpts,
-                              const char **out);
+size_t wp_unified_extra_rcpts(struct wp_view *v, const char *const *rcpts, size_t nrcpts, const char **out);
 
 #endif

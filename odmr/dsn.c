@@ -11,41 +11,13 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "odmr/dsn.h"
 #include "lib/log.h"
-#include "milter/reply.h"
+#include "lib/strbuf.h"
+#include "lib/submit.h"
 #include "lib/util.h"
+#include "odmr/dsn.h"
 
 #define DSN_HEADERS_MAX 65536 /* bytes of the original header block we quote */
-
-struct text {
-    char *s;
-    size_t len, cap;
-};
-
-static void add(struct text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->s = wp_realloc(t->s, t->cap);
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void addf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void addf(struct text *t, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof(buf) - 1)
-        n = (int)sizeof(buf) - 1;
-    add(t, buf, (size_t)n);
-}
 
 /* "5.1.1" from a reply like "550 5.1.1 <u@d>: unknown", else a default. */
 static void status_of(const char *why, bool expired, char *out, size_t size)
@@ -77,7 +49,7 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
                   int expire_seconds)
 {
     bool expired = why == NULL;
-    struct text t = {NULL, 0, 0};
+    struct wp_strbuf t = {NULL, 0, 0};
     char date[64], arrival[64], boundary[64], status[16], dur[64];
     wp_rfc5322_date(date, sizeof(date));
     struct tm tm;
@@ -90,46 +62,46 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
              rnd[4], rnd[5]);
     human_duration(expire_seconds, dur, sizeof(dur));
 
-    addf(&t, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", hostname);
-    addf(&t, "To: <%s>\n", m->sender);
-    addf(&t, "Subject: Undelivered Mail Returned to Sender\n");
-    addf(&t, "Date: %s\n", date);
-    addf(&t, "Auto-Submitted: auto-replied\n");
-    addf(&t, "MIME-Version: 1.0\n");
-    addf(&t, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
-    addf(&t, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
-    addf(&t, "Content-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n");
-    addf(&t, "This is the mail system at host %s.\n\n", hostname);
+    wp_strbuf_printf(&t, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", hostname);
+    wp_strbuf_printf(&t, "To: <%s>\n", m->sender);
+    wp_strbuf_printf(&t, "Subject: Undelivered Mail Returned to Sender\n");
+    wp_strbuf_printf(&t, "Date: %s\n", date);
+    wp_strbuf_printf(&t, "Auto-Submitted: auto-replied\n");
+    wp_strbuf_printf(&t, "MIME-Version: 1.0\n");
+    wp_strbuf_printf(&t, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
+    wp_strbuf_printf(&t, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
+    wp_strbuf_printf(&t, "Content-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n");
+    wp_strbuf_printf(&t, "This is the mail system at host %s.\n\n", hostname);
     if (expired)
-        addf(&t,
+        wp_strbuf_printf(&t,
              "Your message was held for a customer who collects mail on demand (ATRN),\n"
              "and it was not collected within %s.  It has been returned to you.\n\n",
              dur);
     else
-        addf(&t, "Your message was held for a customer who collects mail on demand (ATRN).\n"
+        wp_strbuf_printf(&t, "Your message was held for a customer who collects mail on demand (ATRN).\n"
                  "When it was collected, the customer's mail server refused it.\n\n");
     for (size_t i = 0; i < m->nrcpts; i++)
         if (which[i])
-            addf(&t, "<%s>: %s\n", m->rcpts[i],
+            wp_strbuf_printf(&t, "<%s>: %s\n", m->rcpts[i],
                  expired  ? "not collected in time"
                  : why[i] ? why[i]
                           : "refused");
-    addf(&t, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n",
+    wp_strbuf_printf(&t, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n",
          boundary);
-    addf(&t, "Reporting-MTA: dns; %s\nX-Waypost-Queue-ID: %s/%s\nArrival-Date: %s\n", hostname, m->queue,
+    wp_strbuf_printf(&t, "Reporting-MTA: dns; %s\nX-Waypost-Queue-ID: %s/%s\nArrival-Date: %s\n", hostname, m->queue,
          m->id, arrival);
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!which[i])
             continue;
         const char *reason = expired ? NULL : why[i] ? why[i] : "550 refused";
         status_of(reason, expired, status, sizeof(status));
-        addf(&t, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", m->rcpts[i], status);
+        wp_strbuf_printf(&t, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", m->rcpts[i], status);
         if (expired)
-            addf(&t, "Diagnostic-Code: X-Waypost; not collected by ATRN within %s\n", dur);
+            wp_strbuf_printf(&t, "Diagnostic-Code: X-Waypost; not collected by ATRN within %s\n", dur);
         else
-            addf(&t, "Remote-MTA: dns; %s\nDiagnostic-Code: smtp; %s\n", m->queue, reason);
+            wp_strbuf_printf(&t, "Remote-MTA: dns; %s\nDiagnostic-Code: smtp; %s\n", m->queue, reason);
     }
-    addf(&t,
+    wp_strbuf_printf(&t,
          "\n--%s\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n",
          boundary);
     /* The original header block, CRLF turned into LF. */
@@ -141,16 +113,16 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
         size_t content = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
         if (content == 0)
             break;
-        add(&t, p, content);
-        add(&t, "\n", 1);
+        wp_strbuf_add(&t, p, content);
+        wp_strbuf_add(&t, "\n", 1);
         copied += n + 1;
         if (!nl)
             break;
         p += n + 1;
         left -= n + 1;
     }
-    addf(&t, "\n--%s--\n", boundary);
-    return t.s;
+    wp_strbuf_printf(&t, "\n--%s--\n", boundary);
+    return wp_strbuf_take(&t);
 }
 
 bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const struct wp_spool_msg *m,
@@ -164,15 +136,11 @@ bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const stru
                           expired ? "expired" : "refused");
         return true;
     }
-    struct wp_reply_message rm;
-    memset(&rm, 0, sizeof(rm));
-    rm.text = wp_dsn_text(hostname, m, which, why, s->odmr.expire);
-    rm.rcpts = wp_calloc(1, sizeof(char *));
-    rm.rcpts[0] = wp_strdup(m->sender);
-    rm.nrcpts = 1;
-    bool ok = wp_reply_send(s->odmr.dsn_via, &rm, err, errlen);
+    char *text = wp_dsn_text(hostname, m, which, why, s->odmr.expire);
+    const char *const to[] = { m->sender };
+    bool ok = wp_submit(s->odmr.dsn_via, "", to, 1, text, err, errlen);
     if (ok)
         wp_info("%s/%s: sender non-delivery notification sent to <%s>", m->queue, m->id, m->sender);
-    wp_reply_message_free(&rm);
+    free(text);
     return ok;
 }

@@ -60,9 +60,9 @@
 #include "lib/daemon.h"
 #include "odmr/dsn.h"
 #include "lib/log.h"
-#include "milter/rules.h"
 #include "state/snapshot.h"
 #include "odmr/spool.h"
+#include "lib/strbuf.h"
 #include "lib/util.h"
 
 #ifndef WP_SYSCONFDIR

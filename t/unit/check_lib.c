@@ -3,6 +3,12 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +17,8 @@
 #include "lib/cidr.h"
 #include "lib/endpoint.h"
 #include "lib/json.h"
+#include "lib/strbuf.h"
+#include "lib/submit.h"
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
@@ -174,6 +182,169 @@ START_TEST(json_strings)
 }
 END_TEST
 
+START_TEST(strbuf_and_strv)
+{
+    struct wp_strbuf b = { NULL, 0, 0 };
+    char *empty = wp_strbuf_take(&b);
+    ck_assert_str_eq(empty, "");
+    free(empty);
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    wp_strbuf_puts(&b, "a");
+    wp_strbuf_printf(&b, "<%s>%d\n", big, 7); /* longer than the formatting buffer: never cut */
+    wp_strbuf_add(&b, "zz", 1);
+    ck_assert_uint_eq(b.len, 1 + 1 + 4999 + 1 + 1 + 1 + 1);
+    char *s = wp_strbuf_take(&b);
+    ck_assert_ptr_null(b.s);
+    ck_assert_uint_eq(strlen(s), 5005);
+    ck_assert(strncmp(s, "a<xxx", 5) == 0);
+    ck_assert_str_eq(s + 5001, ">7\nz");
+    free(s);
+    char **v = NULL;
+    size_t n = 0;
+    wp_strv_push(&v, &n, wp_strdup("one"));
+    wp_strv_push(&v, &n, wp_strdup("two"));
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(v[1], "two");
+    wp_strv_free(v, n);
+    wp_strv_free(NULL, 0);
+}
+END_TEST
+
+static char *slurp(const char *path)
+{
+    size_t len;
+    char err[128];
+    char *t = wp_read_file(path, 1 << 20, &len, err, sizeof(err));
+    ck_assert_msg(t != NULL, "%s", err);
+    return t;
+}
+
+/* sendmail:PATH: the sender after -f, the recipients after --, the text
+ * on stdin as it is; a failing command is an error. */
+START_TEST(submit_sendmail)
+{
+    char dir[] = "/tmp/wp-submit-XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char *script = wp_asprintf("%s/sendmail", dir);
+    char *body = wp_asprintf("#!/bin/sh\nprintf '%%s|' \"$@\" > %s/args\ncat > %s/stdin\n"
+                             "[ \"$4\" = -- ] || exit 3\nexit 0\n", dir, dir);
+    FILE *f = fopen(script, "w");
+    ck_assert(f);
+    fputs(body, f);
+    fclose(f);
+    chmod(script, 0755);
+    char *via = wp_asprintf("sendmail:%s", script);
+    const char *const rcpts[] = { "a@x.dom", "b@y.dom" };
+    const char *text = "Subject: t\n\n.dot line\nbody\n";
+    char err[256] = "";
+    ck_assert_msg(wp_submit(via, "", rcpts, 2, text, err, sizeof(err)), "%s", err);
+    char *path = wp_asprintf("%s/args", dir), *got = slurp(path);
+    ck_assert_str_eq(got, "-i|-f||--|a@x.dom|b@y.dom|");
+    free(got);
+    free(path);
+    path = wp_asprintf("%s/stdin", dir);
+    got = slurp(path);
+    ck_assert_str_eq(got, text);
+    free(got);
+    unlink(path);
+    free(path);
+    ck_assert(wp_submit(via, "bounce@z.dom", rcpts, 1, text, err, sizeof(err)));
+    path = wp_asprintf("%s/args", dir);
+    got = slurp(path);
+    ck_assert_str_eq(got, "-i|-f|bounce@z.dom|--|a@x.dom|");
+    free(got);
+    unlink(path);
+    free(path);
+    /* a command that fails */
+    f = fopen(script, "w");
+    fputs("#!/bin/sh\ncat >/dev/null\nexit 75\n", f);
+    fclose(f);
+    ck_assert(!wp_submit(via, "", rcpts, 1, text, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "exited with status 75"));
+    ck_assert(!wp_submit("carrier-pigeon:x", "", rcpts, 1, text, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "unknown submission method"));
+    ck_assert(!wp_submit(via, "", rcpts, 0, text, err, sizeof(err)));
+    unlink(script);
+    rmdir(dir);
+    free(via);
+    free(body);
+    free(script);
+}
+END_TEST
+
+/* smtp:HOST:PORT against a one-shot server in a child process that
+ * records what it is sent: null sender, every recipient, dot stuffing,
+ * CRLF line ends. */
+START_TEST(submit_smtp)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(ls, 1), 0);
+    socklen_t sl = sizeof(sin);
+    getsockname(ls, (struct sockaddr *)&sin, &sl);
+    char log[] = "/tmp/wp-smtp-XXXXXX";
+    int lfd = mkstemp(log);
+    ck_assert_int_ge(lfd, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = accept(ls, NULL, NULL);
+        FILE *c = fdopen(fd, "r+");
+        FILE *out = fdopen(lfd, "w");
+        fputs("220 test\r\n", c);
+        fflush(c);
+        char line[1024];
+        bool data = false;
+        while (fgets(line, sizeof(line), c)) {
+            fputs(line, out);
+            if (data) {
+                if (strcmp(line, ".\r\n") == 0) {
+                    data = false;
+                    fputs("250 queued\r\n", c);
+                }
+            } else if (strncmp(line, "DATA", 4) == 0) {
+                data = true;
+                fputs("354 go\r\n", c);
+            } else if (strncmp(line, "RCPT TO:<no@", 12) == 0) {
+                fputs("550 5.1.1 no such user\r\n", c);
+            } else if (strncmp(line, "QUIT", 4) == 0) {
+                fputs("221 bye\r\n", c);
+                fflush(c);
+                break;
+            } else {
+                fputs("250-ok\r\n250 ok\r\n", c);
+            }
+            fflush(c);
+        }
+        fclose(out);
+        _exit(0);
+    }
+    close(ls);
+    close(lfd);
+    char *via = wp_asprintf("smtp:127.0.0.1:%d", ntohs(sin.sin_port));
+    const char *const rcpts[] = { "a@x.dom", "no@y.dom" };
+    char err[256] = "";
+    ck_assert_msg(wp_submit(via, "", rcpts, 2, "Subject: t\n\n.dot\nend", err, sizeof(err)), "%s", err);
+    int status;
+    waitpid(pid, &status, 0);
+    char *got = slurp(log);
+    ck_assert_str_eq(got, "EHLO waypost\r\nMAIL FROM:<>\r\nRCPT TO:<a@x.dom>\r\nRCPT TO:<no@y.dom>\r\nDATA\r\n"
+                          "Subject: t\r\n\r\n..dot\r\nend\r\n.\r\nQUIT\r\n");
+    free(got);
+    unlink(log);
+    /* nobody listening */
+    ck_assert(!wp_submit(via, "", rcpts, 1, "x\n", err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "connect to"));
+    free(via);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lib");
@@ -184,6 +355,9 @@ static Suite *suite(void)
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, config_error_lines);
     tcase_add_test(tc, json_strings);
+    tcase_add_test(tc, strbuf_and_strv);
+    tcase_add_test(tc, submit_sendmail);
+    tcase_add_test(tc, submit_smtp);
     suite_add_tcase(s, tc);
     return s;
 }

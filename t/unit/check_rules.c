@@ -14,8 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/strbuf.h"
 #include "milter/reply.h"
 #include "milter/rules.h"
+#include "milter/unified.h"
+#include "milter/view.h"
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
@@ -46,6 +49,15 @@ static struct wp_message msg(const char *rp, const char *const *rcpts, const str
     m.auth_user = "";
     m.now = NOW;
     return m;
+}
+
+/* An added field as one "Name: value" line (the outcome keeps the two
+ * apart); a static buffer, valid until the next call. */
+static const char *field_line(const struct wp_field *f)
+{
+    static char line[1024];
+    snprintf(line, sizeof(line), "%s: %s", f->name, f->value);
+    return line;
 }
 
 /* A libconfig string literal for s (malloc'ed). */
@@ -701,7 +713,7 @@ START_TEST(priorities_and_order)
                                        "X-P5: b",  "X-P2: 1", "X-Low: 1"};
     ck_assert_uint_eq(out.nheaders, 6);
     for (size_t i = 0; i < 6; i++)
-        ck_assert_str_eq(out.add_headers[i], hdrs[i]);
+        ck_assert_str_eq(field_line(&out.add_headers[i]), hdrs[i]);
     ck_assert(!out.discard && !out.reject);
     ck_assert_uint_eq(out.nlog, 6);
     wp_outcome_free(&out);
@@ -764,7 +776,7 @@ START_TEST(stop_processing)
     ck_assert_uint_eq(out.nfired, 1);
     ck_assert_str_eq(out.fired[0], "first");
     ck_assert_uint_eq(out.nheaders, 1);
-    ck_assert_str_eq(out.add_headers[0], "X-1: a");
+    ck_assert_str_eq(field_line(&out.add_headers[0]), "X-1: a");
     ck_assert_uint_eq(out.nadd, 1);
     ck_assert(!out.reject && !out.discard && !out.drop_recipients);
     wp_outcome_free(&out);
@@ -796,7 +808,7 @@ START_TEST(reject_and_discard_end_processing)
     ck_assert_uint_eq(out.nfired, 2);
     ck_assert_str_eq(out.fired[1], "no");
     ck_assert_uint_eq(out.nheaders, 1); /* nothing after Reject with */
-    ck_assert_str_eq(out.add_headers[0], "X-Seen: 1");
+    ck_assert_str_eq(field_line(&out.add_headers[0]), "X-Seen: 1");
     wp_outcome_free(&out);
 
     eval_text("rules = (\n"
@@ -905,9 +917,9 @@ START_TEST(act_add_header)
               " (\"Add Header\", \"X-Third: 3\") ); } );",
               &no_router, &m, &out);
     ck_assert_uint_eq(out.nheaders, 3);
-    ck_assert_str_eq(out.add_headers[0], "X-Scanned: yes");
-    ck_assert_str_eq(out.add_headers[1], "X-Policy: p1");
-    ck_assert_str_eq(out.add_headers[2], "X-Third: 3");
+    ck_assert_str_eq(field_line(&out.add_headers[0]), "X-Scanned: yes");
+    ck_assert_str_eq(field_line(&out.add_headers[1]), "X-Policy: p1");
+    ck_assert_str_eq(field_line(&out.add_headers[2]), "X-Third: 3");
     ck_assert_uint_eq(out.nfired, 1);
     wp_outcome_free(&out);
 }
@@ -1863,6 +1875,221 @@ START_TEST(helpers)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the per-message view */
+
+/* Load a snapshot from text written to DIR/w.conf. */
+static struct wp_snapshot *load_conf_text(const char *dir, const char *text)
+{
+    char conf[256];
+    snprintf(conf, sizeof(conf), "%s/w.conf", dir);
+    FILE *f = fopen(conf, "w");
+    ck_assert(f);
+    fputs(text, f);
+    fclose(f);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(conf, &err);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
+    ck_assert_ptr_nonnull(s);
+    unlink(conf);
+    return s;
+}
+
+/* Many conditions on the same headers: each header name is parsed once,
+ * the Subject and a field decoded once. */
+START_TEST(view_parses_once)
+{
+    struct wp_message m = msg("a@b.dom", RCPTS("c@d.dom"),
+                              HDRS({"From", "Ann <ann@x.dom>"}, {"To", "b@y.dom"}, {"To", "G: c@z.dom;"},
+                                   {"Subject", "=?utf-8?q?caf=C3=A9?= menu"}, {"X-Tool", "=?utf-8?q?T=C3=B6ol?= 1"}));
+    struct wp_rules *r = rules_ok(
+        "rules = (\n"
+        " { name = \"a\"; data = ( (\"From\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"b\"; data = ( (\"From\", \"is not\", \"*@x.dom\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"c\"; data = ( (\"Reply-To\", \"is\", \"*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"d\"; data = ( (\"Any To or Cc\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"e\"; data = ( (\"To\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"f\"; data = ( (\"Subject\", \"is\", \"x*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"g\"; data = ( (\"Subject\", \"is\", \"y*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"h\"; data = ( (\"Header Field\", \"is\", \"X-Tool: x*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"i\"; data = ( (\"Header Field\", \"is\", \"X-Tool: T\xc3\xb6ol*\") ); action = ( (\"Tag Subject\", \"[t]\") ); },\n"
+        " { name = \"j\"; data = ( (\"Each To or Cc\", \"in\", \"*@y.dom,*@z.dom\") ); action = ( (\"Reply with\", \"hi\") ); }\n"
+        ");",
+        &no_router);
+    struct wp_view v;
+    wp_view_init(&v, &m, NULL);
+    struct wp_outcome out;
+    wp_rules_evaluate_view(r, &no_router, &v, &out);
+    ck_assert_uint_eq(out.nfired, 2);
+    ck_assert_str_eq(out.subject, "[t] caf\xc3\xa9 menu");
+    /* From: one field, parsed once; To: two fields, parsed once each;
+     * Reply-To, Cc: none, nothing parsed. */
+    ck_assert_uint_eq(v.counts.address_parses, 3);
+    ck_assert_uint_eq(v.counts.decodes, 2); /* Subject and X-Tool */
+    /* The reply reads the same view: From is not parsed again. */
+    struct wp_reply_message rm;
+    const char *why;
+    ck_assert(wp_reply_build_view(&v, &out.replies[0], "me@company.dom", &rm, &why));
+    ck_assert_uint_eq(rm.nrcpts, 1);
+    ck_assert_str_eq(rm.rcpts[0], "ann@x.dom");
+    ck_assert_ptr_nonnull(strstr(rm.text, "Subject: Re: =?"));
+    wp_reply_message_free(&rm);
+    ck_assert_uint_eq(v.counts.address_parses, 3);
+    ck_assert_uint_eq(v.counts.decodes, 2);
+    wp_outcome_free(&out);
+    wp_view_free(&v);
+    wp_rules_free(r);
+}
+END_TEST
+
+/* Each recipient is routed once per message, however many Route
+ * conditions look at it and after them the unified-account fields. */
+START_TEST(view_routes_once)
+{
+    char dir[] = "/tmp/wp-view-XXXXXX";
+    ck_assert(mkdtemp(dir));
+    struct wp_snapshot *s = load_conf_text(dir,
+        "router: { main_domain = \"corp.dom\";\n"
+        "  domains = ( { name = \"corp.dom\"; accounts = \"list:ann,bob,uni\"; } );\n"
+        "  unified_accounts = ( { domain = \"client.com\"; account = \"uni@corp.dom\"; } ); };\n"
+        "rules = (\n"
+        " { name = \"a\"; data = ( (\"Any Route\", \"is\", \"ODMR(*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"b\"; data = ( (\"Each Route\", \"is\", \"SMTP(*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"c\"; data = ( (\"Any Route\", \"is\", \"LOCAL()ann@corp.dom\") );\n"
+        "   action = ( (\"Add Header\", \"X-Ann: yes\") ); },\n"
+        " { name = \"d\"; data = ( (\"Any Route\", \"is not\", \"ERROR(*\") ); action = ( (\"Add Header\", \"X-Ok: 1\") ); }\n"
+        ");\n");
+    struct wp_message m = msg("x@outside.dom", RCPTS("ann@corp.dom", "bob@corp.dom", "joe@client.com", "friend@far.example"), NULL);
+    m.auth_user = "ann"; /* trusted: the rules' routes are the unified fields' routes */
+    struct wp_view v;
+    wp_view_init(&v, &m, s->router);
+    struct wp_outcome out;
+    wp_rules_evaluate_view(s->rules, &s->rules_env, &v, &out);
+    ck_assert(!out.tempfail);
+    ck_assert_uint_eq(out.nfired, 2);
+    ck_assert_uint_eq(v.counts.resolves, 4);
+    struct wp_unified_fields uf;
+    wp_unified_fields(&v, m.rcpts, m.nrcpts, &uf);
+    ck_assert_uint_eq(uf.n, 1);
+    ck_assert_str_eq(uf.fields[0].value, "<joe@client.com>");
+    const char *extra[4];
+    ck_assert_uint_eq(wp_unified_extra_rcpts(&v, m.rcpts, m.nrcpts, extra), 0);
+    ck_assert_uint_eq(v.counts.resolves, 4);
+    wp_unified_fields_free(&uf);
+    wp_outcome_free(&out);
+    wp_view_free(&v);
+
+    /* An untrusted client: the rules' routes and the (trusted) unified
+     * routes differ, each resolved once. */
+    m.auth_user = "";
+    wp_view_init(&v, &m, s->router);
+    wp_rules_evaluate_view(s->rules, &s->rules_env, &v, &out);
+    ck_assert_uint_eq(v.counts.resolves, 4);
+    wp_unified_fields(&v, m.rcpts, m.nrcpts, &uf);
+    ck_assert_uint_eq(v.counts.resolves, 8);
+    wp_unified_fields_free(&uf);
+    wp_unified_fields(&v, m.rcpts, m.nrcpts, &uf);
+    ck_assert_uint_eq(v.counts.resolves, 8);
+    wp_unified_fields_free(&uf);
+    wp_outcome_free(&out);
+    wp_view_free(&v);
+    wp_snapshot_unref(s);
+    rmdir(dir);
+}
+END_TEST
+
+/* A Route condition that meets a TEMP route (the account source does not
+ * answer): the outcome is a tempfail with the route's 4.x.x text, and
+ * nothing that fired before it holds.  Without a Route condition the same
+ * message is judged as usual. */
+START_TEST(view_temp_route_tempfails)
+{
+    char dir[] = "/tmp/wp-view-XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char *text = wp_asprintf(
+        "router: { main_domain = \"corp.dom\"; userdb_timeout_ms = 200;\n"
+        "  domains = ( { name = \"corp.dom\"; accounts = \"list:ann\"; },\n"
+        "              { name = \"dove.dom\"; accounts = \"userdb:unix:%s/absent.sock\"; } );\n"
+        "  unified_accounts = ( { domain = \"client.com\"; account = \"uni@dove.dom\"; } ); };\n"
+        "rules = (\n"
+        " { name = \"first\"; priority = 9; action = ( (\"Add Header\", \"X-First: 1\") ); },\n"
+        " { name = \"route\"; data = ( (\"Any Route\", \"is\", \"SMTP(*\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"after\"; priority = 1; action = ( (\"Add Header\", \"X-After: 1\") ); }\n"
+        ");\n",
+        dir);
+    struct wp_snapshot *s = load_conf_text(dir, text);
+    free(text);
+    struct wp_message m = msg("x@outside.dom", RCPTS("ann@corp.dom", "carol@dove.dom"), NULL);
+    struct wp_outcome out;
+    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    ck_assert(out.tempfail);
+    ck_assert_str_eq(out.tempfail_text, "4.3.0 Account lookup failed, try again later");
+    ck_assert(!out.discard && !out.reject);
+    ck_assert_uint_eq(out.nfired, 0);
+    ck_assert_uint_eq(out.nheaders, 0);
+    ck_assert_uint_eq(out.nlog, 1);
+    ck_assert_ptr_nonnull(strstr(out.log[0], "route: a Route condition met a temporary failure"));
+    wp_outcome_free(&out);
+    /* Each Route too, and in a trusted session. */
+    m.auth_user = "ann";
+    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    ck_assert(out.tempfail);
+    wp_outcome_free(&out);
+    /* Only local recipients: decided as before. */
+    struct wp_message l = msg("x@outside.dom", RCPTS("ann@corp.dom"), NULL);
+    wp_rules_evaluate(s->rules, &s->rules_env, &l, &out);
+    ck_assert(!out.tempfail);
+    ck_assert_uint_eq(out.nfired, 2);
+    ck_assert_uint_eq(out.nheaders, 2);
+    wp_outcome_free(&out);
+    /* A unified account whose account source does not answer: the fields
+     * cannot be made, and say so. */
+    struct wp_view v;
+    wp_view_init(&v, &l, s->router);
+    const char *const uni[] = { "ann@corp.dom", "joe@client.com" };
+    struct wp_unified_fields uf;
+    wp_unified_fields(&v, uni, 2, &uf);
+    ck_assert_ptr_nonnull(uf.temp);
+    ck_assert_str_eq(uf.temp->reason, "4.3.0 Account lookup failed, try again later");
+    wp_unified_fields_free(&uf);
+    wp_unified_fields(&v, uni, 1, &uf);
+    ck_assert_ptr_null(uf.temp);
+    wp_unified_fields_free(&uf);
+    wp_view_free(&v);
+    wp_snapshot_unref(s);
+    rmdir(dir);
+}
+END_TEST
+
+/* Added fields stay name and value apart, as the rule wrote them after the
+ * colon's blanks; incoming fields keep their folding in the message and
+ * are unfolded only to be tested. */
+START_TEST(view_header_pairs)
+{
+    struct wp_message m = msg("a@b.dom", RCPTS("c@d.dom"),
+                              HDRS({"To", "Ann <ann@x.dom>,\r\n\tBob\r\n  <bob@y.dom>"},
+                                   {"X-Folded", "first part\r\n\tsecond  part"}));
+    struct wp_outcome out;
+    eval_text("rules = ( { name = \"h\"; data = ( (\"Each To or Cc\", \"in\", \"ann@x.dom,bob@y.dom\"),\n"
+              "  (\"Header Field\", \"is\", \"X-Folded: first part\\tsecond  part\") );\n"
+              "  action = ( (\"Add Header\", \"X-Tight:value\\nX-Spaced:  \\t two  words  \\nX-Colons: a: b:c\") ); } );",
+              &no_router, &m, &out);
+    ck_assert_uint_eq(out.nfired, 1);
+    ck_assert_uint_eq(out.nheaders, 3);
+    ck_assert_str_eq(out.add_headers[0].name, "X-Tight");
+    ck_assert_str_eq(out.add_headers[0].value, "value");
+    ck_assert_str_eq(out.add_headers[1].name, "X-Spaced");
+    ck_assert_str_eq(out.add_headers[1].value, "two  words  ");
+    ck_assert_str_eq(out.add_headers[2].name, "X-Colons");
+    ck_assert_str_eq(out.add_headers[2].value, "a: b:c");
+    wp_outcome_free(&out);
+    ck_assert_str_eq(m.headers[1].value, "first part\r\n\tsecond  part");
+}
+END_TEST
+
 static Suite *rules_suite(void)
 {
     Suite *s = suite_create("rules");
@@ -1925,6 +2152,14 @@ static Suite *rules_suite(void)
     tcase_add_test(c, reply_header_block);
     tcase_add_test(c, reply_mime_attachment);
     tcase_add_test(c, reply_not_to_robots);
+    tcase_set_timeout(c, 60);
+    suite_add_tcase(s, c);
+
+    c = tcase_create("view");
+    tcase_add_test(c, view_parses_once);
+    tcase_add_test(c, view_routes_once);
+    tcase_add_test(c, view_temp_route_tempfails);
+    tcase_add_test(c, view_header_pairs);
     tcase_set_timeout(c, 60);
     suite_add_tcase(s, c);
 

@@ -245,10 +245,12 @@ END_TEST
 START_TEST(header_fields)
 {
     struct wp_snapshot *s = sample();
+    struct wp_view v;
+    wp_view_init(&v, NULL, s->router);
     struct wp_unified_fields uf;
     const char *three[] = {"ann@client.com", "Bob@Client.COM", "alice@company.dom", "ANN@client.com",
                            "carol@client.com"};
-    wp_unified_fields(s->router, three, 5, &uf);
+    wp_unified_fields(&v, three, 5, &uf);
     ck_assert_uint_eq(uf.n, 1);
     ck_assert_str_eq(uf.fields[0].name, "X-Real-To");
     ck_assert_str_eq(uf.fields[0].value, "<ann@client.com>,\n\t<Bob@client.com>,\n\t<carol@client.com>");
@@ -257,7 +259,7 @@ START_TEST(header_fields)
     wp_unified_fields_free(&uf);
 
     const char *mixed[] = {"zoe@other.com", "sales@partner.dom", "postmaster@client.com", "x@example.org"};
-    wp_unified_fields(s->router, mixed, 4, &uf);
+    wp_unified_fields(&v, mixed, 4, &uf);
     ck_assert_uint_eq(uf.n, 2);
     ck_assert_str_eq(uf.fields[0].name, "X-Envelope-To");
     ck_assert_str_eq(uf.fields[0].value, "<zoe@other.com>");
@@ -266,7 +268,7 @@ START_TEST(header_fields)
     wp_unified_fields_free(&uf);
 
     const char *none[] = {"alice@company.dom", "x@example.org", ""};
-    wp_unified_fields(s->router, none, 3, &uf);
+    wp_unified_fields(&v, none, 3, &uf);
     ck_assert_uint_eq(uf.n, 0);
     wp_unified_fields_free(&uf);
 
@@ -275,7 +277,7 @@ START_TEST(header_fields)
     char **many = wp_calloc(N, sizeof(char *));
     for (int i = 0; i < N; i++)
         many[i] = wp_asprintf("user%d@client.com", i % 1500);
-    wp_unified_fields(s->router, (const char *const *)many, N, &uf);
+    wp_unified_fields(&v, (const char *const *)many, N, &uf);
     ck_assert_uint_eq(uf.n, 1);
     ck_assert_uint_eq(uf.fields[0].nrcpts, 1500);
     ck_assert(strstr(uf.fields[0].value, "<user1499@client.com>"));
@@ -284,6 +286,7 @@ START_TEST(header_fields)
     for (int i = 0; i < N; i++)
         free(many[i]);
     free(many);
+    wp_view_free(&v);
     wp_snapshot_unref(s);
 }
 END_TEST
@@ -291,6 +294,8 @@ END_TEST
 START_TEST(one_recipient_per_account)
 {
     struct wp_snapshot *s = sample();
+    struct wp_view v;
+    wp_view_init(&v, NULL, s->router);
     const char *out[8];
     /* ann stays for client-com; Bob, sales (routed into client.com) go;
      * ann again, spelled alike, is not listed (it would take ann along);
@@ -298,13 +303,14 @@ START_TEST(one_recipient_per_account)
      * user and the outside address are not unified. */
     const char *rcpts[] = {"ann@client.com", "alice@company.dom", "Bob@Client.COM", "zoe@other.com",
                            "ann@client.com", "sales@partner.dom", "x@example.org",  "ANN@client.com"};
-    size_t n = wp_unified_extra_rcpts(s->router, rcpts, 8, out);
+    size_t n = wp_unified_extra_rcpts(&v, rcpts, 8, out);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(out[0], "Bob@Client.COM");
     ck_assert_str_eq(out[1], "sales@partner.dom");
     ck_assert_str_eq(out[2], "ANN@client.com");
     const char *single[] = {"bob@client.com", "zoe@other.com"};
-    ck_assert_uint_eq(wp_unified_extra_rcpts(s->router, single, 2, out), 0);
+    ck_assert_uint_eq(wp_unified_extra_rcpts(&v, single, 2, out), 0);
+    wp_view_free(&v);
     wp_snapshot_unref(s);
 }
 END_TEST
