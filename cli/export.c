@@ -478,7 +478,8 @@ int wp_export_main(int argc, char **argv)
     }
     wp_cgp_free(domains);
     domains = NULL;
-    send_line(&ex.s, "QUIT");
+    if (send_line(&ex.s, "QUIT"))
+        free(read_line(&ex.s)); /* the server's goodbye; the data is complete either way */
     rc = write_all(outdir, &ex, force);
     if (rc == 0)
         printf("waypost export: %zu files written to %s%s\n", ex.nfiles, outdir,
