@@ -118,6 +118,18 @@ static void error(struct import *im, const char *fmt, ...)
     im->errors++;
 }
 
+/* "an array", "a string": for messages. */
+static const char *a_type(enum wp_cgp_type t)
+{
+    switch (t) {
+    case WP_CGP_STRING: return "a string";
+    case WP_CGP_DATA: return "a data block";
+    case WP_CGP_ARRAY: return "an array";
+    case WP_CGP_DICT: return "a dictionary";
+    }
+    return "?";
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -248,11 +260,11 @@ static bool read_names(struct import *im, const char *name, bool fold, char ***o
             if (s)
                 push(out, n, fold ? lower_dup(s) : wp_strdup(s));
             else
-                error(im, "%s:%d:%d: a name was expected, found a %s", name, v->items[i]->line,
-                      v->items[i]->col, wp_cgp_type_name(v->items[i]->type));
+                error(im, "%s:%d:%d: a name was expected, found %s", name, v->items[i]->line,
+                      v->items[i]->col, a_type(v->items[i]->type));
         }
     } else {
-        error(im, "%s: an array of names was expected, found a %s", name, wp_cgp_type_name(v->type));
+        error(im, "%s: an array of names was expected, found %s", name, a_type(v->type));
     }
     wp_cgp_free(v);
     if (*n > 1)
@@ -312,7 +324,7 @@ static char *mail_to_unknown(struct import *im, const char *domain)
         report(im, "%s: missing; Mail to Unknown of %s taken as Rejected (CommuniGate's default)", file, domain);
         out = wp_strdup("Rejected");
     } else if (v && v->type != WP_CGP_DICT) {
-        error(im, "%s: a dictionary was expected, found a %s", file, wp_cgp_type_name(v->type));
+        error(im, "%s: a dictionary was expected, found %s", file, a_type(v->type));
     } else if (v) {
         const char *mtu = wp_cgp_str(wp_cgp_get_ci(v, "MailToUnknown"));
         const char *addr = wp_cgp_str(wp_cgp_get_ci(v, "MailRerouteAddress"));
@@ -412,7 +424,7 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
         if (!present)
             report(im, "%s: missing; forwarder %s@%s not carried over -> export it again", gf, names[i], d->name);
         else if (v && !target)
-            error(im, "%s: a string was expected, found a %s", gf, wp_cgp_type_name(v->type));
+            error(im, "%s: a string was expected, found %s", gf, a_type(v->type));
         else if (v && (!good_name(names[i]) || !good_target(target)))
             report(im, "%s: forwarder %s@%s -> '%s' not carried over: not an address Waypost can write", gf,
                    names[i], d->name, target);
@@ -492,7 +504,7 @@ static void import_table(struct import *im, FILE *out)
     char *text = NULL;
     if (present) {
         if (v && !wp_cgp_str(v))
-            error(im, "GetRouterTable: a string was expected, found a %s", wp_cgp_type_name(v->type));
+            error(im, "GetRouterTable: a string was expected, found %s", a_type(v->type));
         else if (v)
             text = wp_strdup(v->str);
         char *other = find_file(im, "RouterTable.txt");
@@ -773,7 +785,7 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         put_conf_str(b, v[2]);
         fputc(')', b);
     }
-    fputs(" );\n    action = ( ", b);
+    fputs(wp_cgp_count(conds) ? " );\n    action = ( " : ");\n    action = ( ", b);
     size_t nact = 0;
     for (size_t i = 0; keep && i < wp_cgp_count(acts); i++) {
         const struct wp_cgp *a = acts->items[i];
@@ -876,7 +888,7 @@ static void import_rules(struct import *im, FILE *out)
     if (!v)
         return;
     if (v->type != WP_CGP_ARRAY) {
-        error(im, "%s: an array of rules was expected, found a %s", src, wp_cgp_type_name(v->type));
+        error(im, "%s: an array of rules was expected, found %s", src, a_type(v->type));
         wp_cgp_free(v);
         return;
     }

@@ -77,6 +77,7 @@ START_TEST(datablocks)
     ck_assert_uint_eq(v->len, 5);
     ck_assert(memcmp(v->str, "\x1d\xca\x87\x7c\x72", 5) == 0);
     ck_assert_ptr_null(wp_cgp_str(v));
+    ck_assert_str_eq(wp_cgp_type_name(v->type), "data block");
     wp_cgp_free(v);
     v = P("[ AAEC\r\n AwQ= ]");
     ck_assert_uint_eq(v->len, 5);
