@@ -29,8 +29,9 @@
  * Domains.html "Mail to Unknown" (Rejected, Discarded, Rerouted to,
  * Accepted and Bounced); Router.html for the table (one record a line, ';'
  * comments).  The settings key names MailToUnknown and MailRerouteAddress
- * are as we recall them from CLI output, not read in a Guide page: any
- * case is accepted.
+ * and the Members array of GetGroup are as we recall them from CLI output,
+ * not read in a Guide page: keys are matched in any case, and a GetGroup
+ * answer that is a bare array is taken as the members.
  *
  * Nothing is dropped silently: every item not written into the
  * configuration is a line of IMPORT-REPORT with what to use on the
@@ -452,10 +453,13 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
         char *gg = wp_asprintf("GetGroup.%s@%s", names[i], d->name);
         bool present;
         struct wp_cgp *v = read_cgp(im, gg, &present);
-        const struct wp_cgp *members = wp_cgp_get_ci(v, "Members");
+        /* The group's dictionary with a Members array (as we recall the CLI's
+         * answer); a bare array of members is taken as well. */
+        const struct wp_cgp *members = v && v->type == WP_CGP_ARRAY ? v : wp_cgp_get_ci(v, "Members");
         if (!present) {
             report(im, "%s: missing; group %s@%s not carried over -> export it again", gg, names[i], d->name);
-        } else if (v && (v->type != WP_CGP_DICT || (members && members->type != WP_CGP_ARRAY))) {
+        } else if (v && (v->type == WP_CGP_STRING || v->type == WP_CGP_DATA ||
+                         (members && members->type != WP_CGP_ARRAY))) {
             error(im, "%s: a dictionary with a Members array was expected", gg);
         } else if (v && good_name(names[i])) {
             fprintf(groups, "%s@%s\t", names[i], d->name);
