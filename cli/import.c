@@ -100,10 +100,10 @@ static void report(struct import *im, const char *fmt, ...)
     if (vasprintf(&s, fmt, ap) < 0)
         abort();
     va_end(ap);
-    /* One item, one line: CommuniGate text may hold line breaks. */
+    /* One item, one line, no terminal escapes: names come from the input. */
     for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = *p == '\n' || *p == '\r' || *p == '\t' ? ' ' : '?';
     push(&im->report, &im->nreport, s);
 }
 
@@ -112,10 +112,13 @@ static void error(struct import *im, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("waypost import: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    for (char *p = msg; *p; p++) /* names come from the input */
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
+    fprintf(stderr, "waypost import: %s\n", msg);
     im->errors++;
 }
 

@@ -37,6 +37,9 @@ static void fail(struct reader *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    for (char *p = msg; *p; p++) /* keys quoted in messages come from the input */
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
     if (r->errlen)
         snprintf(r->err, r->errlen, "%d:%d: %s", r->line, r->col, msg);
 }

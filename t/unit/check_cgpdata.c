@@ -148,6 +148,7 @@ START_TEST(malformed)
     ck_assert_str_eq(ERR("{a = b c;}"), "1:8: ';' expected after a dictionary value");
     ck_assert_str_eq(ERR("{a = b; a = c;}"), "1:1: key 'a' appears twice in a dictionary");
     ck_assert_str_eq(ERR("{[AA==] = c;}"), "1:2: unexpected '['");
+    ck_assert_str_eq(ERR("{\"\\027[2J\" = a; \"\\027[2J\" = b;}"), "1:1: key '?[2J' appears twice in a dictionary");
     ck_assert_str_eq(ERR("[AB!]"), "1:4: '!' is not base64 in a data block");
     ck_assert_str_eq(ERR("[AA==A]"), "1:6: data after '=' padding in a data block");
     ck_assert_str_eq(ERR("[A]"), "1:1: bad base64 length in a data block");
