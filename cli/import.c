@@ -793,7 +793,8 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         fputc(')', b);
     }
     fputs(wp_cgp_count(conds) ? " );\n    action = ( " : ");\n    action = ( ", b);
-    size_t nact = 0;
+    size_t nact = 0, dropped = 0;
+    bool takes_away = false; /* a kept action that takes the message from its recipients */
     for (size_t i = 0; keep && i < wp_cgp_count(acts); i++) {
         const struct wp_cgp *a = acts->items[i];
         const char *an = wp_cgp_str(wp_cgp_item(a, 0));
@@ -815,12 +816,14 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
                    j < sizeof(act_instead) / sizeof(act_instead[0])
                        ? act_instead[j].instead
                        : "no Postfix/Dovecot counterpart known to waypost import; rewrite it by hand");
+            dropped++;
             continue;
         }
         if (ap && !*ap && act_names[k].param != 1)
             ap = NULL; /* ("Discard", "") */
         if (act_names[k].param == 1 && (!ap || !*ap)) {
             report(im, "%s: %s: action %s without a parameter not carried over", src, label, an);
+            dropped++;
             continue;
         }
         char *param = ap ? wp_strdup(ap) : NULL;
@@ -837,6 +840,7 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
             if (!ok) {
                 report(im, "%s: %s: action %s \"%s\" not carried over: not a list of addresses", src, label, an, ap);
                 free(param);
+                dropped++;
                 continue;
             }
         } else if (k == 6 && param[0] != '~') {
@@ -844,8 +848,10 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
                        "~account/mailbox only -> Dovecot Sieve fileinto for the account's own mailboxes",
                    src, label, param);
             free(param);
+            dropped++;
             continue;
         }
+        takes_away |= k == 0 || k == 1 || k == 4 || k == 5; /* Reject, Discard, Redirect, Forward */
         fputs(nact++ ? ",\n               (" : "(", b);
         put_conf_str(b, act_names[k].name);
         if (param) {
@@ -860,6 +866,14 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
     if (keep && nact == 0) {
         report(im, "%s: %s not carried over: none of its actions is one Waypost carries out", src, label);
         keep = false;
+    }
+    if (keep && dropped && takes_away && prio != 0) {
+        /* Execute + Discard, say: without the action left out the rule would
+         * only throw away mail that CommuniGate handed to a program. */
+        report(im, "%s: %s written disabled: it discards, rejects or redirects mail, and without the action%s "
+                   "left out it would lose mail CommuniGate handled -> enable it once the replacement is in place",
+               src, label, dropped > 1 ? "s" : "");
+        prio = 0;
     }
     if (keep) {
         fputs((*written)++ ? ",\n  { name = " : "  { name = ", f);

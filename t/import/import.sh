@@ -14,7 +14,7 @@ expect_exit "import of the sample export" 0 "$WAYPOST" import cgp "$SRC" -o "$OU
 for f in waypost.conf router.table IMPORT-REPORT company.dom.passwd domain.dom.passwd legacy.dom.passwd groups.virtual; do
     check "wrote $f" [ -f "$OUT/$f" ]
 done
-expect_output "waypost check accepts it" "OK (main domain company.dom, 5 domains, 19 router records, 6 rules)" \
+expect_output "waypost check accepts it" "OK (main domain company.dom, 5 domains, 19 router records, 5 rules)" \
     "$WAYPOST" -c "$OUT/waypost.conf" check
 
 # Routes: kind address nexthop port mx queue relay_class, as in t/cli/route.sh.
@@ -87,7 +87,10 @@ for want in 'name = "Tag external"; priority = 9;' 'name = "Price list"; priorit
     what="waypost.conf has: $(printf %s "$want" | tr -d '\\')"
     case $conf in *"$want"*) ok "$what" ;; *) not_ok "$what" ;; esac
 done
-case $conf in *'"Run script"'*'("Discard")'*) ok "a rule keeps its actions Waypost carries out" ;; *) not_ok "Run script keeps Discard" ;; esac
+case $conf in *'"Run script"; priority = "disabled";'*'("Discard")'*) ok "a rule that would only discard without its Execute is kept, disabled" ;;
+              *) not_ok "Run script kept disabled with Discard" ;; esac
+case $conf in *'"Tag external"; priority = 9;'*'("Tag Subject", "[EXT]")'*) ok "a rule that only tags stays enabled without Write To Log" ;;
+              *) not_ok "Tag external enabled" ;; esac
 for gone in '"DKIM sign"' '"No executables"' '"Notify FingerNotify"' 'Execute' 'Write To Log'; do
     case $conf in *"$gone"*) not_ok "not in waypost.conf: $gone" ;; *) ok "not in waypost.conf: $gone" ;; esac
 done
@@ -101,7 +104,8 @@ for want in "record 23 'Mailer:<robot>" "action Write To Log \"external mail\" n
             "action ExternalFilter \"dkim-signer\" not carried over -> run the filter as a milter (DKIM signing: opendkim" \
             "rule \"DKIM sign\" not carried over" "action Execute \"[STDIN] /usr/local/bin/report.sh\" not carried over -> run the program as a Postfix content_filter" \
             "rule \"No executables\" not carried over: condition 'Attachment'" "action FingerNotify" \
-            "priority 12 written as 9" "mailing list announce@company.dom not carried over -> a list manager" \
+            "priority 12 written as 9" "rule \"Run script\" written disabled: it discards, rejects or redirects mail" \
+            "mailing list announce@company.dom not carried over -> a list manager" \
             "group staff@company.dom (3 members) not carried over: carried over when Waypost's Router supports groups" \
             "GetDomainSettings.company.dom: settings not carried over: DomainAccessModes, RealName" \
             "ListAccounts.void.dom: missing" "account passwords and settings not carried over" \
