@@ -64,7 +64,8 @@ struct file {
     char *data;
 };
 
-struct export {
+struct export
+{
     struct session s;
     struct file *files;
     size_t nfiles;
@@ -73,7 +74,7 @@ struct export {
 
 static int connect_to(const char *host, const char *port, int timeout)
 {
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
         fprintf(stderr, "waypost export: %s: %s\n", host, gai_strerror(rc));
@@ -85,7 +86,7 @@ static int connect_to(const char *host, const char *port, int timeout)
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0)
             continue;
-        struct timeval tv = { .tv_sec = timeout };
+        struct timeval tv = {.tv_sec = timeout};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
@@ -119,7 +120,8 @@ static char *read_line(struct session *s)
             return line;
         }
         if (s->len >= EXPORT_LINE_MAX) {
-            fprintf(stderr, "waypost export: %s sent a line longer than %u bytes\n", s->host, EXPORT_LINE_MAX);
+            fprintf(stderr, "waypost export: %s sent a line longer than %u bytes\n", s->host,
+                    EXPORT_LINE_MAX);
             return NULL;
         }
         if (s->cap - s->len < 65536) {
@@ -131,7 +133,9 @@ static char *read_line(struct session *s)
             continue;
         if (r <= 0) {
             fprintf(stderr, "waypost export: %s: %s\n", s->host,
-                    r == 0 ? "the connection was closed" : errno == EAGAIN ? "timed out" : strerror(errno));
+                    r == 0            ? "the connection was closed"
+                    : errno == EAGAIN ? "timed out"
+                                      : strerror(errno));
             return NULL;
         }
         s->len += (size_t)r;
@@ -161,7 +165,8 @@ static bool send_line(struct session *s, const char *line)
 static void print_answer(const char *what, const char *line)
 {
     fprintf(stderr, "waypost export: %s: '", what);
-    for (const unsigned char *p = (const unsigned char *)line; *p && p - (const unsigned char *)line < 200; p++)
+    for (const unsigned char *p = (const unsigned char *)line; *p && p - (const unsigned char *)line < 200;
+         p++)
         fputc(*p >= ' ' && *p < 0x7f ? *p : '?', stderr);
     fputs("'\n", stderr);
 }
@@ -293,7 +298,7 @@ static bool export_domain(struct export *ex, const char *d)
     if (!fetch(ex, "GetDomainSettings", d, false, NULL) || !fetch(ex, "GetDomainAliases", d, false, NULL) ||
         !fetch(ex, "ListAccounts", d, false, NULL) || !fetch(ex, "ListLists", d, false, NULL))
         return false;
-    static const char *const lists[][2] = { { "ListForwarders", "GetForwarder" }, { "ListGroups", "GetGroup" } };
+    static const char *const lists[][2] = {{"ListForwarders", "GetForwarder"}, {"ListGroups", "GetGroup"}};
     for (size_t k = 0; k < 2; k++) {
         struct wp_cgp *v;
         if (!fetch(ex, lists[k][0], d, false, &v))
@@ -370,10 +375,13 @@ static void usage(FILE *out)
 int wp_export_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "host", required_argument, NULL, 'H' },     { "port", required_argument, NULL, 'p' },
-        { "user", required_argument, NULL, 'u' },     { "password-file", required_argument, NULL, 'P' },
-        { "force", no_argument, NULL, 'f' },          { "timeout", required_argument, NULL, 't' },
-        { NULL, 0, NULL, 0 },
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"user", required_argument, NULL, 'u'},
+        {"password-file", required_argument, NULL, 'P'},
+        {"force", no_argument, NULL, 'f'},
+        {"timeout", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
     };
     const char *host = NULL, *port = "106", *user = NULL, *pwfile = NULL, *outdir = NULL;
     bool force = false;
@@ -420,7 +428,7 @@ int wp_export_main(int argc, char **argv)
     }
     password[strcspn(password, "\r\n")] = '\0';
 
-    struct export ex = { .s = { .fd = -1, .host = host } };
+    struct export ex = {.s = {.fd = -1, .host = host}};
     int rc = 1;
     ex.s.fd = connect_to(host, port, timeout);
     if (ex.s.fd < 0)
@@ -465,7 +473,8 @@ int wp_export_main(int argc, char **argv)
 
     struct wp_cgp *domains = NULL;
     if (!fetch(&ex, "MainDomainName", NULL, true, NULL) || !fetch(&ex, "ListDomains", NULL, true, &domains) ||
-        !fetch(&ex, "GetRouterTable", NULL, false, NULL) || !fetch(&ex, "GetServerMailRules", NULL, false, NULL))
+        !fetch(&ex, "GetRouterTable", NULL, false, NULL) ||
+        !fetch(&ex, "GetServerMailRules", NULL, false, NULL))
         goto fail;
     if (domains->type != WP_CGP_ARRAY) {
         fprintf(stderr, "waypost export: ListDomains: an array was expected\n");

@@ -325,7 +325,8 @@ static char *mail_to_unknown(struct import *im, const char *domain)
     struct wp_cgp *v = read_cgp(im, file, &present);
     char *out = NULL;
     if (!present) {
-        report(im, "%s: missing; Mail to Unknown of %s taken as Rejected (CommuniGate's default)", file, domain);
+        report(im, "%s: missing; Mail to Unknown of %s taken as Rejected (CommuniGate's default)", file,
+               domain);
         out = wp_strdup("Rejected");
     } else if (v && v->type != WP_CGP_DICT) {
         error(im, "%s: a dictionary was expected, found %s", file, a_type(v->type));
@@ -359,7 +360,8 @@ static char *mail_to_unknown(struct import *im, const char *domain)
                 out = wp_asprintf("Rerouted to %s", pat);
             }
         } else {
-            error(im, "%s: MailToUnknown '%.80s' is none of Rejected, Discarded, Rerouted, Accepted and Bounced",
+            error(im,
+                  "%s: MailToUnknown '%.80s' is none of Rejected, Discarded, Rerouted, Accepted and Bounced",
                   file, mtu);
         }
         /* Everything else of the domain's settings is CommuniGate's own. */
@@ -374,8 +376,10 @@ static char *mail_to_unknown(struct import *im, const char *domain)
         }
         fclose(f);
         if (nrest)
-            report(im, "%s: settings not carried over: %s -> no Waypost equivalent; set them on the "
-                       "Postfix/Dovecot side where they matter", file, rest);
+            report(im,
+                   "%s: settings not carried over: %s -> no Waypost equivalent; set them on the "
+                   "Postfix/Dovecot side where they matter",
+                   file, rest);
         free(rest);
     }
     wp_cgp_free(v);
@@ -426,7 +430,8 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
         struct wp_cgp *v = read_cgp(im, gf, &present);
         const char *target = wp_cgp_str(v);
         if (!present)
-            report(im, "%s: missing; forwarder %s@%s not carried over -> export it again", gf, names[i], d->name);
+            report(im, "%s: missing; forwarder %s@%s not carried over -> export it again", gf, names[i],
+                   d->name);
         else if (v && !target)
             error(im, "%s: a string was expected, found %s", gf, a_type(v->type));
         else if (v && (!good_name(names[i]) || !good_target(target)))
@@ -434,8 +439,9 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
                    names[i], d->name, target);
         else if (v) {
             /* A name without a domain is in the main domain (Router.html). */
-            char *rec = wp_asprintf("Relay:<%s@%s> = %s%s%s", names[i], d->name, target,
-                                    strchr(target, '@') ? "" : "@", strchr(target, '@') ? "" : im->main_domain);
+            char *rec =
+                wp_asprintf("Relay:<%s@%s> = %s%s%s", names[i], d->name, target,
+                            strchr(target, '@') ? "" : "@", strchr(target, '@') ? "" : im->main_domain);
             char why[256];
             if (record_ok(rec, im->main_domain, why, sizeof(why)))
                 fprintf(table_fwd, "%s\n", rec);
@@ -470,18 +476,21 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
             for (size_t k = 0; k < wp_cgp_count(members); k++) {
                 const char *m = wp_cgp_str(wp_cgp_item(members, k));
                 if (!m || !good_target(m)) {
-                    report(im, "%s: member %zu of group %s@%s not written: not an address", gg, k + 1, names[i],
-                           d->name);
+                    report(im, "%s: member %zu of group %s@%s not written: not an address", gg, k + 1,
+                           names[i], d->name);
                     continue;
                 }
                 fprintf(groups, "%s%s%s%s", nm++ ? ", " : "", m, strchr(m, '@') ? "" : "@",
                         strchr(m, '@') ? "" : d->name);
             }
             fputc('\n', groups);
-            report(im, "%s: group %s@%s (%zu members) not carried over: carried over when Waypost's Router "
-                       "supports groups -> until then the line in groups.virtual, a Postfix virtual(5) map: list it "
-                       "before Waypost's map in virtual_alias_maps and in relay_recipient_maps (postmap groups.virtual)",
-                   gg, names[i], d->name, nm);
+            report(
+                im,
+                "%s: group %s@%s (%zu members) not carried over: carried over when Waypost's Router "
+                "supports groups -> until then the line in groups.virtual, a Postfix virtual(5) map: list it "
+                "before Waypost's map in virtual_alias_maps and in relay_recipient_maps (postmap "
+                "groups.virtual)",
+                gg, names[i], d->name, nm);
         } else if (v) {
             report(im, "%s: group '%s' not carried over: not a name Waypost can write", gg, names[i]);
         }
@@ -494,8 +503,9 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
     file = wp_asprintf("ListLists.%s", d->name);
     read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++)
-        report(im, "%s: mailing list %s@%s not carried over -> a list manager (Mailman, Sympa, mlmmj) with its "
-                   "Postfix transport; export the subscribers with CommuniGate's ReadSubscribers",
+        report(im,
+               "%s: mailing list %s@%s not carried over -> a list manager (Mailman, Sympa, mlmmj) with its "
+               "Postfix transport; export the subscribers with CommuniGate's ReadSubscribers",
                file, names[i], d->name);
     free_strv(names, n);
     free(file);
@@ -532,13 +542,16 @@ static void import_table(struct import *im, FILE *out)
                 error(im, "%s: holds a zero byte", path), free(text), text = NULL;
             free(path);
         } else {
-            report(im, "GetRouterTable: missing (and no RouterTable.txt); router.table holds the forwarders only");
+            report(
+                im,
+                "GetRouterTable: missing (and no RouterTable.txt); router.table holds the forwarders only");
         }
     }
     wp_cgp_free(v);
-    fprintf(out, "; Router table imported from CommuniGate Pro (%s) by waypost import cgp.\n"
-                 "; Grammar: waypost-router(5).  Records Waypost cannot read are kept as comments\n"
-                 "; and listed in IMPORT-REPORT.\n",
+    fprintf(out,
+            "; Router table imported from CommuniGate Pro (%s) by waypost import cgp.\n"
+            "; Grammar: waypost-router(5).  Records Waypost cannot read are kept as comments\n"
+            "; and listed in IMPORT-REPORT.\n",
             src);
     if (!text)
         return;
@@ -568,8 +581,9 @@ static void import_table(struct import *im, FILE *out)
             fprintf(out, "%s\n", p);
         } else {
             fprintf(out, "; not imported (%s): %s\n", why, p);
-            report(im, "%s: record %d '%s' not carried over: %s -> rewrite it in waypost-router(5) form or as a "
-                       "Postfix map entry",
+            report(im,
+                   "%s: record %d '%s' not carried over: %s -> rewrite it in waypost-router(5) form or as a "
+                   "Postfix map entry",
                    src, lineno, p, why);
         }
         line = nl && nl[1] ? nl + 1 : NULL; /* a last line break ends the last record */
@@ -582,20 +596,37 @@ static void import_table(struct import *im, FILE *out)
 /* The conditions Waypost's rules read (waypost.conf(5), RULES), spelled as
  * CommuniGate spells them. */
 static const char *const cond_names[] = {
-    "From", "Sender", "Return-Path", "To", "Cc", "Reply-To", "Any To or Cc", "Each To or Cc",
-    "Any Recipient", "Each Recipient", "Any Route", "Each Route", "Submit Address", "Source",
-    "Subject", "Header Field", "Message Size", "Human Generated", "Current Date", "Current Day",
+    "From",
+    "Sender",
+    "Return-Path",
+    "To",
+    "Cc",
+    "Reply-To",
+    "Any To or Cc",
+    "Each To or Cc",
+    "Any Recipient",
+    "Each Recipient",
+    "Any Route",
+    "Each Route",
+    "Submit Address",
+    "Source",
+    "Subject",
+    "Header Field",
+    "Message Size",
+    "Human Generated",
+    "Current Date",
+    "Current Day",
     "Current Time",
 };
-static const char *const op_names[] = { "is", "is not", "in", "not in", "greater than", "less than" };
+static const char *const op_names[] = {"is", "is not", "in", "not in", "greater than", "less than"};
 /* Actions Waypost carries out; the number says whether a parameter is taken. */
 static const struct {
     const char *name;
     int param; /* 0 none, 1 required, 2 optional */
 } act_names[] = {
-    { "Reject with", 2 }, { "Discard", 0 },  { "Stop Processing", 0 }, { "Mirror to", 1 },
-    { "Redirect to", 1 }, { "Forward to", 1 }, { "Store in", 1 },      { "Add Header", 1 },
-    { "Tag Subject", 1 }, { "Reply with", 1 }, { "Reply to All with", 1 },
+    {"Reject with", 2}, {"Discard", 0},    {"Stop Processing", 0},   {"Mirror to", 1},
+    {"Redirect to", 1}, {"Forward to", 1}, {"Store in", 1},          {"Add Header", 1},
+    {"Tag Subject", 1}, {"Reply with", 1}, {"Reply to All with", 1},
 };
 /* CommuniGate actions Waypost does not carry out, and what does the job
  * on the Postfix/Dovecot side.  Matched without case, spaces ignored. */
@@ -603,19 +634,19 @@ static const struct {
     const char *name;
     const char *instead;
 } act_instead[] = {
-    { "Execute", "run the program as a Postfix content_filter or pipe(8) transport" },
-    { "ExternalFilter", "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and "
-                        "non_smtpd_milters)" },
-    { "FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients" },
-    { "Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered" },
-    { "React with", "Dovecot Sieve vacation or reject" },
-    { "Send Notification", "Dovecot Sieve enotify" },
-    { "Write To Log", "Postfix header_checks with WARN" },
-    { "Store Encrypted in", "Dovecot's mail-crypt plugin" },
-    { "Copy attachments into", "none in Postfix/Dovecot; a content_filter" },
-    { "Accept Request", "none: a Signal (SIP) rule action" },
-    { "Redirect Request", "none: a Signal (SIP) rule action" },
-    { "Fork Request", "none: a Signal (SIP) rule action" },
+    {"Execute", "run the program as a Postfix content_filter or pipe(8) transport"},
+    {"ExternalFilter", "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and "
+                       "non_smtpd_milters)"},
+    {"FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients"},
+    {"Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered"},
+    {"React with", "Dovecot Sieve vacation or reject"},
+    {"Send Notification", "Dovecot Sieve enotify"},
+    {"Write To Log", "Postfix header_checks with WARN"},
+    {"Store Encrypted in", "Dovecot's mail-crypt plugin"},
+    {"Copy attachments into", "none in Postfix/Dovecot; a content_filter"},
+    {"Accept Request", "none: a Signal (SIP) rule action"},
+    {"Redirect Request", "none: a Signal (SIP) rule action"},
+    {"Fork Request", "none: a Signal (SIP) rule action"},
 };
 
 static bool eq_nospace(const char *a, const char *b)
@@ -684,7 +715,8 @@ static char *qualify_list(const char *list, const char *main_domain, bool *ok)
             char *a = wp_strndup(p, (size_t)(t - p));
             if (!good_target(a))
                 *ok = false;
-            fprintf(f, "%s%s%s%s", n++ ? "," : "", a, strchr(a, '@') ? "" : "@", strchr(a, '@') ? "" : main_domain);
+            fprintf(f, "%s%s%s%s", n++ ? "," : "", a, strchr(a, '@') ? "" : "@",
+                    strchr(a, '@') ? "" : main_domain);
             free(a);
         }
         p = e;
@@ -732,11 +764,12 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
     fputs("    data = ( ", b);
     for (size_t i = 0; keep && i < wp_cgp_count(conds); i++) {
         const struct wp_cgp *c = conds->items[i];
-        const char *v[3] = { NULL, NULL, NULL };
+        const char *v[3] = {NULL, NULL, NULL};
         for (size_t k = 0; k < 3 && k < wp_cgp_count(c); k++)
             v[k] = wp_cgp_str(c->items[k]);
         if (!v[0] || wp_cgp_count(c) > 3) {
-            error(im, "%s:%d:%d: %s: a condition is (name, operation, parameter)", src, c->line, c->col, label);
+            error(im, "%s:%d:%d: %s: a condition is (name, operation, parameter)", src, c->line, c->col,
+                  label);
             keep = false;
             break;
         }
@@ -744,8 +777,9 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         while (k < sizeof(cond_names) / sizeof(cond_names[0]) && !wp_strieq(v[0], cond_names[k]))
             k++;
         if (k == sizeof(cond_names) / sizeof(cond_names[0])) {
-            report(im, "%s: %s not carried over: condition '%s' is not one Waypost checks -> rewrite the rule "
-                       "with Waypost's conditions (waypost.conf(5)) or as a Dovecot Sieve script",
+            report(im,
+                   "%s: %s not carried over: condition '%s' is not one Waypost checks -> rewrite the rule "
+                   "with Waypost's conditions (waypost.conf(5)) or as a Dovecot Sieve script",
                    src, label, v[0]);
             keep = false;
             break;
@@ -763,8 +797,9 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         while (v[1] && o < 6 && !wp_strieq(v[1], op_names[o]))
             o++;
         if (!v[1] || o == 6 || !v[2]) {
-            report(im, "%s: %s not carried over: condition %s has operation '%s' -> is, is not, in, not in, "
-                       "greater than, less than",
+            report(im,
+                   "%s: %s not carried over: condition %s has operation '%s' -> is, is not, in, not in, "
+                   "greater than, less than",
                    src, label, cond_names[k], v[1] ? v[1] : "(none)");
             keep = false;
             break;
@@ -774,13 +809,14 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
             bool known = true;
             char *dup = wp_strdup(v[2]);
             for (char *save = NULL, *t = strtok_r(dup, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
-                if (!wp_strieq(t, "authenticated") && !wp_strieq(t, "trusted") && !wp_strieq(t, "untrusted") &&
-                    strchr(t, '*') == NULL)
+                if (!wp_strieq(t, "authenticated") && !wp_strieq(t, "trusted") &&
+                    !wp_strieq(t, "untrusted") && strchr(t, '*') == NULL)
                     known = false;
             free(dup);
             if (!known) {
-                report(im, "%s: %s not carried over: Source '%s' -> Waypost knows authenticated, trusted and "
-                           "untrusted; blacklisted sources: Postfix postscreen or smtpd restrictions",
+                report(im,
+                       "%s: %s not carried over: Source '%s' -> Waypost knows authenticated, trusted and "
+                       "untrusted; blacklisted sources: Postfix postscreen or smtpd restrictions",
                        src, label, v[2]);
                 keep = false;
                 break;
@@ -838,14 +874,16 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
             free(param);
             param = q;
             if (!ok) {
-                report(im, "%s: %s: action %s \"%s\" not carried over: not a list of addresses", src, label, an, ap);
+                report(im, "%s: %s: action %s \"%s\" not carried over: not a list of addresses", src, label,
+                       an, ap);
                 free(param);
                 dropped++;
                 continue;
             }
         } else if (k == 6 && param[0] != '~') {
-            report(im, "%s: %s: action Store in \"%s\" not carried over: a Server-wide rule stores into "
-                       "~account/mailbox only -> Dovecot Sieve fileinto for the account's own mailboxes",
+            report(im,
+                   "%s: %s: action Store in \"%s\" not carried over: a Server-wide rule stores into "
+                   "~account/mailbox only -> Dovecot Sieve fileinto for the account's own mailboxes",
                    src, label, param);
             free(param);
             dropped++;
@@ -870,9 +908,11 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
     if (keep && dropped && takes_away && prio != 0) {
         /* Execute + Discard, say: without the action left out the rule would
          * only throw away mail that CommuniGate handed to a program. */
-        report(im, "%s: %s written disabled: it discards, rejects or redirects mail, and without the action%s "
-                   "left out it would lose mail CommuniGate handled -> enable it once the replacement is in place",
-               src, label, dropped > 1 ? "s" : "");
+        report(
+            im,
+            "%s: %s written disabled: it discards, rejects or redirects mail, and without the action%s "
+            "left out it would lose mail CommuniGate handled -> enable it once the replacement is in place",
+            src, label, dropped > 1 ? "s" : "");
         prio = 0;
     }
     if (keep) {
@@ -913,8 +953,9 @@ static void import_rules(struct import *im, FILE *out)
         wp_cgp_free(v);
         return;
     }
-    fprintf(out, "\n# Server-wide Rules imported from CommuniGate Pro (%s), in its order;\n"
-                 "# priority 9 runs first (waypost.conf(5), RULES).\nrules = (\n",
+    fprintf(out,
+            "\n# Server-wide Rules imported from CommuniGate Pro (%s), in its order;\n"
+            "# priority 9 runs first (waypost.conf(5), RULES).\nrules = (\n",
             src);
     size_t written = 0;
     for (size_t i = 0; i < v->n; i++)
@@ -1006,7 +1047,7 @@ static void usage(FILE *out)
 
 int wp_import_main(int argc, char **argv)
 {
-    struct import im = { 0 };
+    struct import im = {0};
     const char *outdir = NULL;
     bool force = false;
     if (argc < 2 || strcmp(argv[1], "cgp") != 0) {
@@ -1118,13 +1159,14 @@ int wp_import_main(int argc, char **argv)
                 char *text = NULL;
                 size_t len = 0;
                 FILE *f = open_memstream(&text, &len);
-                fprintf(f, "# Accounts of %s imported from CommuniGate Pro (ListAccounts.%s).\n"
-                           "# Dovecot passwd-file; passwords are not in CommuniGate's CLI answers.\n",
+                fprintf(f,
+                        "# Accounts of %s imported from CommuniGate Pro (ListAccounts.%s).\n"
+                        "# Dovecot passwd-file; passwords are not in CommuniGate's CLI answers.\n",
                         d->name, d->name);
                 for (size_t k = 0; k < d->naccounts; k++)
                     fprintf(f, "%s@%s::::::\n", d->accounts[k], d->name);
                 fclose(f);
-                files[nfiles++] = (struct outfile){ pw, text, len };
+                files[nfiles++] = (struct outfile){pw, text, len};
             }
             if (d->mail_to_unknown) {
                 fputs("\n      mail_to_unknown = ", fconf);
@@ -1139,28 +1181,33 @@ int wp_import_main(int argc, char **argv)
         for (size_t i = 0; i < ndoms; i++)
             any_accounts |= doms[i].naccounts > 0;
         if (any_accounts)
-            report(&im, "ListAccounts: account passwords and settings not carried over (the CLI does not give "
-                        "them) -> set passwords in the *.passwd files or Dovecot's userdb; copy the mail with "
-                        "imapsync or doveadm backup");
+            report(&im,
+                   "ListAccounts: account passwords and settings not carried over (the CLI does not give "
+                   "them) -> set passwords in the *.passwd files or Dovecot's userdb; copy the mail with "
+                   "imapsync or doveadm backup");
     }
     if (ffwd)
         fclose(ffwd);
     fclose(fgroups);
     if (groupslen) {
-        char *text = wp_asprintf("# Groups imported from CommuniGate Pro (GetGroup), a Postfix virtual(5) map\n"
-                                 "# until Waypost's Router carries groups; see IMPORT-REPORT.\n%s",
-                                 groups);
-        files[nfiles++] = (struct outfile){ wp_strdup("groups.virtual"), text, strlen(text) };
+        char *text =
+            wp_asprintf("# Groups imported from CommuniGate Pro (GetGroup), a Postfix virtual(5) map\n"
+                        "# until Waypost's Router carries groups; see IMPORT-REPORT.\n%s",
+                        groups);
+        files[nfiles++] = (struct outfile){wp_strdup("groups.virtual"), text, strlen(text)};
     }
     free(groups);
     report_unread(&im);
     /* Settings outside the files read, which every CommuniGate server has. */
-    report(&im, "Client IP Addresses, SMTP, POP/IMAP and other module settings: not in the files read -> "
-                "router.trusted_networks (waypost.conf(5)), Postfix mynetworks and main.cf, Dovecot's configuration");
+    report(
+        &im,
+        "Client IP Addresses, SMTP, POP/IMAP and other module settings: not in the files read -> "
+        "router.trusted_networks (waypost.conf(5)), Postfix mynetworks and main.cf, Dovecot's configuration");
 
     int rc = 0;
     if (im.errors) {
-        fprintf(stderr, "waypost import: %d error%s; nothing written\n", im.errors, im.errors == 1 ? "" : "s");
+        fprintf(stderr, "waypost import: %d error%s; nothing written\n", im.errors,
+                im.errors == 1 ? "" : "s");
         rc = 1;
         fclose(fconf);
         fclose(ftable);
@@ -1174,9 +1221,9 @@ int wp_import_main(int argc, char **argv)
         for (size_t i = 0; i < im.nreport; i++)
             fprintf(frep, "%s\n", im.report[i]);
         fclose(frep);
-        files[nfiles++] = (struct outfile){ wp_strdup("waypost.conf"), conf, conflen };
-        files[nfiles++] = (struct outfile){ wp_strdup("router.table"), table, tablelen };
-        files[nfiles++] = (struct outfile){ wp_strdup("IMPORT-REPORT"), rep, replen };
+        files[nfiles++] = (struct outfile){wp_strdup("waypost.conf"), conf, conflen};
+        files[nfiles++] = (struct outfile){wp_strdup("router.table"), table, tablelen};
+        files[nfiles++] = (struct outfile){wp_strdup("IMPORT-REPORT"), rep, replen};
         conf = table = rep = NULL;
         rc = write_files(outdir, files, nfiles, force);
         if (rc == 0)

@@ -99,7 +99,7 @@ static struct wp_cgp *parse_quoted(struct reader *r)
 {
     int line = r->line, col = r->col;
     advance(r); /* the opening quote */
-    struct buf b = { NULL, 0, 0 };
+    struct buf b = {NULL, 0, 0};
     buf_put(&b, 'x');
     b.len = 0;
     b.s[0] = '\0';
@@ -122,11 +122,27 @@ static struct wp_cgp *parse_quoted(struct reader *r)
                 continue; /* reported as unterminated above */
             char e = *r->p;
             switch (e) {
-            case '"': case '\\': buf_put(&b, e); advance(r); break;
-            case 'r': buf_put(&b, '\r'); advance(r); break;
-            case 'n': buf_put(&b, '\n'); advance(r); break;
-            case 'e': buf_put(&b, '\n'); advance(r); break;
-            case 't': buf_put(&b, '\t'); advance(r); break;
+            case '"':
+            case '\\':
+                buf_put(&b, e);
+                advance(r);
+                break;
+            case 'r':
+                buf_put(&b, '\r');
+                advance(r);
+                break;
+            case 'n':
+                buf_put(&b, '\n');
+                advance(r);
+                break;
+            case 'e':
+                buf_put(&b, '\n');
+                advance(r);
+                break;
+            case 't':
+                buf_put(&b, '\t');
+                advance(r);
+                break;
             default:
                 if (e >= '0' && e <= '9') {
                     int v = 0, k = 0;
@@ -213,7 +229,7 @@ static struct wp_cgp *parse_data(struct reader *r)
 {
     int line = r->line, col = r->col;
     advance(r); /* [ */
-    struct buf b = { NULL, 0, 0 };
+    struct buf b = {NULL, 0, 0};
     buf_put(&b, 'x');
     b.len = 0;
     b.s[0] = '\0';
@@ -428,7 +444,7 @@ static struct wp_cgp *parse_value(struct reader *r, int depth)
 
 struct wp_cgp *wp_cgp_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-    struct reader r = { text, text + len, 1, 1, 0, err, errlen, false };
+    struct reader r = {text, text + len, 1, 1, 0, err, errlen, false};
     if (errlen)
         err[0] = '\0';
     struct wp_cgp *v = parse_value(&r, 0);

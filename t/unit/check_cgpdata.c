@@ -104,7 +104,8 @@ START_TEST(arrays_and_dictionaries)
     ck_assert_int_eq(v->type, WP_CGP_ARRAY);
     ck_assert_uint_eq(wp_cgp_count(v), 0);
     wp_cgp_free(v);
-    v = P("{\n Key1 = (Elem1,Elem2) ;\n Key2 = { Sub1 = \"XXX 1\";\nSub2=X245; };\n \"Third Key\"=\"Element 3\"; }");
+    v = P("{\n Key1 = (Elem1,Elem2) ;\n Key2 = { Sub1 = \"XXX 1\";\nSub2=X245; };\n \"Third Key\"=\"Element "
+          "3\"; }");
     ck_assert_int_eq(v->type, WP_CGP_DICT);
     ck_assert_uint_eq(v->n, 3);
     ck_assert_uint_eq(wp_cgp_count(wp_cgp_get(v, "Key1")), 2);
@@ -122,7 +123,8 @@ START_TEST(arrays_and_dictionaries)
     ck_assert_str_eq(wp_cgp_str(wp_cgp_get(v, "a")), "b");
     wp_cgp_free(v);
     /* A rule as GetServerMailRules returns it. */
-    v = P("((5, \"Copy\", ((From, in, \"*@domain1.dom,*@domain2.dom\")), ((\"Store in\", \"~security/outgoing\"))))");
+    v = P("((5, \"Copy\", ((From, in, \"*@domain1.dom,*@domain2.dom\")), ((\"Store in\", "
+          "\"~security/outgoing\"))))");
     const struct wp_cgp *rule = wp_cgp_item(v, 0);
     ck_assert_str_eq(wp_cgp_str(wp_cgp_item(rule, 0)), "5");
     ck_assert_str_eq(wp_cgp_str(wp_cgp_item(wp_cgp_item(wp_cgp_item(rule, 3), 0), 0)), "Store in");
@@ -148,7 +150,8 @@ START_TEST(malformed)
     ck_assert_str_eq(ERR("{a = b c;}"), "1:8: ';' expected after a dictionary value");
     ck_assert_str_eq(ERR("{a = b; a = c;}"), "1:1: key 'a' appears twice in a dictionary");
     ck_assert_str_eq(ERR("{[AA==] = c;}"), "1:2: unexpected '['");
-    ck_assert_str_eq(ERR("{\"\\027[2J\" = a; \"\\027[2J\" = b;}"), "1:1: key '?[2J' appears twice in a dictionary");
+    ck_assert_str_eq(ERR("{\"\\027[2J\" = a; \"\\027[2J\" = b;}"),
+                     "1:1: key '?[2J' appears twice in a dictionary");
     ck_assert_str_eq(ERR("[AB!]"), "1:4: '!' is not base64 in a data block");
     ck_assert_str_eq(ERR("[AA==A]"), "1:6: data after '=' padding in a data block");
     ck_assert_str_eq(ERR("[A]"), "1:1: bad base64 length in a data block");
