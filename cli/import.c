@@ -425,6 +425,10 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
     file = wp_asprintf("ListForwarders.%s", d->name);
     read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++) {
+        if (!good_name(names[i])) { /* it names a file: never a '/' */
+            report(im, "%s: forwarder '%s' not carried over: not a name Waypost can write", file, names[i]);
+            continue;
+        }
         char *gf = wp_asprintf("GetForwarder.%s@%s", names[i], d->name);
         bool present;
         struct wp_cgp *v = read_cgp(im, gf, &present);
@@ -434,7 +438,7 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
                    d->name);
         else if (v && !target)
             error(im, "%s: a string was expected, found %s", gf, a_type(v->type));
-        else if (v && (!good_name(names[i]) || !good_target(target)))
+        else if (v && !good_target(target))
             report(im, "%s: forwarder %s@%s -> '%s' not carried over: not an address Waypost can write", gf,
                    names[i], d->name, target);
         else if (v) {
@@ -459,6 +463,10 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
     file = wp_asprintf("ListGroups.%s", d->name);
     read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++) {
+        if (!good_name(names[i])) { /* it names a file: never a '/' */
+            report(im, "%s: group '%s' not carried over: not a name Waypost can write", file, names[i]);
+            continue;
+        }
         char *gg = wp_asprintf("GetGroup.%s@%s", names[i], d->name);
         bool present;
         struct wp_cgp *v = read_cgp(im, gg, &present);
@@ -470,7 +478,7 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
         } else if (v && (v->type == WP_CGP_STRING || v->type == WP_CGP_DATA ||
                          (members && members->type != WP_CGP_ARRAY))) {
             error(im, "%s: a dictionary with a Members array was expected", gg);
-        } else if (v && good_name(names[i])) {
+        } else if (v) {
             fprintf(groups, "%s@%s\t", names[i], d->name);
             size_t nm = 0;
             for (size_t k = 0; k < wp_cgp_count(members); k++) {
@@ -491,8 +499,6 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
                 "before Waypost's map in virtual_alias_maps and in relay_recipient_maps (postmap "
                 "groups.virtual)",
                 gg, names[i], d->name, nm);
-        } else if (v) {
-            report(im, "%s: group '%s' not carried over: not a name Waypost can write", gg, names[i]);
         }
         wp_cgp_free(v);
         free(gg);
@@ -1017,6 +1023,8 @@ static void report_unread(struct import *im)
 {
     char **names = NULL;
     size_t n = 0;
+    if (im->nused > 1)
+        qsort(im->used, im->nused, sizeof(char *), cmp_str);
     for (size_t i = 0; i < im->nsources; i++) {
         DIR *d = opendir(im->sources[i]);
         if (!d)
@@ -1024,10 +1032,8 @@ static void report_unread(struct import *im)
         for (struct dirent *e; (e = readdir(d));) {
             if (e->d_name[0] == '.')
                 continue;
-            bool used = false;
-            for (size_t k = 0; k < im->nused && !used; k++)
-                used = strcmp(im->used[k], e->d_name) == 0;
-            if (!used)
+            const char *key = e->d_name;
+            if (!bsearch(&key, im->used, im->nused, sizeof(char *), cmp_str))
                 push(&names, &n, wp_strdup(e->d_name));
         }
         closedir(d);

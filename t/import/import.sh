@@ -151,15 +151,18 @@ echo 'x.dom' > "$dir/evil/MainDomainName"
 printf '(x.dom, "../../etc", "a\\"b.dom")\n' > "$dir/evil/ListDomains"
 printf '{"bad/name" = macnt; ok = macnt;}\n' > "$dir/evil/ListAccounts.x.dom"
 printf '{MailToUnknown = Rerouted; MailRerouteAddress = "*@x\\"; y";}\n' > "$dir/evil/GetDomainSettings.x.dom"
+printf '("../../../etc/passwd", ok)\n' > "$dir/evil/ListForwarders.x.dom"
+printf '"ok@else.dom"\n' > "$dir/evil/GetForwarder.ok@x.dom"
 expect_output "a reroute address that is not one is an error" "the address is not one Waypost can write" \
     "$WAYPOST" import cgp "$dir/evil" -o "$dir/evilout"
 printf '{MailToUnknown = Rejected;}\n' > "$dir/evil/GetDomainSettings.x.dom"
 expect_exit "hostile names: import goes on" 0 "$WAYPOST" import cgp "$dir/evil" -o "$dir/evilout"
 report=$(cat "$dir/evilout/IMPORT-REPORT")
-for want in "domain '../../etc' not carried over" "domain 'a\"b.dom' not carried over" "account 'bad/name' not carried over"; do
+for want in "domain '../../etc' not carried over" "domain 'a\"b.dom' not carried over" "account 'bad/name' not carried over" \
+            "forwarder '../../../etc/passwd' not carried over"; do
     case $report in *"$want"*) ok "report: $want" ;; *) not_ok "report: $want" ;; esac
 done
-expect_output "and the result passes check" "OK (main domain x.dom, 1 domains" "$WAYPOST" -c "$dir/evilout/waypost.conf" check
+expect_output "and the result passes check" "OK (main domain x.dom, 1 domains, 1 router records" "$WAYPOST" -c "$dir/evilout/waypost.conf" check
 
 expect_exit "usage: no -o" 2 "$WAYPOST" import cgp "$SRC"
 expect_exit "usage: not cgp" 2 "$WAYPOST" import exchange "$SRC" -o "$dir/x"
