@@ -11,6 +11,10 @@
  *                                            show which rules fire and what they would do
  *   waypost [-c FILE] dovecot [--acl]        print the Dovecot fragment (shared mailboxes)
  *                                            or the administrators' global ACL file
+ *   waypost import cgp SOURCE... -o DIR [--force]
+ *                                            a configuration from CommuniGate Pro's data
+ *   waypost export cgp --host H [--port P] --user U --password-file F -o DIR [--force]
+ *                                            that data, fetched over CommuniGate's CLI
  *
  * Exit codes: 0 success, 1 configuration errors, 2 usage errors.
  */
@@ -26,6 +30,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli/export.h"
+#include "cli/import.h"
 #include "imap/dovecot.h"
 #include "lib/json.h"
 #include "milter/reply.h"
@@ -49,6 +55,8 @@ static void usage(FILE *out)
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
           "       waypost [-c FILE] dovecot [--acl]\n"
           "       waypost [-c FILE] odmr list\n"
+          "       waypost import cgp SOURCE... -o DIR [--force]\n"
+          "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR [--force]\n"
           "       waypost --version\n"
           "default FILE: " DEFAULT_CONFIG "\n",
           out);
@@ -703,6 +711,10 @@ int main(int argc, char **argv)
         return cmd_postconf(path, argc - i, argv + i);
     if (strcmp(argv[i], "dovecot") == 0)
         return cmd_dovecot(path, argc - i, argv + i);
+    if (strcmp(argv[i], "import") == 0)
+        return wp_import_main(argc - i, argv + i);
+    if (strcmp(argv[i], "export") == 0)
+        return wp_export_main(argc - i, argv + i);
     if (strcmp(argv[i], "odmr") == 0 && i + 2 == argc && strcmp(argv[i + 1], "list") == 0)
         return cmd_odmr_list(path);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);
