@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "milter/reply.h"
 #include "lib/util.h"
+#include "odmr/settings.h"
 
 #define DSN_HEADERS_MAX 65536 /* bytes of the original header block we quote */
 
@@ -166,11 +167,11 @@ bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const stru
     }
     struct wp_reply_message rm;
     memset(&rm, 0, sizeof(rm));
-    rm.text = wp_dsn_text(hostname, m, which, why, s->odmr.expire);
+    rm.text = wp_dsn_text(hostname, m, which, why, wp_odmr_conf(s)->expire);
     rm.rcpts = wp_calloc(1, sizeof(char *));
     rm.rcpts[0] = wp_strdup(m->sender);
     rm.nrcpts = 1;
-    bool ok = wp_reply_send(s->odmr.dsn_via, &rm, err, errlen);
+    bool ok = wp_reply_send(wp_odmr_conf(s)->dsn_via, &rm, err, errlen);
     if (ok)
         wp_info("%s/%s: sender non-delivery notification sent to <%s>", m->queue, m->id, m->sender);
     wp_reply_message_free(&rm);

@@ -10,6 +10,7 @@
 
 #include "policy/etrn.h"
 #include "policy/maps.h"
+#include "policy/settings.h"
 #include "lib/util.h"
 
 /* Answers are built with WP_JOIN rather than snprintf(): they are formed
@@ -163,7 +164,7 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
     if (strcmp(req->protocol_state, "ETRN") == 0) {
         /* The decision only: waypost-policyd runs the flushes of a release. */
         struct wp_etrn_decision d;
-        wp_etrn_decide(r, &s->policyd.etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
+        wp_etrn_decide(r, &wp_policyd_conf(s)->etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
         snprintf(action, size, "%s", d.action);
         wp_etrn_decision_free(&d);
         return;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/address.h"
 #include "lib/conf.h"
 #include "lib/util.h"
 #include "state/snapshot.h"
@@ -99,11 +100,6 @@ static const config_setting_t *group_of(const config_setting_t *root, const char
         return NULL;
     }
     return g;
-}
-
-static const char *const *strings_of(char **v)
-{
-    return (const char *const *)v;
 }
 
 /* The Router from the router group, through router/'s construction API. */

@@ -11,12 +11,13 @@
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static struct wp_snapshot *load_conf(const char *path)
 {
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     wp_errors_free(&err);

@@ -19,6 +19,8 @@
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "milter/settings.h"
+#include "cli/sections.h"
 
 /* Wed 2024-05-15 14:30:00 UTC; main() sets TZ=UTC. */
 #define NOW ((time_t)1715783400)
@@ -163,7 +165,7 @@ static struct wp_snapshot *sample(void)
 {
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), &err);
+    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), wp_sections_all, &err);
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     wp_errors_free(&err);
@@ -363,7 +365,7 @@ END_TEST
 START_TEST(cond_routes)
 {
     struct wp_snapshot *s = sample();
-    const struct wp_rules_env *env = &s->rules_env;
+    const struct wp_rules_env *env = &wp_milter_conf(s)->rules_env;
     struct wp_message m = msg("alice@company.dom", RCPTS("john@friend.com", "alice@company.dom"), NULL);
     YES_E(env, &m, "Any Route", "is", "SMTP(*");
     YES_E(env, &m, "Any Route", "is", "SMTP(friend.com)john@friend.com");
@@ -416,7 +418,7 @@ END_TEST
 START_TEST(cond_source)
 {
     struct wp_snapshot *s = sample(); /* trusted_networks 127.0.0.0/8, ::1/128 */
-    const struct wp_rules_env *env = &s->rules_env;
+    const struct wp_rules_env *env = &wp_milter_conf(s)->rules_env;
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
     /* untrusted */
     m.client_addr = "192.0.2.7";
@@ -878,10 +880,10 @@ START_TEST(act_store_in)
     wp_outcome_free(&out);
     /* with the sample configuration: its main domain and the default store_address */
     struct wp_snapshot *s = sample();
-    ck_assert_str_eq(s->rules_env.store_address, "%a+%m@%d");
+    ck_assert_str_eq(wp_milter_conf(s)->rules_env.store_address, "%a+%m@%d");
     eval_text("rules = ( { name = \"s\"; action = ( (\"Store in\", \"~security/outgoing\"),\n"
               "  (\"Store in\", \"~bob@other.dom/Archive\") ); } );",
-              &s->rules_env, &m, &out);
+              &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nadd, 2);
     ck_assert_str_eq(out.add_rcpts[0], "security+outgoing@company.dom");
     ck_assert_str_eq(out.add_rcpts[1], "bob+Archive@other.dom");
@@ -1130,7 +1132,7 @@ START_TEST(load_errors_in_file)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    ck_assert_ptr_null(wp_snapshot_load(conf, &err));
+    ck_assert_ptr_null(wp_snapshot_load(conf, wp_sections_all, &err));
     ck_assert_uint_eq(err.count, 1);
     char want[300];
     snprintf(want, sizeof(want), "%s:6: Message Size takes 'greater than' or 'less than'", conf);
@@ -1145,13 +1147,13 @@ START_TEST(load_errors_in_file)
           f);
     fclose(f);
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(conf, &err);
+    struct wp_snapshot *s = wp_snapshot_load(conf, wp_sections_all, &err);
     ck_assert_uint_eq(err.count, 0);
     wp_errors_free(&err);
-    ck_assert(s && wp_rules_count(s->rules) == 1);
+    ck_assert(s && wp_rules_count(wp_milter_conf(s)->rules) == 1);
     struct wp_message m = msg("a@b.dom", RCPTS("c@d.dom"), NULL);
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nadd, 1);
     ck_assert_str_eq(out.add_rcpts[0], "sec-box@store.corp.dom");
     wp_outcome_free(&out);
@@ -1166,12 +1168,12 @@ END_TEST
 START_TEST(seed_copy_outgoing)
 {
     struct wp_snapshot *s = sample();
-    ck_assert_uint_eq(wp_rules_count(s->rules), 3);
+    ck_assert_uint_eq(wp_rules_count(wp_milter_conf(s)->rules), 3);
     struct wp_outcome out;
     static const char *const senders[] = {"joe@domain1.dom", "Ann@DOMAIN2.dom"};
     for (size_t i = 0; i < 2; i++) {
         struct wp_message m = msg(senders[i], RCPTS("someone@elsewhere.org"), HDRS({"From", "x@y.dom"}));
-        wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+        wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
         ck_assert_uint_eq(out.nfired, 1);
         ck_assert_str_eq(out.fired[0], "Copy outgoing mail");
         ck_assert_uint_eq(out.nadd, 1);
@@ -1184,7 +1186,7 @@ START_TEST(seed_copy_outgoing)
     for (size_t i = 0; i < 4; i++) {
         struct wp_message m =
             msg(others[i], RCPTS("someone@elsewhere.org"), HDRS({"From", "joe@domain1.dom"}));
-        wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+        wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
         ck_assert_msg(out.nadd == 0 && out.nfired == 0, "fired for %s", others[i]);
         wp_outcome_free(&out);
     }
@@ -1200,7 +1202,7 @@ START_TEST(seed_dept1_restriction)
     /* to an outsider: rejected */
     struct wp_message m =
         msg("joe@dept1.company.dom", RCPTS("friend@outside.org"), HDRS({"From", "joe@dept1.company.dom"}));
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert(out.reject);
     ck_assert_str_eq(out.reject_text, text);
     ck_assert_uint_eq(out.nfired, 1);
@@ -1210,14 +1212,14 @@ START_TEST(seed_dept1_restriction)
     struct wp_message mix =
         msg("joe@dept1.company.dom",
             RCPTS("ann@dept1.company.dom", "supervisor@hq.company.dom", "alice@company.dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &mix, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &mix, &out);
     ck_assert(out.reject);
     wp_outcome_free(&out);
     /* inside dept1 and to the supervisor: allowed */
     struct wp_message in =
         msg("joe@dept1.company.dom",
             RCPTS("ann@dept1.company.dom", "SUPERVISOR@hq.company.dom", "Bob@Dept1.Company.Dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &in, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &in, &out);
     ck_assert(!out.reject);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
@@ -1225,19 +1227,19 @@ START_TEST(seed_dept1_restriction)
     static const char *const bosses[] = {"boss@dept1.company.dom", "BOSS@dept1.company.dom"};
     for (size_t i = 0; i < 2; i++) {
         struct wp_message b = msg(bosses[i], RCPTS("friend@outside.org", "x@domain1.dom"), NULL);
-        wp_rules_evaluate(s->rules, &s->rules_env, &b, &out);
+        wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &b, &out);
         ck_assert(!out.reject);
         ck_assert_uint_eq(out.nfired, 0);
         wp_outcome_free(&out);
     }
     /* other senders are not restricted */
     struct wp_message o = msg("joe@dept2.company.dom", RCPTS("friend@outside.org"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &o, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &o, &out);
     ck_assert(!out.reject);
     wp_outcome_free(&out);
     /* the restriction (priority 9) ends processing before other rules */
     struct wp_message p = msg("joe@dept1.company.dom", RCPTS("prices@company.dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &p, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &p, &out);
     ck_assert(out.reject);
     ck_assert_uint_eq(out.nreplies, 0);
     ck_assert_uint_eq(out.nfired, 1);
@@ -1259,15 +1261,15 @@ START_TEST(seed_dept1_by_route)
     struct wp_outcome out;
     struct wp_message out1 =
         msg("joe@dept1.company.dom", RCPTS("alice@company.dom", "john@friend.com"), NULL);
-    eval_text(text, &s->rules_env, &out1, &out);
+    eval_text(text, &wp_milter_conf(s)->rules_env, &out1, &out);
     ck_assert(out.reject);
     wp_outcome_free(&out);
     struct wp_message local = msg("joe@dept1.company.dom", RCPTS("alice@company.dom", "postmaster"), NULL);
-    eval_text(text, &s->rules_env, &local, &out);
+    eval_text(text, &wp_milter_conf(s)->rules_env, &local, &out);
     ck_assert(!out.reject);
     wp_outcome_free(&out);
     struct wp_message boss = msg("boss@dept1.company.dom", RCPTS("john@friend.com"), NULL);
-    eval_text(text, &s->rules_env, &boss, &out);
+    eval_text(text, &wp_milter_conf(s)->rules_env, &boss, &out);
     ck_assert(!out.reject);
     wp_outcome_free(&out);
     wp_snapshot_unref(s);
@@ -1280,7 +1282,7 @@ START_TEST(seed_price_list)
     struct wp_outcome out;
     struct wp_message m = msg("carol@customer.org", RCPTS("prices@company.dom"),
                               HDRS({"From", "Carol <carol@customer.org>"}, {"Subject", "prices?"}));
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
     ck_assert_str_eq(out.fired[0], "Price list");
     ck_assert_uint_eq(out.nreplies, 1);
@@ -1298,7 +1300,7 @@ START_TEST(seed_price_list)
     /* a list message gets no reply */
     struct wp_message bulk = msg("list-bounces@lists.org", RCPTS("prices@company.dom"),
                                  HDRS({"From", "list@lists.org"}, {"Precedence", "bulk"}));
-    wp_rules_evaluate(s->rules, &s->rules_env, &bulk, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &bulk, &out);
     ck_assert_uint_eq(out.nreplies, 0);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
@@ -1632,10 +1634,10 @@ START_TEST(hostile_many_recipients)
     NO(&m, "Each Recipient", "is", "*@company.dom");
     YES(&m, "Each Recipient", "in", "*@company.dom,*@friend.com");
     struct wp_snapshot *s = sample();
-    YES_E(&s->rules_env, &m, "Any Route", "is", "SMTP(friend.com)user0@friend.com");
-    NO_E(&s->rules_env, &m, "Each Route", "is", "LOCAL(*");
+    YES_E(&wp_milter_conf(s)->rules_env, &m, "Any Route", "is", "SMTP(friend.com)user0@friend.com");
+    NO_E(&wp_milter_conf(s)->rules_env, &m, "Each Route", "is", "LOCAL(*");
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert(out.reject); /* the Dept1 restriction */
     wp_outcome_free(&out);
     /* a reply to all of 1000 To addresses */
@@ -1794,7 +1796,7 @@ START_TEST(hostile_empty)
     NO(&m, "Message Size", "greater than", "0");
     struct wp_snapshot *s = sample();
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
     /* empty header values and an empty header name */
@@ -1809,9 +1811,9 @@ START_TEST(hostile_empty)
     YES(&e, "Any Recipient", "is", "");
     (void)COND(&e, "Reply-To", "is", "*");
     (void)COND(&e, "Sender", "is", "*");
-    wp_rules_evaluate(s->rules, &s->rules_env, &e, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &e, &out);
     wp_outcome_free(&out);
-    YES_E(&s->rules_env, &e, "Any Route", "is", "*");
+    YES_E(&wp_milter_conf(s)->rules_env, &e, "Any Route", "is", "*");
     struct wp_reply r = {(char *)"", true};
     struct wp_reply_message rm;
     const char *why;

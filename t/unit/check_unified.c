@@ -13,6 +13,7 @@
 #include "milter/unified.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static char errors[8192];
 
@@ -33,7 +34,7 @@ static struct wp_snapshot *load(const char *conf, const char *table)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     errors[0] = '\0';
     for (size_t i = 0; i < err.count; i++) {
         const char *m = strstr(err.msgs[i], "w.conf") ? strstr(err.msgs[i], "w.conf") : err.msgs[i];
