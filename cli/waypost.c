@@ -3,6 +3,8 @@
  * waypost - the administrator's command line.
  *
  *   waypost [-c FILE] check                  validate the whole configuration
+ *   waypost [-c FILE] show [-n]              print the effective configuration, defaults
+ *                                            included (-n: only what differs from them)
  *   waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...
  *                                            trace how addresses are routed
  *   waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]
@@ -48,6 +50,7 @@
 static void usage(FILE *out)
 {
     fputs("usage: waypost [-c FILE] check\n"
+          "       waypost [-c FILE] show [-n]\n"
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
           "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
@@ -87,6 +90,38 @@ static int cmd_check(const char *path)
            r->ndomains, r->table ? r->table->nrecs : 0, wp_rules_count(wp_milter_conf(s)->rules));
     wp_snapshot_unref(s);
     return 0;
+}
+
+/* waypost show [-n]: every setting as "group.name = value", as postconf
+ * and doveconf -n do; the configuration must load (the values shown are
+ * the ones the daemons would use). */
+static int cmd_show(const char *path, int argc, char **argv)
+{
+    bool changed_only = argc == 2 && strcmp(argv[1], "-n") == 0;
+    if (argc > 2 || (argc == 2 && !changed_only)) {
+        usage(stderr);
+        return 2;
+    }
+    /* Absolute, as the daemons load it: paths show as they will use them. */
+    char *abs = realpath(path, NULL);
+    if (abs)
+        path = abs;
+    struct wp_snapshot *s = load(path, true);
+    if (!s) {
+        free(abs);
+        return 1;
+    }
+    /* Lists and groups are shown as written: read the file once more. */
+    config_t cfg;
+    struct wp_errors err;
+    wp_errors_init(&err);
+    bool read = wp_conf_read(&cfg, path, &err);
+    free(abs);
+    wp_snapshot_print(stdout, s, read ? config_root_setting(&cfg) : NULL, changed_only);
+    config_destroy(&cfg);
+    wp_errors_free(&err);
+    wp_snapshot_unref(s);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static void print_route_json(const char *input, const struct wp_route *rt)
@@ -611,6 +646,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
         return cmd_check(path);
+    if (strcmp(argv[i], "show") == 0)
+        return cmd_show(path, argc - i, argv + i);
     if (strcmp(argv[i], "route") == 0)
         return cmd_route(path, argc - i, argv + i);
     if (strcmp(argv[i], "rules") == 0)
