@@ -37,7 +37,7 @@ static const struct wp_conf_row domain_rows[] = {
     { "name", WP_CONF_STRING, WP_CONF_NOFIELD, NULL, 0, 0, WP_CONF_REQUIRED, NULL },
     WP_ROW_OWN("aliases", WP_CONF_STRINGS, NULL, 0, NULL),
     WP_ROW_OWN("accounts", WP_CONF_STRING, "list:", 0, NULL),
-    WP_ROW_OWN("mail_to_unknown", WP_CONF_STRING, "Rejected", 0, NULL),
+    WP_ROW_OWN("mail_to_unknown", WP_CONF_STRING, WP_DEFAULT_MAIL_TO_UNKNOWN, 0, NULL),
     WP_ROW_END,
 };
 
@@ -55,9 +55,9 @@ const struct wp_conf_row wp_router_rows[] = {
     WP_ROW_STRINGS("own_addresses", struct wp_router_conf, own_addresses),
     WP_ROW_STRINGS("hold_queues", struct wp_router_conf, hold_queues),
     WP_ROW_STRINGS("odmr_queues", struct wp_router_conf, odmr_queues),
-    WP_ROW_STRING("recipient_delimiter", struct wp_router_conf, recipient_delimiter, "+"),
-    WP_ROW_INT("account_cache_seconds", struct wp_router_conf, account_cache_seconds, "1", 0, 3600),
-    WP_ROW_INT("userdb_timeout_ms", struct wp_router_conf, userdb_timeout_ms, "1000", 10, 60000),
+    WP_ROW_STRING("recipient_delimiter", struct wp_router_conf, recipient_delimiter, WP_DEFAULT_RECIPIENT_DELIMITER),
+    WP_ROW_INT("account_cache_seconds", struct wp_router_conf, account_cache_seconds, WP_STR(WP_DEFAULT_ACCOUNT_CACHE_SECONDS), 0, 3600),
+    WP_ROW_INT("userdb_timeout_ms", struct wp_router_conf, userdb_timeout_ms, WP_STR(WP_DEFAULT_USERDB_TIMEOUT_MS), 10, 60000),
     WP_ROW_OWN("domains", WP_CONF_GROUPS, NULL, 0, domain_rows),
     WP_ROW_OWN("unified_accounts", WP_CONF_GROUPS, NULL, 0, unified_rows),
     WP_ROW_END,

@@ -311,9 +311,9 @@ START_TEST(defaults)
     struct wp_snapshot *s = load_with("", NULL);
     ck_assert(s != NULL);
     ck_assert_int_eq(wp_policyd_conf(s)->etrn.release, WP_ETRN_TRUSTED);
-    ck_assert_str_eq(wp_policyd_conf(s)->etrn.postqueue, WP_DEFAULT_POSTQUEUE);
-    ck_assert_int_eq(wp_policyd_conf(s)->etrn.timeout, WP_DEFAULT_ETRN_TIMEOUT);
-    ck_assert_str_eq(s->postfix.config_directory, WP_DEFAULT_CONFIG_DIRECTORY); /* postqueue -c */
+    ck_assert_str_eq(wp_policyd_conf(s)->etrn.postqueue, "/usr/sbin/postqueue");
+    ck_assert_int_eq(wp_policyd_conf(s)->etrn.timeout, 10);
+    ck_assert_str_eq(s->postfix.config_directory, "/etc/postfix"); /* postqueue -c */
     wp_snapshot_unref(s);
 }
 END_TEST

@@ -227,7 +227,7 @@ START_TEST(maps_and_policy)
     ck_assert_int_eq(wp_map_lookup(s, "virtual", "client-com@company.dom", v, sizeof(v)), WP_ANS_NOTFOUND);
     ck_assert_int_eq(wp_map_lookup(s, "recipient", "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_int_eq(wp_map_lookup(s, "transport", "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
-    ck_assert_str_eq(v, WP_DEFAULT_LOCAL_TRANSPORT);
+    ck_assert_str_eq(v, "lmtp:unix:private/dovecot-lmtp");
     struct wp_policy_request req;
     memset(&req, 0, sizeof(req));
     strcpy(req.request, "smtpd_access_policy");
