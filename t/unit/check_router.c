@@ -98,13 +98,19 @@ END_TEST
 
 START_TEST(trace_names_each_step)
 {
-    struct wp_snapshot *s = load_conf(srcpath("conf/waypost.conf"));
-    ck_assert(s);
+    /* Only the table matters here: a Router without waypost.conf. */
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
+    wp_router_load_table(r, srcpath("conf/router.table"), &err);
+    wp_router_finish(r, &err);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
     struct wp_trace trace;
     struct wp_route rt;
     rt.trace = &trace;
     struct wp_resolve_opts o = { true, false };
-    wp_resolve(s->router, "bob@client57.com", &o, &rt);
+    wp_resolve(r, "bob@client57.com", &o, &rt);
     ck_assert_int_ge(trace.nsteps, 4);
     ck_assert(strstr(trace.steps[0], "address bob@client57.com"));
     ck_assert(strstr(trace.steps[1], "router.table:24: "));
@@ -113,9 +119,9 @@ START_TEST(trace_names_each_step)
     ck_assert(strstr(trace.steps[trace.nsteps - 1], "route: RELAY to sibling.company.dom:26"));
     /* without a trace nothing is written */
     rt.trace = NULL;
-    wp_resolve(s->router, "bob@client57.com", &o, &rt);
+    wp_resolve(r, "bob@client57.com", &o, &rt);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
-    wp_snapshot_unref(s);
+    wp_router_free(r);
 }
 END_TEST
 
@@ -124,38 +130,82 @@ START_TEST(account_created_goes_local)
 {
     char dir[] = "/tmp/wp-unit-XXXXXX";
     ck_assert(mkdtemp(dir));
-    char conf[256], users[256];
-    snprintf(conf, sizeof(conf), "%s/w.conf", dir);
+    char users[256];
     snprintf(users, sizeof(users), "%s/users", dir);
-    FILE *f = fopen(conf, "w");
-    fputs("router: { main_domain = \"company.dom\"; account_cache_seconds = 0;\n"
-          "  domains = ( { name = \"domain.dom\"; accounts = \"passwd-file:users\";\n"
-          "    mail_to_unknown = \"Rerouted to *%domain.dom@otherserver.dom.via\"; } ); };\n", f);
-    fclose(f);
-    f = fopen(users, "w");
+    FILE *f = fopen(users, "w");
     fputs("carol:{PLAIN}x::::::\n", f);
     fclose(f);
-    struct wp_snapshot *s = load_conf(conf);
-    ck_assert(s);
+    /* No waypost.conf: the Router from its construction API. */
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", dir);
+    wp_router_set_accounts(r, 0, 1000); /* account_cache_seconds = 0 */
+    wp_router_add_domain(r, "domain.dom", NULL, "passwd-file:users", "Rerouted to *%domain.dom@otherserver.dom.via",
+                         NULL, 0, 0, 0, 0, &err);
+    wp_router_finish(r, &err);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
     struct wp_resolve_opts o = { false, false };
     struct wp_route rt;
     rt.trace = NULL;
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    wp_resolve(r, "aname@domain.dom", &o, &rt);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     ck_assert_str_eq(rt.nexthop, "otherserver.dom");
     f = fopen(users, "a");
     fputs("aname:{PLAIN}y::::::\n", f);
     fclose(f);
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    wp_resolve(r, "aname@domain.dom", &o, &rt);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.account, "aname");
     /* the file vanishing keeps the accounts read before */
     unlink(users);
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt);
+    wp_resolve(r, "aname@domain.dom", &o, &rt);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
-    wp_snapshot_unref(s);
-    unlink(conf);
+    wp_router_free(r);
     rmdir(dir);
+}
+END_TEST
+
+/* The construction API alone: a table text and a domain list. */
+START_TEST(router_from_table_text)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("Company.DOM", "test.conf", NULL);
+    static const char *const aliases[] = { "mail.company.dom", NULL };
+    wp_router_add_domain(r, "company.dom", aliases, "list:alice,bob", NULL, NULL, 3, 0, 0, 0, &err);
+    wp_router_add_domain(r, "other.dom", NULL, "list:carol", "Rerouted to *%other.dom@old.dom.via", NULL, 4, 0, 0, 0,
+                         &err);
+    wp_router_add(r, WP_ROUTER_HOLD_QUEUE, "held.dom", NULL, 0, &err);
+    wp_router_table_text(r, "<postmaster> = alice\n", "inline", &err);
+    wp_router_finish(r, &err);
+    ck_assert_msg(err.count == 0, "%s", err.count ? err.msgs[0] : "");
+    ck_assert_str_eq(r->main_domain, "company.dom");
+    struct wp_resolve_opts o = { true, false };
+    struct wp_route rt = { .trace = NULL };
+    wp_resolve(r, "postmaster@mail.company.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
+    ck_assert_str_eq(rt.account, "alice");
+    wp_resolve(r, "nobody@other.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    ck_assert_str_eq(rt.nexthop, "old.dom");
+    wp_resolve(r, "carol@OTHER.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
+    wp_resolve(r, "x@held.dom", &o, &rt);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_HOLD);
+    wp_router_free(r);
+
+    /* Errors name the file and line given. */
+    r = wp_router_new("company.dom", "test.conf", NULL);
+    wp_router_add_domain(r, "bad domain", NULL, NULL, NULL, "w.conf", 7, 0, 0, 0, &err);
+    wp_router_add_domain(r, "a.dom", NULL, NULL, "Bounced", "w.conf", 8, 0, 9, 0, &err);
+    wp_router_add(r, WP_ROUTER_TRUSTED, "10.0.0.0/40", "w.conf", 10, &err);
+    ck_assert_uint_eq(err.count, 3);
+    ck_assert_str_eq(err.msgs[0], "w.conf:7: domain needs a valid name");
+    ck_assert_msg(strstr(err.msgs[1], "w.conf:9: mail_to_unknown: expected"), "%s", err.msgs[1]);
+    ck_assert_str_eq(err.msgs[2], "w.conf:10: trusted_networks: '10.0.0.0/40' is not a network (ADDRESS or ADDRESS/BITS)");
+    wp_router_free(r);
+    wp_errors_free(&err);
 }
 END_TEST
 
@@ -194,6 +244,7 @@ static Suite *suite(void)
     tcase_add_test(tc, trace_names_each_step);
     tcase_add_test(tc, account_created_goes_local);
     tcase_add_test(tc, relay_permission_rules);
+    tcase_add_test(tc, router_from_table_text);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -17,6 +17,7 @@
 #include "milter/reply.h"
 #include "milter/rules.h"
 #include "state/snapshot.h"
+#include "router/router.h"
 #include "unit.h"
 #include "lib/util.h"
 #include "milter/settings.h"
@@ -171,6 +172,27 @@ static struct wp_snapshot *sample(void)
     wp_errors_free(&err);
     ck_assert_msg(s != NULL, "cannot load conf/waypost.conf");
     return s;
+}
+
+/* The sample's Router, built without waypost.conf: company.dom with its
+ * list accounts and alias, the trusted networks, conf/router.table. */
+static struct wp_router *sample_router(void)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
+    static const char *const aliases[] = { "mail.company.dom", NULL };
+    wp_router_add_domain(r, "company.dom", aliases, "list:alice,bob,security,public,marketing,boss,prices", NULL,
+                         NULL, 0, 0, 0, 0, &err);
+    wp_router_add(r, WP_ROUTER_TRUSTED, "127.0.0.0/8", NULL, 0, &err);
+    wp_router_add(r, WP_ROUTER_TRUSTED, "::1/128", NULL, 0, &err);
+    wp_router_load_table(r, srcpath("conf/router.table"), &err);
+    wp_router_finish(r, &err);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
+    return r;
 }
 
 static bool has_str(char **v, size_t n, const char *s)
@@ -364,8 +386,8 @@ END_TEST
 
 START_TEST(cond_routes)
 {
-    struct wp_snapshot *s = sample();
-    const struct wp_rules_env *env = &wp_milter_conf(s)->rules_env;
+    struct wp_router *r = sample_router();
+    const struct wp_rules_env renv = { r, "%a+%m@%d" }, *env = &renv;
     struct wp_message m = msg("alice@company.dom", RCPTS("john@friend.com", "alice@company.dom"), NULL);
     YES_E(env, &m, "Any Route", "is", "SMTP(*");
     YES_E(env, &m, "Any Route", "is", "SMTP(friend.com)john@friend.com");
@@ -389,7 +411,7 @@ START_TEST(cond_routes)
     /* without a router there are no routes: Any never holds, nor Each */
     NO(&m, "Any Route", "is", "*");
     NO(&m, "Each Route", "is", "*");
-    wp_snapshot_unref(s);
+    wp_router_free(r);
 }
 END_TEST
 
@@ -417,8 +439,8 @@ END_TEST
 
 START_TEST(cond_source)
 {
-    struct wp_snapshot *s = sample(); /* trusted_networks 127.0.0.0/8, ::1/128 */
-    const struct wp_rules_env *env = &wp_milter_conf(s)->rules_env;
+    struct wp_router *r = sample_router(); /* trusted_networks 127.0.0.0/8, ::1/128 */
+    const struct wp_rules_env renv = { r, "%a+%m@%d" }, *env = &renv;
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
     /* untrusted */
     m.client_addr = "192.0.2.7";
@@ -455,7 +477,7 @@ START_TEST(cond_source)
     NO(&m, "Source", "is", "trusted");
     m.client_addr = "";
     YES_E(env, &m, "Source", "is", "untrusted");
-    wp_snapshot_unref(s);
+    wp_router_free(r);
 }
 END_TEST
 
