@@ -10,5 +10,5 @@
 #include "odmr/settings.h"
 #include "policy/settings.h"
 
-const struct wp_section *const wp_sections_all[] = { &wp_policyd_section, &wp_milter_section, &wp_odmr_section,
-                                                     &wp_imap_section, NULL };
+const struct wp_section *const wp_sections_all[] = {&wp_policyd_section, &wp_milter_section, &wp_odmr_section,
+                                                    &wp_imap_section, NULL};

@@ -115,11 +115,12 @@ static void imap_load_group(struct wp_imap_conf *c, const config_setting_t *g, c
         struct wp_imap_alias *x = &c->aliases[c->naliases++];
         x->name = wp_strdup(wp_conf_string(a, "name", ""));
         x->target = wp_strdup(wp_conf_string(a, "target", ""));
-        bool has_name = config_setting_get_member(a, "name"), has_target = config_setting_get_member(a, "target");
+        bool has_name = config_setting_get_member(a, "name"),
+             has_target = config_setting_get_member(a, "target");
         if (has_name &&
             (!wp_imap_name_valid(x->name) || strchr(x->name, '/') || x->name[0] == '.' || x->name[0] == '~'))
-            wp_error(err, path, wp_conf_line(a), "imap.template.aliases: name '%s' must be one plain mailbox name",
-                     x->name);
+            wp_error(err, path, wp_conf_line(a),
+                     "imap.template.aliases: name '%s' must be one plain mailbox name", x->name);
         /* The target is a line of a dovecot-virtual file: a leading space
          * would make it a search program, "-", "+" or "!" a flag. */
         if (has_target && (!wp_imap_name_valid(x->target) || strchr(" -+!", x->target[0])))
@@ -199,7 +200,7 @@ const struct wp_section wp_imap_section = {
     .free = imap_free,
 };
 
-const struct wp_section *const wp_imap_sections[] = { &wp_imap_section, NULL };
+const struct wp_section *const wp_imap_sections[] = {&wp_imap_section, NULL};
 
 const struct wp_imap_conf *wp_imap_conf(const struct wp_snapshot *s)
 {

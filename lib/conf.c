@@ -49,8 +49,8 @@ bool wp_conf_read(config_t *cfg, const char *path, struct wp_errors *err)
     if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
         wp_error(err, path, 0, "cannot read configuration file");
     else
-        wp_error(err, config_error_file(cfg) ? config_error_file(cfg) : path,
-                 config_error_line(cfg), "%s", config_error_text(cfg));
+        wp_error(err, config_error_file(cfg) ? config_error_file(cfg) : path, config_error_line(cfg), "%s",
+                 config_error_text(cfg));
     return false;
 }
 
@@ -119,8 +119,8 @@ static bool parse_unit(const char *text, const char *units, const long long *mul
     return true;
 }
 
-static const long long duration_mults[] = { 1, 60, 3600, 86400, 7 * 86400 };
-static const long long size_mults[] = { 1, 1024, 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+static const long long duration_mults[] = {1, 60, 3600, 86400, 7 * 86400};
+static const long long size_mults[] = {1, 1024, 1024, 1024 * 1024, 1024 * 1024 * 1024};
 
 bool wp_conf_parse_duration(const char *text, long long *seconds)
 {
@@ -132,7 +132,8 @@ bool wp_conf_parse_size(const char *text, long long *bytes)
     return parse_unit(text, "bkKMG", size_mults, bytes);
 }
 
-static void format_unit(long long v, const char *units, const long long *mults, size_t n, char *out, size_t size)
+static void format_unit(long long v, const char *units, const long long *mults, size_t n, char *out,
+                        size_t size)
 {
     for (size_t i = n; i-- > 1;)
         if (v != 0 && v % mults[i] == 0) {
@@ -150,8 +151,8 @@ void wp_conf_format_duration(long long seconds, char *out, size_t size)
 void wp_conf_format_size(long long bytes, char *out, size_t size)
 {
     /* "bkKMG": skip the lower-case k when formatting (K is the same). */
-    static const char units[] = { 'b', 'k', 'M', 'G' };
-    static const long long mults[] = { 1, 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+    static const char units[] = {'b', 'k', 'M', 'G'};
+    static const long long mults[] = {1, 1024, 1024 * 1024, 1024 * 1024 * 1024};
     format_unit(bytes, units, mults, 4, out, size);
 }
 
@@ -204,7 +205,8 @@ void wp_conf_check_setting(const config_setting_t *s, const struct wp_conf_row *
 {
     const char *name = config_setting_name(s);
     if (!type_ok(s, k->type)) {
-        wp_error(err, wp_conf_file(s, fallback_file), wp_conf_line(s), "'%s' must be %s", name, type_name(k->type));
+        wp_error(err, wp_conf_file(s, fallback_file), wp_conf_line(s), "'%s' must be %s", name,
+                 type_name(k->type));
         return;
     }
     if (!k->sub)
@@ -273,12 +275,8 @@ static bool value_parse(const struct wp_conf_row *r, const char *text, const cha
 {
     memset(v, 0, sizeof(*v));
     switch (r->type) {
-    case WP_CONF_STRING:
-        v->str = wp_strdup(text);
-        return true;
-    case WP_CONF_PATH:
-        v->str = *text ? wp_path_relative_to(basedir, text) : wp_strdup("");
-        return true;
+    case WP_CONF_STRING: v->str = wp_strdup(text); return true;
+    case WP_CONF_PATH: v->str = *text ? wp_path_relative_to(basedir, text) : wp_strdup(""); return true;
     case WP_CONF_INT: {
         char *end;
         long long n = strtoll(text, &end, 10);
@@ -296,20 +294,15 @@ static bool value_parse(const struct wp_conf_row *r, const char *text, const cha
         }
         *why = "is not true or false";
         return false;
-    case WP_CONF_MODE:
-        *why = "is not an octal mode";
-        return wp_conf_parse_mode(text, &v->num);
+    case WP_CONF_MODE: *why = "is not an octal mode"; return wp_conf_parse_mode(text, &v->num);
     case WP_CONF_DURATION:
         *why = "must be a duration: seconds, or a number with s, m, h, d or w";
         return wp_conf_parse_duration(text, &v->num);
     case WP_CONF_SIZE:
         *why = "must be a size: bytes, or a number with k, M or G";
         return wp_conf_parse_size(text, &v->num);
-    case WP_CONF_ENDPOINT:
-        return wp_endpoint_parse(text, &v->ep, why);
-    default:
-        *why = "has no value";
-        return false;
+    case WP_CONF_ENDPOINT: return wp_endpoint_parse(text, &v->ep, why);
+    default: *why = "has no value"; return false;
     }
 }
 
@@ -355,7 +348,11 @@ static void store_default(const struct wp_conf_row *r, void *conf, const char *b
     }
     struct value v;
     const char *why;
-    if (!value_parse(r, r->def ? r->def : (numeric(r->type) ? "0" : r->type == WP_CONF_BOOL ? "false" : ""),
+    if (!value_parse(r,
+                     r->def ? r->def
+                            : (numeric(r->type)          ? "0"
+                               : r->type == WP_CONF_BOOL ? "false"
+                                                         : ""),
                      basedir, &v, &why))
         memset(&v, 0, sizeof(v)); /* a broken default: the row tests catch it */
     if ((r->type == WP_CONF_STRING || r->type == WP_CONF_PATH) && !v.str)
@@ -420,8 +417,8 @@ static void load_row(const struct wp_conf_row *r, const config_setting_t *s, voi
     value_store(r, &v, conf);
 }
 
-void wp_conf_load(const config_setting_t *group, const struct wp_conf_row *rows, void *conf, const char *prefix,
-                  const char *file, const char *basedir, struct wp_errors *err)
+void wp_conf_load(const config_setting_t *group, const struct wp_conf_row *rows, void *conf,
+                  const char *prefix, const char *file, const char *basedir, struct wp_errors *err)
 {
     wp_conf_check(group, rows, prefix, file, err);
     for (const struct wp_conf_row *r = rows; r->name; r++)
@@ -591,7 +588,9 @@ void wp_conf_print(FILE *out, const char *prefix, const struct wp_conf_row *rows
                 same = value_equal(r, conf, NULL);
             } else {
                 const char *def = r->def ? r->def
-                                         : (numeric(r->type) ? "0" : r->type == WP_CONF_BOOL ? "false" : "");
+                                         : (numeric(r->type)          ? "0"
+                                            : r->type == WP_CONF_BOOL ? "false"
+                                                                      : "");
                 same = value_parse(r, def, basedir, &d, &why) && value_equal(r, conf, &d);
                 free(d.str);
             }

@@ -35,7 +35,7 @@
 
 enum wp_conf_type {
     WP_CONF_STRING,
-    WP_CONF_PATH,     /* a string; relative to the config file's directory */
+    WP_CONF_PATH, /* a string; relative to the config file's directory */
     WP_CONF_INT,
     WP_CONF_BOOL,
     WP_CONF_MODE,     /* an octal string: "0660" */
@@ -44,9 +44,9 @@ enum wp_conf_type {
     WP_CONF_ENDPOINT, /* "unix:PATH", "inet:HOST:PORT", "inet6:[ADDR]:PORT" */
     WP_CONF_STRINGS,  /* array or list of strings, possibly empty */
     WP_CONF_GROUP,
-    WP_CONF_GROUPS,   /* list of groups */
-    WP_CONF_LIST,     /* list of anything: the component checks the elements */
-    WP_CONF_SCALAR,   /* a string or a number: the component checks which */
+    WP_CONF_GROUPS, /* list of groups */
+    WP_CONF_LIST,   /* list of anything: the component checks the elements */
+    WP_CONF_SCALAR, /* a string or a number: the component checks which */
 };
 
 #define WP_CONF_NOFIELD ((size_t)-1)
@@ -55,14 +55,15 @@ enum wp_conf_type {
 struct wp_conf_row {
     const char *name; /* NULL ends a table */
     enum wp_conf_type type;
-    size_t offset;    /* of the field in the struct, or WP_CONF_NOFIELD */
-    const char *def;  /* the default as text (NULL: none); for rows without a field, shown only */
+    size_t offset;      /* of the field in the struct, or WP_CONF_NOFIELD */
+    const char *def;    /* the default as text (NULL: none); for rows without a field, shown only */
     long long min, max; /* INT, MODE, DURATION, SIZE: inclusive bounds */
-    unsigned flags;   /* WP_CONF_REQUIRED */
+    unsigned flags;     /* WP_CONF_REQUIRED */
     const struct wp_conf_row *sub; /* GROUP, GROUPS: the rows of each group */
 };
 
 /* Row constructors, so that tables read as tables. */
+/* clang-format off */
 #define WP_ROW_STRING(n, T, f, d) { n, WP_CONF_STRING, offsetof(T, f), d, 0, 0, 0, NULL }
 #define WP_ROW_PATH(n, T, f, d) { n, WP_CONF_PATH, offsetof(T, f), d, 0, 0, 0, NULL }
 #define WP_ROW_INT(n, T, f, d, lo, hi) { n, WP_CONF_INT, offsetof(T, f), d, lo, hi, 0, NULL }
@@ -75,6 +76,7 @@ struct wp_conf_row {
 /* A row the component's load function reads itself (type checked here). */
 #define WP_ROW_OWN(n, type, d, flags, sub) { n, type, WP_CONF_NOFIELD, d, 0, 0, flags, sub }
 #define WP_ROW_END { NULL, 0, 0, NULL, 0, 0, 0, NULL }
+/* clang-format on */
 
 /* Read and parse a file; on a syntax error report it and return false. */
 bool wp_conf_read(config_t *cfg, const char *path, struct wp_errors *err);

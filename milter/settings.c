@@ -11,7 +11,8 @@
 /* clang-format off */
 #define C struct wp_milter_conf
 const struct wp_conf_row wp_milter_rows[] = {
-    WP_ROW_ENDPOINT("listen", C, listen, "unix:/run/waypost/milter.sock"), /* unix: inet costs ~88 ms a message */
+    /* unix: inet costs ~88 ms a message */
+    WP_ROW_ENDPOINT("listen", C, listen, "unix:/run/waypost/milter.sock"),
     WP_ROW_MODE("socket_mode", C, socket_mode, "0666"),
     WP_ROW_STRING("socket_owner", C, socket_owner, ""),
     WP_ROW_STRING("socket_group", C, socket_group, ""),
@@ -78,7 +79,7 @@ const struct wp_section wp_milter_section = {
     .free = milter_free,
 };
 
-const struct wp_section *const wp_milter_sections[] = { &wp_milter_section, NULL };
+const struct wp_section *const wp_milter_sections[] = {&wp_milter_section, NULL};
 
 const struct wp_milter_conf *wp_milter_conf(const struct wp_snapshot *s)
 {

@@ -135,18 +135,21 @@ static void odmr_load(void *conf, const config_setting_t *g, const config_settin
             char *name = wp_strdup(qt);
             wp_str_lower(name);
             if (!wp_spool_queue_name_valid(name))
-                wp_error(err, wp_conf_file(q, path), wp_conf_line(q), "odmr.accounts: '%s' is not a queue name", name);
+                wp_error(err, wp_conf_file(q, path), wp_conf_line(q),
+                         "odmr.accounts: '%s' is not a queue name", name);
             acc->queues[acc->nqueues++] = name;
         }
         if (!acc->user[0] || strchr(acc->user, ':'))
-            wp_error(err, wp_conf_file(a, path), wp_conf_line(a), "odmr.accounts: bad user name '%s'", acc->user);
+            wp_error(err, wp_conf_file(a, path), wp_conf_line(a), "odmr.accounts: bad user name '%s'",
+                     acc->user);
         for (size_t k = 0; k + 1 < o->naccounts; k++)
             if (strcmp(o->accounts[k].user, acc->user) == 0)
                 wp_error(err, wp_conf_file(a, path), wp_conf_line(a), "odmr.accounts: user '%s' listed twice",
                          acc->user);
     }
     if (strncmp(o->dsn_via, "smtp:", 5) != 0 && strncmp(o->dsn_via, "sendmail:", 9) != 0)
-        wp_error(err, path, wp_conf_member_line(g, "dsn_via"), "odmr.dsn_via must be smtp:HOST:PORT or sendmail:PATH");
+        wp_error(err, path, wp_conf_member_line(g, "dsn_via"),
+                 "odmr.dsn_via must be smtp:HOST:PORT or sendmail:PATH");
 }
 
 static void odmr_free(void *conf)
@@ -174,7 +177,7 @@ const struct wp_section wp_odmr_section = {
     .free = odmr_free,
 };
 
-const struct wp_section *const wp_odmr_sections[] = { &wp_odmr_section, NULL };
+const struct wp_section *const wp_odmr_sections[] = {&wp_odmr_section, NULL};
 
 const struct wp_odmr_conf *wp_odmr_conf(const struct wp_snapshot *s)
 {

@@ -23,8 +23,8 @@ struct wp_odmr_listen {
 };
 
 struct wp_odmr_account {
-    char *user;     /* the login name in passwd_file */
-    char **queues;  /* queue names (lower case) this account may release */
+    char *user;    /* the login name in passwd_file */
+    char **queues; /* queue names (lower case) this account may release */
     size_t nqueues;
 };
 
@@ -38,11 +38,11 @@ struct wp_odmr_conf {
     char *socket_group;
     char *user;
     char *pidfile;
-    char *spool;        /* absolute */
-    char *passwd_file;  /* absolute; "" means nobody can log in */
-    char *tls_cert;     /* absolute; "" offers no STARTTLS */
+    char *spool;       /* absolute */
+    char *passwd_file; /* absolute; "" means nobody can log in */
+    char *tls_cert;    /* absolute; "" offers no STARTTLS */
     char *tls_key;
-    char *hostname;     /* greeting and EHLO name; "" means gethostname() */
+    char *hostname; /* greeting and EHLO name; "" means gethostname() */
     struct wp_odmr_account *accounts;
     size_t naccounts;
     int max_connections;

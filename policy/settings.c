@@ -28,8 +28,9 @@ const struct wp_conf_row wp_policyd_rows[] = {
     WP_ROW_STRING("pidfile", C, pidfile, ""),
     WP_ROW_INT("threads", C, threads, "0", 0, 256),
     WP_ROW_INT("max_connections", C, max_connections, "1024", 1, 1000000),
-    WP_ROW_DURATION("idle_timeout", C, idle_timeout, "600", 1, 86400), /* Postfix's tcp client never hangs up */
-    WP_ROW_SIZE("max_request", C, max_request, "10000", 256, 1000000), /* Postfix 3.12's socketmap query limit */
+    /* Postfix's tcp client never hangs up; 10000: Postfix 3.12's socketmap query limit */
+    WP_ROW_DURATION("idle_timeout", C, idle_timeout, "600", 1, 86400),
+    WP_ROW_SIZE("max_request", C, max_request, "10000", 256, 1000000),
     WP_ROW_BOOL("io_uring", C, io_uring, "true"),
     WP_ROW_STRING("etrn_release", C, etrn_release, "trusted"),
     WP_ROW_OWN("etrn_queues", WP_CONF_GROUPS, NULL, 0, etrn_queue_rows),
@@ -40,7 +41,7 @@ const struct wp_conf_row wp_policyd_rows[] = {
 #undef C
 /* clang-format on */
 
-static const char *const map_names[] = { "relay", "recipient", "virtual", "transport", "account" };
+static const char *const map_names[] = {"relay", "recipient", "virtual", "transport", "account"};
 
 bool wp_map_name_valid(const char *name)
 {
@@ -76,7 +77,8 @@ static bool parse_listen(const char *text, struct wp_listen *l, const char **why
         /* tcp_table carries no map name: the port decides (tcp:inet:H:P:MAP). */
         char *colon = strrchr(ep, ':');
         if (strncmp(ep, "inet", 4) != 0 || !colon || !wp_map_name_valid(colon + 1)) {
-            *why = "expected tcp:inet:HOST:PORT:MAP with MAP one of relay, recipient, virtual, transport, account";
+            *why = "expected tcp:inet:HOST:PORT:MAP with MAP one of relay, recipient, virtual, transport, "
+                   "account";
             return false;
         }
         wp_strlcpy(l->map, colon + 1, sizeof(l->map));
@@ -109,8 +111,8 @@ static void policyd_load(void *conf, const config_setting_t *g, const config_set
             p->nlisten++;
     }
     if (p->etrn.postqueue[0] != '/')
-        wp_error(err, path, wp_conf_member_line(g, "postqueue"), "policyd.postqueue '%s' must be an absolute path",
-                 p->etrn.postqueue);
+        wp_error(err, path, wp_conf_member_line(g, "postqueue"),
+                 "policyd.postqueue '%s' must be an absolute path", p->etrn.postqueue);
 }
 
 static void policyd_link(void *conf, const config_setting_t *g, const config_setting_t *root,
@@ -140,7 +142,7 @@ const struct wp_section wp_policyd_section = {
     .free = policyd_free,
 };
 
-const struct wp_section *const wp_policyd_sections[] = { &wp_policyd_section, NULL };
+const struct wp_section *const wp_policyd_sections[] = {&wp_policyd_section, NULL};
 
 const struct wp_policyd_conf *wp_policyd_conf(const struct wp_snapshot *s)
 {

@@ -30,17 +30,17 @@ struct wp_listen {
 struct wp_policyd_conf {
     struct wp_listen *listen;
     size_t nlisten;
-    int socket_mode;      /* unix sockets */
-    char *socket_owner;   /* "" keeps the owner */
+    int socket_mode;    /* unix sockets */
+    char *socket_owner; /* "" keeps the owner */
     char *socket_group;
-    char *user;           /* drop privileges to this user ("" stays) */
-    char *pidfile;        /* "" writes none */
-    int threads;          /* 0: one per core */
+    char *user;    /* drop privileges to this user ("" stays) */
+    char *pidfile; /* "" writes none */
+    int threads;   /* 0: one per core */
     int max_connections;
-    int idle_timeout;     /* seconds */
-    int max_request;      /* bytes */
-    bool io_uring;        /* send a pass's answers in one io_uring submission */
-    char *etrn_release;   /* as written; etrn.release is the parsed value */
+    int idle_timeout;         /* seconds */
+    int max_request;          /* bytes */
+    bool io_uring;            /* send a pass's answers in one io_uring submission */
+    char *etrn_release;       /* as written; etrn.release is the parsed value */
     struct wp_etrn_conf etrn; /* ETRN for held queues */
 };
 

@@ -22,16 +22,18 @@ const struct wp_conf_row wp_log_rows[] = {
     WP_ROW_END,
 };
 
+#define P struct wp_postfix_conf
 const struct wp_conf_row wp_postfix_rows[] = {
-    WP_ROW_STRING("queue_directory", struct wp_postfix_conf, queue_directory, "/var/spool/postfix"),
-    WP_ROW_STRING("config_directory", struct wp_postfix_conf, config_directory, "/etc/postfix"),
-    WP_ROW_STRING("local_transport", struct wp_postfix_conf, local_transport, "lmtp:unix:private/dovecot-lmtp"),
-    WP_ROW_STRING("relay_transport", struct wp_postfix_conf, relay_transport, "smtp"),
-    WP_ROW_STRING("hold_transport", struct wp_postfix_conf, hold_transport, "waypost-hold"),
-    WP_ROW_STRING("odmr_transport", struct wp_postfix_conf, odmr_transport, "lmtp:unix:/run/waypost/odmrd.sock"),
-    WP_ROW_BOOL("chroot", struct wp_postfix_conf, chroot, "false"),
+    WP_ROW_STRING("queue_directory", P, queue_directory, "/var/spool/postfix"),
+    WP_ROW_STRING("config_directory", P, config_directory, "/etc/postfix"),
+    WP_ROW_STRING("local_transport", P, local_transport, "lmtp:unix:private/dovecot-lmtp"),
+    WP_ROW_STRING("relay_transport", P, relay_transport, "smtp"),
+    WP_ROW_STRING("hold_transport", P, hold_transport, "waypost-hold"),
+    WP_ROW_STRING("odmr_transport", P, odmr_transport, "lmtp:unix:/run/waypost/odmrd.sock"),
+    WP_ROW_BOOL("chroot", P, chroot, "false"),
     WP_ROW_END,
 };
+#undef P
 
 static const struct wp_conf_row domain_rows[] = {
     { "name", WP_CONF_STRING, WP_CONF_NOFIELD, NULL, 0, 0, WP_CONF_REQUIRED, NULL },
@@ -48,24 +50,28 @@ static const struct wp_conf_row unified_rows[] = {
     WP_ROW_END,
 };
 
+#define R struct wp_router_conf
 const struct wp_conf_row wp_router_rows[] = {
-    WP_ROW_PATH("table", struct wp_router_conf, table, NULL),
-    { "main_domain", WP_CONF_STRING, offsetof(struct wp_router_conf, main_domain), NULL, 0, 0, WP_CONF_REQUIRED, NULL },
-    WP_ROW_STRINGS("trusted_networks", struct wp_router_conf, trusted_networks),
-    WP_ROW_STRINGS("own_addresses", struct wp_router_conf, own_addresses),
-    WP_ROW_STRINGS("hold_queues", struct wp_router_conf, hold_queues),
-    WP_ROW_STRINGS("odmr_queues", struct wp_router_conf, odmr_queues),
-    WP_ROW_STRING("recipient_delimiter", struct wp_router_conf, recipient_delimiter, WP_DEFAULT_RECIPIENT_DELIMITER),
-    WP_ROW_INT("account_cache_seconds", struct wp_router_conf, account_cache_seconds, WP_STR(WP_DEFAULT_ACCOUNT_CACHE_SECONDS), 0, 3600),
-    WP_ROW_INT("userdb_timeout_ms", struct wp_router_conf, userdb_timeout_ms, WP_STR(WP_DEFAULT_USERDB_TIMEOUT_MS), 10, 60000),
+    WP_ROW_PATH("table", R, table, NULL),
+    { "main_domain", WP_CONF_STRING, offsetof(R, main_domain), NULL, 0, 0, WP_CONF_REQUIRED, NULL },
+    WP_ROW_STRINGS("trusted_networks", R, trusted_networks),
+    WP_ROW_STRINGS("own_addresses", R, own_addresses),
+    WP_ROW_STRINGS("hold_queues", R, hold_queues),
+    WP_ROW_STRINGS("odmr_queues", R, odmr_queues),
+    WP_ROW_STRING("recipient_delimiter", R, recipient_delimiter, WP_DEFAULT_RECIPIENT_DELIMITER),
+    WP_ROW_INT("account_cache_seconds", R, account_cache_seconds,
+               WP_STR(WP_DEFAULT_ACCOUNT_CACHE_SECONDS), 0, 3600),
+    WP_ROW_INT("userdb_timeout_ms", R, userdb_timeout_ms,
+               WP_STR(WP_DEFAULT_USERDB_TIMEOUT_MS), 10, 60000),
     WP_ROW_OWN("domains", WP_CONF_GROUPS, NULL, 0, domain_rows),
     WP_ROW_OWN("unified_accounts", WP_CONF_GROUPS, NULL, 0, unified_rows),
     WP_ROW_END,
 };
+#undef R
 /* clang-format on */
 
-const char *const wp_snapshot_top_names[] = { "log", "postfix", "router", "policyd", "milter", "rules",
-                                              "odmr", "imap", NULL };
+const char *const wp_snapshot_top_names[] = {"log",   "postfix", "router", "policyd", "milter",
+                                             "rules", "odmr",    "imap",   NULL};
 
 static bool top_known(const char *name)
 {
@@ -103,8 +109,8 @@ static const config_setting_t *group_of(const config_setting_t *root, const char
 }
 
 /* The Router from the router group, through router/'s construction API. */
-static struct wp_router *router_build(const config_setting_t *g, const struct wp_router_conf *rc, const char *path,
-                                      const char *basedir, struct wp_errors *err)
+static struct wp_router *router_build(const config_setting_t *g, const struct wp_router_conf *rc,
+                                      const char *path, const char *basedir, struct wp_errors *err)
 {
     size_t before = err->count;
     const char *file = wp_conf_file(g, path);
@@ -123,10 +129,10 @@ static struct wp_router *router_build(const config_setting_t *g, const struct wp
         enum wp_router_list which;
         size_t offset;
     } lists[] = {
-        { "trusted_networks", WP_ROUTER_TRUSTED, offsetof(struct wp_router_conf, trusted_networks) },
-        { "own_addresses", WP_ROUTER_OWN_ADDRESS, offsetof(struct wp_router_conf, own_addresses) },
-        { "hold_queues", WP_ROUTER_HOLD_QUEUE, offsetof(struct wp_router_conf, hold_queues) },
-        { "odmr_queues", WP_ROUTER_ODMR_QUEUE, offsetof(struct wp_router_conf, odmr_queues) },
+        {"trusted_networks", WP_ROUTER_TRUSTED, offsetof(struct wp_router_conf, trusted_networks)},
+        {"own_addresses", WP_ROUTER_OWN_ADDRESS, offsetof(struct wp_router_conf, own_addresses)},
+        {"hold_queues", WP_ROUTER_HOLD_QUEUE, offsetof(struct wp_router_conf, hold_queues)},
+        {"odmr_queues", WP_ROUTER_ODMR_QUEUE, offsetof(struct wp_router_conf, odmr_queues)},
     };
     for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
         char **v = *(char **const *)((const char *)rc + lists[l].offset);
@@ -146,10 +152,10 @@ static struct wp_router *router_build(const config_setting_t *g, const struct wp
         const config_setting_t *acc = config_setting_get_member(dg, "accounts");
         const config_setting_t *mu = config_setting_get_member(dg, "mail_to_unknown");
         int line = wp_conf_line(dg);
-        wp_router_add_domain(r, wp_conf_string(dg, "name", NULL), aliases, wp_conf_string(dg, "accounts", NULL),
-                             wp_conf_string(dg, "mail_to_unknown", NULL), wp_conf_file(dg, file), line,
-                             acc ? wp_conf_line(acc) : line, mu ? wp_conf_line(mu) : line,
-                             al ? wp_conf_line(al) : line, err);
+        wp_router_add_domain(
+            r, wp_conf_string(dg, "name", NULL), aliases, wp_conf_string(dg, "accounts", NULL),
+            wp_conf_string(dg, "mail_to_unknown", NULL), wp_conf_file(dg, file), line,
+            acc ? wp_conf_line(acc) : line, mu ? wp_conf_line(mu) : line, al ? wp_conf_line(al) : line, err);
         free(aliases);
     }
     /* The table comes after the domains: it needs the main domain. */
@@ -273,7 +279,8 @@ struct wp_snapshot *wp_snapshot_reload(const char *path, const struct wp_section
     return s;
 }
 
-void wp_snapshot_print(FILE *out, const struct wp_snapshot *s, const config_setting_t *root, bool changed_only)
+void wp_snapshot_print(FILE *out, const struct wp_snapshot *s, const config_setting_t *root,
+                       bool changed_only)
 {
     const config_setting_t *g;
     g = root ? config_setting_get_member(root, "log") : NULL;
@@ -293,7 +300,7 @@ void wp_snapshot_print(FILE *out, const struct wp_snapshot *s, const config_sett
             if (changed_only && !t)
                 continue;
             /* A top-level setting: shown as "name = value" (no group). */
-            const struct wp_conf_row one[2] = { *r, WP_ROW_END };
+            const struct wp_conf_row one[2] = {*r, WP_ROW_END};
             wp_conf_print(out, "", one, NULL, root, s->basedir, changed_only);
         }
     }

@@ -36,11 +36,11 @@
 struct wp_postfix_conf {
     char *queue_directory;
     char *config_directory;
-    char *local_transport;  /* LOCAL routes, e.g. "lmtp:unix:private/dovecot-lmtp" */
-    char *relay_transport;  /* RELAY routes: "smtp" */
-    char *hold_transport;   /* HOLD routes: listed in defer_transports */
-    char *odmr_transport;   /* ODMR routes */
-    bool chroot;            /* smtpd/cleanup/trivial-rewrite run chrooted */
+    char *local_transport; /* LOCAL routes, e.g. "lmtp:unix:private/dovecot-lmtp" */
+    char *relay_transport; /* RELAY routes: "smtp" */
+    char *hold_transport;  /* HOLD routes: listed in defer_transports */
+    char *odmr_transport;  /* ODMR routes */
+    bool chroot;           /* smtpd/cleanup/trivial-rewrite run chrooted */
 };
 
 /* The log group. */
@@ -51,9 +51,9 @@ struct wp_log_conf {
 
 /* The router group as written (the Router itself is built from it). */
 struct wp_router_conf {
-    char *table;               /* absolute; "" for none */
+    char *table; /* absolute; "" for none */
     char *main_domain;
-    char **trusted_networks;   /* NULL-terminated lists */
+    char **trusted_networks; /* NULL-terminated lists */
     char **own_addresses;
     char **hold_queues;
     char **odmr_queues;
@@ -62,12 +62,18 @@ struct wp_router_conf {
     int userdb_timeout_ms;
 };
 
-enum wp_section_id { WP_SECTION_POLICYD, WP_SECTION_MILTER, WP_SECTION_ODMR, WP_SECTION_IMAP, WP_SECTION_MAX };
+enum wp_section_id {
+    WP_SECTION_POLICYD,
+    WP_SECTION_MILTER,
+    WP_SECTION_ODMR,
+    WP_SECTION_IMAP,
+    WP_SECTION_MAX
+};
 
 struct wp_snapshot;
 
 struct wp_section {
-    const char *name;               /* top-level group in waypost.conf */
+    const char *name; /* top-level group in waypost.conf */
     enum wp_section_id id;
     size_t size;                    /* sizeof the component's struct */
     const struct wp_conf_row *rows; /* filled by the generic loader */
@@ -122,7 +128,8 @@ const void *wp_snapshot_section(const struct wp_snapshot *s, enum wp_section_id 
 /* `waypost show`: "group.name = value" for state's groups and every loaded
  * section; with changed_only, only settings that differ from the default.
  * root is the parsed file (for list and group settings, shown as written). */
-void wp_snapshot_print(FILE *out, const struct wp_snapshot *s, const config_setting_t *root, bool changed_only);
+void wp_snapshot_print(FILE *out, const struct wp_snapshot *s, const config_setting_t *root,
+                       bool changed_only);
 
 /* The rows of state's own groups (for the row tests). */
 extern const struct wp_conf_row wp_log_rows[];

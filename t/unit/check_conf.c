@@ -30,11 +30,11 @@ struct table {
 static size_t tables(struct table *t, size_t max)
 {
     size_t n = 0;
-    t[n++] = (struct table){ "log", wp_log_rows, sizeof(struct wp_log_conf) };
-    t[n++] = (struct table){ "postfix", wp_postfix_rows, sizeof(struct wp_postfix_conf) };
-    t[n++] = (struct table){ "router", wp_router_rows, sizeof(struct wp_router_conf) };
+    t[n++] = (struct table){"log", wp_log_rows, sizeof(struct wp_log_conf)};
+    t[n++] = (struct table){"postfix", wp_postfix_rows, sizeof(struct wp_postfix_conf)};
+    t[n++] = (struct table){"router", wp_router_rows, sizeof(struct wp_router_conf)};
     for (size_t i = 0; wp_sections_all[i] && n < max; i++)
-        t[n++] = (struct table){ wp_sections_all[i]->name, wp_sections_all[i]->rows, wp_sections_all[i]->size };
+        t[n++] = (struct table){wp_sections_all[i]->name, wp_sections_all[i]->rows, wp_sections_all[i]->size};
     return n;
 }
 
@@ -102,7 +102,8 @@ START_TEST(defaults_parse_within_bounds)
         struct wp_errors err;
         wp_errors_init(&err);
         wp_conf_load(NULL, t[i].rows, conf, t[i].prefix, "t.conf", "/base", &err);
-        ck_assert_msg(err.count == 0, "%s: defaults give errors: %s", t[i].prefix, err.count ? err.msgs[0] : "");
+        ck_assert_msg(err.count == 0, "%s: defaults give errors: %s", t[i].prefix,
+                      err.count ? err.msgs[0] : "");
         for (const struct wp_conf_row *r = t[i].rows; r->name; r++, rows++) {
             if (r->offset == WP_CONF_NOFIELD)
                 continue;
@@ -118,13 +119,14 @@ START_TEST(defaults_parse_within_bounds)
                           : r->type == WP_CONF_DURATION ? wp_conf_parse_duration(r->def, &d)
                           : r->type == WP_CONF_SIZE     ? wp_conf_parse_size(r->def, &d)
                                                         : (d = strtoll(r->def, NULL, 10), true);
-                ck_assert_msg(ok && d == v, "%s.%s: default '%s' loads as %d", t[i].prefix, r->name, r->def, v);
+                ck_assert_msg(ok && d == v, "%s.%s: default '%s' loads as %d", t[i].prefix, r->name, r->def,
+                              v);
             }
             if (r->type == WP_CONF_STRING || r->type == WP_CONF_PATH)
                 ck_assert_msg(*(char **)((char *)conf + r->offset), "%s.%s: no string", t[i].prefix, r->name);
             if (r->type == WP_CONF_PATH && r->def && r->def[0])
-                ck_assert_msg((*(char **)((char *)conf + r->offset))[0] == '/', "%s.%s: default path not absolute",
-                              t[i].prefix, r->name);
+                ck_assert_msg((*(char **)((char *)conf + r->offset))[0] == '/',
+                              "%s.%s: default path not absolute", t[i].prefix, r->name);
         }
         wp_conf_free(t[i].rows, conf);
         free(conf);
@@ -145,7 +147,7 @@ START_TEST(bounds_hold)
                 continue;
             char bound[32];
             /* At each bound: accepted. */
-            long long at[2] = { r->min, r->max };
+            long long at[2] = {r->min, r->max};
             for (int k = 0; k < 2; k++) {
                 char *v = value_text(r, at[k]);
                 char *text = wp_asprintf("%s = %s;", r->name, v);
@@ -164,8 +166,8 @@ START_TEST(bounds_hold)
                     wp_conf_format_size(r->min, bound, sizeof(bound));
                 else
                     snprintf(bound, sizeof(bound), "%lld", r->min);
-                char *want = wp_asprintf("t.conf:2: %s.%s = %s is below the minimum %s\n", t[i].prefix, r->name,
-                                         v, bound);
+                char *want = wp_asprintf("t.conf:2: %s.%s = %s is below the minimum %s\n", t[i].prefix,
+                                         r->name, v, bound);
                 ck_assert_msg(strncmp(m, want, strlen(want)) == 0, "got '%s', wanted '%s'", m, want);
                 free(m), free(text), free(v), free(want);
             }
@@ -185,8 +187,8 @@ START_TEST(bounds_hold)
                 /* Shown as written, without a mode's quotes or a long's L. */
                 const char *shown = r->type == WP_CONF_MODE ? v + 1 : v;
                 int slen = (int)strlen(shown) - (r->type == WP_CONF_MODE || shown[strlen(shown) - 1] == 'L');
-                char *want = wp_asprintf("t.conf:2: %s.%s = %.*s is above the maximum %s\n", t[i].prefix, r->name,
-                                         slen, shown, bound);
+                char *want = wp_asprintf("t.conf:2: %s.%s = %.*s is above the maximum %s\n", t[i].prefix,
+                                         r->name, slen, shown, bound);
                 ck_assert_msg(strcmp(m, want) == 0, "got '%s', wanted '%s'", m, want);
                 free(want);
                 free(m), free(text), free(v);
@@ -208,7 +210,8 @@ START_TEST(wrong_types_and_unknown_names)
             char *text = wp_asprintf("%s = %s;", r->name, bad);
             char *m = load_group(&t[i], text);
             char *want = wp_asprintf("t.conf:2: '%s' must be ", r->name);
-            ck_assert_msg(strncmp(m, want, strlen(want)) == 0, "%s.%s = %s: got '%s'", t[i].prefix, r->name, bad, m);
+            ck_assert_msg(strncmp(m, want, strlen(want)) == 0, "%s.%s = %s: got '%s'", t[i].prefix, r->name,
+                          bad, m);
             free(m), free(text), free(want);
         }
     char *m = load_group(&t[0], "level = \"info\";\n  nonsense = 1;");
@@ -223,7 +226,7 @@ START_TEST(parse_mode)
     ck_assert(wp_conf_parse_mode("0660", &v) && v == 0660);
     ck_assert(wp_conf_parse_mode("755", &v) && v == 0755);
     ck_assert(wp_conf_parse_mode("0", &v) && v == 0);
-    static const char *const bad[] = { "", "0999", "abc", "-1", "+7", " 0660", "0660 ", "010000", "0x1ff" };
+    static const char *const bad[] = {"", "0999", "abc", "-1", "+7", " 0660", "0660 ", "010000", "0x1ff"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!wp_conf_parse_mode(bad[i], &v), "accepted '%s'", bad[i]);
 }
@@ -239,7 +242,7 @@ START_TEST(parse_duration)
     ck_assert(wp_conf_parse_duration("1w", &v) && v == 7 * 86400);
     ck_assert(wp_conf_parse_duration("90", &v) && v == 90);
     ck_assert(wp_conf_parse_duration("0", &v) && v == 0);
-    static const char *const bad[] = { "", "5x", "-1", "5dd", " 5", "1.5m", "m", "99999999999999999999" };
+    static const char *const bad[] = {"", "5x", "-1", "5dd", " 5", "1.5m", "m", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!wp_conf_parse_duration(bad[i], &v), "accepted '%s'", bad[i]);
     char out[32];
@@ -261,7 +264,7 @@ START_TEST(parse_size)
     ck_assert(wp_conf_parse_size("64K", &v) && v == 65536);
     ck_assert(wp_conf_parse_size("50M", &v) && v == 52428800);
     ck_assert(wp_conf_parse_size("1G", &v) && v == 1073741824);
-    static const char *const bad[] = { "", "1T", "-1", "M", "5MB", "1.5M", " 1k", "1 k" };
+    static const char *const bad[] = {"", "1T", "-1", "M", "5MB", "1.5M", " 1k", "1 k"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!wp_conf_parse_size(bad[i], &v), "accepted '%s'", bad[i]);
     char out[32];
@@ -293,7 +296,7 @@ static const struct wp_conf_row sample_rows[] = {
     WP_ROW_PATH("p", S, p, "rel/file"),
     WP_ROW_ENDPOINT("ep", S, ep, "inet:127.0.0.1:25"),
     WP_ROW_STRINGS("list", S, list),
-    { "req", WP_CONF_STRING, WP_CONF_NOFIELD, NULL, 0, 0, WP_CONF_REQUIRED, NULL },
+    {"req", WP_CONF_STRING, WP_CONF_NOFIELD, NULL, 0, 0, WP_CONF_REQUIRED, NULL},
     WP_ROW_END,
 };
 #undef S
@@ -316,9 +319,10 @@ static char *load_sample(const char *text, struct sample *out, const char *path)
 START_TEST(types_through_the_loader)
 {
     struct sample v;
-    char *m = load_sample("g: { req = \"r\";\n i = -5; mode = \"0755\"; dur = \"2h\"; size = \"2M\"; b = false;\n"
-                          " s = \"y\"; p = \"/abs\"; ep = \"unix:/run/x.sock\"; list = [ \"a\", \"b\" ]; };",
-                          &v, "t.conf");
+    char *m =
+        load_sample("g: { req = \"r\";\n i = -5; mode = \"0755\"; dur = \"2h\"; size = \"2M\"; b = false;\n"
+                    " s = \"y\"; p = \"/abs\"; ep = \"unix:/run/x.sock\"; list = [ \"a\", \"b\" ]; };",
+                    &v, "t.conf");
     ck_assert_str_eq(m, "");
     ck_assert_int_eq(v.i, -5);
     ck_assert_int_eq(v.mode, 0755);
@@ -360,19 +364,21 @@ START_TEST(types_through_the_loader)
     static const struct {
         const char *text, *want;
     } bad[] = {
-        { "g: { req = \"r\";\n\n mode = \"0999\"; };", "t.conf:3: g.mode '0999' is not an octal mode" },
-        { "g: { req = \"r\";\n dur = \"5x\"; };", "t.conf:2: g.dur '5x' must be a duration" },
-        { "g: { req = \"r\";\n size = \"1T\"; };", "t.conf:2: g.size '1T' must be a size" },
-        { "g: { req = \"r\";\n ep = \"inet:1.2.3.4\"; };", "t.conf:2: g.ep 'inet:1.2.3.4': expected inet:HOST:PORT" },
-        { "g: { req = \"r\";\n i = 101; };", "t.conf:2: g.i = 101 is above the maximum 100" },
-        { "g: { req = \"r\";\n dur = \"2d\"; };", "t.conf:2: g.dur = 2d is above the maximum 1d" },
-        { "g: { req = \"r\";\n i = \"7\"; };", "t.conf:2: 'i' must be an integer" },
-        { "g: { req = \"r\";\n list = [ 1 ]; };", "t.conf:2: 'list' must be a list of strings" },
-        { "g: {\n i = 1; };", "t.conf:1: missing required setting 'req' in g" },
+        {"g: { req = \"r\";\n\n mode = \"0999\"; };", "t.conf:3: g.mode '0999' is not an octal mode"},
+        {"g: { req = \"r\";\n dur = \"5x\"; };", "t.conf:2: g.dur '5x' must be a duration"},
+        {"g: { req = \"r\";\n size = \"1T\"; };", "t.conf:2: g.size '1T' must be a size"},
+        {"g: { req = \"r\";\n ep = \"inet:1.2.3.4\"; };",
+         "t.conf:2: g.ep 'inet:1.2.3.4': expected inet:HOST:PORT"},
+        {"g: { req = \"r\";\n i = 101; };", "t.conf:2: g.i = 101 is above the maximum 100"},
+        {"g: { req = \"r\";\n dur = \"2d\"; };", "t.conf:2: g.dur = 2d is above the maximum 1d"},
+        {"g: { req = \"r\";\n i = \"7\"; };", "t.conf:2: 'i' must be an integer"},
+        {"g: { req = \"r\";\n list = [ 1 ]; };", "t.conf:2: 'list' must be a list of strings"},
+        {"g: {\n i = 1; };", "t.conf:1: missing required setting 'req' in g"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         m = load_sample(bad[i].text, &v, "t.conf");
-        ck_assert_msg(strncmp(m, bad[i].want, strlen(bad[i].want)) == 0, "got '%s', wanted '%s'", m, bad[i].want);
+        ck_assert_msg(strncmp(m, bad[i].want, strlen(bad[i].want)) == 0, "got '%s', wanted '%s'", m,
+                      bad[i].want);
         wp_conf_free(sample_rows, &v);
         free(m);
     }
