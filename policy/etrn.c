@@ -52,8 +52,8 @@ static const struct wp_etrn_queue *queue_conf(const struct wp_etrn_conf *c, cons
     return NULL;
 }
 
-void wp_etrn_conf_load(const config_setting_t *g, const char *rel, const char *path, const struct wp_router *r,
-                       struct wp_etrn_conf *c, struct wp_errors *err)
+void wp_etrn_conf_load(const config_setting_t *g, const char *rel, const char *path,
+                       const struct wp_router *r, struct wp_etrn_conf *c, struct wp_errors *err)
 {
     /* postqueue and timeout are rows of the policyd section: already set. */
     c->queues = NULL;

@@ -68,8 +68,8 @@ static void add_main_domain(struct wp_router *r, struct wp_errors *err);
 
 /* One entry of a router list (trusted_networks, own_addresses, hold_queues,
  * odmr_queues); name is the setting, for messages. */
-static void add_listed(struct wp_router *r, enum wp_router_list which, const char *v, const char *file, int line,
-                       struct wp_errors *err)
+static void add_listed(struct wp_router *r, enum wp_router_list which, const char *v, const char *file,
+                       int line, struct wp_errors *err)
 {
     static const char *const names[] = { "trusted_networks", "own_addresses", "hold_queues", "odmr_queues" };
     const char *name = names[which];
@@ -98,8 +98,8 @@ static void add_listed(struct wp_router *r, enum wp_router_list which, const cha
             v, 0);
 }
 
-void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file, int line,
-                   struct wp_errors *err)
+void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file,
+                   int line, struct wp_errors *err)
 {
     add_listed(r, which, value, file, line, err);
 }
@@ -118,15 +118,15 @@ void wp_router_add_unified(struct wp_router *r, const char *domain, const char *
         return;
     }
     if (!wp_header_name_valid(header, strlen(header))) {
-        wp_error(err, file, header_line, "unified account for %s: header '%s' is not a header field name", domain,
-                 header);
+        wp_error(err, file, header_line, "unified account for %s: header '%s' is not a header field name",
+                 domain, header);
         return;
     }
     struct wp_address a;
     const char *why;
     if (!wp_address_parse(account, strlen(account), 0, &a, &why) || !a.domain[0] || a.routed) {
-        wp_error(err, file, line, "unified account for %s: account '%s' is not an address (local@domain)", domain,
-                 account);
+        wp_error(err, file, line, "unified account for %s: account '%s' is not an address (local@domain)",
+                 domain, account);
         return;
     }
     const char *k = own_key(r, domain);
@@ -204,9 +204,9 @@ void wp_router_set_delimiter(struct wp_router *r, char delimiter)
     r->delimiter = delimiter;
 }
 
-void wp_router_add_domain(struct wp_router *r, const char *name, const char *const *aliases, const char *accounts,
-                          const char *mail_to_unknown, const char *file, int line, int accounts_line,
-                          int unknown_line, int aliases_line, struct wp_errors *err)
+void wp_router_add_domain(struct wp_router *r, const char *name, const char *const *aliases,
+                          const char *accounts, const char *mail_to_unknown, const char *file, int line,
+                          int accounts_line, int unknown_line, int aliases_line, struct wp_errors *err)
 {
     if (!file)
         file = r->file;
@@ -256,8 +256,8 @@ static void add_main_domain(struct wp_router *r, struct wp_errors *err)
     struct wp_domain *d = &r->domains[r->ndomains];
     memset(d, 0, sizeof(*d));
     d->name = r->main_domain;
-    d->accounts = wp_accounts_new("list:", d->name, r->basedir, r->cache_seconds, r->userdb_timeout_ms, r->file, 0,
-                                  err);
+    d->accounts = wp_accounts_new("list:", d->name, r->basedir, r->cache_seconds, r->userdb_timeout_ms,
+                                  r->file, 0, err);
     d->unknown = WP_UNKNOWN_REJECT;
     uint32_t idx = (uint32_t)r->ndomains++;
     struct wp_strmap_entry *e =

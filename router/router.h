@@ -117,13 +117,13 @@ void wp_router_set_delimiter(struct wp_router *r, char delimiter);
 /* aliases: NULL-terminated (or NULL); accounts: an accounts spec (NULL:
  * "list:"); mail_to_unknown: NULL for "Rejected".  The *_line arguments
  * locate those settings (0: the domain's line). */
-void wp_router_add_domain(struct wp_router *r, const char *name, const char *const *aliases, const char *accounts,
-                          const char *mail_to_unknown, const char *file, int line, int accounts_line,
-                          int unknown_line, int aliases_line, struct wp_errors *err);
+void wp_router_add_domain(struct wp_router *r, const char *name, const char *const *aliases,
+                          const char *accounts, const char *mail_to_unknown, const char *file, int line,
+                          int accounts_line, int unknown_line, int aliases_line, struct wp_errors *err);
 enum wp_router_list { WP_ROUTER_TRUSTED, WP_ROUTER_OWN_ADDRESS, WP_ROUTER_HOLD_QUEUE, WP_ROUTER_ODMR_QUEUE };
 /* One entry of router.trusted_networks, own_addresses, hold_queues or odmr_queues. */
-void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file, int line,
-                   struct wp_errors *err);
+void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file,
+                   int line, struct wp_errors *err);
 /* The Router table from a file (NULL or "": an empty table) or from text. */
 void wp_router_load_table(struct wp_router *r, const char *path, struct wp_errors *err);
 void wp_router_table_text(struct wp_router *r, const char *text, const char *name, struct wp_errors *err);

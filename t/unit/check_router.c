@@ -140,8 +140,8 @@ START_TEST(account_created_goes_local)
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("company.dom", "test", dir);
     wp_router_set_accounts(r, 0, 1000); /* account_cache_seconds = 0 */
-    wp_router_add_domain(r, "domain.dom", NULL, "passwd-file:users", "Rerouted to *%domain.dom@otherserver.dom.via",
-                         NULL, 0, 0, 0, 0, &err);
+    wp_router_add_domain(r, "domain.dom", NULL, "passwd-file:users",
+                         "Rerouted to *%domain.dom@otherserver.dom.via", NULL, 0, 0, 0, 0, &err);
     wp_router_finish(r, &err);
     ck_assert_uint_eq(err.count, 0);
     wp_errors_free(&err);
@@ -174,8 +174,8 @@ START_TEST(router_from_table_text)
     struct wp_router *r = wp_router_new("Company.DOM", "test.conf", NULL);
     static const char *const aliases[] = { "mail.company.dom", NULL };
     wp_router_add_domain(r, "company.dom", aliases, "list:alice,bob", NULL, NULL, 3, 0, 0, 0, &err);
-    wp_router_add_domain(r, "other.dom", NULL, "list:carol", "Rerouted to *%other.dom@old.dom.via", NULL, 4, 0, 0, 0,
-                         &err);
+    wp_router_add_domain(r, "other.dom", NULL, "list:carol", "Rerouted to *%other.dom@old.dom.via", NULL, 4,
+                         0, 0, 0, &err);
     wp_router_add(r, WP_ROUTER_HOLD_QUEUE, "held.dom", NULL, 0, &err);
     wp_router_table_text(r, "<postmaster> = alice\n", "inline", &err);
     wp_router_finish(r, &err);
@@ -203,7 +203,8 @@ START_TEST(router_from_table_text)
     ck_assert_uint_eq(err.count, 3);
     ck_assert_str_eq(err.msgs[0], "w.conf:7: domain needs a valid name");
     ck_assert_msg(strstr(err.msgs[1], "w.conf:9: mail_to_unknown: expected"), "%s", err.msgs[1]);
-    ck_assert_str_eq(err.msgs[2], "w.conf:10: trusted_networks: '10.0.0.0/40' is not a network (ADDRESS or ADDRESS/BITS)");
+    ck_assert_str_eq(err.msgs[2],
+                     "w.conf:10: trusted_networks: '10.0.0.0/40' is not a network (ADDRESS or ADDRESS/BITS)");
     wp_router_free(r);
     wp_errors_free(&err);
 }
