@@ -204,12 +204,11 @@ void wp_router_set_delimiter(struct wp_router *r, char delimiter)
     r->delimiter = delimiter;
 }
 
-void wp_router_add_domain(struct wp_router *r, const char *name, const char *const *aliases,
-                          const char *accounts, const char *mail_to_unknown, const char *file, int line,
-                          int accounts_line, int unknown_line, int aliases_line, struct wp_errors *err)
+void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec, struct wp_errors *err)
 {
-    if (!file)
-        file = r->file;
+    const char *file = spec->file ? spec->file : r->file;
+    const char *name = spec->name;
+    int line = spec->line;
     if (!name || !wp_domain_valid(name, false)) {
         wp_error(err, file, line, "domain needs a valid name");
         return;
@@ -219,11 +218,13 @@ void wp_router_add_domain(struct wp_router *r, const char *name, const char *con
     memset(d, 0, sizeof(*d));
     d->line = line;
     d->name = (char *)own_key(r, name);
-    d->accounts = wp_accounts_new(accounts ? accounts : "list:", d->name, r->basedir, r->cache_seconds,
-                                  r->userdb_timeout_ms, file, accounts_line ? accounts_line : line, err);
+    d->accounts = wp_accounts_new(spec->accounts ? spec->accounts : "list:", d->name, r->basedir,
+                                  r->cache_seconds, r->userdb_timeout_ms, file,
+                                  spec->accounts_line ? spec->accounts_line : line, err);
     const char *why;
-    if (!parse_unknown(mail_to_unknown ? mail_to_unknown : WP_DEFAULT_MAIL_TO_UNKNOWN, d, &why))
-        wp_error(err, file, unknown_line ? unknown_line : line, "mail_to_unknown: %s", why);
+    const char *unknown = spec->mail_to_unknown ? spec->mail_to_unknown : WP_DEFAULT_MAIL_TO_UNKNOWN;
+    if (!parse_unknown(unknown, d, &why))
+        wp_error(err, file, spec->unknown_line ? spec->unknown_line : line, "mail_to_unknown: %s", why);
 
     uint32_t idx = (uint32_t)r->ndomains++;
     const char *k = d->name;
@@ -231,8 +232,9 @@ void wp_router_add_domain(struct wp_router *r, const char *name, const char *con
     if (e->head != WP_NONE)
         wp_error(err, file, line, "domain %s is listed twice", k);
     e->head = e->tail = idx;
-    for (size_t j = 0; aliases && aliases[j]; j++) {
-        const char *al = aliases[j];
+    int aliases_line = spec->aliases_line ? spec->aliases_line : line;
+    for (size_t j = 0; spec->aliases && spec->aliases[j]; j++) {
+        const char *al = spec->aliases[j];
         if (!wp_domain_valid(al, false)) {
             wp_error(err, file, aliases_line, "alias '%s' is not a domain name", al);
             continue;

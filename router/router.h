@@ -114,12 +114,19 @@ struct wp_router {
 struct wp_router *wp_router_new(const char *main_domain, const char *file, const char *basedir);
 void wp_router_set_accounts(struct wp_router *r, int cache_seconds, int timeout_ms);
 void wp_router_set_delimiter(struct wp_router *r, char delimiter);
-/* aliases: NULL-terminated (or NULL); accounts: an accounts spec (NULL:
- * "list:"); mail_to_unknown: NULL for "Rejected".  The *_line arguments
- * locate those settings (0: the domain's line). */
-void wp_router_add_domain(struct wp_router *r, const char *name, const char *const *aliases,
-                          const char *accounts, const char *mail_to_unknown, const char *file, int line,
-                          int accounts_line, int unknown_line, int aliases_line, struct wp_errors *err);
+/* One local domain.  Only name is required: aliases NULL-terminated (or
+ * NULL), accounts an accounts spec (NULL: "list:", none), mail_to_unknown
+ * NULL for "Rejected".  file and the lines locate the settings in
+ * messages (file NULL: the Router's; a line 0: the domain's line). */
+struct wp_domain_spec {
+    const char *name;
+    const char *const *aliases;
+    const char *accounts;
+    const char *mail_to_unknown;
+    const char *file;
+    int line, accounts_line, unknown_line, aliases_line;
+};
+void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec, struct wp_errors *err);
 enum wp_router_list { WP_ROUTER_TRUSTED, WP_ROUTER_OWN_ADDRESS, WP_ROUTER_HOLD_QUEUE, WP_ROUTER_ODMR_QUEUE };
 /* One entry of router.trusted_networks, own_addresses, hold_queues or odmr_queues. */
 void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file,

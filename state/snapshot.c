@@ -152,10 +152,18 @@ static struct wp_router *router_build(const config_setting_t *g, const struct wp
         const config_setting_t *acc = config_setting_get_member(dg, "accounts");
         const config_setting_t *mu = config_setting_get_member(dg, "mail_to_unknown");
         int line = wp_conf_line(dg);
-        wp_router_add_domain(
-            r, wp_conf_string(dg, "name", NULL), aliases, wp_conf_string(dg, "accounts", NULL),
-            wp_conf_string(dg, "mail_to_unknown", NULL), wp_conf_file(dg, file), line,
-            acc ? wp_conf_line(acc) : line, mu ? wp_conf_line(mu) : line, al ? wp_conf_line(al) : line, err);
+        struct wp_domain_spec spec = {
+            .name = wp_conf_string(dg, "name", NULL),
+            .aliases = aliases,
+            .accounts = wp_conf_string(dg, "accounts", NULL),
+            .mail_to_unknown = wp_conf_string(dg, "mail_to_unknown", NULL),
+            .file = wp_conf_file(dg, file),
+            .line = line,
+            .accounts_line = acc ? wp_conf_line(acc) : line,
+            .unknown_line = mu ? wp_conf_line(mu) : line,
+            .aliases_line = al ? wp_conf_line(al) : line,
+        };
+        wp_router_add_domain(r, &spec, err);
         free(aliases);
     }
     /* The table comes after the domains: it needs the main domain. */

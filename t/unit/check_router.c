@@ -140,8 +140,10 @@ START_TEST(account_created_goes_local)
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("company.dom", "test", dir);
     wp_router_set_accounts(r, 0, 1000); /* account_cache_seconds = 0 */
-    wp_router_add_domain(r, "domain.dom", NULL, "passwd-file:users",
-                         "Rerouted to *%domain.dom@otherserver.dom.via", NULL, 0, 0, 0, 0, &err);
+    struct wp_domain_spec dom = { .name = "domain.dom",
+                                  .accounts = "passwd-file:users",
+                                  .mail_to_unknown = "Rerouted to *%domain.dom@otherserver.dom.via" };
+    wp_router_add_domain(r, &dom, &err);
     wp_router_finish(r, &err);
     ck_assert_uint_eq(err.count, 0);
     wp_errors_free(&err);
@@ -173,9 +175,15 @@ START_TEST(router_from_table_text)
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("Company.DOM", "test.conf", NULL);
     static const char *const aliases[] = { "mail.company.dom", NULL };
-    wp_router_add_domain(r, "company.dom", aliases, "list:alice,bob", NULL, NULL, 3, 0, 0, 0, &err);
-    wp_router_add_domain(r, "other.dom", NULL, "list:carol", "Rerouted to *%other.dom@old.dom.via", NULL, 4,
-                         0, 0, 0, &err);
+    struct wp_domain_spec company = { .name = "company.dom", .aliases = aliases };
+    company.accounts = "list:alice,bob";
+    wp_router_add_domain(r, &company, &err);
+    wp_router_add_domain(r,
+                         &(struct wp_domain_spec){ .name = "other.dom",
+                                                   .accounts = "list:carol",
+                                                   .mail_to_unknown = "Rerouted to *%other.dom@old.dom.via",
+                                                   .line = 4 },
+                         &err);
     wp_router_add(r, WP_ROUTER_HOLD_QUEUE, "held.dom", NULL, 0, &err);
     wp_router_table_text(r, "<postmaster> = alice\n", "inline", &err);
     wp_router_finish(r, &err);
@@ -197,8 +205,15 @@ START_TEST(router_from_table_text)
 
     /* Errors name the file and line given. */
     r = wp_router_new("company.dom", "test.conf", NULL);
-    wp_router_add_domain(r, "bad domain", NULL, NULL, NULL, "w.conf", 7, 0, 0, 0, &err);
-    wp_router_add_domain(r, "a.dom", NULL, NULL, "Bounced", "w.conf", 8, 0, 9, 0, &err);
+    struct wp_domain_spec bad = { .name = "bad domain", .file = "w.conf", .line = 7 };
+    wp_router_add_domain(r, &bad, &err);
+    wp_router_add_domain(r,
+                         &(struct wp_domain_spec){ .name = "a.dom",
+                                                   .mail_to_unknown = "Bounced",
+                                                   .file = "w.conf",
+                                                   .line = 8,
+                                                   .unknown_line = 9 },
+                         &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "10.0.0.0/40", "w.conf", 10, &err);
     ck_assert_uint_eq(err.count, 3);
     ck_assert_str_eq(err.msgs[0], "w.conf:7: domain needs a valid name");

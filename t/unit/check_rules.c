@@ -182,8 +182,10 @@ static struct wp_router *sample_router(void)
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("company.dom", "test", NULL);
     static const char *const aliases[] = { "mail.company.dom", NULL };
-    wp_router_add_domain(r, "company.dom", aliases, "list:alice,bob,security,public,marketing,boss,prices",
-                         NULL, NULL, 0, 0, 0, 0, &err);
+    struct wp_domain_spec company = { .name = "company.dom",
+                                      .aliases = aliases,
+                                      .accounts = "list:alice,bob,security,public,marketing,boss,prices" };
+    wp_router_add_domain(r, &company, &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "127.0.0.0/8", NULL, 0, &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "::1/128", NULL, 0, &err);
     wp_router_load_table(r, srcpath("conf/router.table"), &err);
