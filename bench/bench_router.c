@@ -28,6 +28,7 @@
 
 #include "state/snapshot.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static double now_s(void)
 {
@@ -82,7 +83,7 @@ static bool prepare(struct sized *z)
     double t0 = now_s();
     struct wp_errors err;
     wp_errors_init(&err);
-    z->snap = wp_snapshot_load(conf, &err);
+    z->snap = wp_snapshot_load(conf, wp_sections_all, &err);
     z->load_s = now_s() - t0;
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);

@@ -18,6 +18,8 @@
 
 #include "milter/rules.h"
 #include "state/snapshot.h"
+#include "milter/settings.h"
+#include "cli/sections.h"
 
 static double now_s(void)
 {
@@ -34,7 +36,7 @@ int main(int argc, char **argv)
     g_mime_init();
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(argv[1], &err);
+    struct wp_snapshot *s = wp_snapshot_load(argv[1], wp_sections_all, &err);
     if (!s) {
         for (size_t i = 0; i < err.count; i++)
             fprintf(stderr, "%s\n", err.msgs[i]);
@@ -64,14 +66,14 @@ int main(int argc, char **argv)
     do {
         for (int i = 0; i < 100; i++) {
             struct wp_outcome out;
-            wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+            wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
             fired = out.nfired;
             wp_outcome_free(&out);
         }
         done += 100;
         elapsed = now_s() - start;
     } while (elapsed < seconds);
-    printf("rules=%zu fired=%zu messages=%ld seconds=%.2f per_s=%.0f us_each=%.1f\n", wp_rules_count(s->rules),
+    printf("rules=%zu fired=%zu messages=%ld seconds=%.2f per_s=%.0f us_each=%.1f\n", wp_rules_count(wp_milter_conf(s)->rules),
            fired, done, elapsed, (double)done / elapsed, elapsed * 1e6 / (double)done);
     wp_snapshot_unref(s);
     return 0;

@@ -3,6 +3,8 @@
  * waypost - the administrator's command line.
  *
  *   waypost [-c FILE] check                  validate the whole configuration
+ *   waypost [-c FILE] show [-n]              print the effective configuration, defaults
+ *                                            included (-n: only what differs from them)
  *   waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...
  *                                            trace how addresses are routed
  *   waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]
@@ -38,9 +40,14 @@
 #include "milter/rules.h"
 #include "lib/log.h"
 #include "state/snapshot.h"
+#include "policy/settings.h"
 #include "odmr/spool.h"
 #include "lib/util.h"
 #include "policy/maps.h"
+#include "milter/settings.h"
+#include "odmr/settings.h"
+#include "imap/settings.h"
+#include "cli/sections.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"
@@ -50,6 +57,7 @@
 static void usage(FILE *out)
 {
     fputs("usage: waypost [-c FILE] check\n"
+          "       waypost [-c FILE] show [-n]\n"
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
           "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
@@ -74,7 +82,7 @@ static struct wp_snapshot *load(const char *path, bool quiet_ok)
 {
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     if (!s || !quiet_ok)
         print_errors(&err);
     wp_errors_free(&err);
@@ -88,9 +96,41 @@ static int cmd_check(const char *path)
         return 1;
     const struct wp_router *r = s->router;
     printf("%s: OK (main domain %s, %zu domains, %u router records, %zu rules)\n", path, r->main_domain,
-           r->ndomains, r->table ? r->table->nrecs : 0, wp_rules_count(s->rules));
+           r->ndomains, r->table ? r->table->nrecs : 0, wp_rules_count(wp_milter_conf(s)->rules));
     wp_snapshot_unref(s);
     return 0;
+}
+
+/* waypost show [-n]: every setting as "group.name = value", as postconf
+ * and doveconf -n do; the configuration must load (the values shown are
+ * the ones the daemons would use). */
+static int cmd_show(const char *path, int argc, char **argv)
+{
+    bool changed_only = argc == 2 && strcmp(argv[1], "-n") == 0;
+    if (argc > 2 || (argc == 2 && !changed_only)) {
+        usage(stderr);
+        return 2;
+    }
+    /* Absolute, as the daemons load it: paths show as they will use them. */
+    char *abs = realpath(path, NULL);
+    if (abs)
+        path = abs;
+    struct wp_snapshot *s = load(path, true);
+    if (!s) {
+        free(abs);
+        return 1;
+    }
+    /* Lists and groups are shown as written: read the file once more. */
+    config_t cfg;
+    struct wp_errors err;
+    wp_errors_init(&err);
+    bool read = wp_conf_read(&cfg, path, &err);
+    free(abs);
+    wp_snapshot_print(stdout, s, read ? config_root_setting(&cfg) : NULL, changed_only);
+    config_destroy(&cfg);
+    wp_errors_free(&err);
+    wp_snapshot_unref(s);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* What Postfix receives for one address: each map's answer (NULL: not
@@ -303,7 +343,7 @@ static const char *postfix_socket_path(const struct wp_postfix_conf *pf, const c
 /* The Postfix client syntax of a map endpoint, or NULL if none serves it. */
 static char *map_endpoint(const struct wp_snapshot *s, const char *map, bool chroot, bool *unreachable)
 {
-    const struct wp_policyd_conf *p = &s->policyd;
+    const struct wp_policyd_conf *p = wp_policyd_conf(s);
     for (size_t i = 0; i < p->nlisten; i++) {
         const struct wp_listen *l = &p->listen[i];
         if (l->proto != WP_PROTO_SOCKETMAP)
@@ -316,7 +356,7 @@ static char *map_endpoint(const struct wp_snapshot *s, const char *map, bool chr
     }
     for (size_t i = 0; i < p->nlisten; i++) {
         const struct wp_listen *l = &p->listen[i];
-        if (l->proto == WP_PROTO_TCP && strcmp(wp_map_name((enum wp_map)l->map), map) == 0)
+        if (l->proto == WP_PROTO_TCP && strcmp(wp_map_name(l->map), map) == 0)
             return wp_asprintf("tcp:%s:%d", l->ep.host, l->ep.port);
     }
     return NULL;
@@ -324,7 +364,7 @@ static char *map_endpoint(const struct wp_snapshot *s, const char *map, bool chr
 
 static char *policy_endpoint(const struct wp_snapshot *s, bool chroot, bool *unreachable)
 {
-    const struct wp_policyd_conf *p = &s->policyd;
+    const struct wp_policyd_conf *p = wp_policyd_conf(s);
     for (size_t i = 0; i < p->nlisten; i++) {
         const struct wp_listen *l = &p->listen[i];
         if (l->proto != WP_PROTO_POLICY)
@@ -407,7 +447,7 @@ static int cmd_postconf(const char *path, int argc, char **argv)
         missing++;
     }
     /* The milter: a unix socket (an inet milter costs ~88 ms a message). */
-    const struct wp_endpoint *me = &s->milter.listen;
+    const struct wp_endpoint *me = &wp_milter_conf(s)->listen;
     if (me->family == WP_EP_UNIX) {
         bool far = false;
         const char *mp = postfix_socket_path(&s->postfix, me->path, chroot, &far);
@@ -435,15 +475,15 @@ static int cmd_postconf(const char *path, int argc, char **argv)
         /* The transport map answers ODMR routes with postfix.odmr_transport;
          * waypost-odmrd listens where it points (odmr.lmtp_listen). */
         printf("# ATRN queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
-               s->postfix.odmr_transport, s->odmr.lmtp_text);
-        if (chroot && s->odmr.lmtp.family == WP_EP_UNIX &&
+               s->postfix.odmr_transport, wp_odmr_conf(s)->lmtp_text);
+        if (chroot && wp_odmr_conf(s)->lmtp.family == WP_EP_UNIX &&
             strncmp(s->postfix.odmr_transport, "lmtp:unix:/", 11) == 0) {
             bool far = false;
-            postfix_socket_path(&s->postfix, s->odmr.lmtp.path, chroot, &far);
+            postfix_socket_path(&s->postfix, wp_odmr_conf(s)->lmtp.path, chroot, &far);
             if (far)
                 printf("# warning: a chrooted lmtp client cannot reach %s: set postfix.odmr_transport to "
                        "\"lmtp:unix:private/waypost-odmr\" (under %s)\n",
-                       s->odmr.lmtp.path, s->postfix.queue_directory);
+                       wp_odmr_conf(s)->lmtp.path, s->postfix.queue_directory);
         }
     }
     if (!want_master)
@@ -464,7 +504,7 @@ static int cmd_odmr_list(const char *path)
     struct wp_snapshot *s = load(path, true);
     if (!s)
         return 1;
-    const char *spool = s->odmr.spool;
+    const char *spool = wp_odmr_conf(s)->spool;
     struct stat st;
     if (stat(spool, &st) < 0) {
         printf("# %s: no spool yet (waypost-odmrd has not run)\n", spool);
@@ -502,11 +542,11 @@ static int cmd_odmr_list(const char *path)
                 snprintf(age, sizeof(age), "%02ld:%02ld:%02ld", d / 3600, d % 3600 / 60, d % 60);
         }
         char owners[512] = "";
-        for (size_t a = 0; a < s->odmr.naccounts; a++)
-            for (size_t k = 0; k < s->odmr.accounts[a].nqueues; k++)
-                if (strcmp(s->odmr.accounts[a].queues[k], queues[q]) == 0) {
+        for (size_t a = 0; a < wp_odmr_conf(s)->naccounts; a++)
+            for (size_t k = 0; k < wp_odmr_conf(s)->accounts[a].nqueues; k++)
+                if (strcmp(wp_odmr_conf(s)->accounts[a].queues[k], queues[q]) == 0) {
                     size_t len = strlen(owners);
-                    snprintf(owners + len, sizeof(owners) - len, "%s%s", len ? "," : "", s->odmr.accounts[a].user);
+                    snprintf(owners + len, sizeof(owners) - len, "%s%s", len ? "," : "", wp_odmr_conf(s)->accounts[a].user);
                 }
         printf("%-32s %8zu %10zu %12s  %s\n", queues[q], n, rcpts, age, owners[0] ? owners : "(nobody)");
         wp_spool_names_free(ids, n);
@@ -600,8 +640,8 @@ static int cmd_rules(const char *path, int argc, char **argv)
         .now = time(NULL),
     };
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &wm, &out);
-    printf("%zu rules; fired: ", wp_rules_count(s->rules));
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &wm, &out);
+    printf("%zu rules; fired: ", wp_rules_count(wp_milter_conf(s)->rules));
     for (size_t i = 0; i < out.nfired; i++)
         printf("%s%s", i ? ", " : "", out.fired[i]);
     printf("%s\n", out.nfired ? "" : "none");
@@ -630,7 +670,7 @@ static int cmd_rules(const char *path, int argc, char **argv)
                 printf("  reply to");
                 for (size_t k = 0; k < rm.nrcpts; k++)
                     printf(" %s", rm.rcpts[k]);
-                printf(" via %s\n", s->milter.reply_via);
+                printf(" via %s\n", wp_milter_conf(s)->reply_via);
                 wp_reply_message_free(&rm);
             } else {
                 printf("  no reply: %s\n", why);
@@ -671,9 +711,9 @@ static int cmd_dovecot(const char *path, int argc, char **argv)
         return 1;
     }
     if (acl)
-        wp_dovecot_print_acl(stdout, &s->imap, s->router, abs ? abs : path);
+        wp_dovecot_print_acl(stdout, wp_imap_conf(s), s->router, abs ? abs : path);
     else
-        wp_dovecot_print_conf(stdout, &s->imap, s->router, abs ? abs : path);
+        wp_dovecot_print_conf(stdout, wp_imap_conf(s), s->router, abs ? abs : path);
     free(abs);
     wp_snapshot_unref(s);
     return fflush(stdout) == 0 ? 0 : 1;
@@ -703,6 +743,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
         return cmd_check(path);
+    if (strcmp(argv[i], "show") == 0)
+        return cmd_show(path, argc - i, argv + i);
     if (strcmp(argv[i], "route") == 0)
         return cmd_route(path, argc - i, argv + i);
     if (strcmp(argv[i], "rules") == 0)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dovecot.c - the `imap` section of waypost.conf and the Dovecot files made
- * from it (see dovecot.h for what and why).
+ * dovecot.c - the Dovecot files made from the `imap` section of waypost.conf
+ * (imap/settings.c loads it) (see dovecot.h for what and why).
  *
  * What is printed here is run against a real Dovecot 2.3.19 by the
  * end-to-end test t/e2e/shared.sh.  Dovecot facts that shape it:
@@ -34,32 +34,6 @@
 /* Dovecot rights of an administrator: all of RFC 4314's letters. */
 #define ADMIN_RIGHTS "lrwstipekxa"
 
-/* clang-format off */
-static const struct wp_conf_schema alias_schema[] = {
-    { "name", WP_CONF_STRING, NULL, true },
-    { "target", WP_CONF_STRING, NULL, true },
-    { NULL, 0, NULL, false },
-};
-
-static const struct wp_conf_schema template_schema[] = {
-    { "subscriptions", WP_CONF_STRINGS, NULL, false },
-    { "aliases", WP_CONF_GROUPS, alias_schema, false },
-    { NULL, 0, NULL, false },
-};
-
-const struct wp_conf_schema wp_imap_schema[] = {
-    { "mail_location", WP_CONF_STRING, NULL, false },
-    { "alias_prefix", WP_CONF_STRING, NULL, false },
-    { "acl_file", WP_CONF_STRING, NULL, false },
-    { "shared_dict", WP_CONF_STRING, NULL, false },
-    { "login_helper", WP_CONF_STRING, NULL, false },
-    { "lmtp_autocreate", WP_CONF_BOOL, NULL, false },
-    { "server_admins", WP_CONF_STRINGS, NULL, false },
-    { "domain_admins", WP_CONF_STRINGS, NULL, false },
-    { "template", WP_CONF_GROUP, template_schema, false },
-    { NULL, 0, NULL, false },
-};
-/* clang-format on */
 
 /* ---------------------------------------------------------------- names */
 
@@ -147,173 +121,6 @@ char *wp_imap_mail_root(const struct wp_imap_conf *c, const char *home)
     if (!location_split(c->mail_location, &l))
         return NULL;
     return wp_asprintf("%s/%.*s", home, (int)l.path_len, l.path);
-}
-
-/* ---------------------------------------------------------------- loading */
-
-static char **load_strings(const config_setting_t *g, const char *name, size_t *n)
-{
-    const config_setting_t *list = g ? config_setting_get_member(g, name) : NULL;
-    *n = list ? (size_t)config_setting_length(list) : 0;
-    char **v = wp_calloc(*n + 1, sizeof(*v));
-    for (size_t i = 0; i < *n; i++) {
-        const char *s = config_setting_get_string_elem(list, (unsigned)i);
-        v[i] = wp_strdup(s ? s : "");
-    }
-    return v;
-}
-
-static int line_of(const config_setting_t *g, const char *name)
-{
-    const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
-    return s ? wp_conf_line(s) : (g ? wp_conf_line(g) : 0);
-}
-
-static char *absolute(const char *basedir, const char *p)
-{
-    return p[0] == '/' ? wp_strdup(p) : wp_path_relative_to(basedir, p);
-}
-
-void wp_imap_conf_load(const config_setting_t *g, const char *path, const char *basedir,
-                       struct wp_imap_conf *c, struct wp_errors *err)
-{
-    memset(c, 0, sizeof(*c));
-    c->mail_location = wp_strdup(wp_conf_string(g, "mail_location", WP_DEFAULT_IMAP_MAIL_LOCATION));
-    c->alias_prefix = wp_strdup(wp_conf_string(g, "alias_prefix", WP_DEFAULT_IMAP_ALIAS_PREFIX));
-    c->acl_file = absolute(basedir, wp_conf_string(g, "acl_file", WP_DEFAULT_IMAP_ACL_FILE));
-    c->shared_dict = wp_strdup(wp_conf_string(g, "shared_dict", WP_DEFAULT_IMAP_SHARED_DICT));
-    c->login_helper =
-        absolute(basedir, wp_conf_string(g, "login_helper", WP_LIBEXECDIR "/waypost-imap-login"));
-    c->lmtp_autocreate = wp_conf_bool(g, "lmtp_autocreate", false);
-    c->server_admins = load_strings(g, "server_admins", &c->nserver_admins);
-    c->domain_admins = load_strings(g, "domain_admins", &c->ndomain_admins);
-
-    struct location l;
-    if (!location_split(c->mail_location, &l))
-        wp_error(err, path, line_of(g, "mail_location"),
-                 "imap.mail_location '%s' must be TYPE:~/PATH[:PARAMS] or TYPE:%%h/PATH[:PARAMS] "
-                 "without CONTROL= or SUBSCRIPTIONS= (e.g. maildir:~/Maildir)",
-                 c->mail_location);
-    size_t plen = strlen(c->alias_prefix);
-    char *top = wp_strndup(c->alias_prefix, plen ? plen - 1 : 0); /* without the "/" */
-    bool prefix_ok = plen >= 2 && c->alias_prefix[plen - 1] == '/' && wp_imap_name_valid(top) &&
-                     !strchr(top, '/') && top[0] != '~' && top[0] != '.' && !wp_strieq(top, "INBOX");
-    free(top);
-    if (!prefix_ok)
-        wp_error(err, path, line_of(g, "alias_prefix"),
-                 "imap.alias_prefix '%s' must be one mailbox name ending with '/' (e.g. \"Aliases/\")",
-                 c->alias_prefix);
-    if (strpbrk(c->shared_dict, "\n\r") || strpbrk(c->acl_file, "\n\r ") || strpbrk(c->login_helper, "\n\r "))
-        wp_error(err, path, line_of(g, "shared_dict"),
-                 "imap: file names must not contain spaces or line breaks");
-
-    const config_setting_t *t = g ? config_setting_get_member(g, "template") : NULL;
-    c->subscriptions = load_strings(t, "subscriptions", &c->nsubscriptions);
-    for (size_t i = 0; i < c->nsubscriptions; i++)
-        if (!wp_imap_name_valid(c->subscriptions[i]))
-            wp_error(err, path, line_of(t, "subscriptions"),
-                     "imap.template.subscriptions: '%s' is not a mailbox name", c->subscriptions[i]);
-    const config_setting_t *al = t ? config_setting_get_member(t, "aliases") : NULL;
-    size_t na = al ? (size_t)config_setting_length(al) : 0;
-    c->aliases = wp_calloc(na + 1, sizeof(*c->aliases));
-    for (size_t i = 0; i < na; i++) {
-        const config_setting_t *a = config_setting_get_elem(al, (unsigned)i);
-        struct wp_imap_alias *x = &c->aliases[c->naliases++];
-        x->name = wp_strdup(wp_conf_string(a, "name", ""));
-        x->target = wp_strdup(wp_conf_string(a, "target", ""));
-        bool has_name = config_setting_get_member(a, "name"),
-             has_target = config_setting_get_member(a, "target");
-        if (has_name &&
-            (!wp_imap_name_valid(x->name) || strchr(x->name, '/') || x->name[0] == '.' || x->name[0] == '~'))
-            wp_error(err, path, wp_conf_line(a),
-                     "imap.template.aliases: name '%s' must be one plain mailbox name", x->name);
-        /* The target is a line of a dovecot-virtual file: a leading space
-         * would make it a search program, "-", "+" or "!" a flag. */
-        if (has_target && (!wp_imap_name_valid(x->target) || strchr(" -+!", x->target[0])))
-            wp_error(err, path, wp_conf_line(a), "imap.template.aliases: target '%s' is not a mailbox name",
-                     x->target);
-        for (size_t k = 0; k + 1 < c->naliases; k++)
-            if (strcmp(c->aliases[k].name, x->name) == 0)
-                wp_error(err, path, wp_conf_line(a), "imap.template.aliases: '%s' is defined twice", x->name);
-    }
-}
-
-bool wp_imap_conf_read(const char *path, struct wp_imap_conf *c, struct wp_errors *err)
-{
-    config_t cfg;
-    size_t before = err->count;
-    if (!wp_conf_read(&cfg, path, err)) {
-        config_destroy(&cfg);
-        memset(c, 0, sizeof(*c));
-        return false;
-    }
-    char *basedir = wp_dirname(path);
-    const config_setting_t *g = config_setting_get_member(config_root_setting(&cfg), "imap");
-    if (g && !config_setting_is_group(g))
-        wp_error(err, path, wp_conf_line(g), "imap must be a group");
-    else if (g)
-        wp_conf_check(g, wp_imap_schema, path, err);
-    wp_imap_conf_load(g && config_setting_is_group(g) ? g : NULL, path, basedir, c, err);
-    free(basedir);
-    config_destroy(&cfg);
-    return err->count == before;
-}
-
-static bool local_domain(const struct wp_router *r, const char *domain)
-{
-    if (wp_strieq(domain, r->main_domain))
-        return true;
-    for (size_t d = 0; d < r->ndomains; d++)
-        if (wp_strieq(r->domains[d].name, domain))
-            return true;
-    return false;
-}
-
-static void check_admins(char **v, size_t n, const struct wp_router *r, const config_setting_t *g,
-                         const char *setting, const char *path, struct wp_errors *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        char user[WP_ADDR_MAX + 1];
-        const char *at = strrchr(v[i], '@');
-        if (!wp_dovecot_user(r, v[i], user, sizeof(user)))
-            wp_error(err, path, line_of(g, setting), "imap.%s: '%s' is not an account address", setting,
-                     v[i]);
-        else if (at && !local_domain(r, at + 1))
-            wp_error(err, path, line_of(g, setting), "imap.%s: '%s' is not in a domain of router.domains",
-                     setting, v[i]);
-    }
-}
-
-void wp_imap_conf_check(const struct wp_imap_conf *c, const struct wp_router *r, const config_setting_t *g,
-                        const char *path, struct wp_errors *err)
-{
-    check_admins(c->server_admins, c->nserver_admins, r, g, "server_admins", path, err);
-    check_admins(c->domain_admins, c->ndomain_admins, r, g, "domain_admins", path, err);
-}
-
-static void free_strings(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-void wp_imap_conf_free(struct wp_imap_conf *c)
-{
-    free(c->mail_location);
-    free(c->alias_prefix);
-    free(c->acl_file);
-    free(c->shared_dict);
-    free(c->login_helper);
-    free_strings(c->server_admins, c->nserver_admins);
-    free_strings(c->domain_admins, c->ndomain_admins);
-    free_strings(c->subscriptions, c->nsubscriptions);
-    for (size_t i = 0; c->aliases && i < c->naliases; i++) {
-        free(c->aliases[i].name);
-        free(c->aliases[i].target);
-    }
-    free(c->aliases);
-    memset(c, 0, sizeof(*c));
 }
 
 /* ---------------------------------------------------------------- output */

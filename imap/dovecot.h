@@ -29,48 +29,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "lib/conf.h"
-#include "lib/errors.h"
+#include "imap/settings.h"
 
 struct wp_router;
-
-struct wp_imap_alias {
-    char *name;   /* as it appears under the alias prefix: "mkt-announce" */
-    char *target; /* the mailbox it shows: "~marketing/announce" */
-};
-
-struct wp_imap_conf {
-    char *mail_location;  /* the accounts' Dovecot mail_location */
-    char *alias_prefix;   /* namespace prefix of the aliases, ends with "/" */
-    char *acl_file;       /* global ACL file (absolute) */
-    char *shared_dict;    /* acl_shared_dict */
-    char *login_helper;   /* post-login program (absolute) */
-    bool lmtp_autocreate; /* account+box@domain creates "box" */
-    char **server_admins; /* addresses, as written */
-    size_t nserver_admins;
-    char **domain_admins;
-    size_t ndomain_admins;
-    char **subscriptions; /* template */
-    size_t nsubscriptions;
-    struct wp_imap_alias *aliases; /* template */
-    size_t naliases;
-};
-
-/* The `imap` group's schema, for the top-level schema. */
-extern const struct wp_conf_schema wp_imap_schema[];
-
-/* Load the `imap` group (NULL: all defaults).  Relative paths start at
- * basedir.  Errors go to err as "file:line: message". */
-void wp_imap_conf_load(const config_setting_t *g, const char *path, const char *basedir,
-                       struct wp_imap_conf *c, struct wp_errors *err);
-/* The `imap` group of the configuration file path alone (the post-login
- * helper needs no more).  False on errors. */
-bool wp_imap_conf_read(const char *path, struct wp_imap_conf *c, struct wp_errors *err);
-/* Checks that need the Router: administrators must be accounts of a
- * Waypost domain. */
-void wp_imap_conf_check(const struct wp_imap_conf *c, const struct wp_router *r, const config_setting_t *g,
-                        const char *path, struct wp_errors *err);
-void wp_imap_conf_free(struct wp_imap_conf *c);
 
 /* The Dovecot user name of an account address: lower case, without the
  * domain for the main domain.  False if it does not fit or is no address. */

@@ -43,6 +43,7 @@
 #include "milter/unified.h"
 #include "milter/view.h"
 #include "lib/util.h"
+#include "milter/settings.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"
@@ -124,7 +125,7 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     const unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
     unsigned long steps = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH;
     struct wp_snapshot *s = current_snapshot();
-    if (!wp_rules_need_body(s->rules))
+    if (!wp_rules_need_body(wp_milter_conf(s)->rules))
         steps |= SMFIP_NOBODY;
     wp_snapshot_unref(s);
     struct connection *c = wp_calloc(1, sizeof(*c));
@@ -394,7 +395,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     struct wp_view view;
     wp_view_init(&view, &wm, s->router);
     struct wp_outcome out;
-    wp_rules_evaluate_view(s->rules, &s->rules_env, &view, &out);
+    wp_rules_evaluate_view(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &view, &out);
     for (size_t i = 0; i < out.nlog; i++)
         wp_info("%s: %s", qid, out.log[i]);
     struct wp_unified_fields uf = { NULL, 0, NULL };
@@ -442,7 +443,7 @@ static sfsistat on_eom(SMFICTX *ctx)
                 continue;
             }
             char err[512];
-            if (wp_submit(s->milter.reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text, err,
+            if (wp_submit(wp_milter_conf(s)->reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text, err,
                           sizeof(err)))
                 wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts, rm.nrcpts == 1 ? "" : "s");
             else
@@ -498,7 +499,7 @@ static struct smfiDesc milter_desc = {
 
 static void reload(void)
 {
-    struct wp_snapshot *s = wp_snapshot_reload(state.path);
+    struct wp_snapshot *s = wp_snapshot_reload(state.path, wp_milter_sections);
     if (!s)
         return;
     pthread_mutex_lock(&state.lock);
@@ -506,7 +507,7 @@ static void reload(void)
     state.current = s;
     pthread_mutex_unlock(&state.lock);
     wp_snapshot_unref(old);
-    wp_notice("reloaded %s: %zu rules", state.path, wp_rules_count(s->rules));
+    wp_notice("reloaded %s: %zu rules", state.path, wp_rules_count(wp_milter_conf(s)->rules));
 }
 
 static void *reload_thread(void *arg)
@@ -536,16 +537,16 @@ int main(int argc, char **argv)
         return rc0;
     bool foreground = args.foreground, test_only = args.test_only;
     wp_log_open("waypost-milter", false, NULL, WP_LOG_INFO);
-    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &state.path);
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_milter_sections, &state.path);
     if (!snap || test_only) {
         if (snap)
-            printf("%s: OK (%zu rules)\n", state.path, wp_rules_count(snap->rules));
+            printf("%s: OK (%zu rules)\n", state.path, wp_rules_count(wp_milter_conf(snap)->rules));
         wp_snapshot_unref(snap);
         free(state.path);
         return snap ? 0 : 1;
     }
     state.current = snap;
-    const struct wp_milter_conf *mc = &snap->milter;
+    const struct wp_milter_conf *mc = wp_milter_conf(snap);
     char why[256];
     if (!foreground && !wp_daemonize(why, sizeof(why))) {
         fprintf(stderr, "waypost-milter: %s\n", why);
@@ -590,7 +591,7 @@ int main(int argc, char **argv)
     pthread_create(&reloader, NULL, reload_thread, &usr1);
     pthread_detach(reloader);
 
-    wp_notice("ready on %s: %zu rules", conn, wp_rules_count(snap->rules));
+    wp_notice("ready on %s: %zu rules", conn, wp_rules_count(wp_milter_conf(snap)->rules));
     int rc = smfi_main();
     if (mc->pidfile[0])
         unlink(mc->pidfile);

@@ -16,6 +16,7 @@
 #include "lib/submit.h"
 #include "lib/util.h"
 #include "odmr/dsn.h"
+#include "odmr/settings.h"
 
 #define DSN_HEADERS_MAX 65536 /* bytes of the original header block we quote */
 
@@ -136,9 +137,9 @@ bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const stru
                           expired ? "expired" : "refused");
         return true;
     }
-    char *text = wp_dsn_text(hostname, m, which, why, s->odmr.expire);
+    char *text = wp_dsn_text(hostname, m, which, why, wp_odmr_conf(s)->expire);
     const char *const to[] = { m->sender };
-    bool ok = wp_submit(s->odmr.dsn_via, "", to, 1, text, err, errlen);
+    bool ok = wp_submit(wp_odmr_conf(s)->dsn_via, "", to, 1, text, err, errlen);
     if (ok)
         wp_info("%s/%s: sender non-delivery notification sent to <%s>", m->queue, m->id, m->sender);
     free(text);

@@ -64,6 +64,7 @@
 #include "odmr/spool.h"
 #include "lib/strbuf.h"
 #include "lib/util.h"
+#include "odmr/settings.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"
@@ -398,7 +399,7 @@ static void conn_close(struct conn *c)
         return;
     c->state = ST_CLOSING;
     bufferevent_disable(c->bev, EV_READ);
-    c->close_deadline = wp_now_ms() + (uint64_t)c->snap->odmr.timeout * 1000;
+    c->close_deadline = wp_now_ms() + (uint64_t)wp_odmr_conf(c->snap)->timeout * 1000;
     c->closer = evtimer_new(c->srv->base, on_closer, c);
     struct timeval tv = {0, 0};
     evtimer_add(c->closer, &tv);
@@ -469,7 +470,7 @@ static void lmtp_command(struct conn *c, const char *line)
         c->lhlo = true;
         reply(c, "250-%s", c->srv->hostname);
         reply(c, "250-PIPELINING");
-        reply(c, "250-SIZE %d", c->snap->odmr.max_message_size);
+        reply(c, "250-SIZE %d", wp_odmr_conf(c->snap)->max_message_size);
         reply(c, "250-8BITMIME");
         reply(c, "250 ENHANCEDSTATUSCODES");
     } else if (is_cmd(line, "MAIL", &arg)) {
@@ -483,7 +484,7 @@ static void lmtp_command(struct conn *c, const char *line)
             refuse(c, "501 5.5.4 Syntax: MAIL FROM:<address>");
         } else {
             const char *size = strcasestr(params, "SIZE=");
-            if (size && strtoll(size + 5, NULL, 10) > c->snap->odmr.max_message_size) {
+            if (size && strtoll(size + 5, NULL, 10) > wp_odmr_conf(c->snap)->max_message_size) {
                 reply(c, "552 5.3.4 Message too big");
                 return;
             }
@@ -523,7 +524,7 @@ static void lmtp_deliver(struct conn *c)
     size_t len = evbuffer_get_length(c->body);
     if (c->too_big) {
         wp_notice("lmtp: message from <%s> over %d bytes, refused", c->sender,
-                  c->snap->odmr.max_message_size);
+                  wp_odmr_conf(c->snap)->max_message_size);
         for (size_t i = 0; i < c->nrcpts; i++)
             reply(c, "552 5.3.4 <%s>: message too big", c->rcpts[i].addr);
         txn_reset(c);
@@ -544,7 +545,7 @@ static void lmtp_deliver(struct conn *c)
                 group[n++] = c->rcpts[k].addr;
         char id[WP_SPOOL_ID_MAX], err[512];
         char *st;
-        if (wp_spool_store(c->snap->odmr.spool, c->rcpts[i].queue, c->sender, group, n, body, len, now, id,
+        if (wp_spool_store(wp_odmr_conf(c->snap)->spool, c->rcpts[i].queue, c->sender, group, n, body, len, now, id,
                            err, sizeof(err))) {
             wp_info("%s/%s: from=<%s>, size=%zu, nrcpt=%zu (queued)", c->rcpts[i].queue, id, c->sender, len,
                     n);
@@ -570,7 +571,7 @@ static void lmtp_deliver(struct conn *c)
 static bool lmtp_data(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t max = (size_t)c->snap->odmr.max_message_size;
+    size_t max = (size_t)wp_odmr_conf(c->snap)->max_message_size;
     for (;;) {
         struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
         if (eol.pos < 0) {
@@ -609,7 +610,7 @@ static bool lmtp_data(struct conn *c)
 /* The stored password field of user, read fresh from odmr.passwd_file. */
 static char *stored_password(struct conn *c, const char *user)
 {
-    const char *path = c->snap->odmr.passwd_file;
+    const char *path = wp_odmr_conf(c->snap)->passwd_file;
     if (!path[0])
         return NULL;
     char err[512];
@@ -658,7 +659,7 @@ static void auth_result(struct conn *c, const char *user, bool ok, const char *m
     wp_notice("%s: authentication failed for %s (%s)", c->peer, user[0] ? user : "?", mech);
     c->state = ST_AUTH_DELAY;
     bufferevent_disable(c->bev, EV_READ);
-    struct timeval tv = {c->snap->odmr.auth_failure_delay, 0};
+    struct timeval tv = {wp_odmr_conf(c->snap)->auth_failure_delay, 0};
     if (!c->timer)
         c->timer = evtimer_new(c->srv->base, on_auth_delay, c);
     evtimer_add(c->timer, &tv);
@@ -838,7 +839,7 @@ static void cmd_atrn(struct conn *c, const char *arg)
             return;
         }
         size_t n;
-        char **ids = wp_spool_list(c->snap->odmr.spool, want[i], &n);
+        char **ids = wp_spool_list(wp_odmr_conf(c->snap)->spool, want[i], &n);
         waiting += n;
         wp_spool_names_free(ids, n);
     }
@@ -867,7 +868,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 
 static void set_timeouts(struct conn *c)
 {
-    struct timeval tv = {c->snap->odmr.timeout, 0};
+    struct timeval tv = {wp_odmr_conf(c->snap)->timeout, 0};
     bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
@@ -1043,7 +1044,7 @@ static void queue_sync(struct conn *c)
 {
     char err[512];
     if (c->unsynced && c->qi > 0 &&
-        !wp_spool_sync(c->snap->odmr.spool, c->queues[c->qi - 1], err, sizeof(err)))
+        !wp_spool_sync(wp_odmr_conf(c->snap)->spool, c->queues[c->qi - 1], err, sizeof(err)))
         wp_err("spool: %s", err);
     c->unsynced = 0;
 }
@@ -1054,7 +1055,7 @@ static void settle(struct conn *c, struct txn *t, const bool *done)
 {
     char err[512];
     bool current = c->qi > 0 && strcmp(t->msg.queue, c->queues[c->qi - 1]) == 0;
-    if (!wp_spool_settle(c->snap->odmr.spool, &t->msg, done, !current, err, sizeof(err)))
+    if (!wp_spool_settle(wp_odmr_conf(c->snap)->spool, &t->msg, done, !current, err, sizeof(err)))
         wp_err("spool: %s", err);
     if (current && ++c->unsynced >= SYNC_EVERY)
         queue_sync(c);
@@ -1076,7 +1077,7 @@ static bool start_next(struct conn *c)
         if (c->ids && c->ii < c->nids) {
             const char *id = c->ids[c->ii++];
             struct txn *t = &c->cur;
-            if (!wp_spool_load(c->snap->odmr.spool, c->queues[c->qi - 1], id, true, &t->msg, err,
+            if (!wp_spool_load(wp_odmr_conf(c->snap)->spool, c->queues[c->qi - 1], id, true, &t->msg, err,
                                sizeof(err))) {
                 wp_warn("%s", err);
                 continue;
@@ -1096,7 +1097,7 @@ static bool start_next(struct conn *c)
         }
         if (c->qi >= c->nqueues)
             return false;
-        c->ids = wp_spool_list(c->snap->odmr.spool, c->queues[c->qi++], &c->nids);
+        c->ids = wp_spool_list(wp_odmr_conf(c->snap)->spool, c->queues[c->qi++], &c->nids);
         c->ii = 0;
     }
 }
@@ -1429,7 +1430,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static void expire_scan(struct server *srv)
 {
-    const struct wp_odmr_conf *o = &srv->snap->odmr;
+    const struct wp_odmr_conf *o = wp_odmr_conf(srv->snap);
     time_t now = time(NULL);
     size_t nq;
     char **queues = wp_spool_queues(o->spool, &nq);
@@ -1481,7 +1482,7 @@ static void expire_schedule(struct server *srv)
 {
     /* Check often enough that mail leaves within a quarter of its lifetime
      * past expiry, at most once a minute. */
-    int every = srv->snap->odmr.expire / 4;
+    int every = wp_odmr_conf(srv->snap)->expire / 4;
     struct timeval tv = {every < 1 ? 1 : every > 60 ? 60 : every, 0};
     if (srv->expire_ev)
         event_free(srv->expire_ev);
@@ -1496,14 +1497,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct server *srv = arg;
     if (sig == SIGHUP) {
-        struct wp_snapshot *s = wp_snapshot_reload(srv->config_path);
+        struct wp_snapshot *s = wp_snapshot_reload(srv->config_path, wp_odmr_sections);
         if (!s)
             return;
         wp_snapshot_unref(srv->snap);
         srv->snap = s;
         expire_schedule(srv);
-        wp_notice("reloaded %s: %zu ODMR account%s", srv->config_path, s->odmr.naccounts,
-                  s->odmr.naccounts == 1 ? "" : "s");
+        wp_notice("reloaded %s: %zu ODMR account%s", srv->config_path, wp_odmr_conf(s)->naccounts,
+                  wp_odmr_conf(s)->naccounts == 1 ? "" : "s");
         return;
     }
     wp_notice("stopping on signal %d", (int)sig);
@@ -1539,11 +1540,11 @@ int main(int argc, char **argv)
     wp_log_open("waypost-odmrd", false, NULL, WP_LOG_INFO);
     struct server srv;
     memset(&srv, 0, sizeof(srv));
-    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &srv.config_path);
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_odmr_sections, &srv.config_path);
     char why[512];
     SSL_CTX *tls = NULL;
-    if (snap && snap->odmr.tls_cert[0]) {
-        tls = tls_context(&snap->odmr, why, sizeof(why));
+    if (snap && wp_odmr_conf(snap)->tls_cert[0]) {
+        tls = tls_context(wp_odmr_conf(snap), why, sizeof(why));
         if (!tls) {
             fprintf(stderr, "waypost-odmrd: %s\n", why);
             wp_snapshot_unref(snap);
@@ -1558,7 +1559,7 @@ int main(int argc, char **argv)
         free(srv.config_path);
         return snap ? 0 : 1;
     }
-    const struct wp_odmr_conf *o = &snap->odmr; /* endpoints: fixed until restart */
+    const struct wp_odmr_conf *o = wp_odmr_conf(snap); /* endpoints: fixed until restart */
     srv.snap = wp_snapshot_ref(snap);
     srv.tls = tls;
     srv.max_connections = o->max_connections;

@@ -43,27 +43,15 @@ static const struct wp_etrn_queue *queue_conf(const struct wp_etrn_conf *c, cons
     return NULL;
 }
 
-static int line_of(const config_setting_t *g, const char *name)
+void wp_etrn_conf_load(const config_setting_t *g, const char *rel, const char *path,
+                       const struct wp_router *r, struct wp_etrn_conf *c, struct wp_errors *err)
 {
-    const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
-    return s ? wp_conf_line(s) : (g ? wp_conf_line(g) : 0);
-}
-
-void wp_etrn_conf_load(const config_setting_t *g, const char *path, const struct wp_router *r,
-                       struct wp_etrn_conf *c, struct wp_errors *err)
-{
-    memset(c, 0, sizeof(*c));
-    const char *rel = wp_conf_string(g, "etrn_release", WP_DEFAULT_ETRN_RELEASE);
+    /* postqueue and timeout are rows of the policyd section: already set. */
+    c->queues = NULL;
+    c->nqueues = 0;
     if (!parse_release(rel, &c->release))
-        wp_error(err, path, line_of(g, "etrn_release"),
+        wp_error(err, path, wp_conf_member_line(g, "etrn_release"),
                  "policyd.etrn_release '%s' is not one of anyone, trusted, accounts", rel);
-    c->postqueue = wp_strdup(wp_conf_string(g, "postqueue", WP_DEFAULT_POSTQUEUE));
-    if (c->postqueue[0] != '/')
-        wp_error(err, path, line_of(g, "postqueue"), "policyd.postqueue '%s' must be an absolute path",
-                 c->postqueue);
-    c->timeout = wp_conf_int(g, "etrn_timeout", WP_DEFAULT_ETRN_TIMEOUT);
-    if (c->timeout < 1 || c->timeout > 600)
-        wp_error(err, path, line_of(g, "etrn_timeout"), "policyd.etrn_timeout must be 1 .. 600 seconds");
 
     const config_setting_t *list = g ? config_setting_get_member(g, "etrn_queues") : NULL;
     size_t n = list ? (size_t)config_setting_length(list) : 0;
@@ -93,7 +81,7 @@ void wp_etrn_conf_load(const config_setting_t *g, const char *path, const struct
         size_t nacc = acc ? (size_t)config_setting_length(acc) : 0;
         const char *qrel = wp_conf_string(qg, "release", acc ? "accounts" : rel);
         if (!parse_release(qrel, &q->release)) {
-            wp_error(err, file, line_of(qg, "release"),
+            wp_error(err, file, wp_conf_member_line(qg, "release"),
                      "policyd.etrn_queues: release '%s' is not one of anyone, trusted, accounts", qrel);
             continue;
         }
@@ -103,7 +91,7 @@ void wp_etrn_conf_load(const config_setting_t *g, const char *path, const struct
             continue;
         }
         if (q->release != WP_ETRN_ACCOUNTS && nacc) {
-            wp_error(err, file, line_of(qg, "accounts"),
+            wp_error(err, file, wp_conf_member_line(qg, "accounts"),
                      "policyd.etrn_queues: accounts are only used with release = \"accounts\"");
             continue;
         }
@@ -125,7 +113,7 @@ void wp_etrn_conf_load(const config_setting_t *g, const char *path, const struct
             const char *k = r->hold_queues.slots[i].key;
             if (!k || queue_conf(c, k))
                 continue;
-            wp_error(err, path, line_of(g, "etrn_release"),
+            wp_error(err, path, wp_conf_member_line(g, "etrn_release"),
                      "policyd.etrn_release is \"accounts\" but held queue %s lists none in etrn_queues", k);
         }
     }
@@ -138,8 +126,8 @@ void wp_etrn_conf_free(struct wp_etrn_conf *c)
         free(c->queues[i].queue);
     }
     free(c->queues);
-    free(c->postqueue);
-    memset(c, 0, sizeof(*c));
+    c->queues = NULL;
+    c->nqueues = 0; /* postqueue belongs to the policyd rows */
 }
 
 /* ---------------------------------------------------------------- decision */

@@ -47,10 +47,11 @@ struct wp_etrn_conf {
     int timeout;     /* seconds all postqueue runs of one ETRN may take */
 };
 
-/* Read policyd.etrn_release, etrn_queues, postqueue and etrn_timeout
- * (group may be NULL); queues are checked against r's held queues. */
-void wp_etrn_conf_load(const config_setting_t *group, const char *path, const struct wp_router *r,
-                       struct wp_etrn_conf *c, struct wp_errors *err);
+/* Read policyd.etrn_queues (group may be NULL) and parse release (the
+ * policyd.etrn_release text); queues are checked against r's held queues.
+ * postqueue and timeout are filled by the policyd rows beforehand. */
+void wp_etrn_conf_load(const config_setting_t *group, const char *release, const char *path,
+                       const struct wp_router *r, struct wp_etrn_conf *c, struct wp_errors *err);
 void wp_etrn_conf_free(struct wp_etrn_conf *c);
 
 enum wp_etrn_outcome {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "policy/maps.h"
+#include "policy/settings.h"
 #include "lib/util.h"
 
 /* Answers are built with WP_JOIN rather than snprintf(): they are formed

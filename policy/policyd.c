@@ -60,6 +60,7 @@
 #include "lib/daemon.h"
 #include "lib/log.h"
 #include "policy/maps.h"
+#include "policy/settings.h"
 #include "policy/sendbatch.h"
 #include "state/snapshot.h"
 #include "lib/util.h"
@@ -379,14 +380,14 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
         line[4 + klen] = '\0';
         const char *key = line + 4;
         char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
-        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), (enum wp_map)c->listen->map, key, value, sizeof(value));
+        enum wp_answer a = wp_map_lookup(worker_snapshot(c->w), c->listen->map, key, value, sizeof(value));
         switch (a) {
         case WP_ANS_FOUND:
             /* "200 " + value + "\n" must fit in 4096 bytes. */
             if (wp_xencode(value, enc, WP_TCP_REPLY_MAX - 5)) {
                 send_answer(c, false, "200 ", enc, "\n");
             } else {
-                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", wp_map_name((enum wp_map)c->listen->map), key);
+                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", wp_map_name(c->listen->map), key);
                 send_answer(c, false, "400 answer too long for tcp_table\n", NULL, NULL);
             }
             break;
@@ -398,7 +399,7 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
             keep = false; /* Postfix closes after a 400 anyway */
             break;
         }
-        wp_debug("tcp %s %s -> %d", wp_map_name((enum wp_map)c->listen->map), key, (int)a);
+        wp_debug("tcp %s %s -> %d", wp_map_name(c->listen->map), key, (int)a);
         if (!keep)
             break;
     }
@@ -620,7 +621,7 @@ static bool serve_etrn(struct conn *c)
     const struct wp_snapshot *s = worker_snapshot(c->w);
     const struct wp_policy_request *req = &c->req;
     struct wp_etrn_decision d;
-    wp_etrn_decide(s->router, &s->policyd.etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
+    wp_etrn_decide(s->router, &wp_policyd_conf(s)->etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
     const char *who = req->sasl_username[0] ? req->sasl_username : "-";
     switch (d.outcome) {
     case WP_ETRN_PASS: wp_debug("ETRN %s from %s: not a held queue", d.name, req->client_address); break;
@@ -642,9 +643,9 @@ static bool serve_etrn(struct conn *c)
     job->c = c;
     job->d = d;
     job->out_fd = -1;
-    job->postqueue = wp_strdup(s->policyd.etrn.postqueue);
+    job->postqueue = wp_strdup(wp_policyd_conf(s)->etrn.postqueue);
     job->config_directory = wp_strdup(s->postfix.config_directory);
-    job->timeout = s->policyd.etrn.timeout;
+    job->timeout = wp_policyd_conf(s)->etrn.timeout;
     job->deadline = evtimer_new(c->w->base, on_etrn_deadline, job);
     job->reap = evtimer_new(c->w->base, on_etrn_reap, job);
     struct timeval limit = { job->timeout, 0 };
@@ -1035,12 +1036,12 @@ static void *worker_main(void *arg)
 
 static void reload(struct server *srv)
 {
-    struct wp_snapshot *s = wp_snapshot_reload(srv->config_path);
+    struct wp_snapshot *s = wp_snapshot_reload(srv->config_path, wp_policyd_sections);
     if (!s)
         return;
-    bool same_listen = s->policyd.nlisten == srv->nlisten;
+    bool same_listen = wp_policyd_conf(s)->nlisten == srv->nlisten;
     for (size_t i = 0; same_listen && i < srv->nlisten; i++)
-        same_listen = strcmp(s->policyd.listen[i].text, srv->listens[i].text) == 0;
+        same_listen = strcmp(wp_policyd_conf(s)->listen[i].text, srv->listens[i].text) == 0;
     if (!same_listen)
         wp_warn("reload: policyd.listen changed; the new endpoints take effect at the next restart");
     pthread_mutex_lock(&srv->lock);
@@ -1080,10 +1081,10 @@ int main(int argc, char **argv)
 
     struct server srv;
     memset(&srv, 0, sizeof(srv));
-    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &srv.config_path);
-    if (!snap || snap->policyd.nlisten == 0 || test_only) {
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_policyd_sections, &srv.config_path);
+    if (!snap || wp_policyd_conf(snap)->nlisten == 0 || test_only) {
         int rc = 1;
-        if (snap && snap->policyd.nlisten == 0)
+        if (snap && wp_policyd_conf(snap)->nlisten == 0)
             fprintf(stderr, "%s: policyd.listen names no endpoint\n", srv.config_path);
         else if (snap) {
             printf("%s: OK\n", srv.config_path);
@@ -1093,7 +1094,7 @@ int main(int argc, char **argv)
         free(srv.config_path);
         return rc;
     }
-    const struct wp_policyd_conf *pc = &snap->policyd;
+    const struct wp_policyd_conf *pc = wp_policyd_conf(snap);
     srv.current = snap;
     srv.max_connections = pc->max_connections;
     srv.idle_timeout = pc->idle_timeout;
@@ -1211,8 +1212,8 @@ int main(int argc, char **argv)
         if (srv.listens[k].ep.family == WP_EP_UNIX)
             unlink(srv.listens[k].ep.path);
     }
-    if (snap->policyd.pidfile[0])
-        unlink(snap->policyd.pidfile);
+    if (wp_policyd_conf(snap)->pidfile[0])
+        unlink(wp_policyd_conf(snap)->pidfile);
     for (int i = 0; i < srv.nworkers; i++) {
         struct worker *w = &srv.workers[i];
         wp_snapshot_unref(w->snap);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * router.c - build a Router from the "router" section of waypost.conf.
+ * router.c - build a Router: the construction API (state/ feeds it from
+ * waypost.conf, unit tests from plain values).
  */
 #include "config.h"
 
@@ -10,7 +11,6 @@
 
 #include "router/accounts.h"
 #include "lib/address.h"
-#include "lib/conf.h"
 #include "router/router.h"
 #include "lib/util.h"
 
@@ -64,94 +64,91 @@ static bool parse_unknown(const char *text, struct wp_domain *d, const char **wh
     return true;
 }
 
-static void load_strings(struct wp_router *r, const config_setting_t *g, const char *name,
-                         const char *file, struct wp_errors *err, struct wp_strmap *set,
-                         bool ip, bool net)
+static void add_main_domain(struct wp_router *r, struct wp_errors *err);
+
+/* One entry of a router list (trusted_networks, own_addresses, hold_queues,
+ * odmr_queues); name is the setting, for messages. */
+static void add_listed(struct wp_router *r, enum wp_router_list which, const char *v, const char *file,
+                       int line, struct wp_errors *err)
 {
-    const config_setting_t *list = g ? config_setting_get_member(g, name) : NULL;
-    if (!list)
+    static const char *const names[] = { "trusted_networks", "own_addresses", "hold_queues", "odmr_queues" };
+    const char *name = names[which];
+    if (which == WP_ROUTER_TRUSTED) {
+        struct wp_net n;
+        if (!wp_net_parse(v, &n))
+            wp_error(err, file, line, "%s: '%s' is not a network (ADDRESS or ADDRESS/BITS)", name, v);
+        else
+            wp_nets_add(&r->trusted, &n);
         return;
-    for (int i = 0; i < config_setting_length(list); i++) {
-        const char *v = config_setting_get_string_elem(list, (unsigned)i);
-        if (net) {
-            struct wp_net n;
-            if (!wp_net_parse(v, &n))
-                wp_error(err, wp_conf_file(list, file), wp_conf_line(list),
-                         "%s: '%s' is not a network (ADDRESS or ADDRESS/BITS)", name, v);
-            else
-                wp_nets_add(&r->trusted, &n);
-            continue;
-        }
-        char text[WP_DOMAIN_MAX + 1];
-        if (ip) {
-            if (!wp_domain_ip_literal(v, text, sizeof(text))) {
-                wp_error(err, wp_conf_file(list, file), wp_conf_line(list),
-                         "%s: '%s' is not an IP address", name, v);
-                continue;
-            }
-            v = text;
-        } else if (!wp_domain_valid(v, false)) {
-            wp_error(err, wp_conf_file(list, file), wp_conf_line(list), "%s: '%s' is not a host name", name, v);
-            continue;
-        }
-        set_put(r, set, v, 0);
     }
+    char text[WP_DOMAIN_MAX + 1];
+    if (which == WP_ROUTER_OWN_ADDRESS) {
+        if (!wp_domain_ip_literal(v, text, sizeof(text))) {
+            wp_error(err, file, line, "%s: '%s' is not an IP address", name, v);
+            return;
+        }
+        v = text;
+    } else if (!wp_domain_valid(v, false)) {
+        wp_error(err, file, line, "%s: '%s' is not a host name", name, v);
+        return;
+    }
+    set_put(r, which == WP_ROUTER_OWN_ADDRESS ? &r->own_ips
+               : which == WP_ROUTER_HOLD_QUEUE ? &r->hold_queues
+                                               : &r->odmr_queues,
+            v, 0);
 }
 
-/* router.unified_accounts: each domain a valid name that is neither a local
- * domain nor an alias; the header a field name.  The accounts are checked
- * once the table is in (see check_unified_accounts). */
-static void load_unified(struct wp_router *r, const config_setting_t *g, const char *file,
-                         struct wp_errors *err)
+void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file,
+                   int line, struct wp_errors *err)
 {
-    const config_setting_t *list = g ? config_setting_get_member(g, "unified_accounts") : NULL;
-    size_t n = list ? (size_t)config_setting_length(list) : 0;
-    r->unified = wp_calloc(n + 1, sizeof(*r->unified));
-    for (size_t i = 0; i < n; i++) {
-        const config_setting_t *ug = config_setting_get_elem(list, (unsigned)i);
-        const char *ufile = wp_conf_file(ug, file);
-        struct wp_unified *u = &r->unified[r->nunified];
-        u->line = wp_conf_line(ug);
-        const char *domain = wp_conf_string(ug, "domain", "");
-        const char *account = wp_conf_string(ug, "account", "");
-        const char *header = wp_conf_string(ug, "header", WP_DEFAULT_UNIFIED_HEADER);
-        const config_setting_t *hs = config_setting_get_member(ug, "header");
-        int hline = hs ? wp_conf_line(hs) : u->line;
-        if (!wp_domain_valid(domain, false) || domain[0] == '[') {
-            wp_error(err, ufile, u->line, "unified account: domain '%s' is not a domain name", domain);
-            continue;
-        }
-        if (!wp_header_name_valid(header, strlen(header))) {
-            wp_error(err, ufile, hline, "unified account for %s: header '%s' is not a header field name",
-                     domain, header);
-            continue;
-        }
-        struct wp_address a;
-        const char *why;
-        if (!wp_address_parse(account, strlen(account), 0, &a, &why) || !a.domain[0] || a.routed) {
-            wp_error(err, ufile, u->line,
-                     "unified account for %s: account '%s' is not an address (local@domain)", domain,
-                     account);
-            continue;
-        }
-        const char *k = own_key(r, domain);
-        size_t kl = strlen(k);
-        if (wp_strmap_get(&r->domain_index, wp_hash_fwd(k, kl), k, kl)) {
-            wp_error(err, ufile, u->line,
-                     "unified account: %s is a local domain or alias; it cannot be unified", k);
-            continue;
-        }
-        struct wp_strmap_entry *e = wp_strmap_put(&r->unified_index, wp_hash_fwd(k, kl), k, kl);
-        if (e->head != WP_NONE) {
-            wp_error(err, ufile, u->line, "unified account: domain %s is listed twice", k);
-            continue;
-        }
-        e->head = e->tail = (uint32_t)r->nunified++;
-        u->domain = (char *)k;
-        u->account = wp_strdup(account);
-        u->header = wp_strdup(header);
-        u->file = wp_strdup(ufile);
+    add_listed(r, which, value, file, line, err);
+}
+
+/* A unified account: the domain a valid name that is neither a local
+ * domain nor an alias; the header a field name.  The account is checked
+ * once the table is in (see check_unified_accounts). */
+void wp_router_add_unified(struct wp_router *r, const char *domain, const char *account, const char *header,
+                           const char *file, int line, int header_line, struct wp_errors *err)
+{
+    add_main_domain(r, err);
+    if (!header)
+        header = WP_DEFAULT_UNIFIED_HEADER;
+    if (!wp_domain_valid(domain, false) || domain[0] == '[') {
+        wp_error(err, file, line, "unified account: domain '%s' is not a domain name", domain);
+        return;
     }
+    if (!wp_header_name_valid(header, strlen(header))) {
+        wp_error(err, file, header_line, "unified account for %s: header '%s' is not a header field name",
+                 domain, header);
+        return;
+    }
+    struct wp_address a;
+    const char *why;
+    if (!wp_address_parse(account, strlen(account), 0, &a, &why) || !a.domain[0] || a.routed) {
+        wp_error(err, file, line, "unified account for %s: account '%s' is not an address (local@domain)",
+                 domain, account);
+        return;
+    }
+    const char *k = own_key(r, domain);
+    size_t kl = strlen(k);
+    if (wp_strmap_get(&r->domain_index, wp_hash_fwd(k, kl), k, kl)) {
+        wp_error(err, file, line, "unified account: %s is a local domain or alias; it cannot be unified", k);
+        return;
+    }
+    struct wp_strmap_entry *e = wp_strmap_put(&r->unified_index, wp_hash_fwd(k, kl), k, kl);
+    if (e->head != WP_NONE) {
+        wp_error(err, file, line, "unified account: domain %s is listed twice", k);
+        return;
+    }
+    r->unified = wp_realloc(r->unified, (r->nunified + 1) * sizeof(*r->unified));
+    e->head = e->tail = (uint32_t)r->nunified;
+    struct wp_unified *u = &r->unified[r->nunified++];
+    memset(u, 0, sizeof(*u));
+    u->line = line;
+    u->domain = (char *)k;
+    u->account = wp_strdup(account);
+    u->header = wp_strdup(header);
+    u->file = wp_strdup(file);
 }
 
 /* Each unified account must be a local account now: its address resolves,
@@ -181,123 +178,124 @@ static void check_unified_accounts(struct wp_router *r, struct wp_errors *err)
     }
 }
 
-struct wp_router *wp_router_load(const config_setting_t *g, const char *file, const char *basedir,
-                                 struct wp_errors *err)
+struct wp_router *wp_router_new(const char *main_domain, const char *file, const char *basedir)
 {
     struct wp_router *r = wp_calloc(1, sizeof(*r));
-    r->file = wp_strdup(file);
-    size_t before = err->count;
-
-    const char *main_domain = wp_conf_string(g, "main_domain", NULL);
-    if (!main_domain) {
-        wp_error(err, file, g ? wp_conf_line(g) : 0, "router.main_domain is not set");
-        main_domain = "localhost";
-    } else if (!wp_domain_valid(main_domain, false)) {
-        wp_error(err, wp_conf_file(g, file), wp_conf_line(config_setting_get_member(g, "main_domain")),
-                 "main_domain '%s' is not a domain name", main_domain);
-    }
+    r->file = wp_strdup(file ? file : "(router)");
+    r->basedir = wp_strdup(basedir ? basedir : ".");
     r->main_domain = wp_strdup(main_domain);
     wp_str_lower(r->main_domain);
+    r->delimiter = WP_DEFAULT_RECIPIENT_DELIMITER[0];
+    r->cache_seconds = WP_DEFAULT_ACCOUNT_CACHE_SECONDS;
+    r->userdb_timeout_ms = WP_DEFAULT_USERDB_TIMEOUT_MS;
+    r->domains = wp_calloc(1, sizeof(*r->domains));
+    r->unified = wp_calloc(1, sizeof(*r->unified));
+    return r;
+}
 
-    const char *delim = wp_conf_string(g, "recipient_delimiter", WP_DEFAULT_RECIPIENT_DELIMITER);
-    if (strlen(delim) > 1)
-        wp_error(err, file, wp_conf_line(config_setting_get_member(g, "recipient_delimiter")),
-                 "recipient_delimiter must be one character or empty");
-    r->delimiter = delim[0];
-    int cache = wp_conf_int(g, "account_cache_seconds", WP_DEFAULT_ACCOUNT_CACHE_SECONDS);
-    int timeout = wp_conf_int(g, "userdb_timeout_ms", WP_DEFAULT_USERDB_TIMEOUT_MS);
-    if (cache < 0 || cache > 3600)
-        wp_error(err, file, wp_conf_line(config_setting_get_member(g, "account_cache_seconds")),
-                 "account_cache_seconds must be 0..3600");
-    if (timeout < 10 || timeout > 60000)
-        wp_error(err, file, wp_conf_line(config_setting_get_member(g, "userdb_timeout_ms")),
-                 "userdb_timeout_ms must be 10..60000");
+void wp_router_set_accounts(struct wp_router *r, int cache_seconds, int timeout_ms)
+{
+    r->cache_seconds = cache_seconds;
+    r->userdb_timeout_ms = timeout_ms;
+}
 
-    load_strings(r, g, "trusted_networks", file, err, NULL, false, true);
-    load_strings(r, g, "own_addresses", file, err, &r->own_ips, true, false);
-    load_strings(r, g, "hold_queues", file, err, &r->hold_queues, false, false);
-    load_strings(r, g, "odmr_queues", file, err, &r->odmr_queues, false, false);
+void wp_router_set_delimiter(struct wp_router *r, char delimiter)
+{
+    r->delimiter = delimiter;
+}
 
-    /* Domains. */
-    const config_setting_t *domains = g ? config_setting_get_member(g, "domains") : NULL;
-    size_t n = domains ? (size_t)config_setting_length(domains) : 0;
-    r->domains = wp_calloc(n + 1, sizeof(*r->domains));
-    bool main_listed = false;
-    for (size_t i = 0; i < n; i++) {
-        const config_setting_t *dg = config_setting_get_elem(domains, (unsigned)i);
-        const char *dfile = wp_conf_file(dg, file);
-        struct wp_domain *d = &r->domains[r->ndomains];
-        const char *name = wp_conf_string(dg, "name", NULL);
-        d->line = wp_conf_line(dg);
-        if (!name || !wp_domain_valid(name, false)) {
-            wp_error(err, dfile, d->line, "domain needs a valid name");
+void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec, struct wp_errors *err)
+{
+    const char *file = spec->file ? spec->file : r->file;
+    const char *name = spec->name;
+    int line = spec->line;
+    if (!name || !wp_domain_valid(name, false)) {
+        wp_error(err, file, line, "domain needs a valid name");
+        return;
+    }
+    r->domains = wp_realloc(r->domains, (r->ndomains + 2) * sizeof(*r->domains));
+    struct wp_domain *d = &r->domains[r->ndomains];
+    memset(d, 0, sizeof(*d));
+    d->line = line;
+    d->name = (char *)own_key(r, name);
+    d->accounts = wp_accounts_new(spec->accounts ? spec->accounts : "list:", d->name, r->basedir,
+                                  r->cache_seconds, r->userdb_timeout_ms, file,
+                                  spec->accounts_line ? spec->accounts_line : line, err);
+    const char *why;
+    const char *unknown = spec->mail_to_unknown ? spec->mail_to_unknown : WP_DEFAULT_MAIL_TO_UNKNOWN;
+    if (!parse_unknown(unknown, d, &why))
+        wp_error(err, file, spec->unknown_line ? spec->unknown_line : line, "mail_to_unknown: %s", why);
+
+    uint32_t idx = (uint32_t)r->ndomains++;
+    const char *k = d->name;
+    struct wp_strmap_entry *e = wp_strmap_put(&r->domain_index, wp_hash_fwd(k, strlen(k)), k, strlen(k));
+    if (e->head != WP_NONE)
+        wp_error(err, file, line, "domain %s is listed twice", k);
+    e->head = e->tail = idx;
+    int aliases_line = spec->aliases_line ? spec->aliases_line : line;
+    for (size_t j = 0; spec->aliases && spec->aliases[j]; j++) {
+        const char *al = spec->aliases[j];
+        if (!wp_domain_valid(al, false)) {
+            wp_error(err, file, aliases_line, "alias '%s' is not a domain name", al);
             continue;
         }
-        d->name = (char *)own_key(r, name);
-        if (strcmp(d->name, r->main_domain) == 0)
-            main_listed = true;
-        const config_setting_t *acc = config_setting_get_member(dg, "accounts");
-        const char *spec = wp_conf_string(dg, "accounts", "list:");
-        d->accounts = wp_accounts_new(spec, d->name, basedir, cache, timeout, dfile,
-                                      acc ? wp_conf_line(acc) : d->line, err);
-        const char *why;
-        const config_setting_t *mu = config_setting_get_member(dg, "mail_to_unknown");
-        if (!parse_unknown(wp_conf_string(dg, "mail_to_unknown", WP_DEFAULT_MAIL_TO_UNKNOWN), d, &why))
-            wp_error(err, dfile, mu ? wp_conf_line(mu) : d->line, "mail_to_unknown: %s", why);
-
-        uint32_t idx = (uint32_t)r->ndomains++;
-        const char *k = d->name;
-        struct wp_strmap_entry *e = wp_strmap_put(&r->domain_index, wp_hash_fwd(k, strlen(k)), k, strlen(k));
+        k = own_key(r, al);
+        e = wp_strmap_put(&r->domain_index, wp_hash_fwd(k, strlen(k)), k, strlen(k));
         if (e->head != WP_NONE)
-            wp_error(err, dfile, d->line, "domain %s is listed twice", k);
+            wp_error(err, file, aliases_line, "alias %s is already a domain or alias", k);
         e->head = e->tail = idx;
-        const config_setting_t *aliases = config_setting_get_member(dg, "aliases");
-        for (int j = 0; aliases && j < config_setting_length(aliases); j++) {
-            const char *al = config_setting_get_string_elem(aliases, (unsigned)j);
-            if (!wp_domain_valid(al, false)) {
-                wp_error(err, dfile, wp_conf_line(aliases), "alias '%s' is not a domain name", al);
-                continue;
-            }
-            k = own_key(r, al);
-            e = wp_strmap_put(&r->domain_index, wp_hash_fwd(k, strlen(k)), k, strlen(k));
-            if (e->head != WP_NONE)
-                wp_error(err, dfile, wp_conf_line(aliases), "alias %s is already a domain or alias", k);
-            e->head = e->tail = idx;
-        }
     }
-    if (!main_listed) {
-        /* The main domain always exists in CommuniGate; give it no accounts. */
-        struct wp_domain *d = &r->domains[r->ndomains];
-        d->name = r->main_domain;
-        d->accounts = wp_accounts_new("list:", d->name, basedir, cache, timeout, file, 0, err);
-        d->unknown = WP_UNKNOWN_REJECT;
-        uint32_t idx = (uint32_t)r->ndomains++;
-        struct wp_strmap_entry *e = wp_strmap_put(&r->domain_index, wp_hash_fwd(d->name, strlen(d->name)),
-                                                  d->name, strlen(d->name));
-        if (e->head == WP_NONE)
-            e->head = e->tail = idx;
-    }
+}
 
-    /* The table comes last: it needs the main domain. */
-    const config_setting_t *ts = g ? config_setting_get_member(g, "table") : NULL;
-    if (ts) {
-        char *path = wp_path_relative_to(basedir, config_setting_get_string(ts));
+/* The main domain always exists in CommuniGate; if it was not listed, give
+ * it no accounts. */
+static void add_main_domain(struct wp_router *r, struct wp_errors *err)
+{
+    for (size_t i = 0; i < r->ndomains; i++)
+        if (strcmp(r->domains[i].name, r->main_domain) == 0)
+            return;
+    r->domains = wp_realloc(r->domains, (r->ndomains + 2) * sizeof(*r->domains));
+    struct wp_domain *d = &r->domains[r->ndomains];
+    memset(d, 0, sizeof(*d));
+    d->name = r->main_domain;
+    d->accounts = wp_accounts_new("list:", d->name, r->basedir, r->cache_seconds, r->userdb_timeout_ms,
+                                  r->file, 0, err);
+    d->unknown = WP_UNKNOWN_REJECT;
+    uint32_t idx = (uint32_t)r->ndomains++;
+    struct wp_strmap_entry *e =
+        wp_strmap_put(&r->domain_index, wp_hash_fwd(d->name, strlen(d->name)), d->name, strlen(d->name));
+    if (e->head == WP_NONE)
+        e->head = e->tail = idx;
+}
+
+void wp_router_load_table(struct wp_router *r, const char *path, struct wp_errors *err)
+{
+    add_main_domain(r, err);
+    wp_table_free(r->table);
+    if (path && *path) {
         r->table = wp_table_load(path, r->main_domain, err);
-        free(path);
     } else {
         char *empty = wp_strdup("");
         r->table = wp_table_parse(empty, 0, "(no table)", r->main_domain, err);
     }
+}
 
-    load_unified(r, g, file, err);
-    if (err->count == before)
-        check_unified_accounts(r, err);
+void wp_router_table_text(struct wp_router *r, const char *text, const char *name, struct wp_errors *err)
+{
+    add_main_domain(r, err);
+    wp_table_free(r->table);
+    size_t len = strlen(text);
+    char *buf = wp_malloc(len + 1);
+    memcpy(buf, text, len + 1);
+    r->table = wp_table_parse(buf, len, name, r->main_domain, err);
+}
 
-    if (err->count > before) {
-        wp_router_free(r);
-        return NULL;
-    }
-    return r;
+void wp_router_finish(struct wp_router *r, struct wp_errors *err)
+{
+    add_main_domain(r, err);
+    if (!r->table)
+        wp_router_load_table(r, NULL, err);
+    check_unified_accounts(r, err);
 }
 
 void wp_router_free(struct wp_router *r)
@@ -327,5 +325,6 @@ void wp_router_free(struct wp_router *r)
     wp_table_free(r->table);
     free(r->main_domain);
     free(r->file);
+    free(r->basedir);
     free(r);
 }

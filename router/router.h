@@ -2,8 +2,9 @@
 /*
  * router.h - the Router: domains, accounts, the table, and resolution.
  *
- * A struct wp_router is built once from the "router" section of
- * waypost.conf and never changes afterwards (account sources refresh
+ * A struct wp_router is built once (state/ feeds the construction API below
+ * from the "router" section of waypost.conf; tests call it directly with
+ * a table text) and never changes afterwards (account sources refresh
  * themselves behind a lock); any number of threads may resolve through it.
  *
  * Resolution (CommuniGate's, as Waypost reads it; see waypost-router(5)):
@@ -19,7 +20,6 @@
 #ifndef WP_ROUTER_H
 #define WP_ROUTER_H
 
-#include <libconfig.h>
 #include <stdbool.h>
 
 #include "lib/cidr.h"
@@ -106,12 +106,45 @@ struct wp_router {
     size_t nowned;
     char delimiter;                /* recipient delimiter, '\0' for none */
     struct wp_table *table;
+    char *basedir;                 /* relative account files start here */
+    int cache_seconds;             /* account sources: re-stat/cache lifetime */
+    int userdb_timeout_ms;
 };
 
-/* Build from the "router" group (may be NULL: then every setting defaults
- * and main_domain is missing, an error).  basedir resolves relative paths. */
-struct wp_router *wp_router_load(const config_setting_t *group, const char *file,
-                                 const char *basedir, struct wp_errors *err);
+/* Construction, in this order: new; set_*; add_domain for each domain;
+ * add for each list entry; load_table or table_text; add_unified for each
+ * unified account; finish.  Errors go to err as "file:line: message" (file
+ * and line say where the value was configured; 0 leaves the line out); a
+ * caller that got errors frees the Router instead of using it.  file is the
+ * config file, for messages; basedir resolves relative account files. */
+struct wp_router *wp_router_new(const char *main_domain, const char *file, const char *basedir);
+void wp_router_set_accounts(struct wp_router *r, int cache_seconds, int timeout_ms);
+void wp_router_set_delimiter(struct wp_router *r, char delimiter);
+/* One local domain.  Only name is required: aliases NULL-terminated (or
+ * NULL), accounts an accounts spec (NULL: "list:", none), mail_to_unknown
+ * NULL for "Rejected".  file and the lines locate the settings in
+ * messages (file NULL: the Router's; a line 0: the domain's line). */
+struct wp_domain_spec {
+    const char *name;
+    const char *const *aliases;
+    const char *accounts;
+    const char *mail_to_unknown;
+    const char *file;
+    int line, accounts_line, unknown_line, aliases_line;
+};
+void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec, struct wp_errors *err);
+enum wp_router_list { WP_ROUTER_TRUSTED, WP_ROUTER_OWN_ADDRESS, WP_ROUTER_HOLD_QUEUE, WP_ROUTER_ODMR_QUEUE };
+/* One entry of router.trusted_networks, own_addresses, hold_queues or odmr_queues. */
+void wp_router_add(struct wp_router *r, enum wp_router_list which, const char *value, const char *file,
+                   int line, struct wp_errors *err);
+/* The Router table from a file (NULL or "": an empty table) or from text. */
+void wp_router_load_table(struct wp_router *r, const char *path, struct wp_errors *err);
+void wp_router_table_text(struct wp_router *r, const char *text, const char *name, struct wp_errors *err);
+/* header NULL: the default header field. */
+void wp_router_add_unified(struct wp_router *r, const char *domain, const char *account, const char *header,
+                           const char *file, int line, int header_line, struct wp_errors *err);
+/* Checks that need everything in place (unified accounts route locally). */
+void wp_router_finish(struct wp_router *r, struct wp_errors *err);
 void wp_router_free(struct wp_router *r);
 
 struct wp_resolve_opts {

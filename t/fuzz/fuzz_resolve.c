@@ -9,6 +9,7 @@
 
 #include "state/snapshot.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static struct wp_snapshot *snap;
 
@@ -20,7 +21,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *conf = getenv("WAYPOST_FUZZ_CONF");
     struct wp_errors err;
     wp_errors_init(&err);
-    snap = wp_snapshot_load(conf ? conf : "conf/waypost.conf", &err);
+    snap = wp_snapshot_load(conf ? conf : "conf/waypost.conf", wp_sections_all, &err);
     wp_errors_free(&err);
     if (!snap)
         abort();

@@ -9,9 +9,11 @@
 
 #include "policy/etrn.h"
 #include "policy/maps.h"
+#include "policy/settings.h"
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static char dir[] = "/tmp/wp-etrn-XXXXXX";
 
@@ -59,7 +61,7 @@ static struct wp_snapshot *load_with(const char *policyd, struct wp_errors *out)
     snprintf(path, sizeof(path), "%s/w.conf", dir);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     if (out)
         wp_errors_move(out, &err);
     else
@@ -131,7 +133,7 @@ END_TEST
 
 static void decide(const char *name, const char *client, const char *sasl, struct wp_etrn_decision *d)
 {
-    wp_etrn_decide(snap->router, &snap->policyd.etrn, name, client, sasl, d);
+    wp_etrn_decide(snap->router, &wp_policyd_conf(snap)->etrn, name, client, sasl, d);
 }
 
 START_TEST(release_by_account)
@@ -282,7 +284,7 @@ START_TEST(config_errors)
         {"policyd: {\n etrn_release = \"accounts\";\n"
          " etrn_queues = ( { queue = \"open.dom\"; accounts = [ \"x\" ]; } );\n};\n",
          ":11: policyd.etrn_release is \"accounts\" but held queue"},
-        {"policyd: {\n etrn_timeout = 0;\n};\n", ":11: policyd.etrn_timeout must be 1 .. 600 seconds"},
+        {"policyd: {\n etrn_timeout = 0;\n};\n", ":11: policyd.etrn_timeout = 0 is below the minimum 1"},
         {"policyd: {\n postqueue = \"postqueue\";\n};\n",
          ":11: policyd.postqueue 'postqueue' must be an absolute path"},
         {"policyd: {\n etrn_queues = ( { release = \"anyone\"; } );\n};\n",
@@ -307,10 +309,10 @@ START_TEST(defaults)
 {
     struct wp_snapshot *s = load_with("", NULL);
     ck_assert(s != NULL);
-    ck_assert_int_eq(s->policyd.etrn.release, WP_ETRN_TRUSTED);
-    ck_assert_str_eq(s->policyd.etrn.postqueue, WP_DEFAULT_POSTQUEUE);
-    ck_assert_int_eq(s->policyd.etrn.timeout, WP_DEFAULT_ETRN_TIMEOUT);
-    ck_assert_str_eq(s->postfix.config_directory, WP_DEFAULT_CONFIG_DIRECTORY); /* postqueue -c */
+    ck_assert_int_eq(wp_policyd_conf(s)->etrn.release, WP_ETRN_TRUSTED);
+    ck_assert_str_eq(wp_policyd_conf(s)->etrn.postqueue, "/usr/sbin/postqueue");
+    ck_assert_int_eq(wp_policyd_conf(s)->etrn.timeout, 10);
+    ck_assert_str_eq(s->postfix.config_directory, "/etc/postfix"); /* postqueue -c */
     wp_snapshot_unref(s);
 }
 END_TEST

@@ -14,6 +14,8 @@
 #include "imap/template.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "imap/settings.h"
+#include "cli/sections.h"
 
 static const char *const ROUTER = "router: {\n main_domain = \"company.dom\";\n"
                                   " domains = ( { name = \"company.dom\"; }, { name = \"domain.dom\"; }, "
@@ -65,7 +67,7 @@ static char *load(const char *imap_text, struct wp_snapshot **out)
     free(text);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     for (size_t i = 0; i < err.count; i++) {
         const char *m = strstr(err.msgs[i], "w.conf") ? strstr(err.msgs[i], "w.conf") : err.msgs[i];
         strncat(joined, m, sizeof(joined) - strlen(joined) - 2);
@@ -126,20 +128,20 @@ START_TEST(defaults)
 {
     struct wp_snapshot *s;
     ck_assert_str_eq(load("", &s), "");
-    ck_assert_str_eq(s->imap.mail_location, "maildir:~/Maildir");
-    ck_assert_str_eq(s->imap.alias_prefix, "Aliases/");
-    ck_assert_str_eq(s->imap.acl_file, "/etc/dovecot/waypost-global.acl");
-    ck_assert(!s->imap.lmtp_autocreate);
-    ck_assert_uint_eq(s->imap.nsubscriptions + s->imap.naliases + s->imap.nserver_admins, 0);
-    ck_assert_int_eq(wp_imap_storage_separator(&s->imap), '.');
-    char *root = wp_imap_mail_root(&s->imap, "/home/alice");
+    ck_assert_str_eq(wp_imap_conf(s)->mail_location, "maildir:~/Maildir");
+    ck_assert_str_eq(wp_imap_conf(s)->alias_prefix, "Aliases/");
+    ck_assert_str_eq(wp_imap_conf(s)->acl_file, "/etc/dovecot/waypost-global.acl");
+    ck_assert(!wp_imap_conf(s)->lmtp_autocreate);
+    ck_assert_uint_eq(wp_imap_conf(s)->nsubscriptions + wp_imap_conf(s)->naliases + wp_imap_conf(s)->nserver_admins, 0);
+    ck_assert_int_eq(wp_imap_storage_separator(wp_imap_conf(s)), '.');
+    char *root = wp_imap_mail_root(wp_imap_conf(s), "/home/alice");
     ck_assert_str_eq(root, "/home/alice/Maildir");
     free(root);
     wp_snapshot_unref(s);
     /* relative files start at the configuration's directory */
     ck_assert_str_eq(load("imap: { acl_file = \"global.acl\"; login_helper = \"bin/helper\"; };\n", &s), "");
-    ck_assert(s->imap.acl_file[0] == '/' && strstr(s->imap.acl_file, "/global.acl"));
-    ck_assert(s->imap.login_helper[0] == '/' && strstr(s->imap.login_helper, "/bin/helper"));
+    ck_assert(wp_imap_conf(s)->acl_file[0] == '/' && strstr(wp_imap_conf(s)->acl_file, "/global.acl"));
+    ck_assert(wp_imap_conf(s)->login_helper[0] == '/' && strstr(wp_imap_conf(s)->login_helper, "/bin/helper"));
     wp_snapshot_unref(s);
 }
 END_TEST
@@ -217,9 +219,9 @@ static char *print_to_string(bool acl, struct wp_snapshot *s)
     FILE *f = open_memstream(&buf, &len);
     ck_assert(f);
     if (acl)
-        wp_dovecot_print_acl(f, &s->imap, s->router, "/etc/waypost/waypost.conf");
+        wp_dovecot_print_acl(f, wp_imap_conf(s), s->router, "/etc/waypost/waypost.conf");
     else
-        wp_dovecot_print_conf(f, &s->imap, s->router, "/etc/waypost/waypost.conf");
+        wp_dovecot_print_conf(f, wp_imap_conf(s), s->router, "/etc/waypost/waypost.conf");
     fclose(f);
     return buf;
 }

@@ -22,6 +22,7 @@
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 START_TEST(endpoints)
 {
@@ -114,7 +115,7 @@ static char *load_text(const char *text)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     joined[0] = '\0';
     for (size_t i = 0; i < err.count; i++) {
         /* drop the temporary directory from the messages */

@@ -15,6 +15,9 @@
 #include "odmr/spool.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "odmr/settings.h"
+#include "cli/sections.h"
+#include "lib/conf.h"
 
 static char *tmpdir(void)
 {
@@ -302,14 +305,14 @@ END_TEST
 
 START_TEST(odmr_config)
 {
-    int s;
-    ck_assert(wp_duration_parse("5d", &s) && s == 5 * 86400);
-    ck_assert(wp_duration_parse("90", &s) && s == 90);
-    ck_assert(wp_duration_parse("2h", &s) && s == 7200);
-    ck_assert(!wp_duration_parse("5x", &s));
-    ck_assert(!wp_duration_parse("", &s));
-    ck_assert(!wp_duration_parse("-1", &s));
-    ck_assert(!wp_duration_parse("5dd", &s));
+    long long s;
+    ck_assert(wp_conf_parse_duration("5d", &s) && s == 5 * 86400);
+    ck_assert(wp_conf_parse_duration("90", &s) && s == 90);
+    ck_assert(wp_conf_parse_duration("2h", &s) && s == 7200);
+    ck_assert(!wp_conf_parse_duration("5x", &s));
+    ck_assert(!wp_conf_parse_duration("", &s));
+    ck_assert(!wp_conf_parse_duration("-1", &s));
+    ck_assert(!wp_conf_parse_duration("5dd", &s));
 
     char *dir = tmpdir();
     char *path = wp_asprintf("%s/w.conf", dir);
@@ -322,16 +325,16 @@ START_TEST(odmr_config)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *snap = wp_snapshot_load(path, &err);
+    struct wp_snapshot *snap = wp_snapshot_load(path, wp_sections_all, &err);
     ck_assert_msg(snap != NULL, "%s", err.count ? err.msgs[0] : "");
-    ck_assert_uint_eq(snap->odmr.nlisten, 2);
-    ck_assert(!snap->odmr.listen[0].tls);
-    ck_assert(snap->odmr.listen[1].tls);
-    ck_assert_int_eq(snap->odmr.expire, 7200);
-    ck_assert_int_eq(snap->odmr.lmtp.family, WP_EP_UNIX);
-    ck_assert_str_eq(snap->odmr.lmtp.path, "/run/waypost/odmrd.sock"); /* from postfix.odmr_transport */
+    ck_assert_uint_eq(wp_odmr_conf(snap)->nlisten, 2);
+    ck_assert(!wp_odmr_conf(snap)->listen[0].tls);
+    ck_assert(wp_odmr_conf(snap)->listen[1].tls);
+    ck_assert_int_eq(wp_odmr_conf(snap)->expire, 7200);
+    ck_assert_int_eq(wp_odmr_conf(snap)->lmtp.family, WP_EP_UNIX);
+    ck_assert_str_eq(wp_odmr_conf(snap)->lmtp.path, "/run/waypost/odmrd.sock"); /* from postfix.odmr_transport */
     char *want = wp_asprintf("%s/spool", dir);
-    ck_assert_str_eq(snap->odmr.spool, want);
+    ck_assert_str_eq(wp_odmr_conf(snap)->spool, want);
     free(want);
     const struct wp_odmr_account *a = wp_odmr_account_find(snap, "cust1");
     ck_assert_ptr_nonnull(a);
@@ -345,7 +348,7 @@ START_TEST(odmr_config)
           "  accounts = ( { user = \"c\"; queues = [\"../x\"]; } ); };\n",
           f);
     fclose(f);
-    snap = wp_snapshot_load(path, &err);
+    snap = wp_snapshot_load(path, wp_sections_all, &err);
     ck_assert_ptr_null(snap);
     ck_assert_uint_ge(err.count, 4);
     wp_errors_free(&err);

@@ -11,12 +11,13 @@
 #include "state/snapshot.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static struct wp_snapshot *load_conf(const char *path)
 {
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     wp_errors_free(&err);
@@ -94,14 +95,38 @@ START_TEST(golden)
 }
 END_TEST
 
-START_TEST(trace_names_each_step)
+/* The route names what decided it: the Mail to Unknown domain of a
+ * reroute, nothing for an existing account. */
+START_TEST(route_names_unknown_domain)
 {
     struct wp_snapshot *s = load_conf(srcpath("conf/waypost.conf"));
     ck_assert(s);
+    struct wp_route rt;
+    struct wp_resolve_opts o = { true, false };
+    wp_resolve(s->router, "nobody@domain.dom", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    ck_assert(rt.unknown && strcmp(rt.unknown->name, "domain.dom") == 0);
+    ck_assert(rt.record == NULL);
+    wp_resolve(s->router, "carol@domain.dom", &o, &rt, NULL);
+    ck_assert(rt.kind == WP_ROUTE_LOCAL && rt.unknown == NULL && rt.record == NULL);
+    wp_snapshot_unref(s);
+}
+END_TEST
+
+START_TEST(trace_names_each_step)
+{
+    /* Only the table matters here: a Router without waypost.conf. */
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
+    wp_router_load_table(r, srcpath("conf/router.table"), &err);
+    wp_router_finish(r, &err);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
     struct wp_trace trace;
     struct wp_route rt;
     struct wp_resolve_opts o = { true, false };
-    wp_resolve(s->router, "bob@client57.com", &o, &rt, &trace);
+    wp_resolve(r, "bob@client57.com", &o, &rt, &trace);
     ck_assert_int_ge(trace.nsteps, 4);
     ck_assert(strstr(trace.steps[0].text, "address bob@client57.com"));
     ck_assert(strstr(trace.steps[1].text, "router.table:24: "));
@@ -114,24 +139,16 @@ START_TEST(trace_names_each_step)
     ck_assert(trace.steps[trace.nsteps - 1].record == NULL);
     /* without a trace nothing is written; the route still names the record
      * that decided (the last one applied) */
-    wp_resolve(s->router, "bob@client57.com", &o, &rt, NULL);
+    wp_resolve(r, "bob@client57.com", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     ck_assert(rt.record && rt.record->line == 20);
     ck_assert(rt.unknown == NULL);
-    /* a Mail to Unknown reroute names its domain, and no record */
-    wp_resolve(s->router, "nobody@domain.dom", &o, &rt, NULL);
-    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
-    ck_assert(rt.unknown && strcmp(rt.unknown->name, "domain.dom") == 0);
-    ck_assert(rt.record == NULL);
-    /* an existing account: neither */
-    wp_resolve(s->router, "carol@domain.dom", &o, &rt, NULL);
-    ck_assert(rt.kind == WP_ROUTE_LOCAL && rt.unknown == NULL && rt.record == NULL);
     char text[128];
-    wp_resolve(s->router, "former-employee@company.dom", &o, &rt, NULL);
+    wp_resolve(r, "former-employee@company.dom", &o, &rt, NULL);
     ck_assert(rt.record && wp_table_record_format(rt.record, text, sizeof(text)));
     ck_assert_str_eq(text, "<former-employee@company.dom> = error 5.1.6 This person has left the company");
     ck_assert(!wp_table_record_format(rt.record, text, 10)); /* cut: says so */
-    wp_snapshot_unref(s);
+    wp_router_free(r);
 }
 END_TEST
 
@@ -140,37 +157,97 @@ START_TEST(account_created_goes_local)
 {
     char dir[] = "/tmp/wp-unit-XXXXXX";
     ck_assert(mkdtemp(dir));
-    char conf[256], users[256];
-    snprintf(conf, sizeof(conf), "%s/w.conf", dir);
+    char users[256];
     snprintf(users, sizeof(users), "%s/users", dir);
-    FILE *f = fopen(conf, "w");
-    fputs("router: { main_domain = \"company.dom\"; account_cache_seconds = 0;\n"
-          "  domains = ( { name = \"domain.dom\"; accounts = \"passwd-file:users\";\n"
-          "    mail_to_unknown = \"Rerouted to *%domain.dom@otherserver.dom.via\"; } ); };\n", f);
-    fclose(f);
-    f = fopen(users, "w");
+    FILE *f = fopen(users, "w");
     fputs("carol:{PLAIN}x::::::\n", f);
     fclose(f);
-    struct wp_snapshot *s = load_conf(conf);
-    ck_assert(s);
+    /* No waypost.conf: the Router from its construction API. */
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", dir);
+    wp_router_set_accounts(r, 0, 1000); /* account_cache_seconds = 0 */
+    struct wp_domain_spec dom = { .name = "domain.dom",
+                                  .accounts = "passwd-file:users",
+                                  .mail_to_unknown = "Rerouted to *%domain.dom@otherserver.dom.via" };
+    wp_router_add_domain(r, &dom, &err);
+    wp_router_finish(r, &err);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
     struct wp_resolve_opts o = { false, false };
     struct wp_route rt;
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt, NULL);
+    wp_resolve(r, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     ck_assert_str_eq(rt.nexthop, "otherserver.dom");
     f = fopen(users, "a");
     fputs("aname:{PLAIN}y::::::\n", f);
     fclose(f);
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt, NULL);
+    wp_resolve(r, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
     ck_assert_str_eq(rt.account, "aname");
     /* the file vanishing keeps the accounts read before */
     unlink(users);
-    wp_resolve(s->router, "aname@domain.dom", &o, &rt, NULL);
+    wp_resolve(r, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
-    wp_snapshot_unref(s);
-    unlink(conf);
+    wp_router_free(r);
     rmdir(dir);
+}
+END_TEST
+
+/* The construction API alone: a table text and a domain list. */
+START_TEST(router_from_table_text)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("Company.DOM", "test.conf", NULL);
+    static const char *const aliases[] = { "mail.company.dom", NULL };
+    struct wp_domain_spec company = { .name = "company.dom", .aliases = aliases };
+    company.accounts = "list:alice,bob";
+    wp_router_add_domain(r, &company, &err);
+    wp_router_add_domain(r,
+                         &(struct wp_domain_spec){ .name = "other.dom",
+                                                   .accounts = "list:carol",
+                                                   .mail_to_unknown = "Rerouted to *%other.dom@old.dom.via",
+                                                   .line = 4 },
+                         &err);
+    wp_router_add(r, WP_ROUTER_HOLD_QUEUE, "held.dom", NULL, 0, &err);
+    wp_router_table_text(r, "<postmaster> = alice\n", "inline", &err);
+    wp_router_finish(r, &err);
+    ck_assert_msg(err.count == 0, "%s", err.count ? err.msgs[0] : "");
+    ck_assert_str_eq(r->main_domain, "company.dom");
+    struct wp_resolve_opts o = { true, false };
+    struct wp_route rt;
+    wp_resolve(r, "postmaster@mail.company.dom", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
+    ck_assert_str_eq(rt.account, "alice");
+    wp_resolve(r, "nobody@other.dom", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
+    ck_assert_str_eq(rt.nexthop, "old.dom");
+    wp_resolve(r, "carol@OTHER.dom", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
+    wp_resolve(r, "x@held.dom", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_HOLD);
+    wp_router_free(r);
+
+    /* Errors name the file and line given. */
+    r = wp_router_new("company.dom", "test.conf", NULL);
+    struct wp_domain_spec bad = { .name = "bad domain", .file = "w.conf", .line = 7 };
+    wp_router_add_domain(r, &bad, &err);
+    wp_router_add_domain(r,
+                         &(struct wp_domain_spec){ .name = "a.dom",
+                                                   .mail_to_unknown = "Bounced",
+                                                   .file = "w.conf",
+                                                   .line = 8,
+                                                   .unknown_line = 9 },
+                         &err);
+    wp_router_add(r, WP_ROUTER_TRUSTED, "10.0.0.0/40", "w.conf", 10, &err);
+    ck_assert_uint_eq(err.count, 3);
+    ck_assert_str_eq(err.msgs[0], "w.conf:7: domain needs a valid name");
+    ck_assert_msg(strstr(err.msgs[1], "w.conf:9: mail_to_unknown: expected"), "%s", err.msgs[1]);
+    ck_assert_str_eq(err.msgs[2],
+                     "w.conf:10: trusted_networks: '10.0.0.0/40' is not a network (ADDRESS or ADDRESS/BITS)");
+    wp_router_free(r);
+    wp_errors_free(&err);
 }
 END_TEST
 
@@ -207,8 +284,10 @@ static Suite *suite(void)
     TCase *tc = tcase_create("router");
     tcase_add_test(tc, golden);
     tcase_add_test(tc, trace_names_each_step);
+    tcase_add_test(tc, route_names_unknown_domain);
     tcase_add_test(tc, account_created_goes_local);
     tcase_add_test(tc, relay_permission_rules);
+    tcase_add_test(tc, router_from_table_text);
     suite_add_tcase(s, tc);
     return s;
 }

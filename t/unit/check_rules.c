@@ -20,8 +20,11 @@
 #include "milter/unified.h"
 #include "milter/view.h"
 #include "state/snapshot.h"
+#include "router/router.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "milter/settings.h"
+#include "cli/sections.h"
 
 /* Wed 2024-05-15 14:30:00 UTC; main() sets TZ=UTC. */
 #define NOW ((time_t)1715783400)
@@ -175,12 +178,35 @@ static struct wp_snapshot *sample(void)
 {
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), &err);
+    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), wp_sections_all, &err);
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     wp_errors_free(&err);
     ck_assert_msg(s != NULL, "cannot load conf/waypost.conf");
     return s;
+}
+
+/* The sample's Router, built without waypost.conf: company.dom with its
+ * list accounts and alias, the trusted networks, conf/router.table. */
+static struct wp_router *sample_router(void)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
+    static const char *const aliases[] = { "mail.company.dom", NULL };
+    struct wp_domain_spec company = { .name = "company.dom",
+                                      .aliases = aliases,
+                                      .accounts = "list:alice,bob,security,public,marketing,boss,prices" };
+    wp_router_add_domain(r, &company, &err);
+    wp_router_add(r, WP_ROUTER_TRUSTED, "127.0.0.0/8", NULL, 0, &err);
+    wp_router_add(r, WP_ROUTER_TRUSTED, "::1/128", NULL, 0, &err);
+    wp_router_load_table(r, srcpath("conf/router.table"), &err);
+    wp_router_finish(r, &err);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
+    return r;
 }
 
 static bool has_str(char **v, size_t n, const char *s)
@@ -374,8 +400,8 @@ END_TEST
 
 START_TEST(cond_routes)
 {
-    struct wp_snapshot *s = sample();
-    const struct wp_rules_env *env = &s->rules_env;
+    struct wp_router *r = sample_router();
+    const struct wp_rules_env renv = { r, "%a+%m@%d" }, *env = &renv;
     struct wp_message m = msg("alice@company.dom", RCPTS("john@friend.com", "alice@company.dom"), NULL);
     YES_E(env, &m, "Any Route", "is", "SMTP(*");
     YES_E(env, &m, "Any Route", "is", "SMTP(friend.com)john@friend.com");
@@ -399,7 +425,7 @@ START_TEST(cond_routes)
     /* without a router there are no routes: Any never holds, nor Each */
     NO(&m, "Any Route", "is", "*");
     NO(&m, "Each Route", "is", "*");
-    wp_snapshot_unref(s);
+    wp_router_free(r);
 }
 END_TEST
 
@@ -427,8 +453,8 @@ END_TEST
 
 START_TEST(cond_source)
 {
-    struct wp_snapshot *s = sample(); /* trusted_networks 127.0.0.0/8, ::1/128 */
-    const struct wp_rules_env *env = &s->rules_env;
+    struct wp_router *r = sample_router(); /* trusted_networks 127.0.0.0/8, ::1/128 */
+    const struct wp_rules_env renv = { r, "%a+%m@%d" }, *env = &renv;
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
     /* untrusted */
     m.client_addr = "192.0.2.7";
@@ -465,7 +491,7 @@ START_TEST(cond_source)
     NO(&m, "Source", "is", "trusted");
     m.client_addr = "";
     YES_E(env, &m, "Source", "is", "untrusted");
-    wp_snapshot_unref(s);
+    wp_router_free(r);
 }
 END_TEST
 
@@ -890,10 +916,10 @@ START_TEST(act_store_in)
     wp_outcome_free(&out);
     /* with the sample configuration: its main domain and the default store_address */
     struct wp_snapshot *s = sample();
-    ck_assert_str_eq(s->rules_env.store_address, "%a+%m@%d");
+    ck_assert_str_eq(wp_milter_conf(s)->rules_env.store_address, "%a+%m@%d");
     eval_text("rules = ( { name = \"s\"; action = ( (\"Store in\", \"~security/outgoing\"),\n"
               "  (\"Store in\", \"~bob@other.dom/Archive\") ); } );",
-              &s->rules_env, &m, &out);
+              &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nadd, 2);
     ck_assert_str_eq(out.add_rcpts[0], "security+outgoing@company.dom");
     ck_assert_str_eq(out.add_rcpts[1], "bob+Archive@other.dom");
@@ -1142,7 +1168,7 @@ START_TEST(load_errors_in_file)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    ck_assert_ptr_null(wp_snapshot_load(conf, &err));
+    ck_assert_ptr_null(wp_snapshot_load(conf, wp_sections_all, &err));
     ck_assert_uint_eq(err.count, 1);
     char want[300];
     snprintf(want, sizeof(want), "%s:6: Message Size takes 'greater than' or 'less than'", conf);
@@ -1157,13 +1183,13 @@ START_TEST(load_errors_in_file)
           f);
     fclose(f);
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(conf, &err);
+    struct wp_snapshot *s = wp_snapshot_load(conf, wp_sections_all, &err);
     ck_assert_uint_eq(err.count, 0);
     wp_errors_free(&err);
-    ck_assert(s && wp_rules_count(s->rules) == 1);
+    ck_assert(s && wp_rules_count(wp_milter_conf(s)->rules) == 1);
     struct wp_message m = msg("a@b.dom", RCPTS("c@d.dom"), NULL);
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nadd, 1);
     ck_assert_str_eq(out.add_rcpts[0], "sec-box@store.corp.dom");
     wp_outcome_free(&out);
@@ -1178,12 +1204,12 @@ END_TEST
 START_TEST(seed_copy_outgoing)
 {
     struct wp_snapshot *s = sample();
-    ck_assert_uint_eq(wp_rules_count(s->rules), 3);
+    ck_assert_uint_eq(wp_rules_count(wp_milter_conf(s)->rules), 3);
     struct wp_outcome out;
     static const char *const senders[] = {"joe@domain1.dom", "Ann@DOMAIN2.dom"};
     for (size_t i = 0; i < 2; i++) {
         struct wp_message m = msg(senders[i], RCPTS("someone@elsewhere.org"), HDRS({"From", "x@y.dom"}));
-        wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+        wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
         ck_assert_uint_eq(out.nfired, 1);
         ck_assert_str_eq(out.fired[0], "Copy outgoing mail");
         ck_assert_uint_eq(out.nadd, 1);
@@ -1196,7 +1222,7 @@ START_TEST(seed_copy_outgoing)
     for (size_t i = 0; i < 4; i++) {
         struct wp_message m =
             msg(others[i], RCPTS("someone@elsewhere.org"), HDRS({"From", "joe@domain1.dom"}));
-        wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+        wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
         ck_assert_msg(out.nadd == 0 && out.nfired == 0, "fired for %s", others[i]);
         wp_outcome_free(&out);
     }
@@ -1212,7 +1238,7 @@ START_TEST(seed_dept1_restriction)
     /* to an outsider: rejected */
     struct wp_message m =
         msg("joe@dept1.company.dom", RCPTS("friend@outside.org"), HDRS({"From", "joe@dept1.company.dom"}));
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert(out.reject);
     ck_assert_str_eq(out.reject_text, text);
     ck_assert_uint_eq(out.nfired, 1);
@@ -1222,14 +1248,14 @@ START_TEST(seed_dept1_restriction)
     struct wp_message mix =
         msg("joe@dept1.company.dom",
             RCPTS("ann@dept1.company.dom", "supervisor@hq.company.dom", "alice@company.dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &mix, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &mix, &out);
     ck_assert(out.reject);
     wp_outcome_free(&out);
     /* inside dept1 and to the supervisor: allowed */
     struct wp_message in =
         msg("joe@dept1.company.dom",
             RCPTS("ann@dept1.company.dom", "SUPERVISOR@hq.company.dom", "Bob@Dept1.Company.Dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &in, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &in, &out);
     ck_assert(!out.reject);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
@@ -1237,19 +1263,19 @@ START_TEST(seed_dept1_restriction)
     static const char *const bosses[] = {"boss@dept1.company.dom", "BOSS@dept1.company.dom"};
     for (size_t i = 0; i < 2; i++) {
         struct wp_message b = msg(bosses[i], RCPTS("friend@outside.org", "x@domain1.dom"), NULL);
-        wp_rules_evaluate(s->rules, &s->rules_env, &b, &out);
+        wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &b, &out);
         ck_assert(!out.reject);
         ck_assert_uint_eq(out.nfired, 0);
         wp_outcome_free(&out);
     }
     /* other senders are not restricted */
     struct wp_message o = msg("joe@dept2.company.dom", RCPTS("friend@outside.org"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &o, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &o, &out);
     ck_assert(!out.reject);
     wp_outcome_free(&out);
     /* the restriction (priority 9) ends processing before other rules */
     struct wp_message p = msg("joe@dept1.company.dom", RCPTS("prices@company.dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &p, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &p, &out);
     ck_assert(out.reject);
     ck_assert_uint_eq(out.nreplies, 0);
     ck_assert_uint_eq(out.nfired, 1);
@@ -1271,15 +1297,15 @@ START_TEST(seed_dept1_by_route)
     struct wp_outcome out;
     struct wp_message out1 =
         msg("joe@dept1.company.dom", RCPTS("alice@company.dom", "john@friend.com"), NULL);
-    eval_text(text, &s->rules_env, &out1, &out);
+    eval_text(text, &wp_milter_conf(s)->rules_env, &out1, &out);
     ck_assert(out.reject);
     wp_outcome_free(&out);
     struct wp_message local = msg("joe@dept1.company.dom", RCPTS("alice@company.dom", "postmaster"), NULL);
-    eval_text(text, &s->rules_env, &local, &out);
+    eval_text(text, &wp_milter_conf(s)->rules_env, &local, &out);
     ck_assert(!out.reject);
     wp_outcome_free(&out);
     struct wp_message boss = msg("boss@dept1.company.dom", RCPTS("john@friend.com"), NULL);
-    eval_text(text, &s->rules_env, &boss, &out);
+    eval_text(text, &wp_milter_conf(s)->rules_env, &boss, &out);
     ck_assert(!out.reject);
     wp_outcome_free(&out);
     wp_snapshot_unref(s);
@@ -1292,7 +1318,7 @@ START_TEST(seed_price_list)
     struct wp_outcome out;
     struct wp_message m = msg("carol@customer.org", RCPTS("prices@company.dom"),
                               HDRS({"From", "Carol <carol@customer.org>"}, {"Subject", "prices?"}));
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
     ck_assert_str_eq(out.fired[0], "Price list");
     ck_assert_uint_eq(out.nreplies, 1);
@@ -1310,7 +1336,7 @@ START_TEST(seed_price_list)
     /* a list message gets no reply */
     struct wp_message bulk = msg("list-bounces@lists.org", RCPTS("prices@company.dom"),
                                  HDRS({"From", "list@lists.org"}, {"Precedence", "bulk"}));
-    wp_rules_evaluate(s->rules, &s->rules_env, &bulk, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &bulk, &out);
     ck_assert_uint_eq(out.nreplies, 0);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
@@ -1644,10 +1670,10 @@ START_TEST(hostile_many_recipients)
     NO(&m, "Each Recipient", "is", "*@company.dom");
     YES(&m, "Each Recipient", "in", "*@company.dom,*@friend.com");
     struct wp_snapshot *s = sample();
-    YES_E(&s->rules_env, &m, "Any Route", "is", "SMTP(friend.com)user0@friend.com");
-    NO_E(&s->rules_env, &m, "Each Route", "is", "LOCAL(*");
+    YES_E(&wp_milter_conf(s)->rules_env, &m, "Any Route", "is", "SMTP(friend.com)user0@friend.com");
+    NO_E(&wp_milter_conf(s)->rules_env, &m, "Each Route", "is", "LOCAL(*");
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert(out.reject); /* the Dept1 restriction */
     wp_outcome_free(&out);
     /* a reply to all of 1000 To addresses */
@@ -1806,7 +1832,7 @@ START_TEST(hostile_empty)
     NO(&m, "Message Size", "greater than", "0");
     struct wp_snapshot *s = sample();
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert_uint_eq(out.nfired, 0);
     wp_outcome_free(&out);
     /* empty header values and an empty header name */
@@ -1821,9 +1847,9 @@ START_TEST(hostile_empty)
     YES(&e, "Any Recipient", "is", "");
     (void)COND(&e, "Reply-To", "is", "*");
     (void)COND(&e, "Sender", "is", "*");
-    wp_rules_evaluate(s->rules, &s->rules_env, &e, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &e, &out);
     wp_outcome_free(&out);
-    YES_E(&s->rules_env, &e, "Any Route", "is", "*");
+    YES_E(&wp_milter_conf(s)->rules_env, &e, "Any Route", "is", "*");
     struct wp_reply r = {(char *)"", true};
     struct wp_reply_message rm;
     const char *why;
@@ -1888,7 +1914,7 @@ static struct wp_snapshot *load_conf_text(const char *dir, const char *text)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(conf, &err);
+    struct wp_snapshot *s = wp_snapshot_load(conf, wp_sections_all, &err);
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     ck_assert_uint_eq(err.count, 0);
@@ -1967,7 +1993,7 @@ START_TEST(view_routes_once)
     struct wp_view v;
     wp_view_init(&v, &m, s->router);
     struct wp_outcome out;
-    wp_rules_evaluate_view(s->rules, &s->rules_env, &v, &out);
+    wp_rules_evaluate_view(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &v, &out);
     ck_assert(!out.tempfail);
     ck_assert_uint_eq(out.nfired, 2);
     ck_assert_uint_eq(v.counts.resolves, 4);
@@ -1986,7 +2012,7 @@ START_TEST(view_routes_once)
      * routes differ, each resolved once. */
     m.auth_user = "";
     wp_view_init(&v, &m, s->router);
-    wp_rules_evaluate_view(s->rules, &s->rules_env, &v, &out);
+    wp_rules_evaluate_view(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &v, &out);
     ck_assert_uint_eq(v.counts.resolves, 4);
     wp_unified_fields(&v, m.rcpts, m.nrcpts, &uf);
     ck_assert_uint_eq(v.counts.resolves, 8);
@@ -2024,7 +2050,7 @@ START_TEST(view_temp_route_tempfails)
     free(text);
     struct wp_message m = msg("x@outside.dom", RCPTS("ann@corp.dom", "carol@dove.dom"), NULL);
     struct wp_outcome out;
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert(out.tempfail);
     ck_assert_str_eq(out.tempfail_text, "4.3.0 Account lookup failed, try again later");
     ck_assert(!out.discard && !out.reject);
@@ -2035,12 +2061,12 @@ START_TEST(view_temp_route_tempfails)
     wp_outcome_free(&out);
     /* Each Route too, and in a trusted session. */
     m.auth_user = "ann";
-    wp_rules_evaluate(s->rules, &s->rules_env, &m, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &m, &out);
     ck_assert(out.tempfail);
     wp_outcome_free(&out);
     /* Only local recipients: decided as before. */
     struct wp_message l = msg("x@outside.dom", RCPTS("ann@corp.dom"), NULL);
-    wp_rules_evaluate(s->rules, &s->rules_env, &l, &out);
+    wp_rules_evaluate(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &l, &out);
     ck_assert(!out.tempfail);
     ck_assert_uint_eq(out.nfired, 2);
     ck_assert_uint_eq(out.nheaders, 2);

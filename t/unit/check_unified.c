@@ -13,6 +13,7 @@
 #include "milter/unified.h"
 #include "unit.h"
 #include "lib/util.h"
+#include "cli/sections.h"
 
 static char errors[8192];
 
@@ -33,7 +34,7 @@ static struct wp_snapshot *load(const char *conf, const char *table)
     fclose(f);
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(path, &err);
+    struct wp_snapshot *s = wp_snapshot_load(path, wp_sections_all, &err);
     errors[0] = '\0';
     for (size_t i = 0; i < err.count; i++) {
         const char *m = strstr(err.msgs[i], "w.conf") ? strstr(err.msgs[i], "w.conf") : err.msgs[i];
@@ -225,7 +226,7 @@ START_TEST(maps_and_policy)
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "client-com@company.dom", v, sizeof(v)), WP_ANS_NOTFOUND);
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_RECIPIENT, "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_TRANSPORT, "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
-    ck_assert_str_eq(v, WP_DEFAULT_LOCAL_TRANSPORT);
+    ck_assert_str_eq(v, "lmtp:unix:private/dovecot-lmtp");
     struct wp_policy_request req;
     memset(&req, 0, sizeof(req));
     strcpy(req.request, "smtpd_access_policy");

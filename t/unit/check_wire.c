@@ -8,6 +8,7 @@
 #include "unit.h"
 #include "lib/util.h"
 #include "lib/wire.h"
+#include "cli/sections.h"
 
 static enum wp_wire_status ns(const char *in, size_t max, char *payload, size_t *used)
 {
@@ -72,7 +73,7 @@ static struct wp_snapshot *sample(void)
 {
     struct wp_errors err;
     wp_errors_init(&err);
-    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), &err);
+    struct wp_snapshot *s = wp_snapshot_load(srcpath("conf/waypost.conf"), wp_sections_all, &err);
     wp_errors_free(&err);
     ck_assert(s);
     return s;
