@@ -113,7 +113,114 @@ while True:
 sys.exit(rc)
 '
 
+# e2e_dovecot_version: the installed Dovecot's major.minor ("2.3", "2.4"),
+# which decides the syntax of the configuration written here.
+e2e_dovecot_version() {
+    local v
+    v=$(dovecot --version 2>/dev/null | sed -nE '1s/^([0-9]+\.[0-9]+).*/\1/p')
+    [ -n "$v" ] && echo "$v"
+}
+
 _e2e_dc_conf() { # PORT [POP3_PORT]: write $DOVECOT_CONF
+    case $E2E_DC_VERSION in
+    2.3) _e2e_dc_conf23 "$@" ;;
+    *) _e2e_dc_conf24 "$@" ;;
+    esac || return 1
+    if [ -n "$E2E_DC_EXTRA" ]; then
+        printf '\n# ---- %s\n' "$E2E_DC_EXTRA" >>"$DOVECOT_CONF"
+        cat "$E2E_DC_EXTRA" >>"$DOVECOT_CONF" || return 1
+    fi
+}
+
+# Dovecot 2.4 (Debian 13): the same instance in 2.4's syntax.  The
+# dovecot_config_version stays 2.4.0 (the oldest 2.4): its defaults hold on
+# every 2.4.x.
+_e2e_dc_conf24() { # PORT [POP3_PORT]
+    local dir=$E2E/dovecot
+    cat >"$DOVECOT_CONF" <<EOF
+dovecot_config_version = 2.4.0
+dovecot_storage_version = 2.4.0
+# Waypost e2e private Dovecot (t/e2e/dovecot.sh), Dovecot 2.4 syntax
+base_dir = $dir
+state_dir = $dir/state
+log_path = $DOVECOT_LOG
+protocols = imap lmtp${2:+ pop3}
+listen = 127.0.0.1
+ssl = no
+auth_allow_cleartext = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_username_format = %{user | lower}
+auth_debug = $E2E_DC_DEBUG
+mail_debug = $E2E_DC_DEBUG
+mail_driver = maildir
+mail_path = ~/Maildir
+mail_max_userip_connections = 100
+first_valid_uid = 1
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = yes
+lda_mailbox_autocreate = no
+passdb passwd-file {
+  passwd_file_path = $E2E_DC_USERS
+  default_password_scheme = PLAIN
+}
+# As for 2.3 below: full lines from the file, short ones from the static
+# userdb, which asks the passdb whether the user exists.
+userdb passwd-file {
+  passwd_file_path = $E2E_DC_USERS
+  fields {
+    uid:default = nobody
+    gid:default = nogroup
+    home:default = $DOVECOT_MAIL/%{user | domain}/%{user | username}
+  }
+}
+userdb static {
+  fields {
+    uid = nobody
+    gid = nogroup
+    home = $DOVECOT_MAIL/%{user | domain}/%{user | username}
+  }
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  prefix =
+}
+service imap-login {
+  inet_listener imap {
+    port = $1
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0666
+  }
+}
+service auth {
+  user = root
+  unix_listener auth-userdb {
+    mode = 0666
+  }
+}
+EOF
+    if [ -n "${2:-}" ]; then
+        cat >>"$DOVECOT_CONF" <<EOF
+service pop3-login {
+  inet_listener pop3 {
+    port = $2
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+    fi
+}
+
+_e2e_dc_conf23() { # PORT [POP3_PORT]
     local dir=$E2E/dovecot
     cat >"$DOVECOT_CONF" <<EOF
 # Waypost e2e private Dovecot (t/e2e/dovecot.sh)
@@ -191,10 +298,6 @@ service pop3-login {
 }
 EOF
     fi
-    if [ -n "$E2E_DC_EXTRA" ]; then
-        printf '\n# ---- %s\n' "$E2E_DC_EXTRA" >>"$DOVECOT_CONF"
-        cat "$E2E_DC_EXTRA" >>"$DOVECOT_CONF" || return 1
-    fi
 }
 
 # _e2e_dc_owns_port PORT: the Dovecot master has a socket listening on
@@ -221,6 +324,7 @@ e2e_dovecot() {
     fi
     if [ ! -r "${1:-}" ]; then echo "# e2e_dovecot: no users file '${1:-}'" >&2; return 1; fi
     e2e_dovecot_need || return 1
+    E2E_DC_VERSION=$(e2e_dovecot_version) || { echo "# e2e_dovecot: no dovecot --version" >&2; return 1; }
     E2E_DC_USERS=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
     E2E_DC_EXTRA=
     if [ -n "${2:-}" ]; then
