@@ -531,10 +531,10 @@ static void print_conf24(FILE *out, const struct wp_imap_conf *c, const char *do
             "# Debian's 20-lmtp.conf sets this for LMTP, which a global setting here\n"
             "# would not change: the two filters below cover every protocol.\n"
             "protocol lmtp {\n"
-            "  auth_username_format = %%{user | lower | regexp('@%s$', '')}\n"
+            "  auth_username_format = %%{user | lower | regexp('^(.*)@%s$', '\\\\1')}\n"
             "}\n"
             "protocol !lmtp {\n"
-            "  auth_username_format = %%{user | lower | regexp('@%s$', '')}\n"
+            "  auth_username_format = %%{user | lower | regexp('^(.*)@%s$', '\\\\1')}\n"
             "}\n\n",
             re, re);
     fprintf(out,

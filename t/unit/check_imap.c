@@ -313,8 +313,8 @@ START_TEST(fragment24)
     ck_assert(wp_dovecot_conf_supported(&s->imap, WP_DOVECOT_24, why, sizeof(why)));
     char *conf = print_to_string(false, s, WP_DOVECOT_24);
     static const char *const want[] = {
-        "protocol lmtp {\n  auth_username_format = %{user | lower | regexp('@company[.]dom$', '')}\n}\n",
-        "protocol !lmtp {\n  auth_username_format = %{user | lower | regexp('@company[.]dom$', '')}\n}\n",
+        "protocol lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', '\\\\1')}\n}\n",
+        "protocol !lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', '\\\\1')}\n}\n",
         "\nmail_driver = maildir\n",
         "\nmail_path = ~/Mail\n",
         "\nmail_inbox_path =\n",
