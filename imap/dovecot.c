@@ -506,8 +506,9 @@ static void print_conf24(FILE *out, const struct wp_imap_conf *c, const char *do
                          const char *conf_path)
 {
     int tl = (int)l->type_len, pl = (int)l->path_len;
-    char layout[32];
-    if (!location_layout24(l, layout, sizeof(layout)))
+    char buf[32];
+    const char *layout = location_layout24(l, buf, sizeof(buf));
+    if (!layout)
         return; /* wp_dovecot_conf_supported said so */
     /* regexp() of the lower-cased name; dots of the domain as "[.]". */
     char re[2 * WP_DOMAIN_MAX + 8], *q = re;

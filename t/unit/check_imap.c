@@ -346,6 +346,13 @@ START_TEST(fragment24)
     free(conf);
     wp_snapshot_unref(s);
 
+    /* No LAYOUT= parameter: no mailbox_list_layout line. */
+    ck_assert_str_eq(load("", &s), "");
+    conf = print_to_string(false, s, WP_DOVECOT_24);
+    ck_assert_msg(strstr(conf, "\nmail_path = ~/Maildir\n") && !strstr(conf, "mailbox_list_layout"), "%s", conf);
+    free(conf);
+    wp_snapshot_unref(s);
+
     /* What 2.4 cannot be given in this form. */
     ck_assert_str_eq(load("imap: {\n mail_location = \"maildir:~/Mail:INDEX=/var/idx/%u\";\n};\n", &s), "");
     ck_assert(wp_dovecot_conf_supported(&s->imap, WP_DOVECOT_23, why, sizeof(why)));
