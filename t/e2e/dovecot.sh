@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# t/e2e/dovecot.sh - a private Dovecot 2.3 (IMAP + LMTP) for the end-to-end
-# tests.  Source it after t/e2e/lib.sh; call e2e_dovecot after e2e_init:
+# t/e2e/dovecot.sh - a private Dovecot 2.3 or 2.4 (IMAP + LMTP) for the
+# end-to-end tests.  Source it after t/e2e/lib.sh; call e2e_dovecot after
+# e2e_init:
 #
 #   e2e_dovecot_need               # install dovecot-core/-imapd/-lmtpd if missing
 #   e2e_init
@@ -16,7 +17,11 @@
 #   e2e_imap_fetch alice@company.dom secret INBOX 1      # the raw message
 #   e2e_userdb_lookup alice@company.dom                  # USER<TAB>1<TAB>alice@...
 #   E2E_DOVECOT_POP3=1 before e2e_dovecot: POP3 too, on POP3_PORT (127.0.0.1)
+#   e2e_dovecot_version                                  # 2.3 or 2.4
 #
+# * The configuration is written in the syntax of the installed Dovecot:
+#   2.3 (Debian 12) or 2.4 (Debian 13; also for later versions).  The same
+#   instance either way; an EXTRA_CONF_FILE must be in that syntax too.
 # * USERS_FILE is a Dovecot passwd-file: "user@domain:{PLAIN}password" lines
 #   (more fields are allowed: user:pass:uid:gid:gecos:home:shell:extra).  It
 #   is both passdb and userdb; uid/gid default to nobody/nogroup (uid 0 is
@@ -32,7 +37,8 @@
 #   plugin, shared namespaces, master users...  "$E2E" and the variables
 #   above are known when the caller writes it.  The inbox namespace uses
 #   separator "/".
-# * Names are lower-cased before lookups (auth_username_format = %Lu): write
+# * Names are lower-cased before lookups (auth_username_format = %Lu, 2.4:
+#   %{user | lower}): write
 #   them in lower case in USERS_FILE.
 # * Dovecot runs in the foreground (dovecot -F) under a small subreaper that
 #   e2e_bg starts, so lib.sh's trap stops it (in ~25 ms): SIGTERM is passed
