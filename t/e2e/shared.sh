@@ -141,5 +141,10 @@ like() { if grep -qE -- "$3" <<<"$2"; then ok "$1"; else not_ok "$1"; printf '# 
 like "outgoing holds the direct message" "$out" '^Subject: to outgoing'
 like "outgoing holds the copy of the memo" "$out" '^Subject: deal memo'
 check "security's INBOX stayed empty" test "$(e2e_imap_count security "$PW" INBOX)" = 0
+# Dovecot said nothing against the fragment while it ran (2.4 logs what it
+# takes for a mistake, e.g. deprecated settings, at run time too).
+bad=$(grep -a -E ' (Warning|Error|Fatal|Panic): ' "$DOVECOT_LOG")
+if [ -z "$bad" ]; then ok "no warning or error in Dovecot's log"
+else not_ok "no warning or error in Dovecot's log"; printf '%s\n' "$bad" | head -10 | sed 's/^/#   /'; fi
 kill "$MD" 2>/dev/null
 done_testing
