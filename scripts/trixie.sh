@@ -6,15 +6,17 @@
 # chroot.  Sourced by scripts/test (after scripts/deps.sh); usable alone:
 #
 #   . scripts/deps.sh; . scripts/trixie.sh
+#   trixie_lock || exit 1       # one user of the root at a time
 #   trixie_root || exit 1       # make or check the cached root
 #   trixie_enter                # mount /proc /sys /dev /dev/pts; trap undoes it
 #   trixie_run 'make -C /waypost/build check TESTS=...'
 #   trixie_leave                # kill what runs in the root, unmount
+#   trixie_unlock
 #
 # * The root lives outside the clone, in $WAYPOST_TRIXIE_DIR (default
-#   /var/cache/waypost-trixie), as root/; root/.waypost-ready names the
-#   packages installed.  A root without it (debootstrap or apt interrupted)
-#   or with another package list is made again from scratch.
+#   /var/cache/waypost-trixie), as root/.  A root whose debootstrap did not
+#   finish is made again from scratch; packages missing (an interrupted
+#   apt-get, a package added to deps.sh) are installed into it.
 # * No system service of the root is ever started: its policy-rc.d exits
 #   101 before any package is installed.  Tests start their own Postfix and
 #   Dovecot on loopback, in the machine's network namespace: never while
@@ -24,11 +26,11 @@
 
 TRIXIE_DIR=${WAYPOST_TRIXIE_DIR:-/var/cache/waypost-trixie}
 TRIXIE_ROOT=$TRIXIE_DIR/root
-# deps.sh's list with trixie's names (no fuzzers there: no clang), and what
-# the Postfix/Dovecot/fetchmail tests run.
-TRIXIE_PACKAGES="gcc make autoconf automake libtool pkg-config libconfig-dev libssl-dev \
-libevent-dev liburing-dev check libmilter-dev libgmime-3.0-dev python3 openssl \
-postfix swaks miltertest dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d fetchmail procps"
+# deps.sh's list (no fuzzers there: no clang, whose runtime package has
+# another name on trixie), and what the Postfix/Dovecot/fetchmail tests run.
+TRIXIE_PACKAGES="$(echo "${WAYPOST_PACKAGES:?source scripts/deps.sh first}" | tr -s ' \n' '\n\n' |
+    grep -v -E '^(clang|libclang-rt-.*)$' | tr '\n' ' ')postfix swaks miltertest \
+dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d fetchmail procps"
 TRIXIE_MOUNTS=""
 
 # trixie_mirror: the Debian mirror of this machine's apt sources (the
@@ -43,42 +45,54 @@ trixie_mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-# trixie_root: the cached root, made (debootstrap + apt-get) when missing
-# or incomplete.  Prints the time each step took.
+# trixie_root: the cached root, made when missing or incomplete: the base
+# system (debootstrap; root/.waypost-base once it is complete), then the
+# packages (root/.waypost-packages names those installed; a changed list
+# installs what is new).  Prints the time each step took.
 trixie_root() {
     local want t0 mirror
-    want=$(echo "$TRIXIE_PACKAGES" | tr -s ' \n' '\n\n' | LC_ALL=C sort | tr '\n' ' ')
-    if [ -f "$TRIXIE_ROOT/.waypost-ready" ] && [ "$(cat "$TRIXIE_ROOT/.waypost-ready")" = "$want" ] &&
-        [ -x "$TRIXIE_ROOT/usr/sbin/dovecot" ]; then
+    want=$(echo "$TRIXIE_PACKAGES" | tr -s ' \n' '\n\n' | grep . | LC_ALL=C sort | tr '\n' ' ')
+    if [ -f "$TRIXIE_ROOT/.waypost-base" ] && [ -x "$TRIXIE_ROOT/usr/sbin/dovecot" ] &&
+        [ "$(cat "$TRIXIE_ROOT/.waypost-packages" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
-    install_missing debootstrap || return 1
-    trixie_leave_quiet
     mkdir -p "$TRIXIE_DIR" || return 1
-    rm -rf "$TRIXIE_ROOT"
-    mirror=$(trixie_mirror)
-    t0=$(date +%s)
-    echo "debootstrap trixie $TRIXIE_ROOT $mirror"
-    if ! debootstrap --variant=minbase trixie "$TRIXIE_ROOT" "$mirror" >"$TRIXIE_DIR/debootstrap.log" 2>&1; then
-        echo "debootstrap failed:" >&2; tail -20 "$TRIXIE_DIR/debootstrap.log" >&2
-        return 1
+    if [ ! -f "$TRIXIE_ROOT/.waypost-base" ]; then
+        install_missing debootstrap || return 1
+        trixie_leave_quiet
+        if grep -qsF " $TRIXIE_ROOT/" /proc/mounts; then
+            echo "trixie: something is still mounted under $TRIXIE_ROOT; not removing it" >&2
+            return 1
+        fi
+        rm -rf "$TRIXIE_ROOT"
+        mirror=$(trixie_mirror)
+        t0=$(date +%s)
+        echo "debootstrap trixie $TRIXIE_ROOT $mirror"
+        if ! debootstrap --variant=minbase trixie "$TRIXIE_ROOT" "$mirror" >"$TRIXIE_DIR/debootstrap.log" 2>&1; then
+            echo "debootstrap failed:" >&2; tail -20 "$TRIXIE_DIR/debootstrap.log" >&2
+            return 1
+        fi
+        # Never start a service of the root (before any package comes).
+        printf '#!/bin/sh\nexit 101\n' >"$TRIXIE_ROOT/usr/sbin/policy-rc.d" &&
+            chmod 755 "$TRIXIE_ROOT/usr/sbin/policy-rc.d" || return 1
+        touch "$TRIXIE_ROOT/.waypost-base"
+        echo "debootstrap took $(( $(date +%s) - t0 )) s"
     fi
-    echo "debootstrap took $(( $(date +%s) - t0 )) s"
-    printf '#!/bin/sh\nexit 101\n' >"$TRIXIE_ROOT/usr/sbin/policy-rc.d" && chmod 755 "$TRIXIE_ROOT/usr/sbin/policy-rc.d" || return 1
     t0=$(date +%s)
+    rm -f "$TRIXIE_ROOT/.waypost-packages"
     trixie_enter || return 1
     # shellcheck disable=SC2086 # a list of packages
     if ! trixie_run "echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections &&
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $TRIXIE_PACKAGES" \
+            export DEBIAN_FRONTEND=noninteractive && dpkg --configure -a && apt-get update -qq &&
+            apt-get install -y -qq --no-install-recommends $want && apt-get clean" \
             >"$TRIXIE_DIR/install.log" 2>&1 </dev/null; then
         echo "apt-get install in the trixie root failed:" >&2; tail -20 "$TRIXIE_DIR/install.log" >&2
         trixie_leave
         return 1
     fi
-    trixie_run 'apt-get clean' >/dev/null 2>&1
     trixie_leave
+    echo "$want" >"$TRIXIE_ROOT/.waypost-packages"
     echo "trixie packages took $(( $(date +%s) - t0 )) s"
-    echo "$want" >"$TRIXIE_ROOT/.waypost-ready"
 }
 
 _trixie_mount() { # _trixie_mount DIR MOUNT-ARGS...: mount, remember for trixie_leave
@@ -136,7 +150,9 @@ trixie_leave() {
         # shellcheck disable=SC2086
         [ -n "$pids" ] && kill -9 $pids 2>/dev/null
     fi
-    for d in $TRIXIE_MOUNTS; do
+    # Ours, and any a killed run left behind: everything mounted under the
+    # root, the deepest first.
+    for d in $TRIXIE_MOUNTS $(awk -v r="$TRIXIE_ROOT/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null
     done
     TRIXIE_MOUNTS=""
@@ -145,6 +161,14 @@ trixie_leave() {
 }
 # Before remaking a root: nothing of ours may be mounted in the old one.
 trixie_leave_quiet() { trixie_leave 2>/dev/null; }
+
+# trixie_lock / trixie_unlock: one user of the root at a time (several
+# clones on the machine share it).  File descriptor 9.
+trixie_lock() {
+    mkdir -p "$TRIXIE_DIR" && exec 9>>"$TRIXIE_DIR/lock" || return 1
+    flock -w 3600 9 || { echo "trixie: $TRIXIE_DIR is busy" >&2; exec 9>&-; return 1; }
+}
+trixie_unlock() { exec 9>&-; }
 
 # trixie_copy_tree: the source tree (without build outputs) to /waypost/src
 # in the root; the build directory is /waypost/build.
