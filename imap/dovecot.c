@@ -510,13 +510,15 @@ static void print_conf24(FILE *out, const struct wp_imap_conf *c, const char *do
     const char *layout = location_layout24(l, buf, sizeof(buf));
     if (!layout)
         return; /* wp_dovecot_conf_supported said so */
-    /* regexp() of the lower-cased name; dots of the domain as "[.]". */
-    char re[2 * WP_DOMAIN_MAX + 8], *q = re;
-    for (const char *p = domain; *p && q < re + sizeof(re) - 4; p++) {
-        if (*p == '.')
-            *q++ = '[', *q++ = '.', *q++ = ']';
-        else
+    /* regexp() of the lower-cased name: the domain's letters, digits and
+     * hyphens as they are, anything else ("." and an address literal's
+     * "[", "]", ":") as a one-character class ("[.]"; "[]]" for "]"). */
+    char re[3 * WP_DOMAIN_MAX + 1], *q = re;
+    for (const char *p = domain; *p && q + 3 < re + sizeof(re); p++) {
+        if (isalnum((unsigned char)*p) || *p == '-')
             *q++ = *p;
+        else
+            *q++ = '[', *q++ = *p, *q++ = ']';
     }
     *q = '\0';
 
