@@ -120,7 +120,7 @@ trixie_enter() {
 # environment.
 trixie_run() {
     chroot "$TRIXIE_ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root LANG=C.UTF-8 TERM=dumb ${ASAN_OPTIONS:+ASAN_OPTIONS=$ASAN_OPTIONS} \
+        HOME=/root LANG=C.UTF-8 TERM=dumb \
         /bin/bash -c "$1"
 }
 
