@@ -11,7 +11,8 @@
  *                                            print the Postfix wiring
  *   waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]
  *                                            show which rules fire and what they would do
- *   waypost [-c FILE] dovecot [--acl]        print the Dovecot fragment (shared mailboxes)
+ *   waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]
+ *                                            print the Dovecot fragment (shared mailboxes)
  *                                            or the administrators' global ACL file
  *   waypost import cgp SOURCE... -o DIR [--force]
  *                                            a configuration from CommuniGate Pro's data
@@ -61,7 +62,7 @@ static void usage(FILE *out)
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
           "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
-          "       waypost [-c FILE] dovecot [--acl]\n"
+          "       waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]\n"
           "       waypost [-c FILE] odmr list\n"
           "       waypost import cgp SOURCE... -o DIR [--force]\n"
           "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR [--force]\n"
@@ -691,13 +692,23 @@ static int cmd_rules(const char *path, int argc, char **argv)
     return 0;
 }
 
-/* waypost dovecot [--acl]: what Dovecot needs for the imap section. */
+/* waypost dovecot [--acl] [--dovecot 2.3|2.4]: what Dovecot needs for the
+ * imap section, in the syntax of that Dovecot version (default:
+ * imap.dovecot_version, else the installed Dovecot's, else 2.4). */
 static int cmd_dovecot(const char *path, int argc, char **argv)
 {
-    bool acl = argc == 2 && strcmp(argv[1], "--acl") == 0;
-    if (argc > 2 || (argc == 2 && !acl)) {
-        usage(stderr);
-        return 2;
+    bool acl = false;
+    int version = WP_DOVECOT_AUTO;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--acl") == 0 && !acl) {
+            acl = true;
+        } else if (strcmp(argv[i], "--dovecot") == 0 && i + 1 < argc && version == WP_DOVECOT_AUTO &&
+                   (version = wp_dovecot_version_parse(argv[i + 1], true)) != 0) {
+            i++;
+        } else {
+            usage(stderr);
+            return 2;
+        }
     }
     struct wp_snapshot *s = load(path, true);
     if (!s)
@@ -710,13 +721,20 @@ static int cmd_dovecot(const char *path, int argc, char **argv)
         wp_snapshot_unref(s);
         return 1;
     }
-    if (acl)
+    int rc = 0;
+    if (acl) {
         wp_dovecot_print_acl(stdout, wp_imap_conf(s), s->router, abs ? abs : path);
-    else
-        wp_dovecot_print_conf(stdout, wp_imap_conf(s), s->router, abs ? abs : path);
+    } else {
+        char why[512];
+        version = wp_dovecot_version_choose(wp_imap_conf(s), version);
+        if (wp_dovecot_conf_supported(wp_imap_conf(s), version, why, sizeof(why)))
+            wp_dovecot_print_conf(stdout, wp_imap_conf(s), s->router, abs ? abs : path, version);
+        else
+            fprintf(stderr, "waypost: %s: %s\n", path, why), rc = 1;
+    }
     free(abs);
     wp_snapshot_unref(s);
-    return fflush(stdout) == 0 ? 0 : 1;
+    return fflush(stdout) == 0 ? rc : 1;
 }
 
 int main(int argc, char **argv)

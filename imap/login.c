@@ -6,8 +6,8 @@
  *
  *   waypost-imap-login [-c FILE] PROGRAM [ARG...]
  *
- * Dovecot runs it through "script-login -d HELPER -c FILE" (see the fragment
- * printed by "waypost dovecot"): as the mail user, with USER and HOME set
+ * Dovecot (2.3 and 2.4 alike) runs it through "script-login -d HELPER -c
+ * FILE" (see the fragment printed by "waypost dovecot"): as the mail user, with USER and HOME set
  * from the userdb and nothing else of the environment, standard input and
  * output connected to the IMAP client (so it never writes to stdout),
  * standard error going to Dovecot's log.  script-login passes its words

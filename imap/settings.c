@@ -33,6 +33,7 @@ static const struct wp_conf_row template_rows[] = {
 
 #define C struct wp_imap_conf
 const struct wp_conf_row wp_imap_rows[] = {
+    WP_ROW_STRING("dovecot_version", C, dovecot_version_text, "auto"),
     WP_ROW_STRING("mail_location", C, mail_location, "maildir:~/Maildir"),
     WP_ROW_STRING("alias_prefix", C, alias_prefix, "Aliases/"), /* cannot be "" next to INBOX's namespace */
     WP_ROW_PATH("acl_file", C, acl_file, "/etc/dovecot/waypost-global.acl"),
@@ -73,6 +74,10 @@ static char **load_strings(const config_setting_t *g, const char *name, size_t *
 static void imap_load_group(struct wp_imap_conf *c, const config_setting_t *g, const char *path,
                             struct wp_errors *err)
 {
+    const char *dv = c->dovecot_version_text;
+    if (strcmp(dv, "auto") != 0 && !(c->dovecot_version = wp_dovecot_version_parse(dv, true)))
+        wp_error(err, path, wp_conf_member_line(g, "dovecot_version"),
+                 "imap.dovecot_version '%s' must be \"2.3\", \"2.4\" or \"auto\"", dv);
     c->nserver_admins = count(c->server_admins);
     c->ndomain_admins = count(c->domain_admins);
     char *root = wp_imap_mail_root(c, "/");

@@ -22,7 +22,16 @@ struct wp_imap_alias {
     char *target; /* the mailbox it shows: "~marketing/announce" */
 };
 
+/* Dovecot syntax versions: major * 10 + minor. */
+enum wp_dovecot_version {
+    WP_DOVECOT_AUTO = 0, /* ask the installed Dovecot, else 2.4 */
+    WP_DOVECOT_23 = 23,
+    WP_DOVECOT_24 = 24,
+};
+
 struct wp_imap_conf {
+    char *dovecot_version_text; /* imap.dovecot_version as written: "2.3", "2.4" or "auto" */
+    int dovecot_version;        /* enum wp_dovecot_version parsed from it */
     char *mail_location;  /* the accounts' Dovecot mail_location */
     char *alias_prefix;   /* namespace prefix of the aliases, ends with "/" */
     char *acl_file;       /* global ACL file (absolute) */

@@ -2,8 +2,14 @@
 # scripts/deps.sh - install the Debian packages Waypost needs, only those
 # that are missing (sourced by scripts/run and scripts/test).
 
+# clang's sanitizer and fuzzer runtime is named after its version: 14 on
+# Debian 12, 19 on Debian 13.
+case $(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") in
+13) WP_CLANG_RT=libclang-rt-19-dev ;;
+*) WP_CLANG_RT=libclang-rt-14-dev ;;
+esac
 WAYPOST_PACKAGES="gcc make autoconf automake libtool pkg-config libconfig-dev libssl-dev \
-libevent-dev liburing-dev check libmilter-dev libgmime-3.0-dev clang libclang-rt-14-dev python3 openssl"
+libevent-dev liburing-dev check libmilter-dev libgmime-3.0-dev clang $WP_CLANG_RT python3 openssl"
 
 install_missing() {
     missing=""

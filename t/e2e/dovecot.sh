@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# t/e2e/dovecot.sh - a private Dovecot 2.3 (IMAP + LMTP) for the end-to-end
-# tests.  Source it after t/e2e/lib.sh; call e2e_dovecot after e2e_init:
+# t/e2e/dovecot.sh - a private Dovecot 2.3 or 2.4 (IMAP + LMTP) for the
+# end-to-end tests.  Source it after t/e2e/lib.sh; call e2e_dovecot after
+# e2e_init:
 #
 #   e2e_dovecot_need               # install dovecot-core/-imapd/-lmtpd if missing
 #   e2e_init
@@ -16,7 +17,11 @@
 #   e2e_imap_fetch alice@company.dom secret INBOX 1      # the raw message
 #   e2e_userdb_lookup alice@company.dom                  # USER<TAB>1<TAB>alice@...
 #   E2E_DOVECOT_POP3=1 before e2e_dovecot: POP3 too, on POP3_PORT (127.0.0.1)
+#   e2e_dovecot_version                                  # 2.3 or 2.4
 #
+# * The configuration is written in the syntax of the installed Dovecot:
+#   2.3 (Debian 12) or 2.4 (Debian 13; also for later versions).  The same
+#   instance either way; an EXTRA_CONF_FILE must be in that syntax too.
 # * USERS_FILE is a Dovecot passwd-file: "user@domain:{PLAIN}password" lines
 #   (more fields are allowed: user:pass:uid:gid:gecos:home:shell:extra).  It
 #   is both passdb and userdb; uid/gid default to nobody/nogroup (uid 0 is
@@ -32,7 +37,8 @@
 #   plugin, shared namespaces, master users...  "$E2E" and the variables
 #   above are known when the caller writes it.  The inbox namespace uses
 #   separator "/".
-# * Names are lower-cased before lookups (auth_username_format = %Lu): write
+# * Names are lower-cased before lookups (auth_username_format = %Lu, 2.4:
+#   %{user | lower}): write
 #   them in lower case in USERS_FILE.
 # * Dovecot runs in the foreground (dovecot -F) under a small subreaper that
 #   e2e_bg starts, so lib.sh's trap stops it (in ~25 ms): SIGTERM is passed
@@ -113,7 +119,114 @@ while True:
 sys.exit(rc)
 '
 
+# e2e_dovecot_version: the installed Dovecot's major.minor ("2.3", "2.4"),
+# which decides the syntax of the configuration written here.
+e2e_dovecot_version() {
+    local v
+    v=$(dovecot --version 2>/dev/null | sed -nE '1s/^([0-9]+\.[0-9]+).*/\1/p')
+    [ -n "$v" ] && echo "$v"
+}
+
 _e2e_dc_conf() { # PORT [POP3_PORT]: write $DOVECOT_CONF
+    case $E2E_DC_VERSION in
+    2.3) _e2e_dc_conf23 "$@" ;;
+    *) _e2e_dc_conf24 "$@" ;;
+    esac || return 1
+    if [ -n "$E2E_DC_EXTRA" ]; then
+        printf '\n# ---- %s\n' "$E2E_DC_EXTRA" >>"$DOVECOT_CONF"
+        cat "$E2E_DC_EXTRA" >>"$DOVECOT_CONF" || return 1
+    fi
+}
+
+# Dovecot 2.4 (Debian 13): the same instance in 2.4's syntax.  The
+# dovecot_config_version stays 2.4.0 (the oldest 2.4): its defaults hold on
+# every 2.4.x.
+_e2e_dc_conf24() { # PORT [POP3_PORT]
+    local dir=$E2E/dovecot
+    cat >"$DOVECOT_CONF" <<EOF
+dovecot_config_version = 2.4.0
+dovecot_storage_version = 2.4.0
+# Waypost e2e private Dovecot (t/e2e/dovecot.sh), Dovecot 2.4 syntax
+base_dir = $dir
+state_dir = $dir/state
+log_path = $DOVECOT_LOG
+protocols = imap lmtp${2:+ pop3}
+listen = 127.0.0.1
+ssl = no
+auth_allow_cleartext = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_username_format = %{user | lower}
+auth_debug = $E2E_DC_DEBUG
+mail_debug = $E2E_DC_DEBUG
+mail_driver = maildir
+mail_path = ~/Maildir
+mail_max_userip_connections = 100
+first_valid_uid = 1
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = yes
+lda_mailbox_autocreate = no
+passdb passwd-file {
+  passwd_file_path = $E2E_DC_USERS
+  default_password_scheme = PLAIN
+}
+# As for 2.3 below: full lines from the file, short ones from the static
+# userdb, which asks the passdb whether the user exists.
+userdb passwd-file {
+  passwd_file_path = $E2E_DC_USERS
+  fields {
+    uid:default = nobody
+    gid:default = nogroup
+    home:default = $DOVECOT_MAIL/%{user | domain}/%{user | username}
+  }
+}
+userdb static {
+  fields {
+    uid = nobody
+    gid = nogroup
+    home = $DOVECOT_MAIL/%{user | domain}/%{user | username}
+  }
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  prefix =
+}
+service imap-login {
+  inet_listener imap {
+    port = $1
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0666
+  }
+}
+service auth {
+  user = root
+  unix_listener auth-userdb {
+    mode = 0666
+  }
+}
+EOF
+    if [ -n "${2:-}" ]; then
+        cat >>"$DOVECOT_CONF" <<EOF
+service pop3-login {
+  inet_listener pop3 {
+    port = $2
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+    fi
+}
+
+_e2e_dc_conf23() { # PORT [POP3_PORT]
     local dir=$E2E/dovecot
     cat >"$DOVECOT_CONF" <<EOF
 # Waypost e2e private Dovecot (t/e2e/dovecot.sh)
@@ -191,10 +304,6 @@ service pop3-login {
 }
 EOF
     fi
-    if [ -n "$E2E_DC_EXTRA" ]; then
-        printf '\n# ---- %s\n' "$E2E_DC_EXTRA" >>"$DOVECOT_CONF"
-        cat "$E2E_DC_EXTRA" >>"$DOVECOT_CONF" || return 1
-    fi
 }
 
 # _e2e_dc_owns_port PORT: the Dovecot master has a socket listening on
@@ -221,6 +330,7 @@ e2e_dovecot() {
     fi
     if [ ! -r "${1:-}" ]; then echo "# e2e_dovecot: no users file '${1:-}'" >&2; return 1; fi
     e2e_dovecot_need || return 1
+    E2E_DC_VERSION=$(e2e_dovecot_version) || { echo "# e2e_dovecot: no dovecot --version" >&2; return 1; }
     E2E_DC_USERS=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
     E2E_DC_EXTRA=
     if [ -n "${2:-}" ]; then

@@ -212,7 +212,7 @@ START_TEST(config_errors)
 }
 END_TEST
 
-static char *print_to_string(bool acl, struct wp_snapshot *s)
+static char *print_to_string(bool acl, struct wp_snapshot *s, int version)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -221,7 +221,7 @@ static char *print_to_string(bool acl, struct wp_snapshot *s)
     if (acl)
         wp_dovecot_print_acl(f, wp_imap_conf(s), s->router, "/etc/waypost/waypost.conf");
     else
-        wp_dovecot_print_conf(f, wp_imap_conf(s), s->router, "/etc/waypost/waypost.conf");
+        wp_dovecot_print_conf(f, wp_imap_conf(s), s->router, "/etc/waypost/waypost.conf", version);
     fclose(f);
     return buf;
 }
@@ -244,7 +244,7 @@ START_TEST(acl_lines)
                           " domain_admins = [ \"cadmin\", \"dave@Domain.dom\" ];\n};\n",
                           &s),
                      "");
-    char *acl = rules_only(print_to_string(true, s));
+    char *acl = rules_only(print_to_string(true, s, WP_DOVECOT_23));
     ck_assert_str_eq(acl, "~* user=boss lrwstipekxa\n"
                           /* main domain: all foreign mailboxes, then not the other domains' */
                           "~* user=cadmin lrwstipekxa\n"
@@ -258,7 +258,7 @@ START_TEST(acl_lines)
     free(acl);
     wp_snapshot_unref(s);
     ck_assert_str_eq(load("", &s), "");
-    acl = rules_only(print_to_string(true, s));
+    acl = rules_only(print_to_string(true, s, WP_DOVECOT_23));
     ck_assert_str_eq(acl, "");
     free(acl);
     wp_snapshot_unref(s);
@@ -274,7 +274,9 @@ START_TEST(fragment)
              " shared_dict = \"file:/srv/shared.db\";\n};\n",
              &s),
         "");
-    char *conf = print_to_string(false, s);
+    char why[256];
+    ck_assert(wp_dovecot_conf_supported(wp_imap_conf(s), WP_DOVECOT_23, why, sizeof(why)));
+    char *conf = print_to_string(false, s, WP_DOVECOT_23);
     static const char *const want[] = {
         "auth_username_format = %{if;%Ld;eq;company.dom;%Ln;%Lu}\n",
         "mail_location = maildir:~/Mail:LAYOUT=fs\n",
@@ -296,6 +298,105 @@ START_TEST(fragment)
         ck_assert_msg(strstr(conf, want[i]), "missing %s in\n%s", want[i], conf);
     free(conf);
     wp_snapshot_unref(s);
+}
+END_TEST
+
+/* The same configuration in Dovecot 2.4's settings. */
+START_TEST(fragment24)
+{
+    struct wp_snapshot *s;
+    ck_assert_str_eq(
+        load("imap: {\n mail_location = \"maildir:~/Mail:LAYOUT=fs\";\n alias_prefix = \"Links/\";\n"
+             " login_helper = \"/usr/lib/waypost/helper\";\n lmtp_autocreate = true;\n"
+             " shared_dict = \"file:/srv/shared.db\";\n};\n",
+             &s),
+        "");
+    char why[256];
+    ck_assert(wp_dovecot_conf_supported(wp_imap_conf(s), WP_DOVECOT_24, why, sizeof(why)));
+    char *conf = print_to_string(false, s, WP_DOVECOT_24);
+    static const char *const want[] = {
+        "protocol lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', '\\\\1')}\n}\n",
+        "protocol !lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', '\\\\1')}\n}\n",
+        "\nmail_driver = maildir\n",
+        "\nmail_path = ~/Mail\n",
+        "\nmail_inbox_path =\n",
+        "\nmailbox_list_layout = fs\n",
+        "mail_plugins {\n  acl = yes\n  virtual = yes\n}\n",
+        "protocol imap {\n  mail_plugins {\n    imap_acl = yes\n  }\n}\n",
+        "lda_mailbox_autocreate = yes\n",
+        "  lmtp_save_to_detail_mailbox = yes\n",
+        "  prefix = ~$user/\n",
+        "  mail_path = %{owner_home}/Mail\n",
+        "  mail_index_private_path = ~/waypost-shared/%{owner_user}\n",
+        "  list = no\n",
+        "  prefix = Links/\n",
+        "  mail_driver = virtual\n  mail_path = ~/waypost-aliases\n",
+        "\nacl_driver = vfile\n",
+        "\nacl_global_path = /etc/dovecot/waypost-global.acl\n",
+        "acl_sharing_map {\n  dict file {\n    path = /srv/shared.db\n  }\n}\n",
+        "\nimap_acl_allow_anyone = yes\n",
+        "  executable = imap waypost-imap-login\n",
+        "  executable = script-login -d /usr/lib/waypost/helper -c /etc/waypost/waypost.conf\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(conf, want[i]), "missing %s in\n%s", want[i], conf);
+    /* Nothing of 2.3's syntax. */
+    static const char *const not_want[] = { "mail_location", "location =", "acl_shared_dict", "%%", "%L",
+                                            "plugin {", "acl_anyone" };
+    for (size_t i = 0; i < sizeof(not_want) / sizeof(not_want[0]); i++)
+        ck_assert_msg(!strstr(conf, not_want[i]), "2.3 syntax %s in\n%s", not_want[i], conf);
+    free(conf);
+    wp_snapshot_unref(s);
+
+    /* No LAYOUT= parameter: no mailbox_list_layout line. */
+    ck_assert_str_eq(load("", &s), "");
+    conf = print_to_string(false, s, WP_DOVECOT_24);
+    ck_assert_msg(strstr(conf, "\nmail_path = ~/Maildir\n") && !strstr(conf, "mailbox_list_layout"), "%s", conf);
+    free(conf);
+    wp_snapshot_unref(s);
+
+    /* What 2.4 cannot be given in this form. */
+    ck_assert_str_eq(load("imap: {\n mail_location = \"maildir:~/Mail:INDEX=/var/idx/%u\";\n};\n", &s), "");
+    ck_assert(wp_dovecot_conf_supported(wp_imap_conf(s), WP_DOVECOT_23, why, sizeof(why)));
+    ck_assert(!wp_dovecot_conf_supported(wp_imap_conf(s), WP_DOVECOT_24, why, sizeof(why)));
+    ck_assert_msg(strstr(why, "only parameter may be :LAYOUT=NAME"), "%s", why);
+    wp_snapshot_unref(s);
+    ck_assert_str_eq(load("imap: {\n shared_dict = \"proxy::shared\";\n};\n", &s), "");
+    ck_assert(!wp_dovecot_conf_supported(wp_imap_conf(s), WP_DOVECOT_24, why, sizeof(why)));
+    ck_assert_msg(strstr(why, "must be file:/ABSOLUTE/PATH"), "%s", why);
+    wp_snapshot_unref(s);
+}
+END_TEST
+
+START_TEST(dovecot_versions)
+{
+    ck_assert_int_eq(wp_dovecot_version_parse("2.3", true), WP_DOVECOT_23);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.4", true), WP_DOVECOT_24);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.5", true), 0);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.4.1", true), 0);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.", true), 0);
+    ck_assert_int_eq(wp_dovecot_version_parse("", true), 0);
+    /* dovecot --version */
+    ck_assert_int_eq(wp_dovecot_version_parse("2.3.19.1 (9b53102964)\n", false), WP_DOVECOT_23);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.4.1-4 (7d8c0e5759)\n", false), WP_DOVECOT_24);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.5.0 (x)", false), WP_DOVECOT_24);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.2.36", false), 0);
+    ck_assert_int_eq(wp_dovecot_version_parse("2.30x", false), 0);
+    ck_assert_int_eq(wp_dovecot_version_parse("Dovecot", false), 0);
+
+    struct wp_snapshot *s;
+    ck_assert_str_eq(load("imap: {\n dovecot_version = \"2.3\";\n};\n", &s), "");
+    ck_assert_int_eq(wp_imap_conf(s)->dovecot_version, WP_DOVECOT_23);
+    ck_assert_int_eq(wp_dovecot_version_choose(wp_imap_conf(s), WP_DOVECOT_AUTO), WP_DOVECOT_23);
+    ck_assert_int_eq(wp_dovecot_version_choose(wp_imap_conf(s), WP_DOVECOT_24), WP_DOVECOT_24);
+    wp_snapshot_unref(s);
+    ck_assert_str_eq(load("", &s), "");
+    ck_assert_int_eq(wp_imap_conf(s)->dovecot_version, WP_DOVECOT_AUTO);
+    int installed = wp_dovecot_version_installed();
+    ck_assert_int_eq(wp_dovecot_version_choose(wp_imap_conf(s), WP_DOVECOT_AUTO), installed ? installed : WP_DOVECOT_24);
+    wp_snapshot_unref(s);
+    ck_assert_str_eq(load("imap: {\n dovecot_version = \"2.2\";\n};\n", NULL),
+                     "w.conf:6: imap.dovecot_version '2.2' must be \"2.3\", \"2.4\" or \"auto\"\n");
 }
 END_TEST
 
@@ -474,6 +575,8 @@ static Suite *imap_suite(void)
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, acl_lines);
     tcase_add_test(tc, fragment);
+    tcase_add_test(tc, fragment24);
+    tcase_add_test(tc, dovecot_versions);
     tcase_add_test(tc, subscription_lines);
     tcase_add_test(tc, template_once);
     tcase_add_test(tc, template_errors);
