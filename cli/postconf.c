@@ -591,7 +591,8 @@ static void pc_want(struct pc_ctx *c, int i, char *value, const char *why)
 
 static char *pc_policy_elem(const char *ep)
 {
-    return wp_asprintf("check_policy_service { %s, default_action=%s }", ep, PC_POLICY_DEFAULT);
+    /* A value with white space is itself in braces (postconf(5)). */
+    return wp_asprintf("check_policy_service { %s, { default_action = %s } }", ep, PC_POLICY_DEFAULT);
 }
 
 /* Is the domain (from a Postfix domain list) one Waypost routes? */

@@ -58,7 +58,7 @@ check "transport_maps: Waypost first, hash: kept" [ "$(v transport_maps)" = "soc
 check "virtual_alias_maps: Waypost first, hash: kept" [ "$(v virtual_alias_maps)" = "socketmap:unix:waypost/map.sock:virtual, hash:$pf/virtual" ]
 check "virtual_alias_domains: the old maps' domains" [ "$(v virtual_alias_domains)" = "hash:$pf/virtual" ]
 check "relay restrictions: policy before reject_unauth_destination" \
-    [ "$(v smtpd_relay_restrictions)" = "permit_mynetworks, check_policy_service { unix:waypost/policy.sock, default_action=451 4.3.5 Waypost policy service unavailable }, reject_unauth_destination" ]
+    [ "$(v smtpd_relay_restrictions)" = "permit_mynetworks, check_policy_service { unix:waypost/policy.sock, { default_action = 451 4.3.5 Waypost policy service unavailable } }, reject_unauth_destination" ]
 r=$(v smtpd_recipient_restrictions)
 check "recipient restrictions: RBL and second policy service kept textually" \
     [ "$r" = "permit_mynetworks, reject_rbl_client zen.example.org, check_policy_service inet:127.0.0.1:10099" ]
@@ -67,7 +67,7 @@ check "smtpd_milters: existing milter first, Waypost's after" \
 check "non_smtpd_milters: Waypost's milter (mail from sendmail)" \
     [ "$(v non_smtpd_milters)" = "{ unix:waypost/milter.sock, default_action=tempfail }" ]
 check "smtpd_etrn_restrictions: the policy service" \
-    [ "$(v smtpd_etrn_restrictions)" = "check_policy_service { unix:waypost/policy.sock, default_action=451 4.3.5 Waypost policy service unavailable }" ]
+    [ "$(v smtpd_etrn_restrictions)" = "check_policy_service { unix:waypost/policy.sock, { default_action = 451 4.3.5 Waypost policy service unavailable } }" ]
 check "fast_flush_domains: held queue appended" [ "$(v fast_flush_domains)" = "\$relay_domains, flush.example, client.isp.dom" ]
 check "defer_transports: the hold transport" [ "$(v defer_transports)" = "waypost-hold" ]
 check "master.cf: the hold transport" sh -c "postconf -c '$pf' -M waypost-hold/unix | grep -q smtp"
