@@ -3,7 +3,8 @@
 # that are missing (sourced by scripts/run and scripts/test).
 
 WAYPOST_PACKAGES="gcc make autoconf automake libtool pkg-config libconfig-dev libssl-dev \
-libevent-dev liburing-dev check libmilter-dev libgmime-3.0-dev clang libclang-rt-14-dev python3 openssl"
+libevent-dev liburing-dev check libmilter-dev libgmime-3.0-dev clang libclang-rt-14-dev python3 openssl \
+debhelper dh-autoreconf fakeroot lintian dpkg-dev systemd"
 
 install_missing() {
     missing=""
