@@ -33,7 +33,7 @@ e2e_on_exit purge_all
 # ---- build in a copy of the source tree
 src="$E2E/src/waypost-0.1.0"
 mkdir -p "$src"
-if git -C "$top_srcdir" rev-parse >/dev/null 2>&1; then
+if [ "$(git -C "$top_srcdir" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$top_srcdir" && pwd -P)" ]; then
     (cd "$top_srcdir" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf -) | tar -xf - -C "$src"
 else
     (cd "$top_srcdir" && tar --exclude=./build --exclude=./autom4te.cache -cf - .) | tar -xf - -C "$src"
