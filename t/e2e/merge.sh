@@ -11,6 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 e2e_need || { echo "Bail out! cannot install postfix"; exit 1; }
 e2e_init
+# ck DESCRIPTION COMMAND...: check, and fail (for "|| show why") when it fails.
+ck() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; return 1; fi; }
 W="$E2E/waypost"
 mkdir -p "$W"
 WAYPOST="$top_builddir/waypost"
@@ -146,7 +148,7 @@ case $out in *"nothing to change"*) ok "second --apply: nothing to change" ;; *)
 check "--undo: exit 0" [ $? -eq 0 ]
 _e2e_backdate
 pcn > "$E2E/n3"; postconf -c "$PFCONF" -M > "$E2E/m3"
-check "--undo: postconf -n exactly the original" cmp -s "$E2E/n0" "$E2E/n3" || diff "$E2E/n0" "$E2E/n3" | sed 's/^/#   /'
+ck "--undo: postconf -n exactly the original" cmp -s "$E2E/n0" "$E2E/n3" || diff "$E2E/n0" "$E2E/n3" | sed 's/^/#   /'
 check "--undo: master.cf exactly the original" cmp -s "$E2E/m0" "$E2E/m3"
 sleep 1.5   # the reload
 send_ok "after --undo: to the hash: map's domain" sender@example.org z@hashroute.test

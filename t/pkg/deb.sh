@@ -20,6 +20,8 @@ fi
 e2e_need debhelper dh-autoreconf fakeroot lintian dpkg-dev systemd ||
     { echo "Bail out! cannot install the packaging tools"; exit 1; }
 e2e_init
+# ck DESCRIPTION COMMAND...: check, and fail (for "|| show why") when it fails.
+ck() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; return 1; fi; }
 DAEMON_PIDS=()
 purge_all() {
     local p
@@ -39,7 +41,7 @@ else
     (cd "$top_srcdir" && tar --exclude=./build --exclude=./autom4te.cache -cf - .) | tar -xf - -C "$src"
 fi
 build() { (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc -b >"$E2E/build-$1.log" 2>&1); }
-build 1; check "dpkg-buildpackage -us -uc -b" [ $? -eq 0 ] || tail -20 "$E2E/build-1.log" | sed 's/^/#   /'
+build 1; ck "dpkg-buildpackage -us -uc -b" [ $? -eq 0 ] || tail -20 "$E2E/build-1.log" | sed 's/^/#   /'
 deb=$(ls "$E2E"/src/waypost_*_*.deb 2>/dev/null | head -1)
 [ -n "$deb" ] || { echo "Bail out! no package"; tail -30 "$E2E/build-1.log"; exit 1; }
 lintian "$E2E"/src/waypost_*.changes > "$E2E/lintian.log" 2>&1
@@ -48,7 +50,7 @@ sed 's/^/# lintian: /' "$E2E/lintian.log"
 
 # ---- install
 spool_before=$(ls -a /var/spool/postfix 2>/dev/null | tr '\n' ' ')
-dpkg -i "$deb" >"$E2E/install.log" 2>&1; check "dpkg -i" [ $? -eq 0 ] || sed 's/^/#   /' "$E2E/install.log"
+dpkg -i "$deb" >"$E2E/install.log" 2>&1; ck "dpkg -i" [ $? -eq 0 ] || sed 's/^/#   /' "$E2E/install.log"
 check "user waypost" sh -c 'getent passwd waypost >/dev/null'
 check "group waypost" sh -c 'getent group waypost >/dev/null'
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' waypost | awk 'NF { print $1 }' | sort | tr '\n' ' ')
@@ -92,7 +94,7 @@ start_unit() { # start_unit NAME SOCKET: ExecStartPre, then ExecStart as User/Gr
     e2e_bg "$u" "${priv[@]}" $cmd
     DAEMON_PIDS+=("$E2E_LAST_PID")
     for ((i = 0; i < 100; i++)); do [ -S "$2" ] && break; sleep 0.05; done
-    check "$u: started as the unit starts it ($user, $cmd)" [ -S "$2" ] || sed 's/^/#   /' "$E2E/$u.log"
+    ck "$u: started as the unit starts it ($user, $cmd)" [ -S "$2" ] || sed 's/^/#   /' "$E2E/$u.log"
 }
 S=/var/spool/postfix/waypost
 start_unit waypost-policyd $S/map.sock
@@ -110,7 +112,7 @@ e2e_sink local 127.0.4.20:25
 e2e_free_port SMTP
 e2e_postfix "$SMTP" || { echo "Bail out! no Postfix"; exit 1; }
 waypost postconf --apply > "$E2E/apply.log" 2>&1
-check "installed waypost postconf --apply wires the private Postfix" [ $? -eq 0 ] || sed 's/^/#   /' "$E2E/apply.log"
+ck "installed waypost postconf --apply wires the private Postfix" [ $? -eq 0 ] || sed 's/^/#   /' "$E2E/apply.log"
 _e2e_backdate
 sleep 1.5
 pm() { setpriv --reuid=postfix --regid=postfix --init-groups postmap -c "$PFCONF" -q "$1" "socketmap:unix:$S/map.sock:$2" 2>&1; }
@@ -118,7 +120,7 @@ check "postmap -q (as postfix) relay example.com" [ "$(pm example.com relay)" = 
 check "postmap -q (as postfix) recipient alice@example.com" [ "$(pm alice@example.com recipient)" = OK ]
 check "postmap -q (as postfix) transport alice@example.com" [ "$(pm alice@example.com transport)" = "smtp:[127.0.4.20]:25" ]
 out=$(e2e_send sender@example.org alice@example.com -- --subject "through the package")
-check "a message through the private Postfix and the packaged daemons" [ $? -eq 0 ] || echo "$out" | sed 's/^/#   /'
+ck "a message through the private Postfix and the packaged daemons" [ $? -eq 0 ] || echo "$out" | sed 's/^/#   /'
 e2e_sink_wait local 1 15
 check "it reached Waypost's route" [ "$(e2e_sink_rcpts local)" = "alice@example.com" ]
 out=$(e2e_send sender@example.org nobody@example.com)
@@ -132,7 +134,7 @@ DAEMON_PIDS=()
 { printf 'waypost (0.1.1) unstable; urgency=medium\n\n  * Test upgrade.\n\n -- Waypost developers <waypost@example.org>  %s\n\n' "$(date -R)"
   cat "$src/debian/changelog"; } > "$E2E/changelog" && mv "$E2E/changelog" "$src/debian/changelog"
 build 2; check "rebuilt as 0.1.1" [ $? -eq 0 ]
-dpkg -i "$E2E"/src/waypost_0.1.1_*.deb >"$E2E/upgrade.log" 2>&1; check "dpkg -i (upgrade)" [ $? -eq 0 ] || sed 's/^/#   /' "$E2E/upgrade.log"
+dpkg -i "$E2E"/src/waypost_0.1.1_*.deb >"$E2E/upgrade.log" 2>&1; ck "dpkg -i (upgrade)" [ $? -eq 0 ] || sed 's/^/#   /' "$E2E/upgrade.log"
 check "version 0.1.1 installed" [ "$(dpkg-query -W -f='${Version}' waypost)" = 0.1.1 ]
 check "upgrade kept the edited waypost.conf" grep -q 'test: the private Postfix' /etc/waypost/waypost.conf
 check "upgrade kept the edited users.passwd" grep -q '^alice:' /etc/waypost/users.passwd
