@@ -890,12 +890,18 @@ static bool pc_state_read(const struct pc_ctx *c, struct pc_state *st)
                 *p = '\0';
                 f[nf++] = p + 1;
             }
-        if (nf == 5 && strcmp(f[0], "main") == 0 && pc_index(f[1], strlen(f[1])) >= 0 && st->n < P_COUNT) {
-            struct pc_saved *sv = &st->main[st->n++];
-            sv->name = wp_strdup(f[1]);
-            sv->set = strcmp(f[2], "1") == 0;
-            sv->orig = pc_unescape(f[3], strlen(f[3]));
-            sv->applied = pc_unescape(f[4], strlen(f[4]));
+        if (nf == 5 && strcmp(f[0], "main") == 0 && pc_index(f[1], strlen(f[1])) >= 0) {
+            /* One record per parameter (the first): at most P_COUNT. */
+            bool dup = false;
+            for (size_t k = 0; k < st->n; k++)
+                dup = dup || strcmp(st->main[k].name, f[1]) == 0;
+            if (!dup) {
+                struct pc_saved *sv = &st->main[st->n++];
+                sv->name = wp_strdup(f[1]);
+                sv->set = strcmp(f[2], "1") == 0;
+                sv->orig = pc_unescape(f[3], strlen(f[3]));
+                sv->applied = pc_unescape(f[4], strlen(f[4]));
+            }
         } else if (nf == 2 && strcmp(f[0], "master") == 0) {
             free(st->master);
             st->master = wp_strdup(f[1]);
