@@ -7,8 +7,8 @@
  *                                            included (-n: only what differs from them)
  *   waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...
  *                                            trace how addresses are routed
- *   waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]
- *                                            print the Postfix wiring
+ *   waypost [-c FILE] postconf [--apply|--undo|--fresh [--main|--master]] [--chroot|--no-chroot]
+ *                                            merge the wiring into Postfix (cli/postconf.c)
  *   waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]
  *                                            show which rules fire and what they would do
  *   waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]
@@ -35,6 +35,7 @@
 
 #include "cli/export.h"
 #include "cli/import.h"
+#include "cli/postconf.h"
 #include "imap/dovecot.h"
 #include "lib/json.h"
 #include "milter/reply.h"
@@ -60,7 +61,8 @@ static void usage(FILE *out)
     fputs("usage: waypost [-c FILE] check\n"
           "       waypost [-c FILE] show [-n]\n"
           "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
-          "       waypost [-c FILE] postconf [--main|--master] [--chroot|--no-chroot]\n"
+          "       waypost [-c FILE] postconf [--apply|--undo] [--chroot|--no-chroot]\n"
+          "       waypost [-c FILE] postconf --fresh [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
           "       waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]\n"
           "       waypost [-c FILE] odmr list\n"
@@ -325,178 +327,6 @@ static int cmd_route(const char *path, int argc, char **argv)
     free(trace);
     wp_snapshot_unref(s);
     return status;
-}
-
-/* How a chrooted or plain Postfix process names a unix socket: relative to
- * the queue directory when it lies inside it (Postfix daemons run there,
- * chrooted or not), else absolute (unreachable from a chroot). */
-static const char *postfix_socket_path(const struct wp_postfix_conf *pf, const char *path, bool chroot,
-                                       bool *unreachable)
-{
-    size_t q = strlen(pf->queue_directory);
-    *unreachable = false;
-    if (strncmp(path, pf->queue_directory, q) == 0 && path[q] == '/')
-        return path + q + 1;
-    *unreachable = chroot;
-    return path;
-}
-
-/* The Postfix client syntax of a map endpoint, or NULL if none serves it. */
-static char *map_endpoint(const struct wp_snapshot *s, const char *map, bool chroot, bool *unreachable)
-{
-    const struct wp_policyd_conf *p = wp_policyd_conf(s);
-    for (size_t i = 0; i < p->nlisten; i++) {
-        const struct wp_listen *l = &p->listen[i];
-        if (l->proto != WP_PROTO_SOCKETMAP)
-            continue;
-        if (l->ep.family == WP_EP_UNIX)
-            return wp_asprintf("socketmap:unix:%s:%s", postfix_socket_path(&s->postfix, l->ep.path, chroot, unreachable), map);
-        if (l->ep.family == WP_EP_INET)
-            return wp_asprintf("socketmap:inet:%s:%d:%s", l->ep.host, l->ep.port, map);
-        return wp_asprintf("socketmap:inet:[%s]:%d:%s", l->ep.host, l->ep.port, map);
-    }
-    for (size_t i = 0; i < p->nlisten; i++) {
-        const struct wp_listen *l = &p->listen[i];
-        if (l->proto == WP_PROTO_TCP && strcmp(wp_map_name(l->map), map) == 0)
-            return wp_asprintf("tcp:%s:%d", l->ep.host, l->ep.port);
-    }
-    return NULL;
-}
-
-static char *policy_endpoint(const struct wp_snapshot *s, bool chroot, bool *unreachable)
-{
-    const struct wp_policyd_conf *p = wp_policyd_conf(s);
-    for (size_t i = 0; i < p->nlisten; i++) {
-        const struct wp_listen *l = &p->listen[i];
-        if (l->proto != WP_PROTO_POLICY)
-            continue;
-        if (l->ep.family == WP_EP_UNIX)
-            return wp_asprintf("unix:%s", postfix_socket_path(&s->postfix, l->ep.path, chroot, unreachable));
-        if (l->ep.family == WP_EP_INET)
-            return wp_asprintf("inet:%s:%d", l->ep.host, l->ep.port);
-        return wp_asprintf("inet:[%s]:%d", l->ep.host, l->ep.port);
-    }
-    return NULL;
-}
-
-static int cmd_postconf(const char *path, int argc, char **argv)
-{
-    struct wp_snapshot *s = load(path, true);
-    if (!s)
-        return 1;
-    bool chroot = s->postfix.chroot, want_main = true, want_master = true;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--main") == 0)
-            want_master = false;
-        else if (strcmp(argv[i], "--master") == 0)
-            want_main = false;
-        else if (strcmp(argv[i], "--chroot") == 0)
-            chroot = true;
-        else if (strcmp(argv[i], "--no-chroot") == 0)
-            chroot = false;
-        else {
-            usage(stderr);
-            wp_snapshot_unref(s);
-            return 2;
-        }
-    }
-    static const struct {
-        const char *param, *map;
-    } maps[] = {
-        { "relay_domains", "relay" },
-        { "relay_recipient_maps", "recipient" },
-        { "virtual_alias_maps", "virtual" },
-        { "transport_maps", "transport" },
-    };
-    int missing = 0;
-    if (!want_main)
-        goto master;
-    printf("# Postfix wiring for %s (%s Postfix).\n", s->path, chroot ? "chrooted" : "non-chrooted");
-    printf("# main.cf: set with  postconf -e '...'  or paste.\n");
-    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-        bool unreachable = false;
-        char *ep = map_endpoint(s, maps[i].map, chroot, &unreachable);
-        if (!ep) {
-            printf("# %s: no policyd.listen endpoint serves the '%s' map\n", maps[i].param, maps[i].map);
-            missing++;
-            continue;
-        }
-        if (unreachable)
-            printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", s->postfix.queue_directory);
-        printf("%s = %s\n", maps[i].param, ep);
-        free(ep);
-    }
-    printf("# Waypost domains are relay domains; nothing is a virtual alias domain.\n");
-    printf("virtual_alias_domains =\n");
-    bool unreachable = false;
-    char *pol = policy_endpoint(s, chroot, &unreachable);
-    if (pol) {
-        if (unreachable)
-            printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", s->postfix.queue_directory);
-        printf("smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
-               "    check_policy_service %s, reject_unauth_destination\n", pol);
-        /* The policy service first: a permit before it would skip the
-         * merged-domain flushes. */
-        printf("# ETRN: waypost-policyd releases held queues (with their merged domains) to the\n"
-               "# clients policyd.etrn_release allows and refuses the rest; other names: Postfix's default.\n");
-        printf("smtpd_etrn_restrictions = check_policy_service %s\n", pol);
-        printf("# A Waypost daemon that is down or slow must make Postfix try again later.\n");
-        printf("smtpd_policy_service_default_action = 451 4.3.5 Waypost policy service unavailable\n");
-        free(pol);
-    } else {
-        printf("# no policyd.listen endpoint speaks the policy protocol: relaying cannot be checked\n");
-        missing++;
-    }
-    /* The milter: a unix socket (an inet milter costs ~88 ms a message). */
-    const struct wp_endpoint *me = &wp_milter_conf(s)->listen;
-    if (me->family == WP_EP_UNIX) {
-        bool far = false;
-        const char *mp = postfix_socket_path(&s->postfix, me->path, chroot, &far);
-        if (far)
-            printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", s->postfix.queue_directory);
-        printf("smtpd_milters = unix:%s\n", mp);
-    } else {
-        printf("smtpd_milters = inet:%s%s%s:%d\n", me->family == WP_EP_INET6 ? "[" : "", me->host,
-               me->family == WP_EP_INET6 ? "]" : "", me->port);
-    }
-    printf("# Mail that the rules could not see must not get through.\n");
-    printf("milter_default_action = tempfail\n");
-    printf("# Held queues wait in this transport until ETRN.\n");
-    printf("defer_transports = %s\n", s->postfix.hold_transport);
-    /* ETRN and postqueue -s flush only domains listed here ("service
-     * unavailable" otherwise): every Waypost domain, and held queue names
-     * that are not one. */
-    printf("fast_flush_domains = $relay_domains");
-    const struct wp_strmap *held = &s->router->hold_queues;
-    for (size_t i = 0; i < held->cap; i++)
-        if (held->slots[i].key && !wp_router_routes_domain(s->router, held->slots[i].key))
-            printf(", %s", held->slots[i].key);
-    printf("\n");
-    if (s->router->odmr_queues.count > 0) {
-        /* The transport map answers ODMR routes with postfix.odmr_transport;
-         * waypost-odmrd listens where it points (odmr.lmtp_listen). */
-        printf("# ATRN queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
-               s->postfix.odmr_transport, wp_odmr_conf(s)->lmtp_text);
-        if (chroot && wp_odmr_conf(s)->lmtp.family == WP_EP_UNIX &&
-            strncmp(s->postfix.odmr_transport, "lmtp:unix:/", 11) == 0) {
-            bool far = false;
-            postfix_socket_path(&s->postfix, wp_odmr_conf(s)->lmtp.path, chroot, &far);
-            if (far)
-                printf("# warning: a chrooted lmtp client cannot reach %s: set postfix.odmr_transport to "
-                       "\"lmtp:unix:private/waypost-odmr\" (under %s)\n",
-                       wp_odmr_conf(s)->lmtp.path, s->postfix.queue_directory);
-        }
-    }
-    if (!want_master)
-        goto done;
-    printf("\n");
-master:
-    printf("# master.cf: mail for held queues waits in this transport until ETRN.\n");
-    printf("%-12s unix  -       -       %c       -       -       smtp\n", s->postfix.hold_transport,
-           chroot ? 'y' : 'n');
-done:
-    wp_snapshot_unref(s);
-    return missing ? 1 : 0;
 }
 
 /* One line per queue of the ODMR spool: messages, recipients, oldest age. */
@@ -768,7 +598,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[i], "rules") == 0)
         return cmd_rules(path, argc - i, argv + i);
     if (strcmp(argv[i], "postconf") == 0)
-        return cmd_postconf(path, argc - i, argv + i);
+        return wp_postconf_main(path, argc - i, argv + i);
     if (strcmp(argv[i], "dovecot") == 0)
         return cmd_dovecot(path, argc - i, argv + i);
     if (strcmp(argv[i], "import") == 0)

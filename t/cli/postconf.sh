@@ -9,7 +9,7 @@ policyd: { listen = [ "socketmap:unix:/var/spool/postfix/private/waypost",
                       "policy:unix:/var/spool/postfix/private/waypost-policy" ]; };
 postfix: { hold_transport = "hold-etrn"; };
 C
-out=$("$WAYPOST" -c "$dir/w.conf" postconf)
+out=$("$WAYPOST" -c "$dir/w.conf" postconf --fresh)
 for want in "relay_domains = socketmap:unix:private/waypost:relay" \
             "relay_recipient_maps = socketmap:unix:private/waypost:recipient" \
             "virtual_alias_maps = socketmap:unix:private/waypost:virtual" \
@@ -32,11 +32,11 @@ router: { main_domain = "company.dom"; };
 policyd: { listen = [ "socketmap:unix:/run/waypost/map.sock", "policy:inet:127.0.0.1:10040",
                       "tcp:inet:127.0.0.1:10041:transport" ]; };
 C
-out=$("$WAYPOST" -c "$dir/w2.conf" postconf --chroot)
+out=$("$WAYPOST" -c "$dir/w2.conf" postconf --fresh --chroot)
 case $out in *"warning: this socket is outside /var/spool/postfix, a chrooted Postfix cannot reach it"*) ok "chroot: outside socket flagged" ;; *) not_ok "chroot: outside socket flagged" ;; esac
 case $out in *"check_policy_service inet:127.0.0.1:10040"*) ok "chroot: inet policy" ;; *) not_ok "chroot: inet policy" ;; esac
 case $out in *"hold"*"unix  -       -       y"*) ok "chroot: master.cf line chrooted" ;; *) not_ok "chroot: master.cf line chrooted" ;; esac
-out=$("$WAYPOST" -c "$dir/w2.conf" postconf --no-chroot)
+out=$("$WAYPOST" -c "$dir/w2.conf" postconf --fresh --no-chroot)
 case $out in *warning*) not_ok "no chroot: no warning" ;; *) ok "no chroot: no warning" ;; esac
 case $out in *"transport_maps = socketmap:unix:/run/waypost/map.sock:transport"*) ok "no chroot: absolute path" ;; *) not_ok "no chroot: absolute path" ;; esac
 # tcp_table only: one port per map, missing maps reported, exit 1.
@@ -44,7 +44,7 @@ cat > "$dir/w3.conf" <<C
 router: { main_domain = "company.dom"; };
 policyd: { listen = [ "tcp:inet:127.0.0.1:10041:transport", "tcp:inet:127.0.0.1:10042:virtual" ]; };
 C
-out=$("$WAYPOST" -c "$dir/w3.conf" postconf); rc=$?
+out=$("$WAYPOST" -c "$dir/w3.conf" postconf --fresh); rc=$?
 case $out in *"transport_maps = tcp:127.0.0.1:10041"*"virtual_alias_maps"*|*"virtual_alias_maps = tcp:127.0.0.1:10042"*) ok "tcp_table maps, one port each" ;; *) not_ok "tcp_table maps"; echo "$out" | sed 's/^/#   /' ;; esac
 case $out in *"relay_domains: no policyd.listen endpoint serves the 'relay' map"*) ok "missing map reported" ;; *) not_ok "missing map reported" ;; esac
 check "missing endpoints: exit 1" [ "$rc" -eq 1 ]
