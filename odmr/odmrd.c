@@ -32,8 +32,8 @@
  * failed AUTHs per connection, odmr.auth_failure_delay before each "535".
  * One thread: spool writes, fsyncs and DSN injection run in the event loop,
  * so a slow disk slows every connection (the spool is local by design).
- * SIGHUP reloads the configuration (endpoints and TLS files need a restart),
- * SIGTERM stops.
+ * SIGHUP and SIGUSR1 reload the configuration (endpoints and TLS files need
+ * a restart), SIGTERM and SIGINT stop (lib/daemon.h).
  */
 #include "config.h"
 
@@ -64,6 +64,7 @@
 #include "state/snapshot.h"
 #include "odmr/spool.h"
 #include "lib/util.h"
+#include "state/reload.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"
@@ -75,8 +76,8 @@
 
 struct server {
     struct event_base *base;
-    char *config_path;
-    struct wp_snapshot *snap; /* new connections take a reference */
+    struct wp_daemon *d;      /* the skeleton: holds the current snapshot */
+    struct wp_snapshot *snap; /* d's current one (borrowed); new connections take a reference */
     SSL_CTX *tls;
     char hostname[256];
     int connections;
@@ -1491,23 +1492,27 @@ static void expire_schedule(struct server *srv)
 
 /* ------------------------------------------------------------ control */
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     (void)what;
     struct server *srv = arg;
-    if (sig == SIGHUP) {
-        struct wp_snapshot *s = wp_snapshot_reload(srv->config_path);
-        if (!s)
+    int sig;
+    enum wp_daemon_event ev;
+    while ((ev = wp_daemon_next_signal(srv->d, &sig)) != WP_DAEMON_NONE) {
+        if (ev == WP_DAEMON_STOP) {
+            wp_notice("stopping on signal %d", sig);
+            event_base_loopbreak(srv->base);
             return;
-        wp_snapshot_unref(srv->snap);
+        }
+        struct wp_snapshot *s = wp_daemon_reload(srv->d);
+        if (!s)
+            continue;
         srv->snap = s;
         expire_schedule(srv);
-        wp_notice("reloaded %s: %zu ODMR account%s", srv->config_path, s->odmr.naccounts,
+        wp_notice("reloaded %s: %zu ODMR account%s", srv->d->config_path, s->odmr.naccounts,
                   s->odmr.naccounts == 1 ? "" : "s");
-        return;
     }
-    wp_notice("stopping on signal %d", (int)sig);
-    event_base_loopbreak(srv->base);
 }
 
 static SSL_CTX *tls_context(const struct wp_odmr_conf *o, char *err, size_t errlen)
@@ -1537,9 +1542,8 @@ int main(int argc, char **argv)
     if (rc0 >= 0)
         return rc0;
     wp_log_open("waypost-odmrd", false, NULL, WP_LOG_INFO);
-    struct server srv;
-    memset(&srv, 0, sizeof(srv));
-    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &srv.config_path);
+    char *path = NULL;
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, &path);
     char why[512];
     SSL_CTX *tls = NULL;
     if (snap && snap->odmr.tls_cert[0]) {
@@ -1552,14 +1556,20 @@ int main(int argc, char **argv)
     }
     if (!snap || args.test_only) {
         if (snap)
-            printf("%s: OK\n", srv.config_path);
+            printf("%s: OK\n", path);
         SSL_CTX_free(tls);
         wp_snapshot_unref(snap);
-        free(srv.config_path);
+        free(path);
         return snap ? 0 : 1;
     }
     const struct wp_odmr_conf *o = &snap->odmr; /* endpoints: fixed until restart */
-    srv.snap = wp_snapshot_ref(snap);
+    struct wp_daemon_conf dc = { o->pidfile, o->user, o->socket_mode, o->socket_owner, o->socket_group };
+    struct wp_daemon daemon;
+    wp_daemon_init(&daemon, "waypost-odmrd", path, args.foreground, &wp_reload_hooks, wp_snapshot_ref(snap), &dc);
+    struct server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.d = &daemon;
+    srv.snap = daemon.current;
     srv.tls = tls;
     srv.max_connections = o->max_connections;
     if (o->hostname[0])
@@ -1567,47 +1577,40 @@ int main(int argc, char **argv)
     else if (gethostname(srv.hostname, sizeof(srv.hostname)) != 0 || !srv.hostname[0])
         wp_strlcpy(srv.hostname, "localhost", sizeof(srv.hostname));
     srv.hostname[sizeof(srv.hostname) - 1] = '\0';
-    signal(SIGPIPE, SIG_IGN);
+    size_t nfds = o->nlisten + 1;
+    struct listener_arg *la = wp_calloc(nfds, sizeof(*la));
+    struct evconnlistener **ls = wp_calloc(nfds, sizeof(*ls));
+    int *fds = wp_calloc(nfds, sizeof(int));
+    struct event *sigev = NULL;
+    int rc = 1;
 
-    if (!wp_spool_open(o->spool, why, sizeof(why))) {
+    if (!wp_daemon_lock(&daemon, why, sizeof(why))) {
+        fprintf(stderr, "waypost-odmrd: %s\n", why);
+        goto out;
+    }
+    /* The spool is written after the privilege drop: odmr.user's. */
+    if (!wp_daemon_user_dir(o->spool, o->user, why, sizeof(why)) || !wp_spool_open(o->spool, why, sizeof(why))) {
         fprintf(stderr, "waypost-odmrd: spool: %s\n", why);
-        return 1;
+        goto out;
     }
     /* Sockets first, while we may still be root. */
-    size_t nfds = o->nlisten + 1;
-    int *fds = wp_calloc(nfds, sizeof(int));
     for (size_t i = 0; i < nfds; i++) {
         const struct wp_endpoint *ep = i == 0 ? &o->lmtp : &o->listen[i - 1].ep;
-        fds[i] = wp_listen_socket(ep, o->socket_mode, o->socket_owner, o->socket_group, why, sizeof(why));
+        fds[i] = wp_daemon_listen(&daemon, ep, why, sizeof(why));
         if (fds[i] < 0) {
             fprintf(stderr, "waypost-odmrd: cannot listen on %s: %s\n",
                     i == 0 ? o->lmtp_text : o->listen[i - 1].text, why);
-            for (size_t k = 0; k < i; k++) {
-                close(fds[k]);
-                const struct wp_endpoint *e = k == 0 ? &o->lmtp : &o->listen[k - 1].ep;
-                if (e->family == WP_EP_UNIX)
-                    unlink(e->path);
-            }
-            return 1;
+            goto out;
         }
     }
-    if (!args.foreground && !wp_daemonize(why, sizeof(why))) {
-        fprintf(stderr, "waypost-odmrd: %s\n", why);
-        return 1;
-    }
-    wp_log_open("waypost-odmrd", !args.foreground, snap->log_facility, snap->log_level);
-    if (o->pidfile[0] && !wp_pidfile_write(o->pidfile, why, sizeof(why))) {
+    if (!wp_daemon_detach(&daemon, why, sizeof(why)) || !wp_daemon_drop(&daemon, why, sizeof(why))) {
         wp_err("%s", why);
-        return 1;
+        goto out;
     }
-    if (!wp_drop_privileges(o->user, why, sizeof(why))) {
-        wp_err("%s", why);
-        return 1;
-    }
-
+    int sigfd = wp_daemon_signals(&daemon);
     srv.base = event_base_new();
-    struct listener_arg *la = wp_calloc(nfds, sizeof(*la));
-    struct evconnlistener **ls = wp_calloc(nfds, sizeof(*ls));
+    if (sigfd < 0 || !srv.base)
+        goto out;
     for (size_t i = 0; i < nfds; i++) {
         la[i].srv = &srv;
         la[i].side = i == 0 ? SIDE_LMTP : SIDE_CUSTOMER;
@@ -1615,36 +1618,31 @@ int main(int argc, char **argv)
         ls[i] = evconnlistener_new(srv.base, on_accept, &la[i], LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
         if (!ls[i]) {
             wp_err("cannot listen on socket %zu", i);
-            return 1;
+            goto out;
         }
     }
-    struct event *sigs[3];
-    int signums[3] = {SIGHUP, SIGTERM, SIGINT};
-    for (int i = 0; i < 3; i++) {
-        sigs[i] = evsignal_new(srv.base, signums[i], on_signal, &srv);
-        event_add(sigs[i], NULL);
-    }
+    sigev = event_new(srv.base, sigfd, EV_READ | EV_PERSIST, on_signal, &srv);
+    event_add(sigev, NULL);
     expire_schedule(&srv);
     wp_notice("ready: intake %s, %zu customer endpoint%s, spool %s, STARTTLS %s", o->lmtp_text, o->nlisten,
               o->nlisten == 1 ? "" : "s", o->spool, tls ? "on" : "off");
+    wp_daemon_ready(&daemon, "ready: intake %s, %zu customer endpoint%s", o->lmtp_text, o->nlisten,
+                    o->nlisten == 1 ? "" : "s");
     event_base_dispatch(srv.base);
-
-    for (size_t i = 0; i < nfds; i++) {
-        evconnlistener_free(ls[i]);
-        close(fds[i]);
-        const struct wp_endpoint *e = i == 0 ? &o->lmtp : &o->listen[i - 1].ep;
-        if (e->family == WP_EP_UNIX)
-            unlink(e->path);
-    }
-    if (o->pidfile[0])
-        unlink(o->pidfile);
-    for (int i = 0; i < 3; i++)
-        event_free(sigs[i]);
+    rc = 0;
+    wp_notice("stopped");
+out:
+    for (size_t i = 0; i < nfds; i++)
+        if (ls[i])
+            evconnlistener_free(ls[i]);
+    if (sigev)
+        event_free(sigev);
     if (srv.expire_ev)
         event_free(srv.expire_ev);
     while (srv.conns) /* still open: dropped (their queues stay as they are) */
         conn_free(srv.conns);
-    event_base_free(srv.base);
+    if (srv.base)
+        event_base_free(srv.base);
     for (size_t i = 0; i < srv.nbusy; i++)
         free(srv.busy[i]);
     free(srv.busy);
@@ -1652,9 +1650,8 @@ int main(int argc, char **argv)
     free(la);
     free(fds);
     SSL_CTX_free(tls);
-    wp_snapshot_unref(srv.snap);
+    rc = wp_daemon_end(&daemon, rc); /* closes the sockets, removes ours and the pidfile */
     wp_snapshot_unref(snap);
-    free(srv.config_path);
-    wp_notice("stopped");
-    return 0;
+    free(path);
+    return rc;
 }

@@ -3,7 +3,7 @@
 # that are missing (sourced by scripts/run and scripts/test).
 
 WAYPOST_PACKAGES="gcc make autoconf automake libtool pkg-config libconfig-dev libssl-dev \
-libevent-dev liburing-dev check libmilter-dev libgmime-3.0-dev clang libclang-rt-14-dev python3 openssl"
+libevent-dev liburing-dev libsystemd-dev check libmilter-dev libgmime-3.0-dev clang libclang-rt-14-dev python3 openssl"
 
 install_missing() {
     missing=""
