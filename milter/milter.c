@@ -34,12 +34,14 @@
 #include <gmime/gmime.h>
 #include <libmilter/mfapi.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -469,12 +471,51 @@ struct smfi_run {
     int rc;
 };
 
+/* smfi_stop() blocks until libmilter's listener lets go of its lock: called
+ * here while the main thread pokes the listener awake. */
+static void *stop_thread(void *arg)
+{
+    (void)arg;
+    smfi_stop();
+    return NULL;
+}
+
 static void *smfi_thread(void *arg)
 {
     struct smfi_run *run = arg;
     run->rc = smfi_main();
     wp_daemon_wake(&daemon_state);
     return NULL;
+}
+
+/* Wake libmilter's accept loop.  smfi_stop() waits for the listener's lock,
+ * which the listener holds through its poll() (seconds); a connection ends
+ * the poll at once. */
+static void poke_listener(const struct wp_endpoint *ep)
+{
+    int fd = -1;
+    if (ep->family == WP_EP_UNIX) {
+        fd = wp_unix_connect(ep->path);
+    } else {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = ep->family == WP_EP_INET6 ? AF_INET6 : AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        char port[8];
+        snprintf(port, sizeof(port), "%d", ep->port);
+        const char *host = strcmp(ep->host, "*") == 0 ? (ep->family == WP_EP_INET6 ? "::1" : "127.0.0.1") : ep->host;
+        if (getaddrinfo(host, port, &hints, &res) == 0) {
+            fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+                close(fd);
+                fd = -1;
+            }
+            freeaddrinfo(res);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
 }
 
 /* libmilter's address syntax: "unix:PATH", "inet:PORT@HOST", "inet6:PORT@HOST". */
@@ -557,10 +598,14 @@ int main(int argc, char **argv)
     wp_notice("ready on %s: %zu rules", conn, wp_rules_count(snap->rules));
     wp_daemon_ready(d, "ready on %s: %zu rules", conn, wp_rules_count(snap->rules));
     bool stopping = false;
+    pthread_t stopper;
     for (;;) {
         struct pollfd pfd = { sigfd, POLLIN, 0 };
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+        int n = poll(&pfd, 1, stopping ? 50 : -1);
+        if (n < 0 && errno != EINTR)
             break;
+        if (stopping)
+            poke_listener(&mc->listen);
         int sig;
         enum wp_daemon_event ev;
         bool ended = false;
@@ -571,8 +616,12 @@ int main(int argc, char **argv)
                     wp_notice("reloaded %s: %zu rules", path, wp_rules_count(s->rules));
             } else if (ev == WP_DAEMON_STOP && sig != 0 && !stopping) {
                 wp_notice("stopping on signal %d", sig);
+                if (pthread_create(&stopper, NULL, stop_thread, NULL) != 0) {
+                    wp_err("cannot stop libmilter: %s", strerror(errno));
+                    continue;
+                }
                 stopping = true;
-                smfi_stop();
+                poke_listener(&mc->listen);
             } else if (ev == WP_DAEMON_STOP && sig == 0) {
                 ended = true;
             }
@@ -581,6 +630,8 @@ int main(int argc, char **argv)
             break;
     }
     pthread_join(smfi, NULL);
+    if (stopping)
+        pthread_join(stopper, NULL);
     if (!stopping)
         wp_err("libmilter stopped on its own");
     rc = run.rc == MI_SUCCESS && stopping ? 0 : 1;

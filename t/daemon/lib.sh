@@ -33,9 +33,12 @@ signal_reload() {
         wait_until 5 '[ "$(notify_count READY=1)" -gt "$_ready" ]'
 }
 
-# stop_daemon: SIGTERM to $pid, wait for it.
+# stop_daemon: SIGTERM to $pid (a child of the test), wait for it (reaped:
+# kill -0 succeeds on a zombie), SIGKILL after 10 s.
 stop_daemon() {
     kill -TERM "$pid" 2>/dev/null
-    wait_until 10 '! kill -0 "$pid"'
+    ( sleep 10; kill -KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 &
+    _watchdog=$!
     wait "$pid" 2>/dev/null
+    kill "$_watchdog" 2>/dev/null
 }
