@@ -99,6 +99,7 @@ enum wp_frame wp_framing_policy(struct wp_policy_reader *r, char *in, size_t len
         size_t name_len = (size_t)(eq - line);
         int k = wp_policy_kept_index(line, name_len);
         if (k >= 0 && !wp_policy_attr_set(&r->req, (enum wp_policy_kept)k, eq + 1, n - name_len - 1)) {
+            r->long_attr = line;
             result = WP_FRAME_LONG_ATTR;
             break;
         }
@@ -111,6 +112,7 @@ void wp_framing_policy_next(struct wp_policy_reader *r)
 {
     wp_policy_request_clear(&r->req);
     r->bytes = 0;
+    r->long_attr = NULL;
 }
 
 /* Formatted by hand: this runs once per request, and printf would cost more

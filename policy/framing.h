@@ -42,7 +42,8 @@ enum wp_frame wp_framing_tcp(char *in, size_t len, size_t max, const char **key,
  * *used counts the bytes of whole lines taken, whatever the result; after
  * WP_FRAME_REQUEST the request is in r->req until wp_framing_policy_next. */
 struct wp_policy_reader {
-    size_t bytes; /* of the request so far */
+    size_t bytes;          /* of the request so far */
+    const char *long_attr; /* after WP_FRAME_LONG_ATTR: its name, in the buffer */
     struct wp_policy_request req;
 };
 enum wp_frame wp_framing_policy(struct wp_policy_reader *r, char *in, size_t len, size_t max, size_t *used);

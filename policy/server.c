@@ -245,7 +245,7 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
             switch (st) {
             case WP_FRAME_TOO_BIG: wp_notice("policy: request over %zu bytes, closing", max); break;
             case WP_FRAME_NUL: wp_notice("policy: NUL byte in request, closing"); break;
-            case WP_FRAME_LONG_ATTR: wp_notice("policy: an attribute is too long, closing"); break;
+            case WP_FRAME_LONG_ATTR: wp_notice("policy: attribute %s too long, closing", c->policy.long_attr); break;
             case WP_FRAME_NOT_POLICY:
                 wp_notice("policy: request without request=smtpd_access_policy, closing");
                 break;

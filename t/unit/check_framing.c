@@ -172,6 +172,7 @@ START_TEST(policy)
     big[sizeof(big) - 1] = '\0';
     n = load(big);
     ck_assert_int_eq(wp_framing_policy(&r, buf, n, 100000, &used), WP_FRAME_LONG_ATTR);
+    ck_assert_str_eq(r.long_attr, "recipient");
     wp_framing_policy_next(&r);
 }
 END_TEST
