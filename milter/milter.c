@@ -597,18 +597,19 @@ int main(int argc, char **argv)
     }
     wp_notice("ready on %s: %zu rules", conn, wp_rules_count(snap->rules));
     wp_daemon_ready(d, "ready on %s: %zu rules", conn, wp_rules_count(snap->rules));
-    bool stopping = false;
+    bool stopping = false, ended = false;
     pthread_t stopper;
-    for (;;) {
+    while (!ended) {
         struct pollfd pfd = { sigfd, POLLIN, 0 };
         int n = poll(&pfd, 1, stopping ? 50 : -1);
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            wp_err("poll: %s", strerror(errno));
             break;
+        }
         if (stopping)
             poke_listener(&mc->listen);
         int sig;
         enum wp_daemon_event ev;
-        bool ended = false;
         while ((ev = wp_daemon_next_signal(d, &sig)) != WP_DAEMON_NONE) {
             if (ev == WP_DAEMON_RELOAD && !stopping) {
                 struct wp_snapshot *s = wp_daemon_reload(d);
@@ -616,8 +617,9 @@ int main(int argc, char **argv)
                     wp_notice("reloaded %s: %zu rules", path, wp_rules_count(s->rules));
             } else if (ev == WP_DAEMON_STOP && sig != 0 && !stopping) {
                 wp_notice("stopping on signal %d", sig);
-                if (pthread_create(&stopper, NULL, stop_thread, NULL) != 0) {
-                    wp_err("cannot stop libmilter: %s", strerror(errno));
+                int err = pthread_create(&stopper, NULL, stop_thread, NULL);
+                if (err != 0) {
+                    wp_err("cannot stop libmilter: %s", strerror(err));
                     continue;
                 }
                 stopping = true;
@@ -626,9 +628,9 @@ int main(int argc, char **argv)
                 ended = true;
             }
         }
-        if (ended)
-            break;
     }
+    if (!ended && !stopping) /* we cannot wait for signals: stop (libmilter's select ends within 5 s) */
+        stopping = pthread_create(&stopper, NULL, stop_thread, NULL) == 0;
     pthread_join(smfi, NULL);
     if (stopping)
         pthread_join(stopper, NULL);
