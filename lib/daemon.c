@@ -463,7 +463,6 @@ void wp_daemon_wake(struct wp_daemon *d)
 
 void wp_daemon_ready(struct wp_daemon *d, const char *fmt, ...)
 {
-    (void)d;
     char status[512];
     va_list ap;
     va_start(ap, fmt);
@@ -472,6 +471,7 @@ void wp_daemon_ready(struct wp_daemon *d, const char *fmt, ...)
     for (char *p = status; *p; p++) /* one line: a newline would start another assignment */
         if (*p == '\n')
             *p = ' ';
+    d->ready = true;
     sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 }
 
@@ -511,7 +511,7 @@ void *wp_daemon_current(struct wp_daemon *d)
 
 int wp_daemon_end(struct wp_daemon *d, int rc)
 {
-    if (d->signal_fds[0] >= 0)
+    if (d->ready)
         sd_notify(0, "STOPPING=1");
     for (size_t i = 0; i < d->nsockets; i++) {
         if (d->sockets[i].fd >= 0)

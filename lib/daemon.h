@@ -115,6 +115,7 @@ struct wp_daemon {
     struct wp_daemon_socket *sockets;
     size_t nsockets;
     int signal_fds[2];          /* read end for the loop, write end for the handler */
+    bool ready;                 /* READY=1 was sent: the end says STOPPING=1 */
 };
 
 /* Start with the loaded startup configuration conf (the skeleton takes the

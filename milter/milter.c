@@ -551,6 +551,11 @@ int main(int argc, char **argv)
     int rc = 1;
     /* The lock first: a second instance must not touch the socket (libmilter
      * removes whatever is at the path before it binds). */
+    /* Signals from the start: a SIGHUP during start-up waits in the pipe
+     * for the loop instead of killing the daemon. */
+    int sigfd = wp_daemon_signals(d);
+    if (sigfd < 0)
+        goto out;
     if (!wp_daemon_lock(d, why, sizeof(why))) {
         fprintf(stderr, "waypost-milter: %s\n", why);
         goto out;
@@ -574,9 +579,6 @@ int main(int argc, char **argv)
         goto out;
     }
     g_mime_init();
-    int sigfd = wp_daemon_signals(d);
-    if (sigfd < 0)
-        goto out;
 
     /* libmilter's threads, its signal thread among them, start with our
      * signals blocked; the main thread takes them (see the header comment). */

@@ -225,6 +225,11 @@ int main(int argc, char **argv)
     struct event *sigev = NULL;
     int rc = 1;
 
+    /* Signals from the start: a SIGHUP during start-up waits in the pipe
+     * for the loop instead of killing the daemon. */
+    int sigfd = wp_daemon_signals(&daemon);
+    if (sigfd < 0)
+        goto out;
     if (!wp_daemon_lock(&daemon, why, sizeof(why))) {
         fprintf(stderr, "waypost-odmrd: %s\n", why);
         goto out;
@@ -248,9 +253,8 @@ int main(int argc, char **argv)
         wp_err("%s", why);
         goto out;
     }
-    int sigfd = wp_daemon_signals(&daemon);
     srv.base = event_base_new();
-    if (sigfd < 0 || !srv.base)
+    if (!srv.base)
         goto out;
     for (size_t i = 0; i < nfds; i++) {
         la[i].srv = &srv;

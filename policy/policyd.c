@@ -109,6 +109,11 @@ int main(int argc, char **argv)
     int rc = 1;
     char why[512];
 
+    /* Signals from the start: a SIGHUP during start-up waits in the pipe
+     * for the loop instead of killing the daemon. */
+    int sigfd = wp_daemon_signals(&daemon);
+    if (sigfd < 0)
+        goto out;
     if (!wp_daemon_lock(&daemon, why, sizeof(why))) {
         fprintf(stderr, "waypost-policyd: %s\n", why);
         goto out;
@@ -125,9 +130,8 @@ int main(int argc, char **argv)
         wp_err("%s", why);
         goto out;
     }
-    int sigfd = wp_daemon_signals(&daemon);
     ctl.base = event_base_new();
-    if (sigfd < 0 || !ctl.base)
+    if (!ctl.base)
         goto out;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nworkers = pc->threads > 0 ? pc->threads : (int)(cores > 0 ? cores : 1);
