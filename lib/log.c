@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -12,11 +13,12 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-/* Written once by wp_log_open() before threads exist; read-only afterwards. */
+/* ident and to_syslog are written by wp_log_open() before threads exist and
+ * read-only afterwards; level changes on reload (wp_log_set), hence atomic. */
 static struct {
     char ident[64];
     bool to_syslog;
-    enum wp_log_level level;
+    atomic_int level;
 } log_settings = { "waypost", false, WP_LOG_INFO };
 
 static const char *const level_names[] = { "error", "warning", "notice", "info", "debug" };
@@ -60,7 +62,7 @@ bool wp_log_open(const char *ident, bool to_syslog, const char *facility, enum w
 {
     wp_strlcpy(log_settings.ident, ident, sizeof(log_settings.ident));
     log_settings.to_syslog = to_syslog;
-    log_settings.level = level;
+    atomic_store_explicit(&log_settings.level, (int)level, memory_order_relaxed);
     if (to_syslog) {
         int code = facility_code(facility ? facility : "mail");
         if (code < 0)
@@ -70,9 +72,21 @@ bool wp_log_open(const char *ident, bool to_syslog, const char *facility, enum w
     return true;
 }
 
+bool wp_log_set(const char *facility, enum wp_log_level level)
+{
+    atomic_store_explicit(&log_settings.level, (int)level, memory_order_relaxed);
+    if (!log_settings.to_syslog)
+        return true;
+    int code = facility_code(facility ? facility : "mail");
+    if (code < 0)
+        return false;
+    openlog(log_settings.ident, LOG_PID | LOG_NDELAY, code); /* the same ident, the new facility */
+    return true;
+}
+
 void wp_log(enum wp_log_level level, const char *fmt, ...)
 {
-    if (level > log_settings.level)
+    if ((int)level > atomic_load_explicit(&log_settings.level, memory_order_relaxed))
         return;
     char msg[2048];
     va_list ap;

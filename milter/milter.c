@@ -12,9 +12,17 @@
  * envelope-recipient field (unified.h).  libmilter runs one thread per
  * Postfix connection.
  *
- * Signals: libmilter stops on SIGHUP, SIGTERM and SIGINT (so SIGHUP does
- * not reload here); SIGUSR1 reloads, keeping the old configuration when the
- * new one fails to load.
+ * Signals, as in every Waypost daemon (lib/daemon.h): SIGHUP and SIGUSR1
+ * reload (a broken configuration keeps the old one), SIGTERM and SIGINT
+ * stop.  libmilter would stop on SIGHUP: its own signal thread sigwaits for
+ * SIGHUP, SIGTERM and SIGINT.  So smfi_main runs in a thread of its own,
+ * started with those signals and SIGUSR1 blocked (every libmilter thread
+ * inherits the mask), while the main thread keeps them unblocked, with the
+ * skeleton's handlers.  Linux gives a process-directed signal to the main
+ * thread whenever that thread can take it, which it always can, except in
+ * the microseconds between one signal's arrival and its handler: only a
+ * second signal inside that window could reach libmilter's thread.  The
+ * main thread then reloads, or stops libmilter with smfi_stop().
  * Limits: at most WP_MILTER_MAX_RCPTS recipients and WP_MILTER_MAX_HEADER_BYTES
  * of headers are kept per message; beyond that the message is tempfailed
  * rather than judged on part of it.
@@ -26,11 +34,14 @@
 #include <gmime/gmime.h>
 #include <libmilter/mfapi.h>
 #include <netinet/in.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +55,7 @@
 #include "milter/view.h"
 #include "lib/util.h"
 #include "milter/settings.h"
+#include "state/reload.h"
 
 #ifndef WP_SYSCONFDIR
 #define WP_SYSCONFDIR "/etc"
@@ -51,12 +63,9 @@
 #define WP_MILTER_MAX_RCPTS 100000
 #define WP_MILTER_MAX_HEADER_BYTES (16u << 20)
 
-/* The one process-wide mutable thing: the current snapshot (refcounted). */
-static struct {
-    pthread_mutex_t lock;
-    struct wp_snapshot *current;
-    char *path;
-} state = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
+/* The one process-wide mutable thing: the daemon skeleton, which holds the
+ * current snapshot (libmilter's callbacks have no argument of ours). */
+static struct wp_daemon daemon_state;
 
 struct message {
     struct wp_snapshot *snap; /* the snapshot this message started with */
@@ -80,10 +89,7 @@ struct connection {
 
 static struct wp_snapshot *current_snapshot(void)
 {
-    pthread_mutex_lock(&state.lock);
-    struct wp_snapshot *s = wp_snapshot_ref(state.current);
-    pthread_mutex_unlock(&state.lock);
-    return s;
+    return wp_daemon_current(&daemon_state);
 }
 
 static void message_free(struct message *m)
@@ -495,30 +501,59 @@ static struct smfiDesc milter_desc = {
     .xxfi_negotiate = on_negotiate,
 };
 
-/* ------------------------------------------------------------ reload */
+/* ------------------------------------------------------------ life */
 
-static void reload(void)
+/* smfi_main in its own thread (see the header comment); its end wakes the
+ * main thread, which may be waiting for signals. */
+struct smfi_run {
+    int rc;
+};
+
+/* smfi_stop() blocks until libmilter's listener lets go of its lock: called
+ * here while the main thread pokes the listener awake. */
+static void *stop_thread(void *arg)
 {
-    struct wp_snapshot *s = wp_snapshot_reload(state.path, wp_milter_sections);
-    if (!s)
-        return;
-    pthread_mutex_lock(&state.lock);
-    struct wp_snapshot *old = state.current;
-    state.current = s;
-    pthread_mutex_unlock(&state.lock);
-    wp_snapshot_unref(old);
-    wp_notice("reloaded %s: %zu rules", state.path, wp_rules_count(wp_milter_conf(s)->rules));
+    (void)arg;
+    smfi_stop();
+    return NULL;
 }
 
-static void *reload_thread(void *arg)
+static void *smfi_thread(void *arg)
 {
-    sigset_t *set = arg;
-    for (;;) {
-        int sig;
-        if (sigwait(set, &sig) == 0 && sig == SIGUSR1)
-            reload();
-    }
+    struct smfi_run *run = arg;
+    run->rc = smfi_main();
+    wp_daemon_wake(&daemon_state);
     return NULL;
+}
+
+/* Wake libmilter's accept loop.  smfi_stop() waits for the listener's lock,
+ * which the listener holds through its poll() (seconds); a connection ends
+ * the poll at once. */
+static void poke_listener(const struct wp_endpoint *ep)
+{
+    int fd = -1;
+    if (ep->family == WP_EP_UNIX) {
+        fd = wp_unix_connect(ep->path);
+    } else {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = ep->family == WP_EP_INET6 ? AF_INET6 : AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        char port[8];
+        snprintf(port, sizeof(port), "%d", ep->port);
+        const char *host = strcmp(ep->host, "*") == 0 ? (ep->family == WP_EP_INET6 ? "::1" : "127.0.0.1") : ep->host;
+        if (getaddrinfo(host, port, &hints, &res) == 0) {
+            fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+                close(fd);
+                fd = -1;
+            }
+            freeaddrinfo(res);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
 }
 
 /* libmilter's address syntax: "unix:PATH", "inet:PORT@HOST", "inet6:PORT@HOST". */
@@ -535,69 +570,119 @@ int main(int argc, char **argv)
     int rc0 = wp_daemon_args("waypost-milter", WP_SYSCONFDIR "/waypost/waypost.conf", argc, argv, &args);
     if (rc0 >= 0)
         return rc0;
-    bool foreground = args.foreground, test_only = args.test_only;
     wp_log_open("waypost-milter", false, NULL, WP_LOG_INFO);
-    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_milter_sections, &state.path);
-    if (!snap || test_only) {
+    char *path = NULL;
+    struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_milter_sections, &path);
+    if (!snap || args.test_only) {
         if (snap)
-            printf("%s: OK (%zu rules)\n", state.path, wp_rules_count(wp_milter_conf(snap)->rules));
+            printf("%s: OK (%zu rules)\n", path, wp_rules_count(wp_milter_conf(snap)->rules));
         wp_snapshot_unref(snap);
-        free(state.path);
+        free(path);
         return snap ? 0 : 1;
     }
-    state.current = snap;
-    const struct wp_milter_conf *mc = wp_milter_conf(snap);
-    char why[256];
-    if (!foreground && !wp_daemonize(why, sizeof(why))) {
-        fprintf(stderr, "waypost-milter: %s\n", why);
-        return 1;
-    }
-    wp_log_open("waypost-milter", !foreground, snap->log_facility, snap->log_level);
-    g_mime_init();
-
+    const struct wp_milter_conf *mc = wp_milter_conf(snap); /* the endpoint: fixed until restart */
+    struct wp_daemon_conf dc = { mc->pidfile, mc->user, mc->socket_mode, mc->socket_owner, mc->socket_group };
+    struct wp_daemon *d = &daemon_state;
+    struct wp_daemon_hooks hooks = wp_reload_hooks(wp_milter_sections);
+    wp_daemon_init(d, "waypost-milter", path, args.foreground, &hooks, wp_snapshot_ref(snap), &dc);
+    char why[512];
     char *conn = libmilter_conn(&mc->listen);
-    if (mc->listen.family == WP_EP_UNIX) {
-        struct stat st;
-        if (lstat(mc->listen.path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-            wp_err("%s exists and is not a socket", mc->listen.path);
-            return 1;
-        }
+    int rc = 1;
+    /* The lock first: a second instance must not touch the socket (libmilter
+     * removes whatever is at the path before it binds). */
+    /* Signals from the start: a SIGHUP during start-up waits in the pipe
+     * for the loop instead of killing the daemon. */
+    int sigfd = wp_daemon_signals(d);
+    if (sigfd < 0)
+        goto out;
+    if (!wp_daemon_lock(d, why, sizeof(why))) {
+        fprintf(stderr, "waypost-milter: %s\n", why);
+        goto out;
+    }
+    if (mc->listen.family == WP_EP_UNIX && !wp_daemon_socket_free(mc->listen.path, why, sizeof(why))) {
+        fprintf(stderr, "waypost-milter: cannot listen on %s: %s\n", conn, why);
+        goto out;
     }
     if (smfi_setconn(conn) != MI_SUCCESS || smfi_settimeout(mc->timeout) != MI_SUCCESS ||
         smfi_register(milter_desc) != MI_SUCCESS || smfi_opensocket(true) != MI_SUCCESS) {
-        wp_err("cannot listen on %s", conn);
-        return 1;
+        fprintf(stderr, "waypost-milter: cannot listen on %s\n", conn);
+        goto out;
     }
     /* libmilter creates the socket with the process umask: set what we were told. */
-    if (mc->listen.family == WP_EP_UNIX &&
-        !wp_socket_set_owner(mc->listen.path, mc->socket_mode, mc->socket_owner, mc->socket_group, why, sizeof(why))) {
-        wp_err("%s", why);
-        return 1;
+    if (mc->listen.family == WP_EP_UNIX && !wp_daemon_adopt_socket(d, mc->listen.path, why, sizeof(why))) {
+        fprintf(stderr, "waypost-milter: %s\n", why);
+        goto out;
     }
-    if (mc->pidfile[0] && !wp_pidfile_write(mc->pidfile, why, sizeof(why))) {
+    if (!wp_daemon_detach(d, why, sizeof(why)) || !wp_daemon_drop(d, why, sizeof(why))) {
         wp_err("%s", why);
-        return 1;
+        goto out;
     }
-    if (!wp_drop_privileges(mc->user, why, sizeof(why))) {
-        wp_err("%s", why);
-        return 1;
-    }
-    /* SIGUSR1 goes to the reload thread only. */
-    static sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-    pthread_t reloader;
-    pthread_create(&reloader, NULL, reload_thread, &usr1);
-    pthread_detach(reloader);
+    g_mime_init();
 
+    /* libmilter's threads, its signal thread among them, start with our
+     * signals blocked; the main thread takes them (see the header comment). */
+    sigset_t ours, old;
+    sigemptyset(&ours);
+    sigaddset(&ours, SIGHUP);
+    sigaddset(&ours, SIGUSR1);
+    sigaddset(&ours, SIGTERM);
+    sigaddset(&ours, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &ours, &old);
+    struct smfi_run run = { MI_FAILURE };
+    pthread_t smfi;
+    int e = pthread_create(&smfi, NULL, smfi_thread, &run);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        wp_err("cannot start the milter thread: %s", strerror(e));
+        goto out;
+    }
     wp_notice("ready on %s: %zu rules", conn, wp_rules_count(wp_milter_conf(snap)->rules));
-    int rc = smfi_main();
-    if (mc->pidfile[0])
-        unlink(mc->pidfile);
-    if (mc->listen.family == WP_EP_UNIX)
-        unlink(mc->listen.path);
+    wp_daemon_ready(d, "ready on %s: %zu rules", conn, wp_rules_count(wp_milter_conf(snap)->rules));
+    bool stopping = false, ended = false;
+    pthread_t stopper;
+    while (!ended) {
+        struct pollfd pfd = { sigfd, POLLIN, 0 };
+        int n = poll(&pfd, 1, stopping ? 50 : -1);
+        if (n < 0 && errno != EINTR) {
+            wp_err("poll: %s", strerror(errno));
+            break;
+        }
+        if (stopping)
+            poke_listener(&mc->listen);
+        int sig;
+        enum wp_daemon_event ev;
+        while ((ev = wp_daemon_next_signal(d, &sig)) != WP_DAEMON_NONE) {
+            if (ev == WP_DAEMON_RELOAD && !stopping) {
+                struct wp_snapshot *s = wp_daemon_reload(d);
+                if (s)
+                    wp_notice("reloaded %s: %zu rules", path, wp_rules_count(wp_milter_conf(s)->rules));
+            } else if (ev == WP_DAEMON_STOP && sig != 0 && !stopping) {
+                wp_notice("stopping on signal %d", sig);
+                int err = pthread_create(&stopper, NULL, stop_thread, NULL);
+                if (err != 0) {
+                    wp_err("cannot stop libmilter: %s", strerror(err));
+                    continue;
+                }
+                stopping = true;
+                poke_listener(&mc->listen);
+            } else if (ev == WP_DAEMON_STOP && sig == 0) {
+                ended = true;
+            }
+        }
+    }
+    if (!ended && !stopping) /* we cannot wait for signals: stop (libmilter's select ends within 5 s) */
+        stopping = pthread_create(&stopper, NULL, stop_thread, NULL) == 0;
+    pthread_join(smfi, NULL);
+    if (stopping)
+        pthread_join(stopper, NULL);
+    if (!stopping)
+        wp_err("libmilter stopped on its own");
+    rc = run.rc == MI_SUCCESS && stopping ? 0 : 1;
     wp_notice("stopped");
+out:
     free(conn);
-    return rc == MI_SUCCESS ? 0 : 1;
+    wp_snapshot_unref(snap);
+    rc = wp_daemon_end(d, rc);
+    free(path);
+    return rc;
 }

@@ -7,8 +7,9 @@ command -v miltertest >/dev/null || { echo "Bail out! miltertest is not installe
 MILTER_PIDS="" # more children of the script to stop at exit (a sink, say)
 
 # milter_start: start the milter as a child and wait for its socket; at exit
-# stop it (libmilter notices SIGTERM only when a connection wakes it, hence
-# the poke) and everything in MILTER_PIDS, and remove $dir.
+# stop it and everything in MILTER_PIDS, and remove $dir.  (The poke dates
+# from when libmilter noticed SIGTERM only when a connection woke it; the
+# milter now wakes its listener itself.)
 milter_start() {
     "$MILTER" -f -c "$dir/w.conf" 2> "$dir/milter.log" &
     mpid=$!

@@ -44,7 +44,9 @@ PY
 check "answers after dropping privileges" [ "$answer" = "32:OK smtp:[sibling.company.dom]:26," ]
 timeout 5 "$POLICYD" -f -c "$dir/waypost.conf" 2> "$dir/second.err"
 check "a second instance refuses to start" [ $? -eq 1 ]
-check "... saying why" grep -q "$dir/sm.sock is in use by a running process" "$dir/second.err"
+# The pidfile lock decides, before any socket is touched (it used to be the
+# socket check, which still guards configurations without a pidfile).
+check "... saying why" grep -q "already running (pid $pid holds $dir/policyd.pid)" "$dir/second.err"
 check "... and the first one still answers" [ "$(python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"16:relay friend.com,"); print(s.recv(100).decode())' "$dir/sm.sock")" = "5:OK OK," ]
 kill "$pid"
 i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done

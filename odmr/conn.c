@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn.c - waypost-odmrd's connections (conn.h): replies and lines, closing
+ * once the output is out, the event callbacks, accepting with the
+ * connection limit.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/address.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "odmr/auth.h"
+#include "lib/strbuf.h"
+#include "odmr/conn.h"
+#include "odmr/dsn.h"
+#include "odmr/spool.h"
+
+/* ------------------------------------------------------------ helpers */
+
+/* The reversed session under TLS sends each line in its own TLS record:
+ * fetchmail's ODMR client splices the connection one line per readable
+ * event on the socket, and lines that OpenSSL has already decrypted into
+ * its buffer never make the socket readable again, so a record of several
+ * lines stalls it.  A reference chain of the output buffer becomes one
+ * SSL_write, hence one record. */
+bool wp_conn_line_records(const struct conn *c)
+{
+    return c->tls && c->state >= ST_TURN_GREET;
+}
+
+void wp_conn_free_line(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+void wp_conn_reply(struct conn *c, const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char buf[WP_ODMR_LINE_MAX + 8];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(buf) - 3)
+        n = (int)sizeof(buf) - 3;
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    if (wp_conn_line_records(c))
+        evbuffer_add_reference(out, wp_strndup(buf, (size_t)n), (size_t)n, wp_conn_free_line, NULL);
+    else
+        evbuffer_add(out, buf, (size_t)n);
+}
+
+/* Is the command word cmd at the start of line (then a space or the end)? */
+bool wp_conn_is_cmd(const char *line, const char *cmd, const char **arg)
+{
+    size_t n = strlen(cmd);
+    if (!wp_strnieq(line, cmd, n) || (line[n] && line[n] != ' '))
+        return false;
+    const char *a = line + n;
+    while (*a == ' ')
+        a++;
+    *arg = a;
+    return true;
+}
+
+/* The address of "FROM:<addr> params" or "TO:<addr> params": copied into
+ * out; *params points after it.  A source route (@a,@b:) is dropped. */
+bool wp_conn_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params)
+{
+    size_t pl = strlen(prefix);
+    if (!wp_strnieq(arg, prefix, pl))
+        return false;
+    const char *p = arg + pl;
+    while (*p == ' ')
+        p++;
+    if (*p != '<')
+        return false;
+    p++;
+    const char *start = p;
+    bool quoted = false;
+    for (; *p; p++) {
+        if (*p == '\\' && quoted && p[1])
+            p++;
+        else if (*p == '"')
+            quoted = !quoted;
+        else if (*p == '>' && !quoted)
+            break;
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    }
+    if (*p != '>')
+        return false;
+    size_t n = (size_t)(p - start);
+    if (n > 0 && start[0] == '@') {
+        const char *colon = memchr(start, ':', n);
+        if (!colon)
+            return false;
+        n -= (size_t)(colon + 1 - start);
+        start = colon + 1;
+    }
+    if (n >= size || n > WP_ADDR_MAX)
+        return false;
+    memcpy(out, start, n);
+    out[n] = '\0';
+    *params = p + 1;
+    return true;
+}
+
+/* Read one line (CRLF or LF) into buf.  1: a line; 0: need more; -1: too
+ * long (the rest of it is dropped) or holds a NUL. */
+int wp_conn_get_line(struct evbuffer *in, char *buf, size_t size)
+{
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+    if (eol.pos < 0)
+        return evbuffer_get_length(in) >= size ? -1 : 0;
+    size_t n = (size_t)eol.pos;
+    if (n + 1 > size) {
+        evbuffer_drain(in, n + 1);
+        return -1;
+    }
+    evbuffer_remove(in, buf, n + 1);
+    buf[n] = '\0';
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    return memchr(buf, '\0', n) ? -1 : 1;
+}
+
+bool wp_conn_queue_busy(const struct server *srv, const char *q)
+{
+    for (size_t i = 0; i < srv->nbusy; i++)
+        if (strcmp(srv->busy[i], q) == 0)
+            return true;
+    return false;
+}
+
+static void queues_release(struct conn *c)
+{
+    struct server *srv = c->srv;
+    for (size_t k = 0; k < c->nqueues; k++) {
+        for (size_t i = 0; i < srv->nbusy; i++) {
+            if (strcmp(srv->busy[i], c->queues[k]) == 0) {
+                free(srv->busy[i]);
+                srv->busy[i] = srv->busy[--srv->nbusy];
+                break;
+            }
+        }
+        free(c->queues[k]);
+    }
+    free(c->queues);
+    c->queues = NULL;
+    c->nqueues = 0;
+}
+
+void wp_conn_txn_reset(struct conn *c)
+{
+    free(c->sender);
+    c->sender = NULL;
+    for (size_t i = 0; i < c->nrcpts; i++)
+        free(c->rcpts[i].addr);
+    free(c->rcpts);
+    c->rcpts = NULL;
+    c->nrcpts = 0;
+    c->have_mail = false;
+    c->too_big = false;
+    if (c->body)
+        evbuffer_drain(c->body, evbuffer_get_length(c->body));
+}
+
+void wp_conn_txn_free(struct txn *t)
+{
+    if (!t->active)
+        return;
+    wp_strv_free(t->why, t->nwhy);
+    wp_spool_msg_free(&t->msg);
+    free(t->accepted);
+    free(t->refused);
+    memset(t, 0, sizeof(*t));
+}
+
+void wp_conn_free(struct conn *c)
+{
+    if (c->side == SIDE_CUSTOMER && c->nqueues)
+        wp_info("%s: reversed session ended after %u message%s", c->peer, c->delivered,
+                c->delivered == 1 ? "" : "s");
+    wp_conn_txn_free(&c->cur);
+    wp_conn_txn_free(&c->prev);
+    wp_turn_queue_sync(c);
+    queues_release(c);
+    if (c->ids)
+        wp_spool_names_free(c->ids, c->nids);
+    wp_conn_txn_reset(c);
+    if (c->body)
+        evbuffer_free(c->body);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->closer)
+        event_free(c->closer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    c->srv->connections--;
+    if (c->prev_conn)
+        c->prev_conn->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev_conn = c->prev_conn;
+    wp_snapshot_unref(c->snap);
+    free(c);
+}
+
+/* Bytes still to go out: with TLS on a STARTTLS filter, the encrypted
+ * bytes wait in the underlying socket's buffer. */
+static size_t pending_output(struct conn *c)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    struct bufferevent *under = bufferevent_get_underlying(c->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+static void on_closer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (pending_output(c) == 0 || wp_now_ms() >= c->close_deadline) {
+        wp_conn_free(c);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(c->closer, &tv);
+}
+
+/* Close once what was written has gone out (at most odmr.timeout later).
+ * Never frees at once: callers may still look at c. */
+void wp_conn_close(struct conn *c)
+{
+    if (c->state == ST_CLOSING)
+        return;
+    c->state = ST_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    c->close_deadline = wp_now_ms() + (uint64_t)wp_odmr_conf(c->snap)->timeout * 1000;
+    c->closer = evtimer_new(c->srv->base, on_closer, c);
+    struct timeval tv = {0, 0};
+    evtimer_add(c->closer, &tv);
+}
+
+/* A refused command; too many of them end the connection. */
+bool wp_conn_refuse(struct conn *c, const char *text)
+{
+    wp_conn_reply(c, "%s", text);
+    if (++c->bad_commands >= WP_ODMR_BAD_COMMANDS_MAX) {
+        wp_notice("%s: too many refused commands, closing", c->peer);
+        wp_conn_reply(c, "421 4.7.0 %s Too many errors, closing", c->srv->hostname);
+        wp_conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+void wp_conn_set_timeouts(struct conn *c)
+{
+    struct timeval tv = {wp_odmr_conf(c->snap)->timeout, 0};
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+/* ------------------------------------------------------------ events */
+
+void wp_conn_process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->state != ST_CLOSING && c->state != ST_AUTH_DELAY) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_MAX) {
+            /* Commands keep coming, replies are not read: not a mail client. */
+            wp_notice("%s: does not read its replies, closing", c->peer);
+            wp_conn_close(c);
+            return;
+        }
+        if (c->state == ST_DATA) {
+            if (!wp_lmtp_data(c))
+                return;
+            continue;
+        }
+        if (c->state >= ST_TURN_GREET) {
+            if (!wp_turn_input(c))
+                return;
+            continue;
+        }
+        char line[WP_ODMR_LINE_MAX];
+        int r = wp_conn_get_line(in, line, sizeof(line));
+        if (r == 0)
+            return;
+        if (r < 0) {
+            wp_notice("%s: line too long or with a NUL byte, closing", c->peer);
+            wp_conn_reply(c, "500 5.5.2 Line too long or malformed");
+            wp_conn_close(c);
+            return;
+        }
+        if (c->state == ST_AUTH_PLAIN || c->state == ST_AUTH_CRAM) {
+            if (strcmp(line, "*") == 0) {
+                c->state = ST_CMD;
+                wp_conn_refuse(c, "501 5.0.0 Authentication cancelled");
+            } else if (c->state == ST_AUTH_PLAIN) {
+                wp_session_auth_plain(c, line);
+            } else {
+                wp_session_auth_cram(c, line);
+            }
+            continue;
+        }
+        if (c->side == SIDE_LMTP)
+            wp_lmtp_command(c, line);
+        else
+            wp_session_command(c, line);
+    }
+}
+
+void wp_conn_on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    wp_conn_process(arg);
+}
+
+void wp_conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        wp_notice("%s: timeout, closing", c->peer);
+        if ((what & BEV_EVENT_READING) && c->state < ST_TURN_GREET) {
+            wp_conn_reply(c, "421 4.4.2 %s Timeout, closing", c->srv->hostname);
+            wp_conn_close(c); /* the write timeout still guards the reply */
+            return;
+        }
+    } else if (what & BEV_EVENT_ERROR) {
+        unsigned long e = bufferevent_get_openssl_error(c->bev);
+        if (e) {
+            char buf[256];
+            ERR_error_string_n(e, buf, sizeof(buf));
+            wp_notice("%s: TLS error: %s", c->peer, buf);
+        } else {
+            wp_debug("%s: connection error", c->peer);
+        }
+    } else if (what & BEV_EVENT_EOF) {
+        if (c->state != ST_TURN_QUIT && c->state != ST_CLOSING && (c->state >= ST_TURN_GREET || c->have_mail))
+            wp_notice("%s: connection closed by the peer in mid-session", c->peer);
+    }
+    if (what & (BEV_EVENT_TIMEOUT | BEV_EVENT_ERROR | BEV_EVENT_EOF))
+        wp_conn_free(c);
+}
+
+static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, enum side side,
+                        bool implicit_tls)
+{
+    if (srv->connections >= srv->max_connections) {
+        wp_warn("connection limit (%d) reached: refusing a connection", srv->max_connections);
+        static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
+        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)w;
+        evutil_closesocket(fd);
+        return;
+    }
+    struct conn *c = wp_calloc(1, sizeof(*c));
+    c->srv = srv;
+    c->snap = wp_snapshot_ref(srv->snap);
+    c->side = side;
+    c->state = ST_CMD;
+    srv->connections++;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev_conn = c;
+    srv->conns = c;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+        char host[64];
+        evutil_inet_ntop(sa->sa_family,
+                         sa->sa_family == AF_INET ? (void *)&((struct sockaddr_in *)sa)->sin_addr
+                                                  : (void *)&((struct sockaddr_in6 *)sa)->sin6_addr,
+                         host, sizeof(host));
+        snprintf(c->peer, sizeof(c->peer), "%s", host);
+    } else {
+        snprintf(c->peer, sizeof(c->peer), "%s", side == SIDE_LMTP ? "lmtp" : "local");
+    }
+    evutil_make_socket_nonblocking(fd);
+    if (implicit_tls) {
+        SSL *ssl = SSL_new(srv->tls);
+        c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->tls = true;
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        wp_conn_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, wp_conn_on_read, NULL, wp_conn_on_event, c);
+    wp_conn_set_timeouts(c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (side == SIDE_LMTP)
+        wp_conn_reply(c, "220 %s LMTP Waypost ODMR intake", srv->hostname);
+    else
+        wp_conn_reply(c, "220 %s ESMTP Waypost on-demand mail relay server ready", srv->hostname);
+}
+
+void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    (void)salen;
+    struct listener_arg *la = arg;
+    accept_conn(la->srv, fd, sa, la->side, la->tls);
+}
+

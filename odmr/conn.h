@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn.h - waypost-odmrd's connections, shared by its parts:
+ *
+ *   conn.c     lines, replies, closing, the event callbacks and accept
+ *   lmtp.c     LMTP intake (Postfix hands over the mail of ODMR queues)
+ *   session.c  the customer session: EHLO, STARTTLS, AUTH, ATRN
+ *   turn.c     the turned delivery: waypost-odmrd as the SMTP client on
+ *              the customer's connection after ATRN
+ *   odmrd.c    expiry, signals and main() on the daemon skeleton
+ *
+ * One thread: every function here runs in the event loop.
+ */
+#ifndef WP_ODMR_CONN_H
+#define WP_ODMR_CONN_H
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/daemon.h"
+#include "lib/defaults.h"
+#include "odmr/spool.h"
+#include "odmr/settings.h"
+#include "state/snapshot.h"
+
+
+#define LMTP_RCPTS_MAX 1000
+#define OUTPUT_MAX (1024 * 1024) /* unread replies before we give up on a peer */
+#define SYNC_EVERY 64            /* removals in a reversed session between directory fsyncs */
+
+struct server {
+    struct event_base *base;
+    struct wp_daemon *d;      /* the skeleton: holds the current snapshot */
+    struct wp_snapshot *snap; /* d's current one (borrowed); new connections take a reference */
+    SSL_CTX *tls;
+    char hostname[256];
+    int connections;
+    int max_connections;
+    char **busy; /* queues an ATRN session is delivering */
+    size_t nbusy;
+    struct event *expire_ev;
+    struct conn *conns; /* every open connection, freed at shutdown */
+};
+
+enum side { SIDE_LMTP, SIDE_CUSTOMER };
+
+enum state {
+    ST_CMD,        /* reading commands */
+    ST_DATA,       /* LMTP: message text */
+    ST_AUTH_PLAIN, /* waiting for the PLAIN response */
+    ST_AUTH_CRAM,  /* waiting for the CRAM-MD5 response */
+    ST_AUTH_DELAY, /* a failed AUTH: answer after a delay */
+    ST_TURN_GREET, /* reversed: waiting for the customer's 220 */
+    ST_TURN_EHLO,  /* reversed: EHLO sent */
+    ST_TURN_HELO,  /* reversed: HELO sent after EHLO failed */
+    ST_TURN_TXN,   /* reversed: MAIL, RCPTs, DATA sent, replies due */
+    ST_TURN_DOT,   /* reversed: message sent, final reply due */
+    ST_TURN_RSET,  /* reversed: RSET sent */
+    ST_TURN_QUIT,  /* reversed: QUIT sent */
+    ST_CLOSING,
+};
+
+/* One message of the reversed session. */
+struct txn {
+    bool active;
+    struct wp_spool_msg msg;
+    bool *accepted; /* per recipient: RCPT got 2xx */
+    bool *refused;  /* per recipient: RCPT got 5xx */
+    char **why;     /* per recipient: the customer's refusal */
+    size_t nwhy;
+    size_t reply_no; /* replies of this transaction read so far */
+    bool mail_ok;
+    bool data_ok; /* the text was sent (not just a lone dot) */
+};
+
+struct lmtp_rcpt {
+    char *addr;
+    char queue[WP_DOMAIN_MAX + 1];
+};
+
+struct conn {
+    struct server *srv;
+    struct conn *next, *prev_conn; /* in srv->conns */
+    struct wp_snapshot *snap;
+    struct bufferevent *bev;
+    enum side side;
+    enum state state;
+    char peer[80];
+    int bad_commands;
+    /* LMTP */
+    bool lhlo;
+    bool have_mail;
+    char *sender;
+    struct lmtp_rcpt *rcpts;
+    size_t nrcpts;
+    struct evbuffer *body;
+    bool too_big;
+    /* customer */
+    bool ehlo;
+    bool tls;
+    char user[256];
+    int auth_failures;
+    char challenge[300];
+    struct event *timer;
+    struct event *closer; /* ST_CLOSING: frees the connection once its output is out */
+    uint64_t close_deadline;
+    /* reversed delivery */
+    char **queues; /* locked while we deliver */
+    size_t nqueues, qi;
+    char **ids;
+    size_t nids, ii;
+    bool pipelining;
+    struct txn cur;  /* the message whose MAIL, RCPT and DATA replies are due */
+    struct txn prev; /* sent in full, its final reply due (before cur's replies) */
+    unsigned delivered;
+    unsigned unsynced; /* removals from the current queue not yet fsync'ed */
+};
+
+/* The arguments of one listener's accept callback. */
+struct listener_arg {
+    struct server *srv;
+    enum side side;
+    bool tls;
+};
+
+/* conn.c */
+bool wp_conn_line_records(const struct conn *c);
+void wp_conn_free_line(const void *data, size_t len, void *arg);
+void wp_conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool wp_conn_is_cmd(const char *line, const char *cmd, const char **arg);
+bool wp_conn_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params);
+int wp_conn_get_line(struct evbuffer *in, char *buf, size_t size);
+bool wp_conn_queue_busy(const struct server *srv, const char *q);
+void wp_conn_txn_reset(struct conn *c);
+void wp_conn_txn_free(struct txn *t);
+void wp_conn_free(struct conn *c);
+void wp_conn_close(struct conn *c);
+bool wp_conn_refuse(struct conn *c, const char *text);
+void wp_conn_set_timeouts(struct conn *c);
+void wp_conn_process(struct conn *c);
+void wp_conn_on_read(struct bufferevent *bev, void *arg);
+void wp_conn_on_event(struct bufferevent *bev, short what, void *arg);
+void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
+
+/* lmtp.c */
+void wp_lmtp_command(struct conn *c, const char *line);
+bool wp_lmtp_data(struct conn *c);
+
+/* session.c */
+void wp_session_auth_plain(struct conn *c, const char *b64);
+void wp_session_auth_cram(struct conn *c, const char *b64);
+void wp_session_command(struct conn *c, const char *line);
+
+/* turn.c */
+void wp_turn_queue_sync(struct conn *c);
+bool wp_turn_input(struct conn *c);
+
+#endif
