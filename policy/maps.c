@@ -132,11 +132,6 @@ static const struct {
 };
 _Static_assert(sizeof(kept) / sizeof(kept[0]) == WP_KEPT_COUNT, "one enum value per kept attribute");
 
-bool wp_policy_attr_kept(const char *name)
-{
-    return wp_policy_kept_index(name, strlen(name)) >= 0;
-}
-
 void wp_policy_request_clear(struct wp_policy_request *req)
 {
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
@@ -151,19 +146,6 @@ bool wp_policy_attr_set(struct wp_policy_request *req, enum wp_policy_kept k, co
     memcpy(field, value, len);
     field[len] = '\0';
     return true;
-}
-
-bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value)
-{
-    return wp_policy_attr_len(req, name, strlen(name), value, strlen(value));
-}
-
-bool wp_policy_attr_len(struct wp_policy_request *req, const char *name, size_t name_len, const char *value,
-                        size_t value_len)
-{
-    int k = wp_policy_kept_index(name, name_len);
-    return k < 0 ||
-           wp_policy_attr_set(req, (enum wp_policy_kept)k, value, value_len); /* others are ignored */
 }
 
 /* "550 5.1.1 text" from a route text "5.1.1 text" ("451" for 4.x.x). */

@@ -93,18 +93,8 @@ static inline int wp_policy_kept_index(const char *name, size_t len)
  * k.  Returns false if it is too long for its buffer. */
 bool wp_policy_attr_set(struct wp_policy_request *req, enum wp_policy_kept k, const char *value, size_t len);
 
-/* Store one "name=value" attribute (unknown names are ignored).  Returns
- * false if a value we keep is too long for its buffer. */
-bool wp_policy_attr(struct wp_policy_request *req, const char *name, const char *value);
-/* The same with the lengths known (the bytes need no terminating NUL). */
-bool wp_policy_attr_len(struct wp_policy_request *req, const char *name, size_t name_len, const char *value,
-                        size_t value_len);
-
 /* Forget the attributes of the last request (cheaper than zeroing it all). */
 void wp_policy_request_clear(struct wp_policy_request *req);
-
-/* Is this one of the attributes Waypost keeps? */
-bool wp_policy_attr_kept(const char *name);
 
 /* The access(5) action for a request ("DUNNO", "550 5.1.1 ...", ...). */
 void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
