@@ -90,6 +90,13 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const
         WP_JOIN(value, size, rt.text);
         return WP_ANS_TEMP;
     }
+    /* Mail for a domain Waypost does not route, sent by MX with no Router
+     * record on the way, is none of Waypost's business: "not found" lets
+     * the administrator's own transport_maps (which Postfix asks after
+     * ours, for the full address first) and the default transport decide. */
+    if (!access && rt.kind == WP_ROUTE_RELAY && rt.mx && !rt.record && !rt.unknown && !rt.unified &&
+        !rt.routed_input && !wp_router_routes_domain(r, strrchr(key, '@') + 1))
+        return WP_ANS_NOTFOUND;
     switch (map) {
     case WP_MAP_TRANSPORT: return transport_value(s, &rt, value, size);
     case WP_MAP_ACCOUNT:

@@ -113,10 +113,12 @@ sleep 1.5   # the reload: Postfix's daemons restart with the new main.cf
 send_ok "after: to a Waypost account" sender@example.org alice@company.dom
 e2e_sink_wait local 1 15
 check "Waypost's route: alice@company.dom reached the mailbox server" [ "$(e2e_sink_rcpts local)" = "alice@company.dom" ]
-# (Not tested here: mail for hashroute.test while Waypost is wired.  Postfix
-# asks every transport map for the full address before any map for the
-# domain, and waypost-policyd answers every full address, so the hash: entry
-# is shadowed while Waypost is wired; see the report of issue 13.)
+# The administrator's hash: transport map still routes its own domain:
+# Postfix asks Waypost's map first, for the full address, and Waypost
+# answers "not found" for a domain it does not route.
+send_ok "after: to the hash: map's domain" sender@example.org y@hashroute.test
+e2e_sink_wait hash 2 15
+check "after: the hash: map still routes its domain" [ "$(e2e_sink_count hash)" -eq 2 ]
 check "the rules ran (X-Waypost-Rules) on SMTP mail" grep -q '^X-Waypost-Rules: stamped' $(e2e_sink_files local)
 check "the second policy service is still asked" grep -q 'RCPT alice@company.dom' "$E2E/policy2.requests"
 
@@ -152,6 +154,6 @@ ck "--undo: postconf -n exactly the original" cmp -s "$E2E/n0" "$E2E/n3" || diff
 check "--undo: master.cf exactly the original" cmp -s "$E2E/m0" "$E2E/m3"
 sleep 1.5   # the reload
 send_ok "after --undo: to the hash: map's domain" sender@example.org z@hashroute.test
-e2e_sink_wait hash 2 15
-check "after --undo: the hash: map routes its domain again" [ "$(e2e_sink_count hash)" -eq 2 ]
+e2e_sink_wait hash 3 15
+check "after --undo: the hash: map routes its domain again" [ "$(e2e_sink_count hash)" -eq 3 ]
 done_testing

@@ -103,6 +103,12 @@ START_TEST(maps)
     ck_assert_str_eq(map(s, "transport", "nobody@company.dom"), "FOUND error:5.1.1 User unknown");
     ck_assert_str_eq(map(s, "transport", "*"), "NOTFOUND ");
     ck_assert_str_eq(map(s, "transport", "company.dom"), "NOTFOUND ");
+    /* A domain Waypost does not route, reached by MX without a record: the
+     * administrator's own transport_maps and the default transport decide. */
+    ck_assert_str_eq(map(s, "transport", "u@elsewhere.example"), "NOTFOUND ");
+    ck_assert_str_eq(map(s, "virtual", "u@elsewhere.example"), "NOTFOUND ");
+    /* ... but an address of ours that routing sends there is Waypost's. */
+    ck_assert_str_eq(map(s, "transport", "u%elsewhere.example@company.dom"), "FOUND smtp:elsewhere.example");
     ck_assert_str_eq(map(s, "virtual", "postmaster@company.dom"), "FOUND alice@company.dom");
     ck_assert_str_eq(map(s, "virtual", "ALICE@company.dom"), "NOTFOUND ");
     ck_assert_str_eq(map(s, "virtual", "company.dom"), "NOTFOUND ");
