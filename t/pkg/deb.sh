@@ -107,7 +107,7 @@ done
 for p in "${DAEMON_PIDS[@]}"; do
     check "pid $p ($(ps -o comm= -p "$p")) runs as waypost" [ "$(ps -o user= -p "$p" | tr -d ' ')" = waypost ]
 done
-check "no daemon process runs as root" sh -c "! ps -eo user=,comm= | grep -E '^root +waypost-(policyd|milter|odmrd)'"
+check "no installed daemon runs as root" sh -c "! ps -eo user=,args= | grep -E '^root +/usr/sbin/waypost-(policyd|milter|odmrd)'"
 
 e2e_sink local 127.0.4.20:25
 e2e_free_port SMTP
