@@ -79,16 +79,25 @@ check "creating it again is fine" e2e_dovecot_mailbox security@company.dom outgo
 is "security's mailboxes" "$(e2e_imap_list security@company.dom secpw | LC_ALL=C sort | tr '\n' ' ')" "INBOX outgoing "
 # Dovecot's failure delay and auth penalty each add 2 s.  The limit is
 # relative to two plain logins timed just before, so a loaded machine
-# (slow client start-up) does not fail it, and either delay still does.
-t0=$EPOCHREALTIME
-e2e_imap_count alice@company.dom alicepw INBOX >/dev/null
-e2e_imap_count alice@company.dom alicepw INBOX >/dev/null
-base=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
-t0=$EPOCHREALTIME
-expect_exit "wrong password: exit 2" 2 e2e_imap_count alice@company.dom wrong INBOX
-is "right password after a failure (no auth penalty)" "$(e2e_imap_count alice@company.dom alicepw INBOX)" 0
-dt=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
-check "failed login + good login took < two good logins + 1.5 s (${dt} ms vs ${base} ms; 2 s more with a delay)" \
+# (slow client start-up) does not fail it, and either delay still does.  A
+# delay is there every time; a burst of load from elsewhere is not: up to
+# three measurements, the first within the limit passes.
+try=0
+while :; do
+    try=$((try + 1))
+    t0=$EPOCHREALTIME
+    e2e_imap_count alice@company.dom alicepw INBOX >/dev/null
+    e2e_imap_count alice@company.dom alicepw INBOX >/dev/null
+    base=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+    t0=$EPOCHREALTIME
+    e2e_imap_count alice@company.dom wrong INBOX >/dev/null 2>&1; rc=$?
+    good=$(e2e_imap_count alice@company.dom alicepw INBOX)
+    dt=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+    [ "$dt" -lt $((base + 1500)) ] || [ "$try" -ge 3 ] && break
+done
+is "wrong password: exit 2" "$rc" 2
+is "right password after a failure (no auth penalty)" "$good" 0
+check "failed login + good login took < two good logins + 1.5 s (${dt} ms vs ${base} ms, try $try; 2 s more with a delay)" \
     test "$dt" -lt $((base + 1500))
 expect_exit "count of a missing mailbox: exit 1" 1 e2e_imap_count alice@company.dom alicepw Nope
 

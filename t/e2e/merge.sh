@@ -133,7 +133,12 @@ check "sendmail: the rules ran on mail that never saw smtpd" [ "$n" -eq 1 ]
 # The existing milter is still in the path: without it Postfix tempfails.
 kill "$NM"; wait "$NM" 2>/dev/null
 out=$(e2e_send sender@example.org alice@company.dom -- --subject "no nullmilter")
-case $out in *"ERROR"*) not_ok "nullmilter stopped: tempfail (connection failed)" ;; *"DATA 4"*|*"RCPT <alice@company.dom> 4"*|*"MAIL 4"*) ok "nullmilter stopped: Postfix tempfails (it is still consulted)" ;; *) not_ok "nullmilter stopped: tempfail"; echo "$out" | sed 's/^/#   /' ;; esac
+# Postfix 3.7 tempfails the transaction; Postfix 3.10 already refuses the
+# session with 421 when the milter cannot be reached at connect.
+case $out in
+*"DATA 4"*|*"RCPT <alice@company.dom> 4"*|*"MAIL 4"*|*"ERROR"*"421"*) ok "nullmilter stopped: Postfix tempfails (it is still consulted)" ;;
+*) not_ok "nullmilter stopped: tempfail"; echo "$out" | sed 's/^/#   /' ;;
+esac
 
 rm -f "$E2E/null.sock"
 e2e_bg nullmilter2 "$top_builddir/bench/nullmilter" "unix:$E2E/null.sock"
