@@ -226,6 +226,11 @@ void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec
     if (!parse_unknown(unknown, d, &why))
         wp_error(err, file, spec->unknown_line ? spec->unknown_line : line, "mail_to_unknown: %s", why);
 
+    wp_groups_add(&d->groups, spec->groups, false, d->name, r->basedir, file,
+                  spec->groups_line ? spec->groups_line : line, err);
+    wp_groups_add(&d->groups, spec->forwarders, true, d->name, r->basedir, file,
+                  spec->forwarders_line ? spec->forwarders_line : line, err);
+
     uint32_t idx = (uint32_t)r->ndomains++;
     const char *k = d->name;
     struct wp_strmap_entry *e = wp_strmap_put(&r->domain_index, wp_hash_fwd(k, strlen(k)), k, strlen(k));
@@ -305,6 +310,7 @@ void wp_router_free(struct wp_router *r)
     for (size_t i = 0; i < r->ndomains; i++) {
         wp_accounts_free(r->domains[i].accounts);
         free(r->domains[i].reroute);
+        wp_groups_free(&r->domains[i].groups);
     }
     free(r->domains);
     wp_strmap_free(&r->domain_index);
