@@ -60,7 +60,8 @@ static const char *const day_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri
 struct cond {
     enum cond_kind kind;
     enum op op;
-    char *field;  /* Header Field: the field name */
+    char *field;  /* Header Field: the field name (of the first element) */
+    char **fields; /* Header Field lists: each picture's own field name */
     char **pics;  /* is/is not: one; in/not in: the list */
     size_t *piclens;
     size_t npics;
@@ -132,6 +133,69 @@ static long long parse_size(const char *s, bool *ok)
 }
 
 #define LOAD_ERROR(...) wp_error(err, wp_conf_file(s, file), wp_conf_line(s), __VA_ARGS__)
+
+static const char *const long_day_names[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
+                                               "Thursday", "Friday", "Saturday" };
+static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* "25 Dec 2004" (CommuniGate's spelling; also "25-Dec-2004") or
+ * "2004-12-25" -> "2004-12-25"; false if it is neither. */
+static bool date_iso(const char *in, char *out, size_t size)
+{
+    int y, m, d;
+    char mon[4], tail;
+    if (sscanf(in, "%d-%d-%d%c", &y, &m, &d, &tail) == 3) {
+        if (y < 1900 || m < 1 || m > 12 || d < 1 || d > 31)
+            return false;
+        snprintf(out, size, "%04d-%02d-%02d", y, m, d);
+        return true;
+    }
+    if (sscanf(in, "%d%*[ -]%3[A-Za-z]%*[ -]%d%c", &d, mon, &y, &tail) != 3 || d < 1 || d > 31 || y < 1900)
+        return false;
+    for (m = 0; m < 12; m++)
+        if (wp_strieq(mon, month_names[m]))
+            break;
+    if (m == 12)
+        return false;
+    snprintf(out, size, "%04d-%02d-%02d", y, m + 1, d);
+    return true;
+}
+
+/* Current Day / Current Date pictures in CommuniGate's spellings: long and
+ * short day names ("Monday", "Mon"), dates as "25 Dec 2004" or ISO.  Each
+ * is rewritten into the form the clock is compared in ("Mon",
+ * "2004-12-25"); a picture without '*' in neither form could never match
+ * and is refused. */
+static bool normalize_clock(struct cond *c, const char *what, const config_setting_t *s, const char *file,
+                            struct wp_errors *err)
+{
+    for (size_t i = 0; i < c->npics; i++) {
+        char *p = c->pics[i];
+        if (strchr(p, '*'))
+            continue;
+        char out[32];
+        bool ok = false;
+        if (c->kind == C_DAY) {
+            for (int d = 0; d < 7 && !ok; d++)
+                if (wp_strieq(p, long_day_names[d]) || wp_strieq(p, day_names[d])) {
+                    snprintf(out, sizeof(out), "%s", day_names[d]);
+                    ok = true;
+                }
+        } else {
+            ok = date_iso(p, out, sizeof(out));
+        }
+        if (!ok) {
+            LOAD_ERROR("%s '%s' never matches: %s", what, p,
+                       c->kind == C_DAY ? "not a day name (Monday or Mon)"
+                                        : "not a date (25 Dec 2004 or 2004-12-25)");
+            return false;
+        }
+        free(c->pics[i]);
+        c->pics[i] = wp_strdup(out);
+    }
+    return true;
+}
 
 static bool load_cond(const config_setting_t *s, const char *file, struct cond *c, struct wp_errors *err)
 {
@@ -217,6 +281,30 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
         split_list(param, &c->pics, &c->npics);
     else
         wp_strv_push(&c->pics, &c->npics, wp_strdup(param));
+    if (c->kind == C_HEADER_FIELD) {
+        /* CommuniGate's lists: each element "Name: picture" names its own
+         * field; an element without a name keeps the one before it. */
+        c->fields = wp_calloc(c->npics + 1, sizeof(char *));
+        const char *cur = c->field;
+        for (size_t i = 0; i < c->npics; i++) {
+            char *colon = i ? strchr(c->pics[i], ':') : NULL;
+            if (colon && colon > c->pics[i] && wp_header_name_valid(c->pics[i], (size_t)(colon - c->pics[i]))) {
+                char *name = wp_strndup(c->pics[i], (size_t)(colon - c->pics[i]));
+                const char *rest = colon + 1;
+                while (*rest == ' ')
+                    rest++;
+                char *pic = wp_strdup(rest);
+                free(c->pics[i]);
+                c->pics[i] = pic;
+                c->fields[i] = name;
+                cur = name;
+            } else {
+                c->fields[i] = wp_strdup(cur);
+            }
+        }
+    }
+    if ((c->kind == C_DAY || c->kind == C_DATE) && !normalize_clock(c, v[0], s, file, err))
+        return false;
     c->piclens = wp_calloc(c->npics + 1, sizeof(*c->piclens));
     for (size_t i = 0; i < c->npics; i++) {
         c->piclens[i] = strlen(c->pics[i]);
@@ -230,6 +318,7 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
 
 static void free_cond(struct cond *c)
 {
+    wp_strv_free(c->fields, c->fields ? c->npics : 0);
     free(c->field);
     free(c->piclens);
     wp_strv_free(c->pics, c->npics);
@@ -334,9 +423,24 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
         }
         for (size_t i = 0; i < a->naddrs; i++) {
             struct wp_address ad;
-            if (!wp_address_parse(a->addrs[i], strlen(a->addrs[i]), 0, &ad, &why) || !ad.domain[0]) {
-                LOAD_ERROR("'%s' is not an address: %s", a->addrs[i], ad.domain[0] ? why : "no domain");
+            if (!wp_address_parse(a->addrs[i], strlen(a->addrs[i]), 0, &ad, &why)) {
+                LOAD_ERROR("'%s' is not an address: %s", a->addrs[i], why);
                 return false;
+            }
+            if (!ad.domain[0]) {
+                /* "Redirect to postmaster": in the main domain, as the
+                 * Router reads an address without a domain. */
+                if (!env->router) {
+                    LOAD_ERROR("'%s' is not an address: no domain", a->addrs[i]);
+                    return false;
+                }
+                char full[WP_ADDR_MAX + 1];
+                if (!wp_address_format(ad.local, env->router->main_domain, full, sizeof(full))) {
+                    LOAD_ERROR("'%s': address too long", a->addrs[i]);
+                    return false;
+                }
+                free(a->addrs[i]);
+                a->addrs[i] = wp_strdup(full);
             }
         }
         break;
@@ -418,6 +522,31 @@ static void free_rule(struct rule *r)
     free(r->name);
 }
 
+/* A priority as CommuniGate writes it: 1..9 (9 runs first), 0 or
+ * "Inactive" (never runs; our "disabled" too), "Highest" 9, "Lowest" 1,
+ * and numbers written as strings. */
+static bool parse_priority(const config_setting_t *p, int *prio)
+{
+    if (config_setting_type(p) == CONFIG_TYPE_INT) {
+        *prio = config_setting_get_int(p);
+        return *prio >= 0 && *prio <= 9;
+    }
+    if (config_setting_type(p) != CONFIG_TYPE_STRING)
+        return false;
+    const char *t = config_setting_get_string(p);
+    if (wp_strieq(t, "disabled") || wp_strieq(t, "Inactive"))
+        *prio = 0;
+    else if (wp_strieq(t, "Highest"))
+        *prio = 9;
+    else if (wp_strieq(t, "Lowest"))
+        *prio = 1;
+    else if (t[0] >= '0' && t[0] <= '9' && t[1] == '\0')
+        *prio = t[0] - '0';
+    else
+        return false;
+    return true;
+}
+
 struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
                                const struct wp_rules_env *env, struct wp_errors *err)
 {
@@ -439,17 +568,10 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
         const config_setting_t *p = config_setting_get_member(g, "priority");
         if (!p) {
             r->priority = 5;
-        } else if (config_setting_type(p) == CONFIG_TYPE_INT) {
-            r->priority = config_setting_get_int(p);
-            if (r->priority < 1 || r->priority > 9) {
-                s = p;
-                LOAD_ERROR("rule '%s': priority must be 1..9 or \"disabled\"", name);
-            }
-        } else if (config_setting_type(p) == CONFIG_TYPE_STRING && wp_strieq(config_setting_get_string(p), "disabled")) {
-            r->priority = 0;
-        } else {
+        } else if (!parse_priority(p, &r->priority)) {
             s = p;
-            LOAD_ERROR("rule '%s': priority must be 1..9 or \"disabled\"", name);
+            LOAD_ERROR("rule '%s': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or \"Lowest\"",
+                       name);
         }
         const config_setting_t *data = config_setting_get_member(g, "data");
         for (int k = 0; data && k < config_setting_length(data); k++) {
@@ -683,6 +805,18 @@ static bool cond_header_field(const struct cond *c, struct eval *e)
 {
     const struct wp_message *m = e->v->m;
     bool neg = negative(c);
+    if (c->fields) {
+        /* a list: each picture against its own field */
+        for (size_t i = 0; i < m->nheaders; i++)
+            for (size_t k = 0; k < c->npics; k++) {
+                if (!wp_strieq(m->headers[i].name, c->fields[k]))
+                    continue;
+                const char *v = wp_view_decoded(e->v, i);
+                if (pic_match(c, k, v, strlen(v)))
+                    return !neg;
+            }
+        return neg;
+    }
     for (size_t i = 0; i < m->nheaders; i++) {
         if (!wp_strieq(m->headers[i].name, c->field))
             continue;
