@@ -57,6 +57,45 @@ static const struct {
 };
 static const char *const day_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 
+/* CommuniGate conditions and actions without a faithful meaning at the
+ * milter, and what does the job on the Postfix/Dovecot side.  A rule that
+ * uses one is refused, naming the replacement; in a disabled rule (as
+ * `waypost import cgp` writes such rules) it is a warning and the element
+ * is left out, so the rest of the rules still load. */
+static const struct {
+    const char *name, *instead;
+} cond_instead[] = {
+    { "Attachment", "Postfix mime_header_checks, or a content filter such as amavis" },
+    { "Security", "Postfix's TLS settings (smtpd_tls_security_level, reject_plaintext_session)" },
+    { "Existing Mailbox", "Dovecot Sieve mailboxexists" },
+    { "Time of Day", "Current Time" },
+}, act_instead[] = {
+    { "ExternalFilter", "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and non_smtpd_milters)" },
+    { "Execute", "run the program as a Postfix content_filter or pipe(8) transport" },
+    { "Mark", "Dovecot Sieve imap4flags (addflag) at delivery" },
+    { "Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered" },
+    { "Accept Reply", "Dovecot Sieve vacation" },
+    { "React with", "Dovecot Sieve vacation or reject" },
+    { "Send Notification", "Dovecot Sieve enotify" },
+    { "Write To Log", "Postfix header_checks with WARN" },
+    { "FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients" },
+    { "Store Encrypted in", "Dovecot's mail-crypt plugin" },
+    { "Copy attachments into", "a Postfix content_filter" },
+};
+
+/* The replacement for an element name of a table above, or NULL. */
+#define INSTEAD(table, name) instead_of((table), sizeof(table) / sizeof((table)[0]), (name))
+static const char *instead_of(const void *table, size_t n, const char *name)
+{
+    const struct {
+        const char *name, *instead;
+    } *t = table;
+    for (size_t i = 0; i < n; i++)
+        if (wp_strieq(t[i].name, name))
+            return t[i].instead;
+    return NULL;
+}
+
 struct cond {
     enum cond_kind kind;
     enum op op;
@@ -197,7 +236,8 @@ static bool normalize_clock(struct cond *c, const char *what, const config_setti
     return true;
 }
 
-static bool load_cond(const config_setting_t *s, const char *file, struct cond *c, struct wp_errors *err)
+static bool load_cond(const config_setting_t *s, const char *file, bool disabled, struct cond *c,
+                      struct wp_errors *err)
 {
     memset(c, 0, sizeof(*c));
     int n = config_setting_length(s);
@@ -217,7 +257,15 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
     while (k < sizeof(cond_names) / sizeof(cond_names[0]) && !wp_strieq(v[0], cond_names[k].name))
         k++;
     if (k == sizeof(cond_names) / sizeof(cond_names[0])) {
-        LOAD_ERROR("unknown condition '%s'", v[0]);
+        const char *instead = INSTEAD(cond_instead, v[0]);
+        if (instead && disabled)
+            wp_warning(err, wp_conf_file(s, file), wp_conf_line(s),
+                       "condition '%s' left out of this disabled rule: Waypost does not test it -> %s", v[0],
+                       instead);
+        else if (instead)
+            LOAD_ERROR("condition '%s': Waypost does not test it -> %s", v[0], instead);
+        else
+            LOAD_ERROR("unknown condition '%s'", v[0]);
         return false;
     }
     c->kind = cond_names[k].kind;
@@ -381,7 +429,7 @@ static char *store_address(const char *target, const struct wp_rules_env *env, c
 }
 
 static bool load_action(const config_setting_t *s, const char *file, const struct wp_rules_env *env,
-                        struct action *a, struct wp_errors *err)
+                        bool disabled, struct action *a, struct wp_errors *err)
 {
     memset(a, 0, sizeof(*a));
     int n = config_setting_length(s);
@@ -399,7 +447,15 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
     while (k < sizeof(act_names) / sizeof(act_names[0]) && !wp_strieq(name, act_names[k].name))
         k++;
     if (k == sizeof(act_names) / sizeof(act_names[0])) {
-        LOAD_ERROR("unknown action '%s'", name);
+        const char *instead = INSTEAD(act_instead, name);
+        if (instead && disabled)
+            wp_warning(err, wp_conf_file(s, file), wp_conf_line(s),
+                       "action '%s' left out of this disabled rule: Waypost does not carry it out -> %s", name,
+                       instead);
+        else if (instead)
+            LOAD_ERROR("action '%s': Waypost does not carry it out -> %s", name, instead);
+        else
+            LOAD_ERROR("unknown action '%s'", name);
         return false;
     }
     a->kind = act_names[k].kind;
@@ -576,7 +632,8 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
         const config_setting_t *data = config_setting_get_member(g, "data");
         for (int k = 0; data && k < config_setting_length(data); k++) {
             r->conds = wp_realloc(r->conds, (r->nconds + 1) * sizeof(*r->conds));
-            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, &r->conds[r->nconds], err))
+            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, r->priority == 0, &r->conds[r->nconds],
+                          err))
                 r->nconds++;
             else
                 free_cond(&r->conds[r->nconds]);
@@ -584,7 +641,8 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
         const config_setting_t *acts = config_setting_get_member(g, "action");
         for (int k = 0; acts && k < config_setting_length(acts); k++) {
             r->acts = wp_realloc(r->acts, (r->nacts + 1) * sizeof(*r->acts));
-            if (load_action(config_setting_get_elem(acts, (unsigned)k), file, env, &r->acts[r->nacts], err))
+            if (load_action(config_setting_get_elem(acts, (unsigned)k), file, env, r->priority == 0,
+                            &r->acts[r->nacts], err))
                 r->nacts++;
             else
                 free_action(&r->acts[r->nacts]);

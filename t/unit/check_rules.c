@@ -906,6 +906,41 @@ START_TEST(cgp_forms)
     /* the later field's picture is not matched against the first field */
     NO(&m, "Header Field", "in", "X-Spam: no, X-Other: yes");
 
+    /* CommuniGate elements without a faithful milter meaning: refused,
+     * naming the replacement; in a disabled rule a warning, and the rest
+     * loads */
+    char *all = rules_fail("rules = (\n { name = \"dkim\";\n action = ( (\"ExternalFilter\", \"dkim-signer\") ); } );",
+                           &no_router);
+    ck_assert_msg(strstr(all, "test.conf:3: action 'ExternalFilter': Waypost does not carry it out -> run the filter "
+                              "as a milter (DKIM signing: opendkim"),
+                  "%s", all);
+    free(all);
+    all = rules_fail("rules = (\n { name = \"att\";\n data = ( (\"Attachment\", \"is\", \"*.exe\") );\n"
+                     " action = ( (\"Discard\") ); } );",
+                     &no_router);
+    ck_assert_msg(strstr(all, "test.conf:3: condition 'Attachment': Waypost does not test it -> Postfix "
+                              "mime_header_checks"),
+                  "%s", all);
+    free(all);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    r = load_text("rules = (\n { name = \"off\"; priority = \"Inactive\";\n"
+                  " action = ( (\"Execute\", \"[STDIN] /bin/x\"), (\"Mark\", \"Seen\"), (\"Discard\") ); },\n"
+                  " { name = \"on\"; action = ( (\"Add Header\", \"X-On: 1\") ); } );",
+                  &no_router, &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(err.count, 0);
+    ck_assert_uint_eq(err.nwarn, 2);
+    ck_assert_msg(strstr(err.warns[0], "test.conf:3: action 'Execute' left out of this disabled rule") &&
+                      strstr(err.warns[0], "content_filter"),
+                  "%s", err.warns[0]);
+    ck_assert_msg(strstr(err.warns[1], "action 'Mark' left out of this disabled rule") &&
+                      strstr(err.warns[1], "imap4flags"),
+                  "%s", err.warns[1]);
+    ck_assert_uint_eq(wp_rules_count(r), 1);
+    wp_rules_free(r);
+    wp_errors_free(&err);
+
     /* "Redirect to postmaster": the main domain */
     struct wp_router *router = sample_router();
     struct wp_rules_env env = {router, "%a+%m@%d"};
