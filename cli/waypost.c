@@ -98,6 +98,20 @@ static int cmd_check(const char *path)
     if (!s)
         return 1;
     const struct wp_router *r = s->router;
+    /* What loads may still fail for every message: resolve it once. */
+    struct wp_errors err;
+    wp_errors_init(&err);
+    wp_router_check(r, &err);
+    wp_rules_check(wp_milter_conf(s)->rules, r, &err);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    size_t problems = err.count;
+    wp_errors_free(&err);
+    if (problems) {
+        fprintf(stderr, "%s: %zu problem%s that would fail at run time\n", path, problems, problems == 1 ? "" : "s");
+        wp_snapshot_unref(s);
+        return 1;
+    }
     printf("%s: OK (main domain %s, %zu domains, %u router records, %zu rules)\n", path, r->main_domain,
            r->ndomains, r->table ? r->table->nrecs : 0, wp_rules_count(wp_milter_conf(s)->rules));
     wp_snapshot_unref(s);

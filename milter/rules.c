@@ -114,6 +114,8 @@ struct action {
     size_t naddrs;
     struct wp_field *fields; /* Add Header: the text's fields, split once at load */
     size_t nfields;
+    char *file; /* where it was written, for `waypost check` */
+    int line;
 };
 
 struct rule {
@@ -467,6 +469,8 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
         LOAD_ERROR("action '%s' takes no parameter", name);
         return false;
     }
+    a->file = wp_strdup(wp_conf_file(s, file));
+    a->line = wp_conf_line(s);
     const char *why;
     switch (a->kind) {
     case A_MIRROR:
@@ -563,6 +567,7 @@ static void fields_free(struct wp_field *f, size_t n)
 static void free_action(struct action *a)
 {
     fields_free(a->fields, a->nfields);
+    free(a->file);
     free(a->text);
     wp_strv_free(a->addrs, a->naddrs);
 }
@@ -1088,4 +1093,41 @@ void wp_outcome_free(struct wp_outcome *out)
     wp_strv_free(out->fired, out->nfired);
     wp_strv_free(out->log, out->nlog);
     memset(out, 0, sizeof(*out));
+}
+
+/* ---------------------------------------------------------------- check */
+
+void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct wp_errors *err)
+{
+    if (!rs || !r)
+        return;
+    struct wp_resolve_opts o = { true, false };
+    struct wp_route rt;
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct rule *ru = &rs->rules[i];
+        for (size_t k = 0; k < ru->nacts; k++) {
+            const struct action *a = &ru->acts[k];
+            if (a->kind != A_STORE && a->kind != A_MIRROR && a->kind != A_REDIRECT && a->kind != A_FORWARD)
+                continue;
+            const char *name = a->kind == A_STORE    ? "Store in"
+                               : a->kind == A_MIRROR ? "Mirror to"
+                               : a->kind == A_REDIRECT ? "Redirect to"
+                                                       : "Forward to";
+            for (size_t n = 0; n < a->naddrs; n++) {
+                wp_resolve(r, a->addrs[n], &o, &rt, NULL);
+                if (rt.kind == WP_ROUTE_TEMP)
+                    continue;
+                if (a->kind == A_STORE && rt.kind != WP_ROUTE_LOCAL)
+                    wp_error(err, a->file, a->line,
+                             "rule '%s': Store in %s is delivered as %s, which routes %s%s%s, not to a local "
+                             "account (milter.store_address, router.recipient_delimiter?)",
+                             ru->name, a->text, a->addrs[n], wp_route_kind_name(rt.kind), rt.text[0] ? ": " : "",
+                             rt.text);
+                else if (a->kind != A_STORE && (rt.kind == WP_ROUTE_UNKNOWN ||
+                                                (rt.kind == WP_ROUTE_ERROR && !rt.bounce)))
+                    wp_error(err, a->file, a->line, "rule '%s': %s %s: %s at run time: %s", ru->name, name,
+                             a->addrs[n], wp_route_kind_name(rt.kind), rt.text);
+            }
+        }
+    }
 }

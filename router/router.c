@@ -217,6 +217,8 @@ void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec
     struct wp_domain *d = &r->domains[r->ndomains];
     memset(d, 0, sizeof(*d));
     d->line = line;
+    d->unknown_line = spec->unknown_line ? spec->unknown_line : line;
+    d->file = spec->file ? wp_strdup(spec->file) : NULL;
     d->name = (char *)own_key(r, name);
     d->accounts = wp_accounts_new(spec->accounts ? spec->accounts : "list:", d->name, r->basedir,
                                   r->cache_seconds, r->userdb_timeout_ms, file,
@@ -311,6 +313,7 @@ void wp_router_free(struct wp_router *r)
         wp_accounts_free(r->domains[i].accounts);
         free(r->domains[i].reroute);
         wp_groups_free(&r->domains[i].groups);
+        free(r->domains[i].file);
     }
     free(r->domains);
     wp_strmap_free(&r->domain_index);

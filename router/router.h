@@ -77,7 +77,9 @@ struct wp_route {
 
 struct wp_domain {
     char *name;
+    char *file;        /* where it was configured, or NULL: the Router's */
     int line;
+    int unknown_line;  /* of mail_to_unknown */
     struct wp_accounts *accounts;
     enum wp_unknown_mode unknown;
     char *reroute; /* pattern for WP_UNKNOWN_REROUTE */
@@ -179,6 +181,12 @@ bool wp_route_relay_permitted(const struct wp_route *route, bool trusted);
 bool wp_route_leaves_server(const struct wp_route *route);
 
 const char *wp_route_kind_name(enum wp_route_kind k);
+
+/* The run-time pass of `waypost check` (check.c): every record, Mail to
+ * Unknown reroute, group member and forwarder target resolved once; those
+ * that would answer ERROR (a loop, a port without a relay suffix, ...) or,
+ * for a fixed address, UNKNOWN, are errors with file:line. */
+void wp_router_check(const struct wp_router *r, struct wp_errors *err);
 
 /* ---------------------------------------------------------------- queues (queues.c) */
 
