@@ -94,7 +94,10 @@ static void add_entry(struct wp_groups *g, char *text, bool forwarders, const ch
             bad = true;
             continue;
         }
-        alen += strlen(addr) + 2;
+        /* as tcp_table sends it: '%' and white space escaped as %XX */
+        alen += 2;
+        for (const char *c = addr; *c; c++)
+            alen += (*c == '%' || (unsigned char)*c <= ' ') ? 3 : 1;
         grp.members = wp_realloc(grp.members, (grp.nmembers + 1) * sizeof(char *));
         grp.members[grp.nmembers++] = wp_strdup(addr);
     }
@@ -104,7 +107,7 @@ static void add_entry(struct wp_groups *g, char *text, bool forwarders, const ch
         wp_error(err, file, line, "forwarder %s: one target only (a name with several is a group)", na.local);
     else if (!bad && alen > WP_GROUP_ANSWER_MAX)
         wp_error(err, file, line,
-                 "group %s: its members take %zu bytes, more than one Postfix answer holds (%d): "
+                 "group %s: its members take %zu bytes (as tcp_table sends them), more than one Postfix answer holds (%d): "
                  "split it into groups that are members of it",
                  na.local, alen, WP_GROUP_ANSWER_MAX);
     else if (!bad) {
@@ -112,7 +115,7 @@ static void add_entry(struct wp_groups *g, char *text, bool forwarders, const ch
         char buf[WP_ADDR_MAX + 1];
         wp_address_format(na.local, domain, buf, sizeof(buf));
         grp.address = wp_strdup(buf);
-        grp.answer = wp_malloc(alen + 1);
+        grp.answer = wp_malloc(alen + 3 * grp.nmembers + 1);
         grp.answer[0] = '\0';
         for (size_t i = 0; i < grp.nmembers; i++) {
             if (i)

@@ -18,8 +18,9 @@
  * unique in a domain across groups and forwarders and compare case-
  * insensitively.  Files are read once, at load (a reload re-reads them).
  * Limits: a group's members, joined as Postfix's virtual(5) answer
- * ("a@x, b@y"), fit WP_GROUP_ANSWER_MAX bytes (Postfix's tcp_table reply
- * limit is 4096): larger groups nest (a member may be another group).
+ * ("a@x, b@y") and escaped as tcp_table sends them, fit WP_GROUP_ANSWER_MAX
+ * bytes (Postfix's tcp_table reply limit is 4096): larger groups nest (a
+ * member may be another group).
  */
 #ifndef WP_GROUPS_H
 #define WP_GROUPS_H
