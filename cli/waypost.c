@@ -233,6 +233,22 @@ static void print_route_json(const struct wp_snapshot *s, const char *input, con
         wp_json_string(stdout, rt->text);
     else
         fputs("null", stdout);
+    /* a group: its members; a forwarder on the way: its one target */
+    fputs(",\"group\":", stdout);
+    if (rt->group) {
+        fputs("{\"address\":", stdout);
+        wp_json_string(stdout, rt->group->address);
+        printf(",\"forwarder\":%s,\"relay\":%s,\"members\":[", rt->group->forwarder ? "true" : "false",
+               rt->group->relay ? "true" : "false");
+        for (size_t i = 0; i < rt->group->nmembers; i++) {
+            if (i)
+                fputc(',', stdout);
+            wp_json_string(stdout, rt->group->members[i]);
+        }
+        fputs("]}", stdout);
+    } else {
+        fputs("null", stdout);
+    }
     fputs(",\"unified\":", stdout);
     if (rt->unified) {
         fputs("{\"domain\":", stdout);

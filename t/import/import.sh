@@ -106,6 +106,8 @@ expect_route "GROUP staff@company.dom None None false None Relay" staff@company.
 expect_output "a group names its members for Postfix's virtual map" \
     "virtual           alice@company.dom, bob@company.dom, carol@domain.dom" \
     "$WAYPOST" -c "$OUT/waypost.conf" route staff@company.dom
+got=$("$WAYPOST" -c "$OUT/waypost.conf" route --json staff@company.dom | python3 -c 'import json, sys; g = json.load(sys.stdin)["group"]; print(g["address"], g["relay"], " ".join(g["members"]))')
+check "route --json names the group and its members" test "$got" = "staff@company.dom True alice@company.dom bob@company.dom carol@domain.dom"
 expect_output "an outside client may send to a group" "policy_untrusted  DUNNO" \
     "$WAYPOST" -c "$OUT/waypost.conf" route staff@company.dom
 
