@@ -43,7 +43,12 @@ static enum wp_answer transport_value(const struct wp_snapshot *s, const struct 
     case WP_ROUTE_ERROR:
     case WP_ROUTE_UNKNOWN: WP_JOIN(value, size, "error:", rt->text); return WP_ANS_FOUND;
     case WP_ROUTE_TEMP: WP_JOIN(value, size, rt->text); return WP_ANS_TEMP;
-    case WP_ROUTE_GROUP: break; /* virtual expands it first: the members get asked */
+    case WP_ROUTE_GROUP:
+        /* virtual expands a group first and the members get asked; a group
+         * address reaches transport only when its expansion failed (a
+         * cycle): it must not leave by relay_transport. */
+        WP_JOIN(value, size, "error:5.4.6 Group expansion loop");
+        return WP_ANS_FOUND;
     }
     return WP_ANS_NOTFOUND;
 }

@@ -47,6 +47,13 @@ static bool member_address(const char *text, const char *domain, char *out, size
     return true;
 }
 
+/* Is the member (canonical form) the group's own address? */
+static bool self_member(const char *member, const char *local, const char *domain)
+{
+    char own[WP_ADDR_MAX + 1];
+    return wp_address_format(local, domain, own, sizeof(own)) && wp_strieq(member, own);
+}
+
 static void add_entry(struct wp_groups *g, char *text, bool forwarders, const char *domain, const char *file,
                       int line, struct wp_errors *err)
 {
@@ -95,6 +102,13 @@ static void add_entry(struct wp_groups *g, char *text, bool forwarders, const ch
             continue;
         }
         /* as tcp_table sends it: '%' and white space escaped as %XX */
+        if (!forwarders && self_member(addr, na.local, domain)) {
+            /* Postfix keeps an address that its own expansion lists, and it
+             * would then leave by relay_transport: refuse it here. */
+            wp_error(err, file, line, "group %s: lists itself as a member", na.local);
+            bad = true;
+            continue;
+        }
         alen += 2;
         for (const char *c = addr; *c; c++)
             alen += (*c == '%' || (unsigned char)*c <= ' ') ? 3 : 1;
