@@ -50,14 +50,15 @@ static void check_records(const struct wp_router *r, struct wp_trace *trace, str
     const struct wp_table *t = r->table;
     for (uint32_t i = 0; t && i < t->nrecs; i++) {
         const struct wp_record *rec = wp_table_record(t, t->ids[i]);
-        if (rec->prefix == WP_PFX_SIGNAL || rec->target_kind == WP_TGT_NULL || rec->target_kind == WP_TGT_ERROR)
+        if (rec->prefix == WP_PFX_SIGNAL || rec->target_kind == WP_TGT_NULL ||
+            rec->target_kind == WP_TGT_ERROR)
             continue;
         char local[WP_LOCAL_MAX + 1] = "x", domain[WP_DOMAIN_MAX + 1], addr[WP_ADDR_MAX + 1];
         if (rec->local)
             sample(local, sizeof(local), rec->local, rec->local_len);
         sample(domain, sizeof(domain), rec->domain, rec->domain_len);
         snprintf(addr, sizeof(addr), "%s@%s", local, domain);
-        struct wp_resolve_opts o = { true, rec->prefix == WP_PFX_ACCESS };
+        struct wp_resolve_opts o = {true, rec->prefix == WP_PFX_ACCESS};
         struct wp_route rt;
         wp_resolve(r, addr, &o, &rt, trace);
         const struct wp_record *first = NULL;
@@ -69,14 +70,15 @@ static void check_records(const struct wp_router *r, struct wp_trace *trace, str
         if (fails(&rt, rec->lhs_stars == 0, &what)) {
             char text[WP_ROUTE_STEP_LEN];
             wp_table_record_format(rec, text, sizeof(text));
-            wp_error(err, t->name, (int)rec->line, "%s: %s for %s at run time: %s", text, what, addr, rt.text);
+            wp_error(err, t->name, (int)rec->line, "%s: %s for %s at run time: %s", text, what, addr,
+                     rt.text);
         }
     }
 }
 
 static void check_domains(const struct wp_router *r, struct wp_trace *trace, struct wp_errors *err)
 {
-    struct wp_resolve_opts o = { true, false };
+    struct wp_resolve_opts o = {true, false};
     struct wp_route rt;
     const char *what;
     for (size_t i = 0; i < r->ndomains; i++) {
@@ -86,9 +88,10 @@ static void check_domains(const struct wp_router *r, struct wp_trace *trace, str
             snprintf(addr, sizeof(addr), "%s@%s", WP_ROUTER_PROBE_LOCAL, d->name);
             wp_resolve(r, addr, &o, &rt, trace);
             if (rt.unknown && fails(&rt, false, &what))
-                wp_error(err, d->file ? d->file : r->file, d->unknown_line,
-                         "domain %s: mail_to_unknown \"Rerouted to %s\": %s for unknown names at run time: %s",
-                         d->name, d->reroute, what, rt.text);
+                wp_error(
+                    err, d->file ? d->file : r->file, d->unknown_line,
+                    "domain %s: mail_to_unknown \"Rerouted to %s\": %s for unknown names at run time: %s",
+                    d->name, d->reroute, what, rt.text);
         }
         for (size_t g = 0; g < d->groups.n; g++) {
             const struct wp_group *grp = &d->groups.v[g];

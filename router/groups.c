@@ -121,7 +121,8 @@ static void add_entry(struct wp_groups *g, char *text, bool forwarders, const ch
         wp_error(err, file, line, "forwarder %s: one target only (a name with several is a group)", na.local);
     else if (!bad && alen > WP_GROUP_ANSWER_MAX)
         wp_error(err, file, line,
-                 "group %s: its members take %zu bytes (as tcp_table sends them), more than one Postfix answer holds (%d): "
+                 "group %s: its members take %zu bytes (as tcp_table sends them), more than one Postfix "
+                 "answer holds (%d): "
                  "split it into groups that are members of it",
                  na.local, alen, WP_GROUP_ANSWER_MAX);
     else if (!bad) {

@@ -34,14 +34,14 @@
 #define WP_GROUP_ANSWER_MAX 4000
 
 struct wp_group {
-    char *name;      /* lower case */
-    char *address;   /* name@domain */
-    char **members;  /* full addresses; a forwarder has exactly one */
+    char *name;     /* lower case */
+    char *address;  /* name@domain */
+    char **members; /* full addresses; a forwarder has exactly one */
     size_t nmembers;
-    char *answer;    /* the members joined with ", " (virtual's answer) */
+    char *answer; /* the members joined with ", " (virtual's answer) */
     bool forwarder;
-    bool relay;      /* "Relay:" given */
-    char *file;      /* where it was configured */
+    bool relay; /* "Relay:" given */
+    char *file; /* where it was configured */
     int line;
 };
 

@@ -66,12 +66,12 @@ static const char *const table = "Relay:<*@friend.com> = *%friend.com@friend.com
 
 static struct wp_snapshot *sample(void)
 {
-    struct wp_snapshot *s =
-        load(HEAD "   groups = [ \"Team: alice, bob, john@friend.com\", \"offsite: alice, u@far.example\",\n"
-                  "              \"Relay:partners: u@far.example, bob\", \"file:groups.txt\" ];\n"
-                  "   forwarders = [ \"fwd: bob\", \"out: u@far.example\", \"Relay:ext: v@far.example\" ]; }\n"
-                  " );\n};\n",
-             table, "# nested\n\nall: team, offsite\nloop1: loop2, alice\nloop2: loop1\n");
+    struct wp_snapshot *s = load(
+        HEAD "   groups = [ \"Team: alice, bob, john@friend.com\", \"offsite: alice, u@far.example\",\n"
+             "              \"Relay:partners: u@far.example, bob\", \"file:groups.txt\" ];\n"
+             "   forwarders = [ \"fwd: bob\", \"out: u@far.example\", \"Relay:ext: v@far.example\" ]; }\n"
+             " );\n};\n",
+        table, "# nested\n\nall: team, offsite\nloop1: loop2, alice\nloop2: loop1\n");
     ck_assert_msg(s != NULL, "%s", errors);
     return s;
 }
@@ -92,7 +92,8 @@ START_TEST(routes)
     /* the trace names the group, where it was configured, and its members */
     bool named = false;
     for (int i = 0; i < trace->nsteps; i++)
-        if (strstr(trace->steps[i].text, "w.conf:7: group team@company.dom: alice@company.dom, bob@company.dom"))
+        if (strstr(trace->steps[i].text,
+                   "w.conf:7: group team@company.dom: alice@company.dom, bob@company.dom"))
             named = true;
     ck_assert_msg(named, "trace does not name the group");
     /* from the file, with its own file:line */
@@ -195,15 +196,18 @@ static void expect_error(const char *domain_rest, const char *groups_file, const
 
 START_TEST(load_errors)
 {
-    expect_error("   groups = [ \"team alice\" ];", NULL, "w.conf:7: group: expected \"NAME: MEMBER, MEMBER, ...\"");
+    expect_error("   groups = [ \"team alice\" ];", NULL,
+                 "w.conf:7: group: expected \"NAME: MEMBER, MEMBER, ...\"");
     expect_error("   groups = [ \"team: alice, @x:y@z\" ];", NULL,
                  "w.conf:7: group team: member '@x:y@z': a member must not carry source routing");
     expect_error("   groups = [ \"team:\" ];", NULL, "w.conf:7: group team: no members");
-    expect_error("   groups = [ \"a@b: alice\" ];", NULL, "w.conf:7: group: 'a@b' is not a name in the domain");
+    expect_error("   groups = [ \"a@b: alice\" ];", NULL,
+                 "w.conf:7: group: 'a@b' is not a name in the domain");
     expect_error("   groups = [ \"team: alice\" ];\n   forwarders = [ \"Team: bob\" ];", NULL,
                  "w.conf:8: forwarder: team@company.dom is already a group or forwarder");
     expect_error("   forwarders = [ \"f: a, b\" ];", NULL, "w.conf:7: forwarder f: one target only");
-    expect_error("   groups = [ \"me: alice, ME@Company.dom\" ];", NULL, "w.conf:7: group me: lists itself as a member");
+    expect_error("   groups = [ \"me: alice, ME@Company.dom\" ];", NULL,
+                 "w.conf:7: group me: lists itself as a member");
     expect_error("   groups = [ \"file:groups.txt\" ];", "ok: alice\n\nbad line\n",
                  "groups.txt:3: group: expected \"NAME: MEMBER, MEMBER, ...\"");
     expect_error("   groups = [ \"file:missing.txt\" ];", NULL, "w.conf:7: groups: ");
@@ -211,7 +215,8 @@ START_TEST(load_errors)
     char big[8192];
     strcpy(big, "   groups = [ \"big: ");
     for (int i = 0; i < 200; i++)
-        snprintf(big + strlen(big), sizeof(big) - strlen(big), "%smember-number-%03d@far.example", i ? ", " : "", i);
+        snprintf(big + strlen(big), sizeof(big) - strlen(big), "%smember-number-%03d@far.example",
+                 i ? ", " : "", i);
     strcat(big, "\" ];");
     expect_error(big, NULL, "w.conf:7: group big: its members take");
 }
