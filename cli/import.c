@@ -307,7 +307,7 @@ struct domain {
     char **accounts;
     size_t naccounts;
     char *mail_to_unknown;
-    char **groups;     /* "Relay:NAME: MEMBER, ..." entries of the groups setting */
+    char **groups; /* "Relay:NAME: MEMBER, ..." entries of the groups setting */
     size_t ngroups;
     char **forwarders; /* "Relay:NAME: TARGET" */
     size_t nforwarders;
@@ -450,9 +450,8 @@ static void read_domain(struct import *im, struct domain *d)
                    names[i], d->name, target);
         else if (v) {
             /* A name without a domain is in the main domain (Router.html). */
-            char *entry =
-                wp_asprintf("Relay:%s: %s%s%s", names[i], target, strchr(target, '@') ? "" : "@",
-                            strchr(target, '@') ? "" : im->main_domain);
+            char *entry = wp_asprintf("Relay:%s: %s%s%s", names[i], target, strchr(target, '@') ? "" : "@",
+                                      strchr(target, '@') ? "" : im->main_domain);
             push(&d->forwarders, &d->nforwarders, entry);
         }
         wp_cgp_free(v);

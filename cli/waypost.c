@@ -108,7 +108,8 @@ static int cmd_check(const char *path)
     size_t problems = err.count;
     wp_errors_free(&err);
     if (problems) {
-        fprintf(stderr, "%s: %zu problem%s that would fail at run time\n", path, problems, problems == 1 ? "" : "s");
+        fprintf(stderr, "%s: %zu problem%s that would fail at run time\n", path, problems,
+                problems == 1 ? "" : "s");
         wp_snapshot_unref(s);
         return 1;
     }

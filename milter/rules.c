@@ -62,34 +62,34 @@ static const char *const day_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri
  * uses one is refused, naming the replacement; in a disabled rule (as
  * `waypost import cgp` writes such rules) it is a warning and the element
  * is left out, so the rest of the rules still load. */
-static const struct {
+struct instead {
     const char *name, *instead;
-} cond_instead[] = {
-    { "Attachment", "Postfix mime_header_checks, or a content filter such as amavis" },
-    { "Security", "Postfix's TLS settings (smtpd_tls_security_level, reject_plaintext_session)" },
-    { "Existing Mailbox", "Dovecot Sieve mailboxexists" },
-    { "Time of Day", "Current Time" },
-}, act_instead[] = {
-    { "ExternalFilter", "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and non_smtpd_milters)" },
-    { "Execute", "run the program as a Postfix content_filter or pipe(8) transport" },
-    { "Mark", "Dovecot Sieve imap4flags (addflag) at delivery" },
-    { "Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered" },
-    { "Accept Reply", "Dovecot Sieve vacation" },
-    { "React with", "Dovecot Sieve vacation or reject" },
-    { "Send Notification", "Dovecot Sieve enotify" },
-    { "Write To Log", "Postfix header_checks with WARN" },
-    { "FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients" },
-    { "Store Encrypted in", "Dovecot's mail-crypt plugin" },
-    { "Copy attachments into", "a Postfix content_filter" },
+};
+static const struct instead cond_instead[] = {
+    {"Attachment", "Postfix mime_header_checks, or a content filter such as amavis"},
+    {"Security", "Postfix's TLS settings (smtpd_tls_security_level, reject_plaintext_session)"},
+    {"Existing Mailbox", "Dovecot Sieve mailboxexists"},
+    {"Time of Day", "Current Time"},
+};
+static const struct instead act_instead[] = {
+    {"ExternalFilter",
+     "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and non_smtpd_milters)"},
+    {"Execute", "run the program as a Postfix content_filter or pipe(8) transport"},
+    {"Mark", "Dovecot Sieve imap4flags (addflag) at delivery"},
+    {"Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered"},
+    {"Accept Reply", "Dovecot Sieve vacation"},
+    {"React with", "Dovecot Sieve vacation or reject"},
+    {"Send Notification", "Dovecot Sieve enotify"},
+    {"Write To Log", "Postfix header_checks with WARN"},
+    {"FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients"},
+    {"Store Encrypted in", "Dovecot's mail-crypt plugin"},
+    {"Copy attachments into", "a Postfix content_filter"},
 };
 
 /* The replacement for an element name of a table above, or NULL. */
 #define INSTEAD(table, name) instead_of((table), sizeof(table) / sizeof((table)[0]), (name))
-static const char *instead_of(const void *table, size_t n, const char *name)
+static const char *instead_of(const struct instead *t, size_t n, const char *name)
 {
-    const struct {
-        const char *name, *instead;
-    } *t = table;
     for (size_t i = 0; i < n; i++)
         if (wp_strieq(t[i].name, name))
             return t[i].instead;
@@ -99,7 +99,7 @@ static const char *instead_of(const void *table, size_t n, const char *name)
 struct cond {
     enum cond_kind kind;
     enum op op;
-    char *field;  /* Header Field: the field name (of the first element) */
+    char *field;   /* Header Field: the field name (of the first element) */
     char **fields; /* Header Field lists: each picture's own field name */
     char **pics;  /* is/is not: one; in/not in: the list */
     size_t *piclens;
@@ -175,10 +175,10 @@ static long long parse_size(const char *s, bool *ok)
 
 #define LOAD_ERROR(...) wp_error(err, wp_conf_file(s, file), wp_conf_line(s), __VA_ARGS__)
 
-static const char *const long_day_names[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
-                                               "Thursday", "Friday", "Saturday" };
-static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+static const char *const long_day_names[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                             "Thursday", "Friday", "Saturday"};
+static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* "25 Dec 2004" (CommuniGate's spelling; also "25-Dec-2004") or
  * "2004-12-25" -> "2004-12-25"; false if it is neither. */
@@ -338,7 +338,8 @@ static bool load_cond(const config_setting_t *s, const char *file, bool disabled
         const char *cur = c->field;
         for (size_t i = 0; i < c->npics; i++) {
             char *colon = i ? strchr(c->pics[i], ':') : NULL;
-            if (colon && colon > c->pics[i] && wp_header_name_valid(c->pics[i], (size_t)(colon - c->pics[i]))) {
+            if (colon && colon > c->pics[i] &&
+                wp_header_name_valid(c->pics[i], (size_t)(colon - c->pics[i]))) {
                 char *name = wp_strndup(c->pics[i], (size_t)(colon - c->pics[i]));
                 const char *rest = colon + 1;
                 while (*rest == ' ')
@@ -452,8 +453,8 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
         const char *instead = INSTEAD(act_instead, name);
         if (instead && disabled)
             wp_warning(err, wp_conf_file(s, file), wp_conf_line(s),
-                       "action '%s' left out of this disabled rule: Waypost does not carry it out -> %s", name,
-                       instead);
+                       "action '%s' left out of this disabled rule: Waypost does not carry it out -> %s",
+                       name, instead);
         else if (instead)
             LOAD_ERROR("action '%s': Waypost does not carry it out -> %s", name, instead);
         else
@@ -631,14 +632,15 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
             r->priority = 5;
         } else if (!parse_priority(p, &r->priority)) {
             s = p;
-            LOAD_ERROR("rule '%s': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or \"Lowest\"",
-                       name);
+            LOAD_ERROR(
+                "rule '%s': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or \"Lowest\"",
+                name);
         }
         const config_setting_t *data = config_setting_get_member(g, "data");
         for (int k = 0; data && k < config_setting_length(data); k++) {
             r->conds = wp_realloc(r->conds, (r->nconds + 1) * sizeof(*r->conds));
-            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, r->priority == 0, &r->conds[r->nconds],
-                          err))
+            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, r->priority == 0,
+                          &r->conds[r->nconds], err))
                 r->nconds++;
             else
                 free_cond(&r->conds[r->nconds]);
@@ -1101,7 +1103,7 @@ void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct
 {
     if (!rs || !r)
         return;
-    struct wp_resolve_opts o = { true, false };
+    struct wp_resolve_opts o = {true, false};
     struct wp_route rt;
     for (size_t i = 0; i < rs->n; i++) {
         const struct rule *ru = &rs->rules[i];
@@ -1109,8 +1111,8 @@ void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct
             const struct action *a = &ru->acts[k];
             if (a->kind != A_STORE && a->kind != A_MIRROR && a->kind != A_REDIRECT && a->kind != A_FORWARD)
                 continue;
-            const char *name = a->kind == A_STORE    ? "Store in"
-                               : a->kind == A_MIRROR ? "Mirror to"
+            const char *name = a->kind == A_STORE      ? "Store in"
+                               : a->kind == A_MIRROR   ? "Mirror to"
                                : a->kind == A_REDIRECT ? "Redirect to"
                                                        : "Forward to";
             for (size_t n = 0; n < a->naddrs; n++) {
@@ -1121,10 +1123,10 @@ void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct
                     wp_error(err, a->file, a->line,
                              "rule '%s': Store in %s is delivered as %s, which routes %s%s%s, not to a local "
                              "account (milter.store_address, router.recipient_delimiter?)",
-                             ru->name, a->text, a->addrs[n], wp_route_kind_name(rt.kind), rt.text[0] ? ": " : "",
-                             rt.text);
-                else if (a->kind != A_STORE && (rt.kind == WP_ROUTE_UNKNOWN ||
-                                                (rt.kind == WP_ROUTE_ERROR && !rt.bounce)))
+                             ru->name, a->text, a->addrs[n], wp_route_kind_name(rt.kind),
+                             rt.text[0] ? ": " : "", rt.text);
+                else if (a->kind != A_STORE &&
+                         (rt.kind == WP_ROUTE_UNKNOWN || (rt.kind == WP_ROUTE_ERROR && !rt.bounce)))
                     wp_error(err, a->file, a->line, "rule '%s': %s %s: %s at run time: %s", ru->name, name,
                              a->addrs[n], wp_route_kind_name(rt.kind), rt.text);
             }

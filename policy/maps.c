@@ -104,8 +104,9 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const
         WP_JOIN(value, size, rt.account, "@", rt.domain);
         return WP_ANS_FOUND;
     case WP_MAP_RECIPIENT: {
-        bool deliverable = rt.kind == WP_ROUTE_LOCAL || rt.kind == WP_ROUTE_GROUP || wp_route_leaves_server(&rt) ||
-                           rt.kind == WP_ROUTE_DISCARD || (rt.kind == WP_ROUTE_ERROR && rt.bounce);
+        bool deliverable = rt.kind == WP_ROUTE_LOCAL || rt.kind == WP_ROUTE_GROUP ||
+                           wp_route_leaves_server(&rt) || rt.kind == WP_ROUTE_DISCARD ||
+                           (rt.kind == WP_ROUTE_ERROR && rt.bounce);
         if (!deliverable)
             return WP_ANS_NOTFOUND;
         WP_JOIN(value, size, "OK");

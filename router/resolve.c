@@ -17,7 +17,8 @@
 #include "router/router.h"
 #include "lib/util.h"
 
-static const char *const kind_names[] = { "LOCAL", "RELAY", "HOLD", "ODMR", "DISCARD", "ERROR", "UNKNOWN", "TEMP", "GROUP" };
+static const char *const kind_names[] = {"LOCAL", "RELAY",   "HOLD", "ODMR", "DISCARD",
+                                         "ERROR", "UNKNOWN", "TEMP", "GROUP"};
 static const char *const class_names[] = { "none", "NoRelay", "Relay", "RelayAll", "MailToUnknown" };
 
 const char *wp_route_kind_name(enum wp_route_kind k)

@@ -32,9 +32,17 @@
 
 /* GROUP: the address is a group of a local domain (route.group); Postfix's
  * virtual map expands it to the members, each routed on its own. */
-enum wp_route_kind { WP_ROUTE_LOCAL, WP_ROUTE_RELAY, WP_ROUTE_HOLD, WP_ROUTE_ODMR,
-                     WP_ROUTE_DISCARD, WP_ROUTE_ERROR, WP_ROUTE_UNKNOWN, WP_ROUTE_TEMP,
-                     WP_ROUTE_GROUP };
+enum wp_route_kind {
+    WP_ROUTE_LOCAL,
+    WP_ROUTE_RELAY,
+    WP_ROUTE_HOLD,
+    WP_ROUTE_ODMR,
+    WP_ROUTE_DISCARD,
+    WP_ROUTE_ERROR,
+    WP_ROUTE_UNKNOWN,
+    WP_ROUTE_TEMP,
+    WP_ROUTE_GROUP
+};
 
 /* The strongest relaying grant met on the way (a route may only leave the
  * server for an untrusted client if a record granted it). */
@@ -77,9 +85,9 @@ struct wp_route {
 
 struct wp_domain {
     char *name;
-    char *file;        /* where it was configured, or NULL: the Router's */
+    char *file; /* where it was configured, or NULL: the Router's */
     int line;
-    int unknown_line;  /* of mail_to_unknown */
+    int unknown_line; /* of mail_to_unknown */
     struct wp_accounts *accounts;
     enum wp_unknown_mode unknown;
     char *reroute; /* pattern for WP_UNKNOWN_REROUTE */
@@ -138,7 +146,7 @@ struct wp_domain_spec {
     const char *const *aliases;
     const char *accounts;
     const char *mail_to_unknown;
-    const char *const *groups;     /* NULL-terminated entries (groups.h), or NULL */
+    const char *const *groups; /* NULL-terminated entries (groups.h), or NULL */
     const char *const *forwarders;
     const char *file;
     int line, accounts_line, unknown_line, aliases_line, groups_line, forwarders_line;

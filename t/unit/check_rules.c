@@ -865,7 +865,8 @@ END_TEST
  * domain in actions (the main domain). */
 START_TEST(cgp_forms)
 {
-    struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"X-Mailer", "Outlook 16"}, {"X-Spam", "yes"}));
+    struct wp_message m =
+        msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"X-Mailer", "Outlook 16"}, {"X-Spam", "yes"}));
     const char *text =
         "rules = (\n"
         "  { name = \"inactive\"; priority = 0; action = ( (\"Discard\") ); },\n"
@@ -909,11 +910,13 @@ START_TEST(cgp_forms)
     /* CommuniGate elements without a faithful milter meaning: refused,
      * naming the replacement; in a disabled rule a warning, and the rest
      * loads */
-    char *all = rules_fail("rules = (\n { name = \"dkim\";\n action = ( (\"ExternalFilter\", \"dkim-signer\") ); } );",
-                           &no_router);
-    ck_assert_msg(strstr(all, "test.conf:3: action 'ExternalFilter': Waypost does not carry it out -> run the filter "
-                              "as a milter (DKIM signing: opendkim"),
-                  "%s", all);
+    char *all = rules_fail(
+        "rules = (\n { name = \"dkim\";\n action = ( (\"ExternalFilter\", \"dkim-signer\") ); } );",
+        &no_router);
+    ck_assert_msg(
+        strstr(all, "test.conf:3: action 'ExternalFilter': Waypost does not carry it out -> run the filter "
+                    "as a milter (DKIM signing: opendkim"),
+        "%s", all);
     free(all);
     all = rules_fail("rules = (\n { name = \"att\";\n data = ( (\"Attachment\", \"is\", \"*.exe\") );\n"
                      " action = ( (\"Discard\") ); } );",
@@ -1219,7 +1222,8 @@ START_TEST(load_errors)
                  "test.conf:3: too many '*'");
     /* priority out of range (line 2 carries it) */
     expect_error("rules = (\n { name = \"p\"; priority = 10; } );",
-                 "test.conf:2: rule 'p': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or \"Lowest\"");
+                 "test.conf:2: rule 'p': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or "
+                 "\"Lowest\"");
     expect_error("rules = (\n { name = \"p\"; priority = -3; } );", "priority must be 0..9");
     expect_error("rules = (\n { name = \"p\"; priority = \"10\"; } );", "priority must be 0..9");
     /* Current Day / Current Date spellings that could never match */

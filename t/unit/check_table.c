@@ -251,7 +251,7 @@ START_TEST(utf8_and_ip_suffix_forms)
                                &err);
     ck_assert_msg(err.count == 0, "%s", err.count ? err.msgs[0] : "");
     ck_assert_uint_eq(t->nrecs, 6);
-    struct wp_lookup_mode mode = { false, true };
+    struct wp_lookup_mode mode = {false, true};
     struct wp_capture caps[2];
     size_t ncaps;
     const struct wp_record *r = wp_table_lookup(t, "j\xc3\xb6rg", "d.com", &mode, caps, &ncaps);
