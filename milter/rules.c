@@ -919,6 +919,12 @@ static bool cond_clock(const struct cond *c, struct eval *e)
         strftime(v, sizeof(v), "%H:%M", tm);
     else
         snprintf(v, sizeof(v), "%s", day_names[tm->tm_wday]);
+    if (c->op != OP_GT && c->op != OP_LT && c->kind == C_DATE) {
+        /* pictures with '*' may be written in CommuniGate's "25 Dec 2004" */
+        char cgp[32];
+        snprintf(cgp, sizeof(cgp), "%d %s %d", tm->tm_mday, month_names[tm->tm_mon], tm->tm_year + 1900);
+        return negative(c) ? test_value(c, v) && test_value(c, cgp) : test_value(c, v) || test_value(c, cgp);
+    }
     if (c->op != OP_GT && c->op != OP_LT)
         return test_value(c, v);
     if (c->kind == C_DAY) {

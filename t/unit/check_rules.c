@@ -895,6 +895,10 @@ START_TEST(cgp_forms)
     YES(&m, "Current Date", "is", "15 May 2024");
     YES(&m, "Current Date", "in", "25 Dec 2024, 15-May-2024");
     NO(&m, "Current Date", "is", "16 May 2024");
+    YES(&m, "Current Date", "is", "* May 2024");
+    NO(&m, "Current Date", "is", "* Dec 2024");
+    YES(&m, "Current Date", "not in", "* Dec *, 2023-*");
+    NO(&m, "Current Date", "not in", "* May *");
     YES(&m, "Current Date", "greater than", "14 May 2024");
     NO(&m, "Current Date", "less than", "1 Jan 2024");
 
