@@ -948,6 +948,26 @@ START_TEST(cgp_forms)
     wp_rules_free(r);
     wp_errors_free(&err);
 
+    /* a group recipient's route, as Any Route sees it before Postfix expands it */
+    {
+        struct wp_errors gerr;
+        wp_errors_init(&gerr);
+        struct wp_router *gr = wp_router_new("company.dom", "test", NULL);
+        static const char *const groups[] = { "team: alice, x@y.dom", NULL };
+        wp_router_add_domain(gr, &(struct wp_domain_spec){ .name = "company.dom", .accounts = "list:alice",
+                                                          .groups = groups },
+                             &gerr);
+        wp_router_table_text(gr, "", "inline", &gerr);
+        wp_router_finish(gr, &gerr);
+        ck_assert_uint_eq(gerr.count, 0);
+        struct wp_rules_env genv = {gr, "%a+%m@%d"};
+        struct wp_message gm = msg("s@x.dom", RCPTS("Team@company.dom"), NULL);
+        YES_E(&genv, &gm, "Any Route", "is", "GROUP()team@company.dom");
+        NO_E(&genv, &gm, "Any Route", "is", "SMTP(*");
+        wp_router_free(gr);
+        wp_errors_free(&gerr);
+    }
+
     /* "Redirect to postmaster": the main domain */
     struct wp_router *router = sample_router();
     struct wp_rules_env env = {router, "%a+%m@%d"};
