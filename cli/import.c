@@ -12,9 +12,9 @@
  *                                                 MailRerouteAddress)
  *   GetDomainAliases.D       array                aliases
  *   ListAccounts.D           dictionary name=type D.passwd (passwd-file, names only)
- *   ListForwarders.D         array                Relay:<n@D> = target records
+ *   ListForwarders.D         array                forwarders = [ "Relay:n: target" ]
  *   GetForwarder.N@D         string
- *   ListGroups.D, GetGroup.N@D  array, dictionary groups.virtual + report
+ *   ListGroups.D, GetGroup.N@D  array, dictionary groups = [ "Relay:n: members" ]
  *   ListLists.D              array                report (list manager)
  *   GetRouterTable           one string, records  router.table
  *                            separated by \e
@@ -307,11 +307,17 @@ struct domain {
     char **accounts;
     size_t naccounts;
     char *mail_to_unknown;
+    char **groups; /* "Relay:NAME: MEMBER, ..." entries of the groups setting */
+    size_t ngroups;
+    char **forwarders; /* "Relay:NAME: TARGET" */
+    size_t nforwarders;
 };
 
 static void free_domain(struct domain *d)
 {
     free(d->name);
+    free_strv(d->groups, d->ngroups);
+    free_strv(d->forwarders, d->nforwarders);
     free_strv(d->aliases, d->naliases);
     free_strv(d->accounts, d->naccounts);
     free(d->mail_to_unknown);
@@ -387,7 +393,7 @@ static char *mail_to_unknown(struct import *im, const char *domain)
     return out;
 }
 
-static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FILE *groups)
+static void read_domain(struct import *im, struct domain *d)
 {
     d->mail_to_unknown = mail_to_unknown(im, d->name);
 
@@ -420,8 +426,9 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
     free(names);
     free(file);
 
-    /* Forwarders: a Relay: address record, so that anyone may send to the
-     * forwarder as in CommuniGate, wherever its target is. */
+    /* Forwarders: the domain's forwarders setting, with Relay: so that
+     * anyone may send to the forwarder as in CommuniGate, wherever its
+     * target is. */
     file = wp_asprintf("ListForwarders.%s", d->name);
     read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++) {
@@ -443,15 +450,9 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
                    names[i], d->name, target);
         else if (v) {
             /* A name without a domain is in the main domain (Router.html). */
-            char *rec =
-                wp_asprintf("Relay:<%s@%s> = %s%s%s", names[i], d->name, target,
-                            strchr(target, '@') ? "" : "@", strchr(target, '@') ? "" : im->main_domain);
-            char why[256];
-            if (record_ok(rec, im->main_domain, why, sizeof(why)))
-                fprintf(table_fwd, "%s\n", rec);
-            else
-                report(im, "%s: forwarder %s@%s not carried over: %s", gf, names[i], d->name, why);
-            free(rec);
+            char *entry = wp_asprintf("Relay:%s: %s%s%s", names[i], target, strchr(target, '@') ? "" : "@",
+                                      strchr(target, '@') ? "" : im->main_domain);
+            push(&d->forwarders, &d->nforwarders, entry);
         }
         wp_cgp_free(v);
         free(gf);
@@ -459,7 +460,8 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
     free_strv(names, n);
     free(file);
 
-    /* Groups: the Router has no one-to-many record yet. */
+    /* Groups: the domain's groups setting, with Relay: (anyone may send to
+     * a CommuniGate group, wherever its members are). */
     file = wp_asprintf("ListGroups.%s", d->name);
     read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++) {
@@ -479,7 +481,10 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
                          (members && members->type != WP_CGP_ARRAY))) {
             error(im, "%s: a dictionary with a Members array was expected", gg);
         } else if (v) {
-            fprintf(groups, "%s@%s\t", names[i], d->name);
+            char *entry = NULL;
+            size_t elen = 0;
+            FILE *groups = open_memstream(&entry, &elen);
+            fprintf(groups, "Relay:%s: ", names[i]);
             size_t nm = 0;
             for (size_t k = 0; k < wp_cgp_count(members); k++) {
                 const char *m = wp_cgp_str(wp_cgp_item(members, k));
@@ -491,14 +496,14 @@ static void read_domain(struct import *im, struct domain *d, FILE *table_fwd, FI
                 fprintf(groups, "%s%s%s%s", nm++ ? ", " : "", m, strchr(m, '@') ? "" : "@",
                         strchr(m, '@') ? "" : d->name);
             }
-            fputc('\n', groups);
-            report(
-                im,
-                "%s: group %s@%s (%zu members) not carried over: carried over when Waypost's Router "
-                "supports groups -> until then the line in groups.virtual, a Postfix virtual(5) map: list it "
-                "before Waypost's map in virtual_alias_maps and in relay_recipient_maps (postmap "
-                "groups.virtual)",
-                gg, names[i], d->name, nm);
+            fclose(groups);
+            if (nm)
+                push(&d->groups, &d->ngroups, entry);
+            else {
+                report(im, "%s: group %s@%s not carried over: no members Waypost can write", gg, names[i],
+                       d->name);
+                free(entry);
+            }
         }
         wp_cgp_free(v);
         free(gg);
@@ -1103,12 +1108,10 @@ int wp_import_main(int argc, char **argv)
     if (im.main_domain && !read_names(&im, "ListDomains", true, &dnames, &nd))
         error(&im, "ListDomains: missing (the answer of the CLI command ListDomains)");
 
-    char *conf = NULL, *table = NULL, *fwd = NULL, *groups = NULL, *rep = NULL;
-    size_t conflen = 0, tablelen = 0, fwdlen = 0, groupslen = 0, replen = 0;
+    char *conf = NULL, *table = NULL, *rep = NULL;
+    size_t conflen = 0, tablelen = 0, replen = 0;
     FILE *fconf = open_memstream(&conf, &conflen);
     FILE *ftable = open_memstream(&table, &tablelen);
-    FILE *ffwd = open_memstream(&fwd, &fwdlen);
-    FILE *fgroups = open_memstream(&groups, &groupslen);
     struct domain *doms = wp_calloc(nd + 1, sizeof(*doms));
     size_t ndoms = 0;
     bool main_listed = false;
@@ -1121,7 +1124,7 @@ int wp_import_main(int argc, char **argv)
         }
         main_listed |= strcmp(dnames[i], im.main_domain) == 0;
         doms[ndoms].name = wp_strdup(dnames[i]);
-        read_domain(&im, &doms[ndoms], ffwd, fgroups);
+        read_domain(&im, &doms[ndoms]);
         ndoms++;
     }
     free_strv(dnames, nd);
@@ -1132,14 +1135,6 @@ int wp_import_main(int argc, char **argv)
     size_t nfiles = 0;
     if (im.main_domain) {
         import_table(&im, ftable);
-        fclose(ffwd);
-        ffwd = NULL;
-        if (fwdlen) {
-            fputs("\n; Forwarders (ListForwarders, GetForwarder): Relay: records, so that anyone\n"
-                  "; may send to them as to CommuniGate's forwarders.\n",
-                  ftable);
-            fputs(fwd, ftable);
-        }
         fputs("# Waypost configuration imported from CommuniGate Pro by \"waypost import cgp\".\n"
               "# What was not carried over, and what to use instead: IMPORT-REPORT.\n"
               "# Syntax: waypost.conf(5).\n\nrouter: {\n  table = \"router.table\";\n  main_domain = ",
@@ -1179,6 +1174,19 @@ int wp_import_main(int argc, char **argv)
                 put_conf_str(fconf, d->mail_to_unknown);
                 fputc(';', fconf);
             }
+            /* Relay: on each, as CommuniGate lets anyone send to them. */
+            for (int w = 0; w < 2; w++) {
+                char **ents = w ? d->forwarders : d->groups;
+                size_t nv = w ? d->nforwarders : d->ngroups;
+                if (!nv)
+                    continue;
+                fprintf(fconf, "\n      %s = [", w ? "forwarders" : "groups");
+                for (size_t k = 0; k < nv; k++) {
+                    fputs(k ? ",\n        " : "\n        ", fconf);
+                    put_conf_str(fconf, ents[k]);
+                }
+                fputs(" ];", fconf);
+            }
             fputs(i + 1 < ndoms ? " },\n" : " }\n", fconf);
         }
         fputs("  );\n};\n", fconf);
@@ -1192,17 +1200,6 @@ int wp_import_main(int argc, char **argv)
                    "them) -> set passwords in the *.passwd files or Dovecot's userdb; copy the mail with "
                    "imapsync or doveadm backup");
     }
-    if (ffwd)
-        fclose(ffwd);
-    fclose(fgroups);
-    if (groupslen) {
-        char *text =
-            wp_asprintf("# Groups imported from CommuniGate Pro (GetGroup), a Postfix virtual(5) map\n"
-                        "# until Waypost's Router carries groups; see IMPORT-REPORT.\n%s",
-                        groups);
-        files[nfiles++] = (struct outfile){wp_strdup("groups.virtual"), text, strlen(text)};
-    }
-    free(groups);
     report_unread(&im);
     /* Settings outside the files read, which every CommuniGate server has. */
     report(
@@ -1243,7 +1240,6 @@ int wp_import_main(int argc, char **argv)
     free(files);
     free(conf);
     free(table);
-    free(fwd);
     free(rep);
     for (size_t i = 0; i < ndoms; i++)
         free_domain(&doms[i]);

@@ -98,6 +98,21 @@ static int cmd_check(const char *path)
     if (!s)
         return 1;
     const struct wp_router *r = s->router;
+    /* What loads may still fail for every message: resolve it once. */
+    struct wp_errors err;
+    wp_errors_init(&err);
+    wp_router_check(r, &err);
+    wp_rules_check(wp_milter_conf(s)->rules, r, &err);
+    for (size_t i = 0; i < err.count; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    size_t problems = err.count;
+    wp_errors_free(&err);
+    if (problems) {
+        fprintf(stderr, "%s: %zu problem%s that would fail at run time\n", path, problems,
+                problems == 1 ? "" : "s");
+        wp_snapshot_unref(s);
+        return 1;
+    }
     printf("%s: OK (main domain %s, %zu domains, %u router records, %zu rules)\n", path, r->main_domain,
            r->ndomains, r->table ? r->table->nrecs : 0, wp_rules_count(wp_milter_conf(s)->rules));
     wp_snapshot_unref(s);
@@ -219,6 +234,22 @@ static void print_route_json(const struct wp_snapshot *s, const char *input, con
         wp_json_string(stdout, rt->text);
     else
         fputs("null", stdout);
+    /* a group: its members; a forwarder on the way: its one target */
+    fputs(",\"group\":", stdout);
+    if (rt->group) {
+        fputs("{\"address\":", stdout);
+        wp_json_string(stdout, rt->group->address);
+        printf(",\"forwarder\":%s,\"relay\":%s,\"members\":[", rt->group->forwarder ? "true" : "false",
+               rt->group->relay ? "true" : "false");
+        for (size_t i = 0; i < rt->group->nmembers; i++) {
+            if (i)
+                fputc(',', stdout);
+            wp_json_string(stdout, rt->group->members[i]);
+        }
+        fputs("]}", stdout);
+    } else {
+        fputs("null", stdout);
+    }
     fputs(",\"unified\":", stdout);
     if (rt->unified) {
         fputs("{\"domain\":", stdout);

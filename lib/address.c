@@ -115,6 +115,11 @@ bool wp_domain_valid(const char *d, bool allow_hostport)
         d = close + 1;
         if (*d == '\0')
             return true;
+        /* "[ip].via", "[ip]._via", "[ip].smtp" (and "[ip:port].via"): a
+         * relay suffix straight after the literal, as CommuniGate writes
+         * next hops; only in next-hop syntax, and only those suffixes. */
+        if (allow_hostport && *d == '.')
+            return wp_strieq(d, ".via") || wp_strieq(d, "._via") || wp_strieq(d, ".smtp");
         /* "[ip]:port" and "[ip]:port.via" only in next-hop syntax */
         if (!allow_hostport || *d != ':')
             return false;

@@ -57,10 +57,50 @@ static const struct {
 };
 static const char *const day_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 
+/* CommuniGate conditions and actions without a faithful meaning at the
+ * milter, and what does the job on the Postfix/Dovecot side.  A rule that
+ * uses one is refused, naming the replacement; in a disabled rule (as
+ * `waypost import cgp` writes such rules) it is a warning and the element
+ * is left out, so the rest of the rules still load. */
+struct instead {
+    const char *name, *instead;
+};
+static const struct instead cond_instead[] = {
+    {"Attachment", "Postfix mime_header_checks, or a content filter such as amavis"},
+    {"Security", "Postfix's TLS settings (smtpd_tls_security_level, reject_plaintext_session)"},
+    {"Existing Mailbox", "Dovecot Sieve mailboxexists"},
+    {"Time of Day", "Current Time"},
+};
+static const struct instead act_instead[] = {
+    {"ExternalFilter",
+     "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and non_smtpd_milters)"},
+    {"Execute", "run the program as a Postfix content_filter or pipe(8) transport"},
+    {"Mark", "Dovecot Sieve imap4flags (addflag) at delivery"},
+    {"Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered"},
+    {"Accept Reply", "Dovecot Sieve vacation"},
+    {"React with", "Dovecot Sieve vacation or reject"},
+    {"Send Notification", "Dovecot Sieve enotify"},
+    {"Write To Log", "Postfix header_checks with WARN"},
+    {"FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients"},
+    {"Store Encrypted in", "Dovecot's mail-crypt plugin"},
+    {"Copy attachments into", "a Postfix content_filter"},
+};
+
+/* The replacement for an element name of a table above, or NULL. */
+#define INSTEAD(table, name) instead_of((table), sizeof(table) / sizeof((table)[0]), (name))
+static const char *instead_of(const struct instead *t, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (wp_strieq(t[i].name, name))
+            return t[i].instead;
+    return NULL;
+}
+
 struct cond {
     enum cond_kind kind;
     enum op op;
-    char *field;  /* Header Field: the field name */
+    char *field;   /* Header Field: the field name (of the first element) */
+    char **fields; /* Header Field lists: each picture's own field name */
     char **pics;  /* is/is not: one; in/not in: the list */
     size_t *piclens;
     size_t npics;
@@ -74,6 +114,8 @@ struct action {
     size_t naddrs;
     struct wp_field *fields; /* Add Header: the text's fields, split once at load */
     size_t nfields;
+    char *file; /* where it was written, for `waypost check` */
+    int line;
 };
 
 struct rule {
@@ -133,7 +175,71 @@ static long long parse_size(const char *s, bool *ok)
 
 #define LOAD_ERROR(...) wp_error(err, wp_conf_file(s, file), wp_conf_line(s), __VA_ARGS__)
 
-static bool load_cond(const config_setting_t *s, const char *file, struct cond *c, struct wp_errors *err)
+static const char *const long_day_names[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                             "Thursday", "Friday", "Saturday"};
+static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* "25 Dec 2004" (CommuniGate's spelling; also "25-Dec-2004") or
+ * "2004-12-25" -> "2004-12-25"; false if it is neither. */
+static bool date_iso(const char *in, char *out, size_t size)
+{
+    int y, m, d;
+    char mon[4], tail;
+    if (sscanf(in, "%d-%d-%d%c", &y, &m, &d, &tail) == 3) {
+        if (y < 1900 || m < 1 || m > 12 || d < 1 || d > 31)
+            return false;
+        snprintf(out, size, "%04d-%02d-%02d", y, m, d);
+        return true;
+    }
+    if (sscanf(in, "%d%*[ -]%3[A-Za-z]%*[ -]%d%c", &d, mon, &y, &tail) != 3 || d < 1 || d > 31 || y < 1900)
+        return false;
+    for (m = 0; m < 12; m++)
+        if (wp_strieq(mon, month_names[m]))
+            break;
+    if (m == 12)
+        return false;
+    snprintf(out, size, "%04d-%02d-%02d", y, m + 1, d);
+    return true;
+}
+
+/* Current Day / Current Date pictures in CommuniGate's spellings: long and
+ * short day names ("Monday", "Mon"), dates as "25 Dec 2004" or ISO.  Each
+ * is rewritten into the form the clock is compared in ("Mon",
+ * "2004-12-25"); a picture without '*' in neither form could never match
+ * and is refused. */
+static bool normalize_clock(struct cond *c, const char *what, const config_setting_t *s, const char *file,
+                            struct wp_errors *err)
+{
+    for (size_t i = 0; i < c->npics; i++) {
+        char *p = c->pics[i];
+        if (strchr(p, '*'))
+            continue;
+        char out[32];
+        bool ok = false;
+        if (c->kind == C_DAY) {
+            for (int d = 0; d < 7 && !ok; d++)
+                if (wp_strieq(p, long_day_names[d]) || wp_strieq(p, day_names[d])) {
+                    snprintf(out, sizeof(out), "%s", day_names[d]);
+                    ok = true;
+                }
+        } else {
+            ok = date_iso(p, out, sizeof(out));
+        }
+        if (!ok) {
+            LOAD_ERROR("%s '%s' never matches: %s", what, p,
+                       c->kind == C_DAY ? "not a day name (Monday or Mon)"
+                                        : "not a date (25 Dec 2004 or 2004-12-25)");
+            return false;
+        }
+        free(c->pics[i]);
+        c->pics[i] = wp_strdup(out);
+    }
+    return true;
+}
+
+static bool load_cond(const config_setting_t *s, const char *file, bool disabled, struct cond *c,
+                      struct wp_errors *err)
 {
     memset(c, 0, sizeof(*c));
     int n = config_setting_length(s);
@@ -153,7 +259,15 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
     while (k < sizeof(cond_names) / sizeof(cond_names[0]) && !wp_strieq(v[0], cond_names[k].name))
         k++;
     if (k == sizeof(cond_names) / sizeof(cond_names[0])) {
-        LOAD_ERROR("unknown condition '%s'", v[0]);
+        const char *instead = INSTEAD(cond_instead, v[0]);
+        if (instead && disabled)
+            wp_warning(err, wp_conf_file(s, file), wp_conf_line(s),
+                       "condition '%s' left out of this disabled rule: Waypost does not test it -> %s", v[0],
+                       instead);
+        else if (instead)
+            LOAD_ERROR("condition '%s': Waypost does not test it -> %s", v[0], instead);
+        else
+            LOAD_ERROR("unknown condition '%s'", v[0]);
         return false;
     }
     c->kind = cond_names[k].kind;
@@ -217,6 +331,31 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
         split_list(param, &c->pics, &c->npics);
     else
         wp_strv_push(&c->pics, &c->npics, wp_strdup(param));
+    if (c->kind == C_HEADER_FIELD) {
+        /* CommuniGate's lists: each element "Name: picture" names its own
+         * field; an element without a name keeps the one before it. */
+        c->fields = wp_calloc(c->npics + 1, sizeof(char *));
+        const char *cur = c->field;
+        for (size_t i = 0; i < c->npics; i++) {
+            char *colon = i ? strchr(c->pics[i], ':') : NULL;
+            if (colon && colon > c->pics[i] &&
+                wp_header_name_valid(c->pics[i], (size_t)(colon - c->pics[i]))) {
+                char *name = wp_strndup(c->pics[i], (size_t)(colon - c->pics[i]));
+                const char *rest = colon + 1;
+                while (*rest == ' ')
+                    rest++;
+                char *pic = wp_strdup(rest);
+                free(c->pics[i]);
+                c->pics[i] = pic;
+                c->fields[i] = name;
+                cur = name;
+            } else {
+                c->fields[i] = wp_strdup(cur);
+            }
+        }
+    }
+    if ((c->kind == C_DAY || c->kind == C_DATE) && !normalize_clock(c, v[0], s, file, err))
+        return false;
     c->piclens = wp_calloc(c->npics + 1, sizeof(*c->piclens));
     for (size_t i = 0; i < c->npics; i++) {
         c->piclens[i] = strlen(c->pics[i]);
@@ -230,6 +369,7 @@ static bool load_cond(const config_setting_t *s, const char *file, struct cond *
 
 static void free_cond(struct cond *c)
 {
+    wp_strv_free(c->fields, c->fields ? c->npics : 0);
     free(c->field);
     free(c->piclens);
     wp_strv_free(c->pics, c->npics);
@@ -292,7 +432,7 @@ static char *store_address(const char *target, const struct wp_rules_env *env, c
 }
 
 static bool load_action(const config_setting_t *s, const char *file, const struct wp_rules_env *env,
-                        struct action *a, struct wp_errors *err)
+                        bool disabled, struct action *a, struct wp_errors *err)
 {
     memset(a, 0, sizeof(*a));
     int n = config_setting_length(s);
@@ -310,7 +450,15 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
     while (k < sizeof(act_names) / sizeof(act_names[0]) && !wp_strieq(name, act_names[k].name))
         k++;
     if (k == sizeof(act_names) / sizeof(act_names[0])) {
-        LOAD_ERROR("unknown action '%s'", name);
+        const char *instead = INSTEAD(act_instead, name);
+        if (instead && disabled)
+            wp_warning(err, wp_conf_file(s, file), wp_conf_line(s),
+                       "action '%s' left out of this disabled rule: Waypost does not carry it out -> %s",
+                       name, instead);
+        else if (instead)
+            LOAD_ERROR("action '%s': Waypost does not carry it out -> %s", name, instead);
+        else
+            LOAD_ERROR("unknown action '%s'", name);
         return false;
     }
     a->kind = act_names[k].kind;
@@ -322,6 +470,8 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
         LOAD_ERROR("action '%s' takes no parameter", name);
         return false;
     }
+    a->file = wp_strdup(wp_conf_file(s, file));
+    a->line = wp_conf_line(s);
     const char *why;
     switch (a->kind) {
     case A_MIRROR:
@@ -334,9 +484,24 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
         }
         for (size_t i = 0; i < a->naddrs; i++) {
             struct wp_address ad;
-            if (!wp_address_parse(a->addrs[i], strlen(a->addrs[i]), 0, &ad, &why) || !ad.domain[0]) {
-                LOAD_ERROR("'%s' is not an address: %s", a->addrs[i], ad.domain[0] ? why : "no domain");
+            if (!wp_address_parse(a->addrs[i], strlen(a->addrs[i]), 0, &ad, &why)) {
+                LOAD_ERROR("'%s' is not an address: %s", a->addrs[i], why);
                 return false;
+            }
+            if (!ad.domain[0]) {
+                /* "Redirect to postmaster": in the main domain, as the
+                 * Router reads an address without a domain. */
+                if (!env->router) {
+                    LOAD_ERROR("'%s' is not an address: no domain", a->addrs[i]);
+                    return false;
+                }
+                char full[WP_ADDR_MAX + 1];
+                if (!wp_address_format(ad.local, env->router->main_domain, full, sizeof(full))) {
+                    LOAD_ERROR("'%s': address too long", a->addrs[i]);
+                    return false;
+                }
+                free(a->addrs[i]);
+                a->addrs[i] = wp_strdup(full);
             }
         }
         break;
@@ -403,6 +568,7 @@ static void fields_free(struct wp_field *f, size_t n)
 static void free_action(struct action *a)
 {
     fields_free(a->fields, a->nfields);
+    free(a->file);
     free(a->text);
     wp_strv_free(a->addrs, a->naddrs);
 }
@@ -416,6 +582,31 @@ static void free_rule(struct rule *r)
     free(r->conds);
     free(r->acts);
     free(r->name);
+}
+
+/* A priority as CommuniGate writes it: 1..9 (9 runs first), 0 or
+ * "Inactive" (never runs; our "disabled" too), "Highest" 9, "Lowest" 1,
+ * and numbers written as strings. */
+static bool parse_priority(const config_setting_t *p, int *prio)
+{
+    if (config_setting_type(p) == CONFIG_TYPE_INT) {
+        *prio = config_setting_get_int(p);
+        return *prio >= 0 && *prio <= 9;
+    }
+    if (config_setting_type(p) != CONFIG_TYPE_STRING)
+        return false;
+    const char *t = config_setting_get_string(p);
+    if (wp_strieq(t, "disabled") || wp_strieq(t, "Inactive"))
+        *prio = 0;
+    else if (wp_strieq(t, "Highest"))
+        *prio = 9;
+    else if (wp_strieq(t, "Lowest"))
+        *prio = 1;
+    else if (t[0] >= '0' && t[0] <= '9' && t[1] == '\0')
+        *prio = t[0] - '0';
+    else
+        return false;
+    return true;
 }
 
 struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
@@ -439,22 +630,17 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
         const config_setting_t *p = config_setting_get_member(g, "priority");
         if (!p) {
             r->priority = 5;
-        } else if (config_setting_type(p) == CONFIG_TYPE_INT) {
-            r->priority = config_setting_get_int(p);
-            if (r->priority < 1 || r->priority > 9) {
-                s = p;
-                LOAD_ERROR("rule '%s': priority must be 1..9 or \"disabled\"", name);
-            }
-        } else if (config_setting_type(p) == CONFIG_TYPE_STRING && wp_strieq(config_setting_get_string(p), "disabled")) {
-            r->priority = 0;
-        } else {
+        } else if (!parse_priority(p, &r->priority)) {
             s = p;
-            LOAD_ERROR("rule '%s': priority must be 1..9 or \"disabled\"", name);
+            LOAD_ERROR(
+                "rule '%s': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or \"Lowest\"",
+                name);
         }
         const config_setting_t *data = config_setting_get_member(g, "data");
         for (int k = 0; data && k < config_setting_length(data); k++) {
             r->conds = wp_realloc(r->conds, (r->nconds + 1) * sizeof(*r->conds));
-            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, &r->conds[r->nconds], err))
+            if (load_cond(config_setting_get_elem(data, (unsigned)k), file, r->priority == 0,
+                          &r->conds[r->nconds], err))
                 r->nconds++;
             else
                 free_cond(&r->conds[r->nconds]);
@@ -462,7 +648,8 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
         const config_setting_t *acts = config_setting_get_member(g, "action");
         for (int k = 0; acts && k < config_setting_length(acts); k++) {
             r->acts = wp_realloc(r->acts, (r->nacts + 1) * sizeof(*r->acts));
-            if (load_action(config_setting_get_elem(acts, (unsigned)k), file, env, &r->acts[r->nacts], err))
+            if (load_action(config_setting_get_elem(acts, (unsigned)k), file, env, r->priority == 0,
+                            &r->acts[r->nacts], err))
                 r->nacts++;
             else
                 free_action(&r->acts[r->nacts]);
@@ -683,6 +870,18 @@ static bool cond_header_field(const struct cond *c, struct eval *e)
 {
     const struct wp_message *m = e->v->m;
     bool neg = negative(c);
+    if (c->fields) {
+        /* a list: each picture against its own field */
+        for (size_t i = 0; i < m->nheaders; i++)
+            for (size_t k = 0; k < c->npics; k++) {
+                if (!wp_strieq(m->headers[i].name, c->fields[k]))
+                    continue;
+                const char *v = wp_view_decoded(e->v, i);
+                if (pic_match(c, k, v, strlen(v)))
+                    return !neg;
+            }
+        return neg;
+    }
     for (size_t i = 0; i < m->nheaders; i++) {
         if (!wp_strieq(m->headers[i].name, c->field))
             continue;
@@ -720,6 +919,12 @@ static bool cond_clock(const struct cond *c, struct eval *e)
         strftime(v, sizeof(v), "%H:%M", tm);
     else
         snprintf(v, sizeof(v), "%s", day_names[tm->tm_wday]);
+    if (c->op != OP_GT && c->op != OP_LT && c->kind == C_DATE) {
+        /* pictures with '*' may be written in CommuniGate's "25 Dec 2004" */
+        char cgp[32];
+        snprintf(cgp, sizeof(cgp), "%d %s %d", tm->tm_mday, month_names[tm->tm_mon], tm->tm_year + 1900);
+        return negative(c) ? test_value(c, v) && test_value(c, cgp) : test_value(c, v) || test_value(c, cgp);
+    }
     if (c->op != OP_GT && c->op != OP_LT)
         return test_value(c, v);
     if (c->kind == C_DAY) {
@@ -896,4 +1101,41 @@ void wp_outcome_free(struct wp_outcome *out)
     wp_strv_free(out->fired, out->nfired);
     wp_strv_free(out->log, out->nlog);
     memset(out, 0, sizeof(*out));
+}
+
+/* ---------------------------------------------------------------- check */
+
+void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct wp_errors *err)
+{
+    if (!rs || !r)
+        return;
+    struct wp_resolve_opts o = {true, false};
+    struct wp_route rt;
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct rule *ru = &rs->rules[i];
+        for (size_t k = 0; k < ru->nacts; k++) {
+            const struct action *a = &ru->acts[k];
+            if (a->kind != A_STORE && a->kind != A_MIRROR && a->kind != A_REDIRECT && a->kind != A_FORWARD)
+                continue;
+            const char *name = a->kind == A_STORE      ? "Store in"
+                               : a->kind == A_MIRROR   ? "Mirror to"
+                               : a->kind == A_REDIRECT ? "Redirect to"
+                                                       : "Forward to";
+            for (size_t n = 0; n < a->naddrs; n++) {
+                wp_resolve(r, a->addrs[n], &o, &rt, NULL);
+                if (rt.kind == WP_ROUTE_TEMP)
+                    continue;
+                if (a->kind == A_STORE && rt.kind != WP_ROUTE_LOCAL)
+                    wp_error(err, a->file, a->line,
+                             "rule '%s': Store in %s is delivered as %s, which routes %s%s%s, not to a local "
+                             "account (milter.store_address, router.recipient_delimiter?)",
+                             ru->name, a->text, a->addrs[n], wp_route_kind_name(rt.kind),
+                             rt.text[0] ? ": " : "", rt.text);
+                else if (a->kind != A_STORE &&
+                         (rt.kind == WP_ROUTE_UNKNOWN || (rt.kind == WP_ROUTE_ERROR && !rt.bounce)))
+                    wp_error(err, a->file, a->line, "rule '%s': %s %s: %s at run time: %s", ru->name, name,
+                             a->addrs[n], wp_route_kind_name(rt.kind), rt.text);
+            }
+        }
+    }
 }

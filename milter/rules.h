@@ -111,4 +111,9 @@ void wp_rules_evaluate(const struct wp_rules *r, const struct wp_rules_env *env,
                        const struct wp_message *m, struct wp_outcome *out);
 void wp_outcome_free(struct wp_outcome *out);
 
+/* The run-time pass of `waypost check`: every Store in target must route
+ * to a local account, every Mirror/Redirect/Forward address must route
+ * somewhere (not ERROR or UNKNOWN); errors with the action's file:line. */
+void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct wp_errors *err);
+
 #endif

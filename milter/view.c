@@ -281,6 +281,7 @@ static void route_fill(struct wp_view_route *vr, const struct wp_router *r, cons
     case WP_ROUTE_HOLD: vr->text = wp_asprintf("SMTP(%s)%s", rt.queue, rt.address); break;
     case WP_ROUTE_ODMR: vr->text = wp_asprintf("ODMR(%s)%s", rt.queue, rt.address); break;
     case WP_ROUTE_DISCARD: vr->text = wp_asprintf("DISCARD()%s", rt.address); break;
+    case WP_ROUTE_GROUP: vr->text = wp_asprintf("GROUP()%s", rt.address); break;
     default: vr->text = wp_asprintf("ERROR()%s", address); break;
     }
     vr->address = wp_strdup(rt.address);

@@ -43,6 +43,12 @@ static enum wp_answer transport_value(const struct wp_snapshot *s, const struct 
     case WP_ROUTE_ERROR:
     case WP_ROUTE_UNKNOWN: WP_JOIN(value, size, "error:", rt->text); return WP_ANS_FOUND;
     case WP_ROUTE_TEMP: WP_JOIN(value, size, rt->text); return WP_ANS_TEMP;
+    case WP_ROUTE_GROUP:
+        /* virtual expands a group first and the members get asked; a group
+         * address reaches transport only when its expansion failed (a
+         * cycle): it must not leave by relay_transport. */
+        WP_JOIN(value, size, "error:5.4.6 Group expansion loop");
+        return WP_ANS_FOUND;
     }
     return WP_ANS_NOTFOUND;
 }
@@ -105,14 +111,21 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const
         WP_JOIN(value, size, rt.account, "@", rt.domain);
         return WP_ANS_FOUND;
     case WP_MAP_RECIPIENT: {
-        bool deliverable = rt.kind == WP_ROUTE_LOCAL || wp_route_leaves_server(&rt) ||
-                           rt.kind == WP_ROUTE_DISCARD || (rt.kind == WP_ROUTE_ERROR && rt.bounce);
+        bool deliverable = rt.kind == WP_ROUTE_LOCAL || rt.kind == WP_ROUTE_GROUP ||
+                           wp_route_leaves_server(&rt) || rt.kind == WP_ROUTE_DISCARD ||
+                           (rt.kind == WP_ROUTE_ERROR && rt.bounce);
         if (!deliverable)
             return WP_ANS_NOTFOUND;
         WP_JOIN(value, size, "OK");
         return WP_ANS_FOUND;
     }
     default: break;
+    }
+    /* virtual: a group's members, as virtual(5) takes several addresses;
+     * Postfix then asks about each member on its own. */
+    if (rt.kind == WP_ROUTE_GROUP) {
+        WP_JOIN(value, size, rt.group->answer);
+        return WP_ANS_FOUND;
     }
     /* virtual: only when the route changes the envelope recipient. */
     if (rt.kind != WP_ROUTE_LOCAL && !wp_route_leaves_server(&rt))
@@ -161,6 +174,80 @@ static void reply_from_text(const char *text, char *action, size_t size)
     WP_JOIN(action, size, text[0] == '4' ? "451 " : "550 ", text);
 }
 
+/* Nested groups are followed this deep for the relay check; deeper
+ * nesting is refused for untrusted clients rather than left unchecked. */
+#define GROUP_DEPTH_MAX 4
+
+/* The decision for one recipient (depth > 0: a group's member, whose own
+ * errors are Postfix's to bounce after the group was accepted: only relay
+ * and temporary failures refuse the group).  Returns false and leaves
+ * action alone when the recipient may pass. */
+static bool decide_rcpt(const struct wp_router *r, const char *rcpt, bool trusted, int depth, char *action,
+                        size_t size)
+{
+    struct wp_resolve_opts o = {trusted, false};
+    struct wp_route rt;
+    wp_resolve(r, rcpt, &o, &rt, NULL);
+    switch (rt.kind) {
+    case WP_ROUTE_TEMP: reply_from_text(rt.text, action, size); return true;
+    case WP_ROUTE_UNKNOWN:
+        if (depth)
+            return false;
+        reply_from_text(rt.text, action, size);
+        return true;
+    case WP_ROUTE_ERROR:
+        if (depth)
+            return false;
+        if (!rt.bounce) {
+            reply_from_text(rt.text, action, size);
+            return true;
+        }
+        break;
+    default: break;
+    }
+    if (!wp_route_relay_permitted(&rt, trusted)) {
+        WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
+        return true;
+    }
+    if (!trusted && r->table->has_norelay) {
+        /* The maps resolve as for a trusted client; a NoRelay: record that
+         * only a trusted client may use must not carry this mail. */
+        struct wp_route as_trusted;
+        struct wp_resolve_opts ot = {true, false};
+        wp_resolve(r, rcpt, &ot, &as_trusted, NULL);
+        if (!wp_route_relay_permitted(&as_trusted, false)) {
+            WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
+            return true;
+        }
+    }
+    if (rt.kind == WP_ROUTE_GROUP && !(trusted || rt.group->relay)) {
+        /* Each member must be one this client may send to: the group's
+         * Relay: (or a trusted client) lets them all leave the server. */
+        if (depth >= GROUP_DEPTH_MAX) {
+            WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
+            return true;
+        }
+        const struct wp_group *g = rt.group; /* lives in the Router, not in rt */
+        for (size_t i = 0; i < g->nmembers; i++)
+            if (decide_rcpt(r, g->members[i], trusted, depth + 1, action, size))
+                return true;
+    } else if (rt.kind == WP_ROUTE_GROUP) {
+        /* Relay may pass; a member whose account source fails still must
+         * not be lost: ask again later. */
+        const struct wp_group *g = rt.group;
+        for (size_t i = 0; depth < GROUP_DEPTH_MAX && i < g->nmembers; i++) {
+            struct wp_route m;
+            struct wp_resolve_opts ot = {true, false};
+            wp_resolve(r, g->members[i], &ot, &m, NULL);
+            if (m.kind == WP_ROUTE_TEMP) {
+                reply_from_text(m.text, action, size);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
                       size_t size)
 {
@@ -171,34 +258,6 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
     }
     bool trusted = req->sasl_username[0] != '\0' ||
                    (req->client_address[0] && wp_nets_contain(&r->trusted, req->client_address));
-    struct wp_resolve_opts o = {trusted, false};
-    struct wp_route rt;
-    wp_resolve(r, req->recipient, &o, &rt, NULL);
-    switch (rt.kind) {
-    case WP_ROUTE_UNKNOWN:
-    case WP_ROUTE_TEMP: reply_from_text(rt.text, action, size); return;
-    case WP_ROUTE_ERROR:
-        if (!rt.bounce) {
-            reply_from_text(rt.text, action, size);
-            return;
-        }
-        break;
-    default: break;
-    }
-    if (!wp_route_relay_permitted(&rt, trusted)) {
-        WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
-        return;
-    }
-    if (!trusted && r->table->has_norelay) {
-        /* The maps resolve as for a trusted client; a NoRelay: record that
-         * only a trusted client may use must not carry this mail. */
-        struct wp_route as_trusted;
-        struct wp_resolve_opts ot = {true, false};
-        wp_resolve(r, req->recipient, &ot, &as_trusted, NULL);
-        if (!wp_route_relay_permitted(&as_trusted, false)) {
-            WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
-            return;
-        }
-    }
-    WP_JOIN(action, size, "DUNNO");
+    if (!decide_rcpt(r, req->recipient, trusted, 0, action, size))
+        WP_JOIN(action, size, "DUNNO");
 }

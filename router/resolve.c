@@ -17,7 +17,8 @@
 #include "router/router.h"
 #include "lib/util.h"
 
-static const char *const kind_names[] = { "LOCAL", "RELAY", "HOLD", "ODMR", "DISCARD", "ERROR", "UNKNOWN", "TEMP" };
+static const char *const kind_names[] = {"LOCAL", "RELAY",   "HOLD", "ODMR", "DISCARD",
+                                         "ERROR", "UNKNOWN", "TEMP", "GROUP"};
 static const char *const class_names[] = { "none", "NoRelay", "Relay", "RelayAll", "MailToUnknown" };
 
 const char *wp_route_kind_name(enum wp_route_kind k)
@@ -333,6 +334,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
     route->unified = NULL;
     route->record = NULL;
     route->unknown = NULL;
+    route->group = NULL;
     if (trace) {
         trace->nsteps = 0;
         trace->truncated = false;
@@ -476,6 +478,28 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             continue;
         }
 
+        /* Groups and forwarders first: they are in memory, and an account
+         * source may cost a round trip (names are unique in a domain). */
+        const struct wp_group *grp = dom ? wp_groups_find(&dom->groups, a.local) : NULL;
+        if (grp) {
+            route->group = grp;
+            if (grp->relay)
+                grant(route, WP_RC_RELAY);
+            if (grp->forwarder) {
+                step(trace, "%s:%d: forwarder %s%s to %s", grp->file, grp->line, grp->address,
+                     grp->relay ? " (Relay: anyone may send through it)" : "", grp->members[0]);
+                if (!set_address(&a, grp->members[0], route, trace))
+                    return;
+                continue;
+            }
+            format_current(&a, route->address, sizeof(route->address));
+            route->kind = WP_ROUTE_GROUP;
+            step(trace, "%s:%d: group %s%s: %s", grp->file, grp->line, grp->address,
+                 grp->relay ? " (Relay: anyone may send to its off-server members)" : "", grp->answer);
+            step(trace, "route: GROUP of %zu member%s (each routed on its own)", grp->nmembers,
+                 grp->nmembers == 1 ? "" : "s");
+            return;
+        }
         if (dom) {
             char account[WP_LOCAL_MAX + 1];
             wp_strlcpy(account, a.local, sizeof(account));

@@ -217,6 +217,8 @@ void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec
     struct wp_domain *d = &r->domains[r->ndomains];
     memset(d, 0, sizeof(*d));
     d->line = line;
+    d->unknown_line = spec->unknown_line ? spec->unknown_line : line;
+    d->file = spec->file ? wp_strdup(spec->file) : NULL;
     d->name = (char *)own_key(r, name);
     d->accounts = wp_accounts_new(spec->accounts ? spec->accounts : "list:", d->name, r->basedir,
                                   r->cache_seconds, r->userdb_timeout_ms, file,
@@ -225,6 +227,11 @@ void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec
     const char *unknown = spec->mail_to_unknown ? spec->mail_to_unknown : WP_DEFAULT_MAIL_TO_UNKNOWN;
     if (!parse_unknown(unknown, d, &why))
         wp_error(err, file, spec->unknown_line ? spec->unknown_line : line, "mail_to_unknown: %s", why);
+
+    wp_groups_add(&d->groups, spec->groups, false, d->name, r->basedir, file,
+                  spec->groups_line ? spec->groups_line : line, err);
+    wp_groups_add(&d->groups, spec->forwarders, true, d->name, r->basedir, file,
+                  spec->forwarders_line ? spec->forwarders_line : line, err);
 
     uint32_t idx = (uint32_t)r->ndomains++;
     const char *k = d->name;
@@ -305,6 +312,8 @@ void wp_router_free(struct wp_router *r)
     for (size_t i = 0; i < r->ndomains; i++) {
         wp_accounts_free(r->domains[i].accounts);
         free(r->domains[i].reroute);
+        wp_groups_free(&r->domains[i].groups);
+        free(r->domains[i].file);
     }
     free(r->domains);
     wp_strmap_free(&r->domain_index);

@@ -14,7 +14,8 @@
  * (exact address, wildcard address, exact domain, wildcard domain); relay
  * suffix (.via ._via .smtp) or IP literal -> next hop; Unified Domain-Wide
  * Account domain -> its one account (a rewrite: the account is resolved
- * next); local domain -> account or Mail to Unknown; anything else -> relay
+ * next); local domain -> group (GROUP), forwarder (a rewrite to its
+ * target), account, or Mail to Unknown; anything else -> relay
  * by MX.
  */
 #ifndef WP_ROUTER_H
@@ -26,10 +27,22 @@
 #include "lib/defaults.h"
 #include "lib/errors.h"
 #include "lib/strmap.h"
+#include "router/groups.h"
 #include "router/table.h"
 
-enum wp_route_kind { WP_ROUTE_LOCAL, WP_ROUTE_RELAY, WP_ROUTE_HOLD, WP_ROUTE_ODMR,
-                     WP_ROUTE_DISCARD, WP_ROUTE_ERROR, WP_ROUTE_UNKNOWN, WP_ROUTE_TEMP };
+/* GROUP: the address is a group of a local domain (route.group); Postfix's
+ * virtual map expands it to the members, each routed on its own. */
+enum wp_route_kind {
+    WP_ROUTE_LOCAL,
+    WP_ROUTE_RELAY,
+    WP_ROUTE_HOLD,
+    WP_ROUTE_ODMR,
+    WP_ROUTE_DISCARD,
+    WP_ROUTE_ERROR,
+    WP_ROUTE_UNKNOWN,
+    WP_ROUTE_TEMP,
+    WP_ROUTE_GROUP
+};
 
 /* The strongest relaying grant met on the way (a route may only leave the
  * server for an untrusted client if a record granted it). */
@@ -64,6 +77,7 @@ struct wp_route {
     const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
     const struct wp_record *record; /* the last Router record applied (what decided), or NULL */
     const struct wp_domain *unknown;/* the local domain whose Mail to Unknown decided, or NULL */
+    const struct wp_group *group;   /* GROUP: the group; else the last forwarder on the way, or NULL */
     /* wp_resolve() clears each field it does not set: a new field here
      * needs a line there. */
     char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
@@ -71,10 +85,13 @@ struct wp_route {
 
 struct wp_domain {
     char *name;
+    char *file; /* where it was configured, or NULL: the Router's */
     int line;
+    int unknown_line; /* of mail_to_unknown */
     struct wp_accounts *accounts;
     enum wp_unknown_mode unknown;
     char *reroute; /* pattern for WP_UNKNOWN_REROUTE */
+    struct wp_groups groups; /* its groups and forwarders */
 };
 
 /* A Unified Domain-Wide Account: all mail for the customer's domain goes to
@@ -129,8 +146,10 @@ struct wp_domain_spec {
     const char *const *aliases;
     const char *accounts;
     const char *mail_to_unknown;
+    const char *const *groups; /* NULL-terminated entries (groups.h), or NULL */
+    const char *const *forwarders;
     const char *file;
-    int line, accounts_line, unknown_line, aliases_line;
+    int line, accounts_line, unknown_line, aliases_line, groups_line, forwarders_line;
 };
 void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec, struct wp_errors *err);
 enum wp_router_list { WP_ROUTER_TRUSTED, WP_ROUTER_OWN_ADDRESS, WP_ROUTER_HOLD_QUEUE, WP_ROUTER_ODMR_QUEUE };
@@ -170,6 +189,12 @@ bool wp_route_relay_permitted(const struct wp_route *route, bool trusted);
 bool wp_route_leaves_server(const struct wp_route *route);
 
 const char *wp_route_kind_name(enum wp_route_kind k);
+
+/* The run-time pass of `waypost check` (check.c): every record, Mail to
+ * Unknown reroute, group member and forwarder target resolved once; those
+ * that would answer ERROR (a loop, a port without a relay suffix, ...) or,
+ * for a fixed address, UNKNOWN, are errors with file:line. */
+void wp_router_check(const struct wp_router *r, struct wp_errors *err);
 
 /* ---------------------------------------------------------------- queues (queues.c) */
 

@@ -52,9 +52,11 @@ static bool pic_domain_char(char c)
            c == '-' || c == '.' || c == '_' || c == '*' || c == '[' || c == ']' || c == ':';
 }
 
+/* Bytes over 0x7F are UTF-8 here: the line was checked as a whole. */
 static bool pic_local_char(char c)
 {
-    return (unsigned char)c > 0x20 && (unsigned char)c < 0x7f && !strchr("<>()[],;:\\\"@", c);
+    return (unsigned char)c >= 0x80 ||
+           ((unsigned char)c > 0x20 && (unsigned char)c < 0x7f && !strchr("<>()[],;:\\\"@", c));
 }
 
 struct parse_ctx {
@@ -199,12 +201,24 @@ static void parse_line(struct parse_ctx *c, char *line, size_t len, uint32_t lin
     char *end = p + strlen(p);
     while (end > p && is_space(end[-1]))
         *--end = '\0';
+    /* UTF-8 is taken as Postfix with SMTPUTF8 takes it (local parts; the
+     * domain checks below keep domains ASCII); other bytes over 0x7F are
+     * refused. */
     for (char *q = p; *q; q++) {
-        if ((unsigned char)*q >= 0x80) {
-            wp_error(c->err, c->fname, (int)lineno, "non-ASCII byte at column %zu (only comments may hold them)",
+        unsigned char b = (unsigned char)*q;
+        if (b < 0x80)
+            continue;
+        size_t n = b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2 : b >= 0xF0 && b <= 0xF4 ? 3 : 0;
+        size_t k = 0;
+        while (n && k < n && ((unsigned char)q[k + 1] & 0xC0) == 0x80)
+            k++;
+        if (!n || k != n) {
+            wp_error(c->err, c->fname, (int)lineno,
+                     "non-ASCII byte at column %zu that is not UTF-8 (only comments may hold them)",
                      (size_t)(q - line) + 1);
             return;
         }
+        q += n;
     }
 
     /* Prefix. */

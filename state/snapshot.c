@@ -40,6 +40,8 @@ static const struct wp_conf_row domain_rows[] = {
     WP_ROW_OWN("aliases", WP_CONF_STRINGS, NULL, 0, NULL),
     WP_ROW_OWN("accounts", WP_CONF_STRING, "list:", 0, NULL),
     WP_ROW_OWN("mail_to_unknown", WP_CONF_STRING, WP_DEFAULT_MAIL_TO_UNKNOWN, 0, NULL),
+    WP_ROW_OWN("groups", WP_CONF_STRINGS, NULL, 0, NULL),
+    WP_ROW_OWN("forwarders", WP_CONF_STRINGS, NULL, 0, NULL),
     WP_ROW_END,
 };
 
@@ -108,6 +110,19 @@ static const config_setting_t *group_of(const config_setting_t *root, const char
     return g;
 }
 
+/* The strings of a list setting, NULL-terminated (the row check made sure
+ * they are strings); NULL for no setting.  Free the array only. */
+static const char **strings_of(const config_setting_t *s)
+{
+    if (!s || (!config_setting_is_array(s) && !config_setting_is_list(s)))
+        return NULL;
+    size_t n = (size_t)config_setting_length(s);
+    const char **v = wp_calloc(n + 1, sizeof(char *));
+    for (size_t k = 0; k < n; k++)
+        v[k] = config_setting_get_string_elem(s, (unsigned)k);
+    return v;
+}
+
 /* The Router from the router group, through router/'s construction API. */
 static struct wp_router *router_build(const config_setting_t *g, const struct wp_router_conf *rc,
                                       const char *path, const char *basedir, struct wp_errors *err)
@@ -151,6 +166,9 @@ static struct wp_router *router_build(const config_setting_t *g, const struct wp
             aliases[k] = config_setting_get_string_elem(al, (unsigned)k);
         const config_setting_t *acc = config_setting_get_member(dg, "accounts");
         const config_setting_t *mu = config_setting_get_member(dg, "mail_to_unknown");
+        const config_setting_t *gs = config_setting_get_member(dg, "groups");
+        const config_setting_t *fs = config_setting_get_member(dg, "forwarders");
+        const char **groups = strings_of(gs), **forwarders = strings_of(fs);
         int line = wp_conf_line(dg);
         struct wp_domain_spec spec = {
             .name = wp_conf_string(dg, "name", NULL),
@@ -162,9 +180,15 @@ static struct wp_router *router_build(const config_setting_t *g, const struct wp
             .accounts_line = acc ? wp_conf_line(acc) : line,
             .unknown_line = mu ? wp_conf_line(mu) : line,
             .aliases_line = al ? wp_conf_line(al) : line,
+            .groups = groups,
+            .forwarders = forwarders,
+            .groups_line = gs ? wp_conf_line(gs) : line,
+            .forwarders_line = fs ? wp_conf_line(fs) : line,
         };
         wp_router_add_domain(r, &spec, err);
         free(aliases);
+        free(groups);
+        free(forwarders);
     }
     /* The table comes after the domains: it needs the main domain. */
     wp_router_load_table(r, rc->table, err);

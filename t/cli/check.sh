@@ -60,4 +60,61 @@ printf 'router: {\n  main_domain = "company.dom";\n  @include "extra.inc"\n};\n'
 printf '  bogus = 1;\n' > "$dir/extra.inc"
 expect_output "errors in an included file name that file" "extra.inc:1: unknown setting 'bogus' in router" "$WAYPOST" -c "$dir/inc.conf" check
 
+# The run-time pass: what loads but would fail for every message, with file:line.
+cat > "$dir/rt.table" <<'T'
+<postmaster> = nobody-here
+badport = host:26
+<ok> = alice
+<*@old.dom> = *@new.dom
+error.dom = error 5.1.1 gone on purpose
+<spam> = null
+T
+cat > "$dir/rt.conf" <<'C'
+router: {
+  table = "rt.table";
+  main_domain = "company.dom";
+  recipient_delimiter = "-";
+  domains = (
+    { name = "company.dom"; accounts = "list:alice,security";
+      groups = [ "team: alice, ghost" ];
+      forwarders = [ "f: x@badport" ]; },
+    { name = "re.dom";
+      mail_to_unknown = "Rerouted to *@re.dom"; }
+  );
+};
+rules = (
+  { name = "store"; action = ( ("Store in", "~security/outgoing") ); },
+  { name = "redir"; action = ( ("Redirect to", "x@badport") ); }
+);
+C
+expect_exit "run-time problems exit 1" 1 "$WAYPOST" -c "$dir/rt.conf" check
+out=$("$WAYPOST" -c "$dir/rt.conf" check 2>&1)
+for want in "rt.table:1: <postmaster@company.dom> = nobody-here: UNKNOWN for postmaster@company.dom at run time: 5.1.1" \
+            "rt.table:2: badport = host:26: ERROR for x@badport at run time: 5.1.2 A port needs a relay suffix" \
+            "$dir/rt.conf:7: group team@company.dom: member ghost@company.dom: UNKNOWN at run time" \
+            "$dir/rt.conf:8: forwarder f@company.dom: target x@badport: ERROR at run time: 5.1.2" \
+            "$dir/rt.conf:10: domain re.dom: mail_to_unknown \"Rerouted to *@re.dom\": ERROR for unknown names at run time: 5.4.6 Routing loop" \
+            "$dir/rt.conf:14: rule 'store': Store in ~security/outgoing is delivered as security+outgoing@company.dom, which routes UNKNOWN" \
+            "$dir/rt.conf:15: rule 'redir': Redirect to x@badport: ERROR at run time: 5.1.2" \
+            "$dir/rt.conf: 7 problems that would fail at run time"; do
+    case $out in *"$want"*) ok "run time: $want" ;; *) not_ok "run time: $want"; echo "$out" | sed 's/^/# /' ;; esac
+done
+for gone in "<ok@" "old.dom" "error.dom" "spam"; do
+    case $out in *"$gone"*) not_ok "not reported: $gone" ;; *) ok "not reported: $gone" ;; esac
+done
+# catch-alls that match their own result
+printf '<*> = ann\n' > "$dir/rt.table"
+expect_output "a catch-all address record that matches its result" \
+    "rt.table:1: <*@company.dom> = ann: ERROR for x@company.dom at run time: 5.4.6 Routing loop detected" \
+    "$WAYPOST" -c "$dir/rt.conf" check
+printf '* = smarthost.via\n' > "$dir/rt.table"
+expect_output "a catch-all domain record that matches its result" \
+    "rt.table:1: * = smarthost.via: ERROR for x@x at run time: 5.4.6 Routing loop detected" \
+    "$WAYPOST" -c "$dir/rt.conf" check
+# the recipient delimiter changed back: Store in routes LOCAL again
+printf '<ok> = alice\n' > "$dir/rt.table"
+sed -i -e 's/recipient_delimiter = "-"/recipient_delimiter = "+"/' -e 's/, ghost//' -e 's/x@badport/alice/g' \
+    -e 's/Rerouted to \*@re.dom/Rejected/' "$dir/rt.conf"
+expect_exit "fixed: exit 0" 0 "$WAYPOST" -c "$dir/rt.conf" check
+
 done_testing

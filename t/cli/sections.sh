@@ -69,7 +69,7 @@ expect_output "milter endpoint: waypost check names it" "$msg" "$WAYPOST" -c "$d
 expect_output "milter endpoint: waypost-milter -t names it" "$msg" "$MILTER" -t -c "$dir/w.conf"
 
 base ""; sed -i 's|name = "Copy outgoing mail"; priority = 5;|name = "Copy outgoing mail"; priority = 12;|' "$dir/w.conf"
-msg="$dir/w.conf:$(line_of 'priority = 12'): rule 'Copy outgoing mail': priority must be 1..9"
+msg="$dir/w.conf:$(line_of 'priority = 12'): rule 'Copy outgoing mail': priority must be 0..9"
 expect_output "rules: waypost check names it" "$msg" "$WAYPOST" -c "$dir/w.conf" check
 expect_output "rules: waypost-milter -t names it" "$msg" "$MILTER" -t -c "$dir/w.conf"
 expect_exit "rules: waypost-milter -t fails" 1 "$MILTER" -t -c "$dir/w.conf"

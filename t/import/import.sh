@@ -11,10 +11,10 @@ SRC="$top_srcdir/t/data/cgp"
 OUT="$dir/out"
 
 expect_exit "import of the sample export" 0 "$WAYPOST" import cgp "$SRC" -o "$OUT"
-for f in waypost.conf router.table IMPORT-REPORT company.dom.passwd domain.dom.passwd legacy.dom.passwd groups.virtual; do
+for f in waypost.conf router.table IMPORT-REPORT company.dom.passwd domain.dom.passwd legacy.dom.passwd; do
     check "wrote $f" [ -f "$OUT/$f" ]
 done
-expect_output "waypost check accepts it" "OK (main domain company.dom, 5 domains, 19 router records, 5 rules)" \
+expect_output "waypost check accepts it" "OK (main domain company.dom, 5 domains, 17 router records, 5 rules)" \
     "$WAYPOST" -c "$OUT/waypost.conf" check
 
 # Routes: kind address nexthop port mx queue relay_class, as in t/cli/route.sh.
@@ -48,7 +48,8 @@ expect_route "RELAY y@domain2.dom domain1.dom None true domain1.dom Relay" y@dom
 expect_route "LOCAL alice@company.dom None None false None none" postmaster@mail.company.dom
 expect_route "ERROR former-employee@company.dom None None false None none" former-employee@company.dom
 expect_route "LOCAL security@company.dom None None false None none" --access security-officer
-# Forwarders became Relay: records: to a local account and off the server.
+# Forwarders are the domain's forwarders, with Relay: as anyone may send to
+# them in CommuniGate: to a local account and off the server.
 expect_route "LOCAL alice@company.dom None None false None Relay" sales@company.dom
 expect_route "RELAY john@friend.com friend.com None true friend.com Relay" john@company.dom
 expect_output "an outside client may send to a forwarder" "policy_untrusted  DUNNO" \
@@ -95,7 +96,20 @@ for gone in '"DKIM sign"' '"No executables"' '"Notify FingerNotify"' 'Execute' '
     case $conf in *"$gone"*) not_ok "not in waypost.conf: $gone" ;; *) ok "not in waypost.conf: $gone" ;; esac
 done
 check "accounts as a passwd-file" grep -qx 'carol@domain.dom::::::' "$OUT/domain.dom.passwd"
-check "groups as a virtual(5) map" grep -q '^staff@company.dom	alice@company.dom, bob@company.dom, carol@domain.dom$' "$OUT/groups.virtual"
+check "no groups.virtual any more" [ ! -e "$OUT/groups.virtual" ]
+case $conf in *'groups = [
+        "Relay:staff: alice@company.dom, bob@company.dom, carol@domain.dom" ];'*) ok "groups as the domain's groups" ;;
+              *) not_ok "groups as the domain's groups" ;; esac
+case $conf in *'"Relay:john: john@friend.com",'*'"Relay:sales: alice@company.dom" ]'*) ok "forwarders as the domain's forwarders" ;;
+              *) not_ok "forwarders as the domain's forwarders" ;; esac
+expect_route "GROUP staff@company.dom None None false None Relay" staff@company.dom
+expect_output "a group names its members for Postfix's virtual map" \
+    "virtual           alice@company.dom, bob@company.dom, carol@domain.dom" \
+    "$WAYPOST" -c "$OUT/waypost.conf" route staff@company.dom
+got=$("$WAYPOST" -c "$OUT/waypost.conf" route --json staff@company.dom | python3 -c 'import json, sys; g = json.load(sys.stdin)["group"]; print(g["address"], g["relay"], " ".join(g["members"]))')
+check "route --json names the group and its members" test "$got" = "staff@company.dom True alice@company.dom bob@company.dom carol@domain.dom"
+expect_output "an outside client may send to a group" "policy_untrusted  DUNNO" \
+    "$WAYPOST" -c "$OUT/waypost.conf" route staff@company.dom
 
 # Every item not carried over is a line of the report, with its replacement.
 report=$(cat "$OUT/IMPORT-REPORT")
@@ -106,7 +120,6 @@ for want in "record 23 'Mailer:<robot>" "action Write To Log \"external mail\" n
             "rule \"No executables\" not carried over: condition 'Attachment'" "action FingerNotify" \
             "priority 12 written as 9" "rule \"Run script\" written disabled: it discards, rejects or redirects mail" \
             "mailing list announce@company.dom not carried over -> a list manager" \
-            "group staff@company.dom (3 members) not carried over: carried over when Waypost's Router supports groups" \
             "GetDomainSettings.company.dom: settings not carried over: DomainAccessModes, RealName" \
             "ListAccounts.void.dom: missing" "account passwords and settings not carried over" \
             "GetAccountDefaults: not read" "Client IP Addresses"; do
@@ -162,7 +175,8 @@ for want in "domain '../../etc' not carried over" "domain 'a\"b.dom' not carried
             "forwarder '../../../etc/passwd' not carried over"; do
     case $report in *"$want"*) ok "report: $want" ;; *) not_ok "report: $want" ;; esac
 done
-expect_output "and the result passes check" "OK (main domain x.dom, 1 domains, 1 router records" "$WAYPOST" -c "$dir/evilout/waypost.conf" check
+expect_output "and the result passes check" "OK (main domain x.dom, 1 domains, 0 router records" "$WAYPOST" -c "$dir/evilout/waypost.conf" check
+check "the good forwarder is written" grep -q "\"Relay:ok: ok@else.dom\"" "$dir/evilout/waypost.conf"
 
 expect_exit "usage: no -o" 2 "$WAYPOST" import cgp "$SRC"
 expect_exit "usage: not cgp" 2 "$WAYPOST" import exchange "$SRC" -o "$dir/x"

@@ -251,6 +251,61 @@ START_TEST(router_from_table_text)
 }
 END_TEST
 
+/* CommuniGate's relay suffixes straight after a bracketed IP address, in
+ * records and in Mail to Unknown; UTF-8 local parts as SMTPUTF8 has them. */
+START_TEST(suffix_after_ip_literal)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test.conf", NULL);
+    wp_router_add_domain(
+        r,
+        &(struct wp_domain_spec){.name = "legacy.dom",
+                                 .accounts = "list:erin",
+                                 .mail_to_unknown = "Rerouted to *%legacy.dom@[10.1.2.3:26].via"},
+        &err);
+    wp_router_table_text(r,
+                         "a1 = [10.1.2.3].via\na2 = [10.1.2.3]._via\na3 = [10.1.2.3].SMTP\n"
+                         "a4 = [10.1.2.3:26].via\n<x@a5> = y%a5@[10.1.2.3].via\n",
+                         "inline", &err);
+    wp_router_finish(r, &err);
+    ck_assert_msg(err.count == 0, "%s", err.count ? err.msgs[0] : "");
+    static const struct {
+        const char *in, *env, *hop;
+        int port;
+    } cases[] = {
+        {"u@a1", "u@a1", "[10.1.2.3]", 0},
+        {"u@a2", "u@a2", "[10.1.2.3]", 0},
+        {"u@a3", "u@a3", "[10.1.2.3]", 0},
+        {"u@a4", "u@a4", "[10.1.2.3]", 26},
+        {"x@a5", "y@a5", "[10.1.2.3]", 0},
+        {"nobody@legacy.dom", "nobody@legacy.dom", "[10.1.2.3]", 26},
+        {"j\xc3\xb6rg@legacy.dom", "j\xc3\xb6rg@legacy.dom", "[10.1.2.3]", 26},
+    };
+    struct wp_resolve_opts o = {true, false};
+    struct wp_route rt;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wp_resolve(r, cases[i].in, &o, &rt, NULL);
+        ck_assert_msg(rt.kind == WP_ROUTE_RELAY, "%s: %s %s", cases[i].in, wp_route_kind_name(rt.kind),
+                      rt.text);
+        ck_assert_str_eq(rt.address, cases[i].env);
+        ck_assert_str_eq(rt.nexthop, cases[i].hop);
+        ck_assert_int_eq(rt.port, cases[i].port);
+        ck_assert(!rt.mx);
+    }
+    /* a client cannot write the next-hop form itself */
+    wp_resolve(r, "u@[10.1.2.3].via", &o, &rt, NULL);
+    ck_assert_int_eq(rt.kind, WP_ROUTE_ERROR);
+    wp_router_free(r);
+    /* other text after the literal is still refused */
+    r = wp_router_new("company.dom", "test.conf", NULL);
+    wp_router_table_text(r, "b = [10.1.2.3].com\n", "inline", &err);
+    ck_assert_uint_eq(err.count, 1);
+    wp_router_free(r);
+    wp_errors_free(&err);
+}
+END_TEST
+
 START_TEST(relay_permission_rules)
 {
     struct wp_route rt;
@@ -288,6 +343,7 @@ static Suite *suite(void)
     tcase_add_test(tc, account_created_goes_local);
     tcase_add_test(tc, relay_permission_rules);
     tcase_add_test(tc, router_from_table_text);
+    tcase_add_test(tc, suffix_after_ip_literal);
     suite_add_tcase(s, tc);
     return s;
 }

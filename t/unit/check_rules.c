@@ -859,6 +859,130 @@ END_TEST
 
 /* ---------------------------------------------------------------- actions */
 
+/* CommuniGate's own spellings: priorities (0/Inactive, Highest/Lowest,
+ * numbers as strings), long day names and "25 Dec 2004" dates, Header
+ * Field lists whose elements name their own fields, addresses without a
+ * domain in actions (the main domain). */
+START_TEST(cgp_forms)
+{
+    struct wp_message m =
+        msg("s@x.dom", RCPTS("r@y.dom"), HDRS({"X-Mailer", "Outlook 16"}, {"X-Spam", "yes"}));
+    const char *text =
+        "rules = (\n"
+        "  { name = \"inactive\"; priority = 0; action = ( (\"Discard\") ); },\n"
+        "  { name = \"Inactive\"; priority = \"Inactive\"; action = ( (\"Discard\") ); },\n"
+        "  { name = \"low\"; priority = \"Lowest\"; action = ( (\"Add Header\", \"X-A: low\") ); },\n"
+        "  { name = \"seven\"; priority = \"7\"; action = ( (\"Add Header\", \"X-A: seven\") ); },\n"
+        "  { name = \"high\"; priority = \"Highest\"; action = ( (\"Add Header\", \"X-A: high\") ); }\n"
+        ");";
+    struct wp_rules *r = rules_ok(text, &no_router);
+    ck_assert_uint_eq(wp_rules_count(r), 3);
+    struct wp_outcome out;
+    wp_rules_evaluate(r, &no_router, &m, &out);
+    ck_assert_uint_eq(out.nfired, 3);
+    ck_assert_str_eq(out.fired[0], "high");
+    ck_assert_str_eq(out.fired[1], "seven");
+    ck_assert_str_eq(out.fired[2], "low");
+    wp_outcome_free(&out);
+    wp_rules_free(r);
+
+    /* NOW is Wednesday 2024-05-15 */
+    YES(&m, "Current Day", "is", "Wednesday");
+    YES(&m, "Current Day", "is", "WEDNESDAY");
+    NO(&m, "Current Day", "in", "Saturday, Sunday");
+    YES(&m, "Current Day", "greater than", "Monday");
+    NO(&m, "Current Day", "less than", "Tuesday");
+    YES(&m, "Current Date", "is", "15 May 2024");
+    YES(&m, "Current Date", "in", "25 Dec 2024, 15-May-2024");
+    NO(&m, "Current Date", "is", "16 May 2024");
+    YES(&m, "Current Date", "is", "* May 2024");
+    NO(&m, "Current Date", "is", "* Dec 2024");
+    YES(&m, "Current Date", "not in", "* Dec *, 2023-*");
+    NO(&m, "Current Date", "not in", "* May *");
+    YES(&m, "Current Date", "greater than", "14 May 2024");
+    NO(&m, "Current Date", "less than", "1 Jan 2024");
+
+    /* each element names its own field; one without a name keeps the last */
+    YES(&m, "Header Field", "in", "X-Other: *, X-Spam: yes");
+    YES(&m, "Header Field", "in", "X-Mailer: *Mutt*, *Outlook*");
+    NO(&m, "Header Field", "in", "X-Mailer: *Mutt*, X-Spam: no");
+    NO(&m, "Header Field", "not in", "X-Mailer: *Mutt*, X-Spam: yes");
+    YES(&m, "Header Field", "not in", "X-Mailer: *Mutt*, X-Spam: no");
+    /* the later field's picture is not matched against the first field */
+    NO(&m, "Header Field", "in", "X-Spam: no, X-Other: yes");
+
+    /* CommuniGate elements without a faithful milter meaning: refused,
+     * naming the replacement; in a disabled rule a warning, and the rest
+     * loads */
+    char *all = rules_fail(
+        "rules = (\n { name = \"dkim\";\n action = ( (\"ExternalFilter\", \"dkim-signer\") ); } );",
+        &no_router);
+    ck_assert_msg(
+        strstr(all, "test.conf:3: action 'ExternalFilter': Waypost does not carry it out -> run the filter "
+                    "as a milter (DKIM signing: opendkim"),
+        "%s", all);
+    free(all);
+    all = rules_fail("rules = (\n { name = \"att\";\n data = ( (\"Attachment\", \"is\", \"*.exe\") );\n"
+                     " action = ( (\"Discard\") ); } );",
+                     &no_router);
+    ck_assert_msg(strstr(all, "test.conf:3: condition 'Attachment': Waypost does not test it -> Postfix "
+                              "mime_header_checks"),
+                  "%s", all);
+    free(all);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    r = load_text("rules = (\n { name = \"off\"; priority = \"Inactive\";\n"
+                  " action = ( (\"Execute\", \"[STDIN] /bin/x\"), (\"Mark\", \"Seen\"), (\"Discard\") ); },\n"
+                  " { name = \"on\"; action = ( (\"Add Header\", \"X-On: 1\") ); } );",
+                  &no_router, &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(err.count, 0);
+    ck_assert_uint_eq(err.nwarn, 2);
+    ck_assert_msg(strstr(err.warns[0], "test.conf:3: action 'Execute' left out of this disabled rule") &&
+                      strstr(err.warns[0], "content_filter"),
+                  "%s", err.warns[0]);
+    ck_assert_msg(strstr(err.warns[1], "action 'Mark' left out of this disabled rule") &&
+                      strstr(err.warns[1], "imap4flags"),
+                  "%s", err.warns[1]);
+    ck_assert_uint_eq(wp_rules_count(r), 1);
+    wp_rules_free(r);
+    wp_errors_free(&err);
+
+    /* a group recipient's route, as Any Route sees it before Postfix expands it */
+    {
+        struct wp_errors gerr;
+        wp_errors_init(&gerr);
+        struct wp_router *gr = wp_router_new("company.dom", "test", NULL);
+        static const char *const groups[] = { "team: alice, x@y.dom", NULL };
+        wp_router_add_domain(gr, &(struct wp_domain_spec){ .name = "company.dom", .accounts = "list:alice",
+                                                          .groups = groups },
+                             &gerr);
+        wp_router_table_text(gr, "", "inline", &gerr);
+        wp_router_finish(gr, &gerr);
+        ck_assert_uint_eq(gerr.count, 0);
+        struct wp_rules_env genv = {gr, "%a+%m@%d"};
+        struct wp_message gm = msg("s@x.dom", RCPTS("Team@company.dom"), NULL);
+        YES_E(&genv, &gm, "Any Route", "is", "GROUP()team@company.dom");
+        NO_E(&genv, &gm, "Any Route", "is", "SMTP(*");
+        wp_router_free(gr);
+        wp_errors_free(&gerr);
+    }
+
+    /* "Redirect to postmaster": the main domain */
+    struct wp_router *router = sample_router();
+    struct wp_rules_env env = {router, "%a+%m@%d"};
+    eval_text("rules = ( { name = \"r\"; action = ( (\"Redirect to\", \"postmaster, x@y.dom\"), "
+              "(\"Mirror to\", \"archive\") ); } );",
+              &env, &m, &out);
+    ck_assert(out.drop_recipients);
+    ck_assert(has_str(out.add_rcpts, out.nadd, "postmaster@company.dom"));
+    ck_assert(has_str(out.add_rcpts, out.nadd, "x@y.dom"));
+    ck_assert(has_str(out.add_rcpts, out.nadd, "archive@company.dom"));
+    wp_outcome_free(&out);
+    wp_router_free(router);
+}
+END_TEST
+
 START_TEST(act_mirror_redirect_forward)
 {
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
@@ -1122,9 +1246,18 @@ START_TEST(load_errors)
                  "test.conf:3: too many '*'");
     /* priority out of range (line 2 carries it) */
     expect_error("rules = (\n { name = \"p\"; priority = 10; } );",
-                 "test.conf:2: rule 'p': priority must be 1..9 or \"disabled\"");
-    expect_error("rules = (\n { name = \"p\"; priority = 0; } );", "rule 'p': priority must be 1..9");
-    expect_error("rules = (\n { name = \"p\"; priority = -3; } );", "priority must be 1..9");
+                 "test.conf:2: rule 'p': priority must be 0..9, \"disabled\", \"Inactive\", \"Highest\" or "
+                 "\"Lowest\"");
+    expect_error("rules = (\n { name = \"p\"; priority = -3; } );", "priority must be 0..9");
+    expect_error("rules = (\n { name = \"p\"; priority = \"10\"; } );", "priority must be 0..9");
+    /* Current Day / Current Date spellings that could never match */
+    expect_error(ONE_RULE("(\"Current Day\", \"is\", \"Wednes\")", "(\"Discard\")"),
+                 "test.conf:3: Current Day 'Wednes' never matches: not a day name");
+    expect_error(ONE_RULE("(\"Current Date\", \"in\", \"25 Dec 2004, Christmas\")", "(\"Discard\")"),
+                 "test.conf:3: Current Date 'Christmas' never matches: not a date");
+    /* an address without a domain needs the Router's main domain */
+    expect_error(ONE_RULE("(\"Subject\", \"is\", \"x\")", "(\"Redirect to\", \"postmaster\")"),
+                 "test.conf:4: 'postmaster' is not an address: no domain");
     expect_error("rules = (\n { name = \"p\"; priority = \"high\"; } );",
                  "test.conf:2: rule 'p': priority must be");
     expect_error("rules = (\n { name = \"p\"; priority = 5.5; } );", "priority must be");
@@ -2149,6 +2282,7 @@ static Suite *rules_suite(void)
     tcase_add_test(c, stop_processing);
     tcase_add_test(c, reject_and_discard_end_processing);
     tcase_add_test(c, act_mirror_redirect_forward);
+    tcase_add_test(c, cgp_forms);
     tcase_add_test(c, act_store_in);
     tcase_add_test(c, act_add_header);
     tcase_add_test(c, act_tag_subject);

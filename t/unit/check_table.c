@@ -242,6 +242,29 @@ START_TEST(duplicates_warn)
 }
 END_TEST
 
+START_TEST(utf8_and_ip_suffix_forms)
+{
+    struct wp_errors err;
+    struct wp_table *t = parse("<j\xc3\xb6rg@d.com> = m\xc3\xbcller@x.com\n"
+                               "a.com = [10.1.2.3].via\nb.com = [10.1.2.3]._via\nc.com = [10.1.2.3].smtp\n"
+                               "d.com = [10.1.2.3:26].via\n<x@e.com> = y%e.com@[10.1.2.3].via\n",
+                               &err);
+    ck_assert_msg(err.count == 0, "%s", err.count ? err.msgs[0] : "");
+    ck_assert_uint_eq(t->nrecs, 6);
+    struct wp_lookup_mode mode = {false, true};
+    struct wp_capture caps[2];
+    size_t ncaps;
+    const struct wp_record *r = wp_table_lookup(t, "j\xc3\xb6rg", "d.com", &mode, caps, &ncaps);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->target, "m\xc3\xbcller@x.com");
+    r = wp_table_lookup(t, "u", "d.com", &mode, caps, &ncaps);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->target, "[10.1.2.3:26].via");
+    wp_table_free(t);
+    wp_errors_free(&err);
+}
+END_TEST
+
 START_TEST(every_error)
 {
     parse_error("<a@b.com = x@y.com\n", "unterminated '<'");
@@ -263,7 +286,12 @@ START_TEST(every_error)
     parse_error("b/c.com = x.com\n", "invalid character '/' in the domain");
     parse_error("= x.com\n", "missing left side");
     parse_error("<a@b.com> = x@y.com\x01\n", "binary byte 0x01 at column 20");
-    parse_error("<a@b.com> = \xc3\xa9@y.com\n", "non-ASCII byte");
+    /* UTF-8 local parts are taken (SMTPUTF8); other high bytes, and UTF-8
+     * in a domain, are not */
+    parse_error("<a@b.com> = \xe9@y.com\n", "non-ASCII byte at column 13 that is not UTF-8");
+    parse_error("<a@b.com> = x\xc3@y.com\n", "that is not UTF-8");
+    parse_error("<a@b.com> = x@\xc3\xa9.com\n", "invalid target");
+    parse_error("<a@b\xc3\xa9.com> = x@y.com\n", "invalid character");
 }
 END_TEST
 
@@ -336,6 +364,7 @@ static Suite *suite(void)
     tcase_add_test(tc, large_table_through_filters);
     tcase_add_test(tc, duplicates_warn);
     tcase_add_test(tc, every_error);
+    tcase_add_test(tc, utf8_and_ip_suffix_forms);
     tcase_add_test(tc, error_has_line_and_all_errors_reported);
     tcase_add_test(tc, nul_byte);
     tcase_add_test(tc, long_line);
