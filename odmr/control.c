@@ -26,6 +26,8 @@
 struct release {
     pid_t pid;
     char *queue;
+    int client; /* FLUSH-WAIT: the client, answered once the process is reaped; else -1 */
+    int result; /* FLUSH-WAIT: the read end of the pipe the process writes its answer to */
 };
 
 struct wp_control {
@@ -59,11 +61,13 @@ static void send_line(int fd, const char *fmt, ...)
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
-    ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL);
+    ssize_t w = write(fd, line, (size_t)n); /* a socket or the result pipe; SIGPIPE is ignored */
     (void)w; /* a client that left does not want the answer */
 }
 
-/* The release process: deliver, answer when asked to wait, exit. */
+/* The release process: deliver, write the answer to fd when asked to wait
+ * (a pipe: the parent forwards it after reaping us, so that a client that
+ * asks again at once does not find the queue still busy), exit. */
 static void release_child(struct server *srv, const char *queue, int fd, bool wait, pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -76,8 +80,6 @@ static void release_child(struct server *srv, const char *queue, int fd, bool wa
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (!wait)
-        close(fd);
     struct wp_deliver_result res;
     enum wp_deliver_status st = wp_deliver_queue(srv->snap, srv->hostname, queue, &res);
     switch (st) {
@@ -147,24 +149,44 @@ static void control_request(struct wp_control *ctl, int fd)
         close(fd);
         return;
     }
+    int pfd[2] = {-1, -1};
+    if (wait && pipe2(pfd, O_CLOEXEC) != 0) {
+        send_line(fd, "FAIL %s: cannot start the release", queue);
+        close(fd);
+        return;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         wp_err("queue %s: fork: %s", queue, strerror(errno));
         send_line(fd, "FAIL %s: cannot start the release", queue);
         close(fd);
+        if (wait) {
+            close(pfd[0]);
+            close(pfd[1]);
+        }
         return;
     }
-    if (pid == 0)
-        release_child(srv, queue, fd, wait, parent);
-    if (!wait)
+    if (pid == 0) {
+        close(fd);
+        if (wait)
+            close(pfd[0]);
+        release_child(srv, queue, pfd[1], wait, parent);
+    }
+    if (wait) {
+        close(pfd[1]);
+    } else {
         send_line(fd, "OK %s: release started", queue);
-    close(fd);
+        close(fd);
+        fd = -1;
+    }
     srv->busy = wp_realloc(srv->busy, (srv->nbusy + 1) * sizeof(char *));
     srv->busy[srv->nbusy++] = wp_strdup(queue);
     ctl->rel = wp_realloc(ctl->rel, (ctl->nrel + 1) * sizeof(*ctl->rel));
     ctl->rel[ctl->nrel].pid = pid;
     ctl->rel[ctl->nrel].queue = wp_strdup(queue);
+    ctl->rel[ctl->nrel].client = fd;
+    ctl->rel[ctl->nrel].result = pfd[0];
     ctl->nrel++;
     wp_info("queue %s: release started (pid %d)", queue, (int)pid);
 }
@@ -178,6 +200,23 @@ static void on_control_accept(struct evconnlistener *l, evutil_socket_t fd, stru
     int fl = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     control_request(arg, fd);
+}
+
+/* FLUSH-WAIT: forward what the ended process wrote (all of it is in the
+ * pipe by now). */
+static void release_answer(struct release *r)
+{
+    if (r->client < 0)
+        return;
+    char line[800];
+    ssize_t n = read(r->result, line, sizeof(line) - 1);
+    if (n <= 0)
+        send_line(r->client, "FAIL %s: the release process ended without an answer", r->queue);
+    else if (write(r->client, line, (size_t)n) < 0)
+        wp_debug("queue %s: the client left before the answer", r->queue);
+    close(r->client);
+    close(r->result);
+    r->client = r->result = -1;
 }
 
 /* A release ended: its queue is free for ATRN and the next release. */
@@ -195,6 +234,7 @@ static void on_child(evutil_socket_t sig, short what, void *arg)
                     wp_warn("queue %s: the release process died of signal %d", ctl->rel[i].queue,
                             WTERMSIG(status));
                 busy_drop(ctl->srv, ctl->rel[i].queue);
+                release_answer(&ctl->rel[i]);
                 free(ctl->rel[i].queue);
                 ctl->rel[i] = ctl->rel[--ctl->nrel];
                 break;
@@ -225,6 +265,7 @@ void wp_control_free(struct wp_control *ctl)
     for (size_t i = 0; i < ctl->nrel; i++) {
         kill(ctl->rel[i].pid, SIGTERM); /* the message in flight may go again: never lost */
         waitpid(ctl->rel[i].pid, NULL, 0);
+        release_answer(&ctl->rel[i]);
         free(ctl->rel[i].queue);
     }
     free(ctl->rel);

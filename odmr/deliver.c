@@ -502,14 +502,14 @@ enum wp_deliver_status wp_deliver_queue(const struct wp_snapshot *s, const char 
         goto out;
     }
     struct wp_mx_addr addrs[WP_MX_ADDRS_MAX];
-    size_t na = wp_mx_resolve(rt.nexthop, rt.mx, rt.port, o->dns_servers, addrs, res->error, sizeof(res->error));
+    int port = rt.port > 0 ? rt.port : o->smtp_port;
+    size_t na = wp_mx_resolve(rt.nexthop, rt.mx, port, o->dns_servers, addrs, res->error, sizeof(res->error));
     p = wp_calloc(1, sizeof(*p));
     p->fd = -1;
     char ext[2048], text[LINE_MAX_];
     bool up = false;
     for (size_t k = 0; k < na && !up; k++) {
-        snprintf(res->relay, sizeof(res->relay), "%s[%s]:%d", addrs[k].host, addrs[k].text,
-                 rt.port > 0 ? rt.port : 25);
+        snprintf(res->relay, sizeof(res->relay), "%s[%s]:%d", addrs[k].host, addrs[k].text, port);
         memset(p, 0, sizeof(*p));
         p->fd = -1;
         if (!connect_timeout(p, &addrs[k], o->timeout)) {

@@ -251,8 +251,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    int control_fd = -1; /* held-queue releases (odmr/control.h) */
-    if (o->control_socket[0]) {
+    int control_fd = -1; /* held-queue releases (odmr/control.h): only with held queues */
+    if (o->control_socket[0] && snap->router->hold_queues.count > 0) {
         struct wp_endpoint cep = {.family = WP_EP_UNIX};
         wp_strlcpy(cep.path, o->control_socket, sizeof(cep.path));
         control_fd = wp_daemon_listen(&daemon, &cep, why, sizeof(why));

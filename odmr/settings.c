@@ -44,6 +44,7 @@ const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_STRING("dsn_via", C, dsn_via, "sendmail:/usr/sbin/sendmail"),
     WP_ROW_PATH("control_socket", C, control_socket, WP_ODMR_CONTROL_DEFAULT),
     WP_ROW_MODE("control_mode", C, control_mode, "0660"),
+    WP_ROW_INT("smtp_port", C, smtp_port, "25", 1, 65535),
     WP_ROW_STRING("dns_servers", C, dns_servers, ""),
     WP_ROW_END,
 };
