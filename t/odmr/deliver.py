@@ -299,6 +299,18 @@ a = flush("[127.0.0.4]")
 result(a.startswith("OK [127.0.0.4]: 1 delivered") and rcpts_of(ip.take()) == ["i2@ipq.dom"],
        "the next release after it came back delivers it", a)
 
+# --- waypost queue flush: the administrator's release, with its result
+waypost = os.environ.get("WAYPOST")
+if waypost:
+    lmtp_send("s@example.org", ["cli@mxq.dom"], "Subject: cli\n\ncli")
+    r = subprocess.run([waypost, "-c", os.path.join(DIR, "waypost.conf"), "queue", "flush", "mxq.dom"],
+                       capture_output=True, text=True)
+    result(r.returncode == 0 and r.stdout.strip() == "OK mxq.dom: 1 delivered, 0 returned, 0 waiting"
+           and rcpts_of(mx.take()) == ["cli@mxq.dom"], "waypost queue flush mxq.dom", (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run([waypost, "-c", os.path.join(DIR, "waypost.conf"), "queue", "flush", "[127.0.0.9]"],
+                       capture_output=True, text=True)
+    result(r.returncode == 1 and "no queue [127.0.0.9]" in r.stderr, "waypost queue flush: an unknown queue", r.stderr)
+
 # --- bad requests
 for line, want in (("FLUSH-WAIT ../etc", "ERR"), ("FLUSH-WAIT", "ERR"), ("HELLO", "ERR"),
                    ("FLUSH-WAIT " + "x" * 300, "ERR")):

@@ -51,7 +51,7 @@ dpid=$!
 trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; [ "${ODMR_KEEP:-0}" = 1 ] && echo "# kept $dir" || rm -rf "$dir"' EXIT
 sleep 0.3
 check "dnsmasq runs on 127.0.0.1:$dns" kill -0 "$dpid"
-python3 "$top_srcdir/t/odmr/deliver.py" "$dir" "$base" $((base + 1)) $((base + 2)) \
+WAYPOST="$WAYPOST" python3 "$top_srcdir/t/odmr/deliver.py" "$dir" "$base" $((base + 1)) $((base + 2)) \
     "$ODMRD" -f -c "$dir/waypost.conf" > "$dir/deliver.out" 2>&1; rc=$?
 grep -v '^1\.\.' "$dir/deliver.out"
 check "delivery tests pass" [ "$rc" -eq 0 ]
