@@ -526,10 +526,11 @@ enum wp_deliver_status wp_deliver_queue(const struct wp_snapshot *s, const char 
         }
     }
     if (!up) {
+        res->waiting += (unsigned)m.nrcpts;
         wp_spool_msg_free(&m);
         res->relay[0] = '\0';
         st = WP_DELIVER_FAIL;
-        goto out;
+        goto count_rest;
     }
     res->error[0] = '\0';
     r.p = p;
@@ -549,7 +550,7 @@ enum wp_deliver_status wp_deliver_queue(const struct wp_snapshot *s, const char 
         i--;
     }
     if (st == WP_DELIVER_FAIL) {
-        /* What was not tried waits as well. */
+    count_rest: /* what was not tried waits as well */
         for (i++; i < nids; i++)
             if (wp_spool_load(o->spool, queue, ids[i], false, &m, err, sizeof(err))) {
                 res->waiting += (unsigned)m.nrcpts;

@@ -19,7 +19,8 @@ e2e_init
 STACK_NET=127.0.8     # sinks apart from routing.sh's, which may run at the same time
 e2e_free_port DNS
 dnsmasq -k --conf-file=/dev/null --port="$DNS" --listen-address=127.0.0.1 --bind-interfaces --no-resolv \
-    --no-hosts --user=root --host-record=domain1.dom,$STACK_NET.9 --host-record=friend.com,$STACK_NET.4 \
+    --no-hosts --user=root --mx-host=domain1.dom,mx.domain1.dom,10 --host-record=mx.domain1.dom,$STACK_NET.9 \
+    --mx-host=friend.com,friend.com,10 --host-record=friend.com,$STACK_NET.4 \
     >"$E2E/dnsmasq.log" 2>&1 &
 _e2e_record $!
 STACK_ROUTER_EXTRA='hold_queues = [ "domain1.dom", "friend.com" ];'
