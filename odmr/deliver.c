@@ -444,6 +444,11 @@ out:
 static bool queue_route(const struct wp_snapshot *s, const char *queue, const struct wp_spool_msg *m,
                         struct wp_route *rt, char *err, size_t errlen)
 {
+    if (!wp_router_queue_listed(s->router, WP_ROUTE_HOLD, queue)) {
+        snprintf(err, errlen, "queue %s is not listed in router.hold_queues (ATRN only: the customer collects it)",
+                 queue);
+        return false;
+    }
     struct wp_resolve_opts opts = {.trusted = true, .access = false};
     memset(rt, 0, sizeof(*rt));
     wp_resolve(s->router, m->rcpts[0], &opts, rt, NULL);

@@ -311,6 +311,12 @@ if waypost:
                        capture_output=True, text=True)
     result(r.returncode == 1 and "no queue [127.0.0.9]" in r.stderr, "waypost queue flush: an unknown queue", r.stderr)
 
+# --- an ATRN-only queue is not released by ETRN
+lmtp_send("s@example.org", ["a@atrnq.dom"], "Subject: atrn\n\natrn")
+a = flush("atrnq.dom")
+result(a.startswith("FAIL atrnq.dom: queue atrnq.dom is not listed in router.hold_queues") and len(spool("atrnq.dom")) == 1,
+       "an ATRN-only queue: FAIL, the mail stays for its customer", a)
+
 # --- bad requests
 for line, want in (("FLUSH-WAIT ../etc", "ERR"), ("FLUSH-WAIT", "ERR"), ("HELLO", "ERR"),
                    ("FLUSH-WAIT " + "x" * 300, "ERR")):

@@ -17,6 +17,7 @@ Relay:mxq.dom   = mxq.dom.via
 Relay:mxq2.dom  = mxq.dom.via
 Relay:hostq.dom = sink.hostq.dom:$((base + 1)).via
 Relay:ipq.dom   = [127.0.0.4]:$((base + 2)).via
+Relay:atrnq.dom = atrnq.dom.via
 T
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 \
     -subj /CN=sink.test 2>/dev/null
@@ -30,7 +31,7 @@ S
 chmod 755 "$dir/fake-sendmail"
 cat > "$dir/waypost.conf" <<C
 router: { table = "router.table"; main_domain = "company.dom";
-          hold_queues = [ "mxq.dom", "sink.hostq.dom", "[127.0.0.4]" ]; };
+          hold_queues = [ "mxq.dom", "sink.hostq.dom", "[127.0.0.4]" ]; odmr_queues = [ "atrnq.dom" ]; };
 odmr: {
   lmtp_listen = "unix:$dir/lmtp.sock";
   listen = [ "inet:127.0.0.1:$((base + 3))" ];
