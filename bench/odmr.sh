@@ -9,9 +9,14 @@
 #            them over LMTP); a customer logs in, says ATRN, and the reversed
 #            session delivers them to the same sink (the customer splices the
 #            connection to the sink, as fetchmail does, in Python with large
-#            reads).
-# Only the delivery is timed (queue full -> sink has all).  Prints both
-# rates and the ratio odmr/postfix (target >= 0.8).
+#            reads);
+#   etrn     the same messages wait in a held queue of waypost-odmrd's spool
+#            (router.hold_queues, Postfix handed them over LMTP); `waypost
+#            queue flush` releases it as an ETRN would, and odmrd's SMTP
+#            client delivers them to the same sink.
+# Only the delivery is timed (queue full -> sink has all).  Prints the
+# rates and the ratios odmr/postfix (target >= 0.8) and etrn/postfix
+# (target >= 1.0).
 #
 #   bench/odmr.sh BUILD_DIR [MESSAGES]     (default 10000)
 set -u
@@ -30,12 +35,15 @@ e2e_free_port ODMR
 e2e_free_port SINK
 cat > "$W/router.table" <<T
 Relay:domain1.dom = domain1.dom.via
+Relay:held2.dom = [127.0.0.1]:$SINK.via
 T
 echo 'cust1:{PLAIN}secret' > "$W/odmr.passwd"
 cat > "$W/waypost.conf" <<C
 log = { level = "warning"; };
-router: { table = "router.table"; main_domain = "company.dom"; odmr_queues = [ "domain1.dom" ]; };
+router: { table = "router.table"; main_domain = "company.dom"; odmr_queues = [ "domain1.dom" ];
+          hold_queues = [ "[127.0.0.1]" ]; };
 odmr: { lmtp_listen = "unix:$W/odmr.sock"; listen = [ "inet:127.0.0.1:$ODMR" ]; spool = "spool";
+        control_socket = "$W/control.sock";
         passwd_file = "odmr.passwd"; accounts = ( { user = "cust1"; queues = [ "domain1.dom" ]; } ); };
 C
 e2e_bg odmrd "$build/odmr/waypost-odmrd" -f -c "$W/waypost.conf"
@@ -44,9 +52,10 @@ e2e_sink cust "127.0.0.1:$SINK" || exit 1
 cat > "$E2E/transport" <<T
 held.dom   held:[127.0.0.1]:$SINK
 domain1.dom lmtp:unix:$W/odmr.sock
+held2.dom  lmtp:unix:$W/odmr.sock
 T
 cat > "$E2E/main.cf" <<M
-relay_domains = held.dom, domain1.dom
+relay_domains = held.dom, domain1.dom, held2.dom
 transport_maps = texthash:$E2E/transport
 defer_transports = held
 default_process_limit = 100
@@ -123,6 +132,21 @@ t1=$(date +%s.%N)
 od_n=$(e2e_sink_count cust)
 rate odmr "$od_n" "$t0" "$t1" | tee "$E2E/odmr.rate"
 [ "$rc" -eq 0 ] || echo "customer session failed ($rc)"
-echo "spooled $spooled of $N; delivered by Postfix $pf_n, by ATRN $od_n"
-awk '{ r[FNR == NR ? "p" : "o"] = $(NF-1) } END { printf "ratio odmr/postfix = %.2f (target >= 0.8)\n", r["o"] / r["p"] }' \
-    "$E2E/postfix.rate" "$E2E/odmr.rate"
+rm -f "$E2E"/sink-cust/*
+
+# ETRN: fill the held queue (Postfix -> LMTP), then time its release to the same sink.
+inject held2.dom
+e2e_wait_queue_empty 600 >/dev/null
+held_n=$(find "$W/spool/[127.0.0.1]" -type f ! -name '.*' | wc -l)
+t0=$(date +%s.%N)
+"$build/waypost" -c "$W/waypost.conf" queue flush '[127.0.0.1]' >&2
+e2e_sink_wait cust "$held_n" 600
+t1=$(date +%s.%N)
+et_n=$(e2e_sink_count cust)
+rate etrn "$et_n" "$t0" "$t1" | tee "$E2E/etrn.rate"
+
+echo "spooled $spooled (ATRN) and $held_n (held) of $N; delivered by Postfix $pf_n, by ATRN $od_n, by ETRN release $et_n"
+awk '{ r[FILENAME] = $(NF-1) } END {
+        p = r[ARGV[1]]; printf "ratio odmr/postfix = %.2f (target >= 0.8)\n", r[ARGV[2]] / p;
+        printf "ratio etrn/postfix = %.2f (target >= 1.0)\n", r[ARGV[3]] / p }' \
+    "$E2E/postfix.rate" "$E2E/odmr.rate" "$E2E/etrn.rate"

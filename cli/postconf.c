@@ -25,8 +25,9 @@
  *   - the milter after the existing ones in smtpd_milters and
  *     non_smtpd_milters: the rules see mail from sendmail too, as
  *     CommuniGate's Enqueuer applies them to every message;
- *   - the hold transport in defer_transports and master.cf, held queue
- *     names in fast_flush_domains.
+ *   - held queue names in fast_flush_domains (held mail itself waits in
+ *     waypost-odmrd's spool, not in defer_transports: Postfix's flush
+ *     would release every customer's deferred mail).
  * The policy service and the milter carry their own default_action
  * ({ endpoint, default_action=... }, Postfix >= 3.0), so the global
  * defaults other services rely on stay as they are.
@@ -205,8 +206,6 @@ static int postconf_fresh(const struct wp_snapshot *s, bool chroot, bool want_ma
     free(mil);
     printf("# Mail that the rules could not see must not get through.\n");
     printf("milter_default_action = tempfail\n");
-    printf("# Held queues wait in this transport until ETRN.\n");
-    printf("defer_transports = %s\n", s->postfix.hold_transport);
     /* ETRN and postqueue -s flush only domains listed here ("service
      * unavailable" otherwise): every Waypost domain, and held queue names
      * that are not one. */
@@ -216,10 +215,12 @@ static int postconf_fresh(const struct wp_snapshot *s, bool chroot, bool want_ma
         if (held->slots[i].key && !wp_router_routes_domain(s->router, held->slots[i].key))
             printf(", %s", held->slots[i].key);
     printf("\n");
-    if (s->router->odmr_queues.count > 0) {
-        /* The transport map answers ODMR routes with postfix.odmr_transport;
-         * waypost-odmrd listens where it points (odmr.lmtp_listen). */
-        printf("# ATRN queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
+    if (s->router->odmr_queues.count > 0 || s->router->hold_queues.count > 0) {
+        /* The transport map answers HOLD and ODMR routes with
+         * postfix.odmr_transport; waypost-odmrd listens where it points
+         * (odmr.lmtp_listen). */
+        printf("# %s queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
+               s->router->odmr_queues.count == 0 ? "Held" : s->router->hold_queues.count == 0 ? "ATRN" : "Held and ATRN",
                s->postfix.odmr_transport, wp_odmr_conf(s)->lmtp_text);
         if (chroot && wp_odmr_conf(s)->lmtp.family == WP_EP_UNIX &&
             strncmp(s->postfix.odmr_transport, "lmtp:unix:/", 11) == 0) {
@@ -739,9 +740,6 @@ static void pc_plan(struct pc_ctx *c)
     free(melem);
 
     size_t fs, fe;
-    if (!pc_find(c->p[P_DEFER].base, s->postfix.hold_transport, NULL, &fs, &fe))
-        pc_want(c, P_DEFER, pc_append(c->p[P_DEFER].base, s->postfix.hold_transport),
-                "held queues wait in this transport until ETRN");
     /* ETRN and postqueue -s flush only domains listed here: every Waypost
      * domain (through relay_domains) and held queue names that are not one. */
     char *flush = wp_strdup(c->p[P_FLUSH].base);

@@ -36,6 +36,7 @@
 #include "cli/export.h"
 #include "cli/import.h"
 #include "cli/postconf.h"
+#include "cli/queue.h"
 #include "imap/dovecot.h"
 #include "lib/json.h"
 #include "milter/reply.h"
@@ -65,7 +66,10 @@ static void usage(FILE *out)
           "       waypost [-c FILE] postconf --fresh [--main|--master] [--chroot|--no-chroot]\n"
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
           "       waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]\n"
-          "       waypost [-c FILE] odmr list\n"
+          "       waypost [-c FILE] queue list\n"
+          "       waypost [-c FILE] queue show|flush QUEUE\n"
+          "       waypost [-c FILE] queue delete|bounce QUEUE ID\n"
+          "       waypost [-c FILE] odmr list           (old name of queue list)\n"
           "       waypost import cgp SOURCE... -o DIR [--force]\n"
           "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR [--force]\n"
           "       waypost --version\n"
@@ -360,64 +364,6 @@ static int cmd_route(const char *path, int argc, char **argv)
     return status;
 }
 
-/* One line per queue of the ODMR spool: messages, recipients, oldest age. */
-static int cmd_odmr_list(const char *path)
-{
-    struct wp_snapshot *s = load(path, true);
-    if (!s)
-        return 1;
-    const char *spool = wp_odmr_conf(s)->spool;
-    struct stat st;
-    if (stat(spool, &st) < 0) {
-        printf("# %s: no spool yet (waypost-odmrd has not run)\n", spool);
-        wp_snapshot_unref(s);
-        return 0;
-    }
-    size_t nq;
-    char **queues = wp_spool_queues(spool, &nq);
-    time_t now = time(NULL);
-    printf("%-32s %8s %10s %12s  %s\n", "QUEUE", "MESSAGES", "RECIPIENTS", "OLDEST", "RELEASED BY");
-    for (size_t q = 0; q < nq; q++) {
-        size_t n, rcpts = 0;
-        char **ids = wp_spool_list(spool, queues[q], &n);
-        time_t oldest = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct wp_spool_msg m;
-            char err[512];
-            if (!wp_spool_load(spool, queues[q], ids[i], false, &m, err, sizeof(err))) {
-                fprintf(stderr, "waypost: %s\n", err);
-                continue;
-            }
-            rcpts += m.nrcpts;
-            if (!oldest || m.arrival < oldest)
-                oldest = m.arrival;
-            wp_spool_msg_free(&m);
-        }
-        char age[32] = "-";
-        if (oldest) {
-            long d = (long)(now - oldest);
-            if (d < 0)
-                d = 0;
-            if (d >= 86400)
-                snprintf(age, sizeof(age), "%ldd%02ldh", d / 86400, d % 86400 / 3600);
-            else
-                snprintf(age, sizeof(age), "%02ld:%02ld:%02ld", d / 3600, d % 3600 / 60, d % 60);
-        }
-        char owners[512] = "";
-        for (size_t a = 0; a < wp_odmr_conf(s)->naccounts; a++)
-            for (size_t k = 0; k < wp_odmr_conf(s)->accounts[a].nqueues; k++)
-                if (strcmp(wp_odmr_conf(s)->accounts[a].queues[k], queues[q]) == 0) {
-                    size_t len = strlen(owners);
-                    snprintf(owners + len, sizeof(owners) - len, "%s%s", len ? "," : "", wp_odmr_conf(s)->accounts[a].user);
-                }
-        printf("%-32s %8zu %10zu %12s  %s\n", queues[q], n, rcpts, age, owners[0] ? owners : "(nobody)");
-        wp_spool_names_free(ids, n);
-    }
-    wp_spool_names_free(queues, nq);
-    wp_snapshot_unref(s);
-    return 0;
-}
-
 static int cmd_rules(const char *path, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -636,8 +582,9 @@ int main(int argc, char **argv)
         return wp_import_main(argc - i, argv + i);
     if (strcmp(argv[i], "export") == 0)
         return wp_export_main(argc - i, argv + i);
-    if (strcmp(argv[i], "odmr") == 0 && i + 2 == argc && strcmp(argv[i + 1], "list") == 0)
-        return cmd_odmr_list(path);
+    if (strcmp(argv[i], "queue") == 0 || (strcmp(argv[i], "odmr") == 0 && i + 2 == argc &&
+                                          strcmp(argv[i + 1], "list") == 0))
+        return wp_queue_main(path, argc - i, argv + i);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);
     usage(stderr);
     return 2;

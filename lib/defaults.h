@@ -32,6 +32,8 @@
 #define WP_DEFAULT_RECIPIENT_DELIMITER "+"
 #define WP_STR_(x) #x
 #define WP_STR(x) WP_STR_(x) /* a number default as row text */
+/* waypost-odmrd's control socket ("FLUSH queue"), which policyd's ETRN uses */
+#define WP_ODMR_CONTROL_DEFAULT "/run/waypost/odmrd-control.sock"
 #define WP_DEFAULT_UNIFIED_HEADER "X-Real-To" /* envelope recipients of a Unified Domain-Wide Account */
 
 /* ---- waypost-policyd ---- */

@@ -45,6 +45,7 @@ struct server {
     size_t nbusy;
     struct event *expire_ev;
     struct conn *conns; /* every open connection, freed at shutdown */
+    struct wp_control *control; /* the control socket and running releases (odmr/control.h), or NULL */
 };
 
 enum side { SIDE_LMTP, SIDE_CUSTOMER };

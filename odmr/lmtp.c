@@ -59,8 +59,9 @@ static void lmtp_rcpt(struct conn *c, const char *arg)
         return;
     }
     wp_str_lower(route.queue);
-    if (route.kind != WP_ROUTE_ODMR || !wp_spool_queue_name_valid(route.queue)) {
-        wp_notice("lmtp: <%s> is not routed to an ODMR queue (%s), refused", addr,
+    /* Held (ETRN) and ATRN queues share the store (DESIGN §5). */
+    if ((route.kind != WP_ROUTE_ODMR && route.kind != WP_ROUTE_HOLD) || !wp_spool_queue_name_valid(route.queue)) {
+        wp_notice("lmtp: <%s> is not routed to a held or ODMR queue (%s), refused", addr,
                   wp_route_kind_name(route.kind));
         wp_conn_reply(c, "550 5.1.1 <%s>: not an ODMR queue here", addr);
         return;

@@ -59,6 +59,7 @@
 #include "lib/util.h"
 #include "odmr/auth.h"
 #include "odmr/conn.h"
+#include "odmr/control.h"
 #include "odmr/dsn.h"
 #include "odmr/spool.h"
 #include "state/reload.h"
@@ -250,6 +251,17 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    int control_fd = -1; /* held-queue releases (odmr/control.h): only with held queues */
+    if (o->control_socket[0] && snap->router->hold_queues.count > 0) {
+        struct wp_endpoint cep = {.family = WP_EP_UNIX};
+        wp_strlcpy(cep.path, o->control_socket, sizeof(cep.path));
+        control_fd = wp_daemon_listen(&daemon, &cep, why, sizeof(why));
+        if (control_fd < 0 || !wp_socket_set_owner(cep.path, o->control_mode, o->socket_owner, o->socket_group, why,
+                                                   sizeof(why))) {
+            fprintf(stderr, "waypost-odmrd: cannot listen on %s: %s\n", o->control_socket, why);
+            goto out;
+        }
+    }
     if (!wp_daemon_detach(&daemon, why, sizeof(why)) || !wp_daemon_drop(&daemon, why, sizeof(why))) {
         wp_err("%s", why);
         goto out;
@@ -267,6 +279,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (control_fd >= 0 && !(srv.control = wp_control_new(&srv, control_fd))) {
+        wp_err("cannot listen on %s", o->control_socket);
+        goto out;
+    }
     sigev = event_new(srv.base, sigfd, EV_READ | EV_PERSIST, on_signal, &srv);
     event_add(sigev, NULL);
     expire_schedule(&srv);
@@ -281,6 +297,7 @@ out:
     for (size_t i = 0; i < nfds; i++)
         if (ls[i])
             evconnlistener_free(ls[i]);
+    wp_control_free(srv.control);
     if (sigev)
         event_free(sigev);
     if (srv.expire_ev)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/defaults.h"
 #include "lib/util.h"
 #include "odmr/settings.h"
 #include "odmr/spool.h"
@@ -41,6 +42,10 @@ const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_DURATION("auth_failure_delay", C, auth_failure_delay, "2", 0, 60),
     WP_ROW_DURATION("expire", C, expire, "5d", 1, 3650 * 86400), /* Postfix's maximal_queue_lifetime */
     WP_ROW_STRING("dsn_via", C, dsn_via, "sendmail:/usr/sbin/sendmail"),
+    WP_ROW_PATH("control_socket", C, control_socket, WP_ODMR_CONTROL_DEFAULT),
+    WP_ROW_MODE("control_mode", C, control_mode, "0660"),
+    WP_ROW_INT("smtp_port", C, smtp_port, "25", 1, 65535),
+    WP_ROW_STRING("dns_servers", C, dns_servers, ""),
     WP_ROW_END,
 };
 #undef C
@@ -147,6 +152,9 @@ static void odmr_load(void *conf, const config_setting_t *g, const config_settin
                 wp_error(err, wp_conf_file(a, path), wp_conf_line(a), "odmr.accounts: user '%s' listed twice",
                          acc->user);
     }
+    if (strlen(o->control_socket) >= sizeof(((struct wp_endpoint *)0)->path))
+        wp_error(err, path, wp_conf_member_line(g, "control_socket"), "odmr.control_socket '%s' is too long",
+                 o->control_socket);
     if (strncmp(o->dsn_via, "smtp:", 5) != 0 && strncmp(o->dsn_via, "sendmail:", 9) != 0)
         wp_error(err, path, wp_conf_member_line(g, "dsn_via"),
                  "odmr.dsn_via must be smtp:HOST:PORT or sendmail:PATH");

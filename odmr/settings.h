@@ -51,6 +51,10 @@ struct wp_odmr_conf {
     int auth_failure_delay; /* seconds */
     int expire;             /* seconds a message waits before it is returned */
     char *dsn_via;          /* "smtp:HOST:PORT" or "sendmail:PATH" */
+    char *control_socket; /* unix socket for "FLUSH queue" (policyd's ETRN, waypost queue flush); "" none */
+    int control_mode;
+    int smtp_port;     /* held-queue delivery to a next hop without a port (MX or host) */
+    char *dns_servers; /* "" = resolv.conf; else "IP[:PORT],..." (tests point it at their DNS server) */
 };
 
 extern const struct wp_conf_row wp_odmr_rows[];

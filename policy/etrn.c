@@ -3,9 +3,9 @@
  * etrn.c - ETRN decisions (see etrn.h); the merged-domain walk is the
  * Router's (router/queues.c).
  *
- * Nothing here runs a program: policyd.c turns a RELEASE decision into
- * postqueue runs.  The ETRN argument never reaches postqueue (Postfix
- * flushes it itself); only domains taken from routes do.
+ * Nothing here talks to anyone: etrnjob.c turns a RELEASE decision into a
+ * request to waypost-odmrd.  The ETRN argument never reaches it; only the
+ * queue name taken from the routes does.
  */
 #include "config.h"
 
@@ -46,7 +46,7 @@ static const struct wp_etrn_queue *queue_conf(const struct wp_etrn_conf *c, cons
 void wp_etrn_conf_load(const config_setting_t *g, const char *rel, const char *path,
                        const struct wp_router *r, struct wp_etrn_conf *c, struct wp_errors *err)
 {
-    /* postqueue and timeout are rows of the policyd section: already set. */
+    /* socket and timeout are rows of the policyd section: already set. */
     c->queues = NULL;
     c->nqueues = 0;
     if (!parse_release(rel, &c->release))
@@ -127,7 +127,7 @@ void wp_etrn_conf_free(struct wp_etrn_conf *c)
     }
     free(c->queues);
     c->queues = NULL;
-    c->nqueues = 0; /* postqueue belongs to the policyd rows */
+    c->nqueues = 0; /* socket belongs to the policyd rows */
 }
 
 /* ---------------------------------------------------------------- decision */
@@ -194,7 +194,7 @@ void wp_etrn_decide(const struct wp_router *r, const struct wp_etrn_conf *c, con
     d->outcome = WP_ETRN_RELEASE;
     snprintf(d->action, sizeof(d->action), "OK");
     if (!named_queue)
-        return; /* Postfix flushes the domain named; its queue-mates stay */
+        return; /* the whole queue is released; domains[] is only for the log */
     char **all;
     size_t nall = wp_router_queue_domains(r, WP_ROUTE_HOLD, d->queue, &all);
     d->domains = wp_calloc(nall + 1, sizeof(char *));

@@ -4,12 +4,11 @@
  * Router records merged into it.
  *
  * A held queue is a next-hop name listed in router.hold_queues; its mail
- * waits in Postfix's deferred queue (defer_transports).  Postfix's flush is
- * keyed by the recipient domain, so "ETRN domain1.dom" by itself releases
- * only mail for domain1.dom.  When the ETRN argument names a held queue and
- * the client may release it, waypost-policyd also flushes every domain
- * merged into that queue (postqueue -s DOMAIN for each) and answers OK, so
- * Postfix flushes the named domain itself.
+ * waits in waypost-odmrd's spool (Postfix hands it over by LMTP).  When the
+ * ETRN argument names a held queue, or a domain merged into one, and the
+ * client may release the queue, waypost-policyd asks waypost-odmrd to
+ * deliver that queue (etrnjob.c) and answers OK.  domains[] lists the
+ * other domains merged into a queue named by the argument (for the log).
  *
  * Who may release a queue (policyd.etrn_release, per queue in
  * policyd.etrn_queues): "anyone"; "trusted" (a client in
@@ -43,13 +42,13 @@ struct wp_etrn_conf {
     enum wp_etrn_release release; /* queues not in the list below */
     struct wp_etrn_queue *queues;
     size_t nqueues;
-    char *postqueue; /* Postfix's postqueue command */
-    int timeout;     /* seconds all postqueue runs of one ETRN may take */
+    char *socket; /* waypost-odmrd's control socket (odmr.control_socket) */
+    int timeout;  /* seconds odmrd may take to say the release started */
 };
 
 /* Read policyd.etrn_queues (group may be NULL) and parse release (the
  * policyd.etrn_release text); queues are checked against r's held queues.
- * postqueue and timeout are filled by the policyd rows beforehand. */
+ * socket and timeout are filled by the policyd rows beforehand. */
 void wp_etrn_conf_load(const config_setting_t *group, const char *release, const char *path,
                        const struct wp_router *r, struct wp_etrn_conf *c, struct wp_errors *err);
 void wp_etrn_conf_free(struct wp_etrn_conf *c);
@@ -57,7 +56,7 @@ void wp_etrn_conf_free(struct wp_etrn_conf *c);
 enum wp_etrn_outcome {
     WP_ETRN_PASS,    /* not a held queue: Postfix answers as it always does */
     WP_ETRN_REFUSE,  /* answer with action (a 4xx/5xx reply) */
-    WP_ETRN_RELEASE, /* flush domains[], then answer action ("OK") */
+    WP_ETRN_RELEASE, /* have queue released, then answer action ("OK") */
 };
 
 #define WP_ETRN_ACTION_MAX 600

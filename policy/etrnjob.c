@@ -2,24 +2,26 @@
 /*
  * etrnjob.c - waypost-policyd's ETRN releases (smtpd_etrn_restrictions).
  *
- * When a client may release a held queue, every domain merged into it is
- * flushed with "postqueue -c postfix.config_directory -s DOMAIN" before the
- * answer (the decision is etrn.h's).  The runs are spawned, one after the
- * other, and watched by the worker's event loop, which keeps serving other
- * connections; only the asking connection waits.  All runs of one ETRN
- * together get policyd.etrn_timeout seconds; then the running one is
- * killed and the answer says the flush failed.
+ * When a client may release a held queue (the decision is etrn.h's), the
+ * queue's mail waits in waypost-odmrd's spool, not in Postfix's queue:
+ * policyd asks odmrd to deliver that queue, merged domains included, by
+ * sending "FLUSH queue" on odmrd's control socket (policyd.etrn_socket =
+ * odmr.control_socket) and answers OK once odmrd said it started.  Nothing
+ * of Postfix is flushed for it: Postfix's own flush would make its queue
+ * manager release every customer's deferred mail.  The exchange is
+ * non-blocking and watched by the worker's event loop, which keeps serving
+ * other connections; only the asking connection waits, at most
+ * policyd.etrn_timeout seconds, then the answer says the release failed.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -28,64 +30,62 @@
 #include "policy/server.h"
 #include "policy/settings.h"
 
-/* One released ETRN: postqueue -s for each merged domain, one at a time. */
+/* One released ETRN: one request to waypost-odmrd, one answer line. */
 struct etrn_job {
     struct conn *c;
     struct wp_etrn_decision d;
-    char *postqueue, *config_directory; /* copies: a reload may drop the snapshot */
-    size_t next;                        /* next domain of d.domains to flush */
-    pid_t pid;                          /* the running postqueue, 0 if none */
-    int out_fd;                         /* its standard output and error */
-    struct event *out_ev, *deadline, *reap;
-    int timeout;                        /* seconds for all runs */
-    char output[WP_ETRN_OUTPUT_MAX];    /* what it said, for the log */
+    char *socket_path; /* a copy: a reload may drop the snapshot */
+    int fd;            /* the control connection, -1 if none */
+    struct event *ev, *deadline, *start;
+    int timeout;
+    char request[WP_DOMAIN_MAX + 16];
+    size_t reqlen, sent;
+    char output[WP_ETRN_OUTPUT_MAX]; /* odmrd's answer, for the log */
     size_t outlen;
     bool failed;
 };
 
 void wp_etrnjob_free(struct etrn_job *job)
 {
-    if (job->pid > 0) {
-        kill(job->pid, SIGKILL);
-        waitpid(job->pid, NULL, 0); /* returns at once: SIGKILL cannot be held off */
-    }
-    if (job->out_ev)
-        event_free(job->out_ev);
-    if (job->out_fd >= 0)
-        close(job->out_fd);
+    if (job->ev)
+        event_free(job->ev);
+    if (job->fd >= 0)
+        close(job->fd);
     if (job->deadline)
         event_free(job->deadline);
-    if (job->reap)
-        event_free(job->reap);
+    if (job->start)
+        event_free(job->start);
     wp_etrn_decision_free(&job->d);
-    free(job->postqueue);
-    free(job->config_directory);
+    free(job->socket_path);
     free(job);
 }
 
-static void etrn_close_output(struct etrn_job *job)
+static void etrn_close(struct etrn_job *job)
 {
-    if (job->out_ev) {
-        event_free(job->out_ev);
-        job->out_ev = NULL;
+    if (job->ev) {
+        event_free(job->ev);
+        job->ev = NULL;
     }
-    if (job->out_fd >= 0) {
-        close(job->out_fd);
-        job->out_fd = -1;
+    if (job->fd >= 0) {
+        close(job->fd);
+        job->fd = -1;
     }
 }
 
-/* The last run ended: answer, and let the connection read again. */
+/* The release was handed over (or failed): answer, and let the connection
+ * read again. */
 static void etrn_job_done(struct etrn_job *job)
 {
     struct conn *c = job->c;
     char action[WP_ETRN_ACTION_MAX + 64];
+    etrn_close(job);
+    evtimer_del(job->deadline);
     if (job->failed)
-        snprintf(action, sizeof(action), "458 4.3.0 unable to flush the domains merged into queue %s", job->d.queue);
+        snprintf(action, sizeof(action), "458 4.3.0 unable to release queue %s now", job->d.queue);
     else
         snprintf(action, sizeof(action), "%s", job->d.action);
-    wp_notice("ETRN %s: queue %s %s", job->d.name, job->d.queue,
-              job->failed ? "not released: a merged domain could not be flushed" : "released");
+    wp_notice("ETRN %s: queue %s %s%s%s", job->d.name, job->d.queue, job->failed ? "not released" : "released",
+              job->outlen ? ": " : "", job->output);
     wp_server_send_answer(c, false, "action=", action, "\n\n");
     c->job = NULL;
     wp_etrnjob_free(job);
@@ -106,113 +106,32 @@ static void etrn_job_done(struct etrn_job *job)
         wp_server_process_input(c); /* requests that arrived meanwhile */
 }
 
-static void on_etrn_output(evutil_socket_t fd, short what, void *arg);
-
-static bool etrn_spawn(struct etrn_job *job, const char *domain)
+/* Send the request, then read the answer line: "OK" (started) or "BUSY"
+ * (a release or an ATRN session is delivering the queue already) are
+ * success; anything else, or the connection closing first, is not. */
+static void on_etrn_io(evutil_socket_t fd, short what, void *arg)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        wp_warn("ETRN %s: pipe: %s", job->d.name, strerror(errno));
-        return false;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    posix_spawnattr_init(&at);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE); /* we ignore it; postqueue should not */
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &defaults);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char opt_c[] = "-c", opt_s[] = "-s", path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-    char *argv[] = { job->postqueue, opt_c, job->config_directory, opt_s, (char *)domain, NULL };
-    char *envp[] = { path, NULL };
-    int e = posix_spawn(&job->pid, job->postqueue, &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(fds[1]);
-    if (e != 0) {
-        close(fds[0]);
-        job->pid = 0;
-        wp_warn("ETRN %s: cannot run %s: %s", job->d.name, job->postqueue, strerror(e));
-        return false;
-    }
-    evutil_make_socket_nonblocking(fds[0]);
-    job->out_fd = fds[0];
-    job->outlen = 0;
-    job->output[0] = '\0';
-    job->out_ev = event_new(job->c->w->base, fds[0], EV_READ | EV_PERSIST, on_etrn_output, job);
-    event_add(job->out_ev, NULL);
-    wp_info("ETRN %s: %s -c %s -s %s (pid %d)", job->d.name, job->postqueue, job->config_directory, domain,
-            (int)job->pid);
-    return true;
-}
-
-/* Start the next run, or answer when none is left. */
-static void etrn_next(struct etrn_job *job)
-{
-    while (job->next < job->d.ndomains) {
-        if (etrn_spawn(job, job->d.domains[job->next++]))
+    struct etrn_job *job = arg;
+    if (what & EV_WRITE) {
+        ssize_t n = send(fd, job->request + job->sent, job->reqlen - job->sent, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        job->failed = true;
-    }
-    etrn_job_done(job);
-}
-
-/* Its output is closed: collect the exit status (a moment later if the
- * process is still exiting). */
-static void etrn_reap(struct etrn_job *job)
-{
-    int status;
-    pid_t got = waitpid(job->pid, &status, WNOHANG);
-    if (got == 0) {
-        struct timeval t = { 0, 20000 };
-        evtimer_add(job->reap, &t);
+        if (n <= 0) {
+            wp_warn("ETRN %s: %s: %s", job->d.name, job->socket_path, strerror(errno));
+            job->failed = true;
+            etrn_job_done(job);
+            return;
+        }
+        job->sent += (size_t)n;
+        if (job->sent == job->reqlen) {
+            event_free(job->ev);
+            job->ev = event_new(job->c->w->base, fd, EV_READ | EV_PERSIST, on_etrn_io, job);
+            event_add(job->ev, NULL);
+        }
         return;
     }
-    const char *domain = job->d.domains[job->next - 1];
-    while (job->outlen && (job->output[job->outlen - 1] == '\n' || job->output[job->outlen - 1] == '\r'))
-        job->output[--job->outlen] = '\0';
-    for (size_t i = 0; i < job->outlen; i++)
-        if (job->output[i] == '\n' || job->output[i] == '\r')
-            job->output[i] = ' ';
-    if (got < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        job->failed = true;
-        wp_warn("ETRN %s: postqueue -s %s failed (%s %d)%s%s", job->d.name, domain,
-                got > 0 && WIFSIGNALED(status) ? "signal" : "exit status",
-                got < 0 ? -1 : WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                job->outlen ? ": " : "", job->output);
-    } else {
-        wp_info("ETRN %s: flushed %s", job->d.name, domain);
-    }
-    job->pid = 0;
-    etrn_next(job);
-}
-
-/* The timer both starts the first run (from the event loop, so that an
- * answer never re-enters the request parser) and polls for an exit. */
-static void on_etrn_reap(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct etrn_job *job = arg;
-    if (job->pid > 0)
-        etrn_reap(job);
-    else
-        etrn_next(job);
-}
-
-static void on_etrn_output(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    struct etrn_job *job = arg;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n > 0) {
@@ -221,10 +140,46 @@ static void on_etrn_output(evutil_socket_t fd, short what, void *arg)
         memcpy(job->output + job->outlen, buf, take);
         job->outlen += take;
         job->output[job->outlen] = '\0';
+        char *nl = strchr(job->output, '\n');
+        if (!nl && job->outlen + 1 < sizeof(job->output))
+            return;
+        if (nl)
+            *nl = '\0';
+        job->outlen = strlen(job->output);
+    }
+    job->failed = strncmp(job->output, "OK ", 3) != 0 && strncmp(job->output, "BUSY ", 5) != 0;
+    if (job->failed)
+        wp_warn("ETRN %s: waypost-odmrd at %s answered '%s'", job->d.name, job->socket_path,
+                job->outlen ? job->output : "nothing");
+    etrn_job_done(job);
+}
+
+/* From the event loop (an answer never re-enters the request parser):
+ * connect to waypost-odmrd's control socket. */
+static void on_etrn_start(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct etrn_job *job = arg;
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (!wp_strlcpy(sun.sun_path, job->socket_path, sizeof(sun.sun_path))) {
+        job->failed = true;
+        etrn_job_done(job);
         return;
     }
-    etrn_close_output(job);
-    etrn_reap(job);
+    job->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (job->fd < 0 || (connect(job->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 && errno != EINPROGRESS &&
+                        errno != EAGAIN)) {
+        wp_warn("ETRN %s: cannot reach waypost-odmrd at %s: %s", job->d.name, job->socket_path, strerror(errno));
+        job->failed = true;
+        etrn_job_done(job);
+        return;
+    }
+    job->reqlen = (size_t)snprintf(job->request, sizeof(job->request), "FLUSH %s\n", job->d.queue);
+    job->ev = event_new(job->c->w->base, job->fd, EV_WRITE | EV_PERSIST, on_etrn_io, job);
+    event_add(job->ev, NULL);
 }
 
 static void on_etrn_deadline(evutil_socket_t fd, short what, void *arg)
@@ -232,16 +187,8 @@ static void on_etrn_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct etrn_job *job = arg;
-    wp_warn("ETRN %s: flushing the queue took over %d s; stopping", job->d.name, job->timeout);
-    if (job->pid > 0) {
-        kill(job->pid, SIGKILL);
-        waitpid(job->pid, NULL, 0);
-        job->pid = 0;
-    }
-    etrn_close_output(job);
-    evtimer_del(job->reap);
+    wp_warn("ETRN %s: waypost-odmrd did not answer within %d s", job->d.name, job->timeout);
     job->failed = true;
-    job->next = job->d.ndomains;
     etrn_job_done(job);
 }
 
@@ -265,7 +212,7 @@ bool wp_etrnjob_start(struct conn *c)
                   req->client_address, who, d.queue, d.ndomains, d.ndomains == 1 ? "" : "s");
         break;
     }
-    if (d.outcome != WP_ETRN_RELEASE || d.ndomains == 0) {
+    if (d.outcome != WP_ETRN_RELEASE) {
         wp_server_send_answer(c, false, "action=", d.action, "\n\n");
         wp_etrn_decision_free(&d);
         return false;
@@ -273,16 +220,15 @@ bool wp_etrnjob_start(struct conn *c)
     struct etrn_job *job = wp_calloc(1, sizeof(*job));
     job->c = c;
     job->d = d;
-    job->out_fd = -1;
-    job->postqueue = wp_strdup(wp_policyd_conf(s)->etrn.postqueue);
-    job->config_directory = wp_strdup(s->postfix.config_directory);
+    job->fd = -1;
+    job->socket_path = wp_strdup(wp_policyd_conf(s)->etrn.socket);
     job->timeout = wp_policyd_conf(s)->etrn.timeout;
     job->deadline = evtimer_new(c->w->base, on_etrn_deadline, job);
-    job->reap = evtimer_new(c->w->base, on_etrn_reap, job);
+    job->start = evtimer_new(c->w->base, on_etrn_start, job);
     struct timeval limit = { job->timeout, 0 };
     evtimer_add(job->deadline, &limit);
     c->job = job;
-    event_active(job->reap, EV_TIMEOUT, 0);
+    event_active(job->start, EV_TIMEOUT, 0);
     return true;
 }
 

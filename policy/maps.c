@@ -37,7 +37,9 @@ static enum wp_answer transport_value(const struct wp_snapshot *s, const struct 
         WP_JOIN(value, size, pf->local_transport);
         return WP_ANS_FOUND;
     case WP_ROUTE_RELAY: nexthop_value(pf->relay_transport, rt, value, size); return WP_ANS_FOUND;
-    case WP_ROUTE_HOLD: nexthop_value(pf->hold_transport, rt, value, size); return WP_ANS_FOUND;
+    /* Held and ATRN queues share waypost-odmrd's spool (DESIGN §5): never
+     * Postfix's defer_transports, whose flush releases every queue. */
+    case WP_ROUTE_HOLD:
     case WP_ROUTE_ODMR: WP_JOIN(value, size, pf->odmr_transport); return WP_ANS_FOUND;
     case WP_ROUTE_DISCARD: WP_JOIN(value, size, "discard:Waypost route"); return WP_ANS_FOUND;
     case WP_ROUTE_ERROR:

@@ -6,7 +6,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
+#include "lib/defaults.h"
 #include "lib/util.h"
 #include "policy/settings.h"
 
@@ -35,7 +37,7 @@ const struct wp_conf_row wp_policyd_rows[] = {
     WP_ROW_STRING("etrn_release", C, etrn_release, "trusted"),
     WP_ROW_OWN("etrn_queues", WP_CONF_GROUPS, NULL, 0, etrn_queue_rows),
     WP_ROW_DURATION("etrn_timeout", C, etrn.timeout, "10", 1, 600),
-    WP_ROW_STRING("postqueue", C, etrn.postqueue, "/usr/sbin/postqueue"),
+    WP_ROW_PATH("etrn_socket", C, etrn.socket, WP_ODMR_CONTROL_DEFAULT),
     WP_ROW_END,
 };
 #undef C
@@ -99,9 +101,9 @@ static void policyd_load(void *conf, const config_setting_t *g, const config_set
         else
             p->nlisten++;
     }
-    if (p->etrn.postqueue[0] != '/')
-        wp_error(err, path, wp_conf_member_line(g, "postqueue"),
-                 "policyd.postqueue '%s' must be an absolute path", p->etrn.postqueue);
+    if (strlen(p->etrn.socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        wp_error(err, path, wp_conf_member_line(g, "etrn_socket"), "policyd.etrn_socket '%s' is too long",
+                 p->etrn.socket);
 }
 
 static void policyd_link(void *conf, const config_setting_t *g, const config_setting_t *root,

@@ -69,7 +69,7 @@ check "non_smtpd_milters: Waypost's milter (mail from sendmail)" \
 check "smtpd_etrn_restrictions: the policy service" \
     [ "$(v smtpd_etrn_restrictions)" = "check_policy_service { unix:waypost/policy.sock, { default_action = 451 4.3.5 Waypost policy service unavailable } }" ]
 check "fast_flush_domains: held queue appended" [ "$(v fast_flush_domains)" = "\$relay_domains, flush.example, client.isp.dom" ]
-check "defer_transports: the hold transport" [ "$(v defer_transports)" = "waypost-hold" ]
+check "defer_transports: left alone (held mail waits in waypost-odmrd's spool)" [ -z "$(v defer_transports)" ]
 check "master.cf: the hold transport" sh -c "postconf -c '$pf' -M waypost-hold/unix | grep -q smtp"
 check "global default actions untouched" sh -c "! postconf -c '$pf' -n | grep -Eq '^(smtpd_policy_service|milter)_default_action'"
 check "originals recorded" [ -s "$pf/waypost-postconf.saved" ]

@@ -2,32 +2,38 @@
 # SPDX-License-Identifier: MIT
 # End to end through a real Postfix: Hold Mail for Domains and ETRN.  The
 # sample Router table merges domain2.dom and domain3.dom into the queue of
-# domain1.dom; here that queue is held (router.hold_queues) and only the
-# SASL account cust1 may release it.  One message per domain waits in
-# Postfix's deferred queue; ETRN from clients that may not release the
-# queue is refused and delivers nothing; one "ETRN domain1.dom" from cust1
-# (XCLIENT LOGIN) delivers all three to the customer's smtp-sink, because
-# waypost-policyd flushes the merged domains (Postfix's flush alone is keyed
-# by the recipient domain and would release domain1.dom's mail only).
+# domain1.dom; here that queue and friend.com's are held
+# (router.hold_queues): Postfix hands their mail to waypost-odmrd over LMTP,
+# where it waits in the spool.  ETRN from clients that may not release a
+# queue is refused and delivers nothing; "ETRN domain1.dom" from cust1
+# (XCLIENT LOGIN) makes waypost-odmrd deliver that queue, all three domains,
+# to the customer's smtp-sink (next hop from a local DNS server), and
+# nothing of friend.com's queue, however often Postfix scans and flushes
+# its own queue (queue_run_delay = 10s, postqueue -f): with Postfix's
+# defer_transports one flush released every held queue.
 . "$(dirname "$0")/lib.sh"
 e2e_need || { echo "Bail out! cannot install postfix/python3"; exit 1; }
+command -v dnsmasq >/dev/null || { echo "1..0 # SKIP dnsmasq (Debian package dnsmasq-base) is not installed"; exit 0; }
 e2e_init
 . "$(dirname "$0")/stack.sh"
 STACK_NET=127.0.8     # sinks apart from routing.sh's, which may run at the same time
-STACK_ROUTER_EXTRA='hold_queues = [ "domain1.dom" ];'
-STACK_POLICYD_EXTRA='etrn_queues = ( { queue = "domain1.dom"; accounts = [ "cust1" ]; } ); etrn_timeout = 20;'
-# Every flush also makes Postfix's queue manager ignore defer_transports on
-# its next scan of the deferred queue (for all held mail, not only the
-# flushed domain's): with the usual scan interval such a scan cannot happen
-# during this test, so what arrives was flushed by name.
-if stack_start "queue_run_delay = 300s"; then ok "stack with the held queue domain1.dom is up"
+e2e_free_port DNS
+dnsmasq -k --conf-file=/dev/null --port="$DNS" --listen-address=127.0.0.1 --bind-interfaces --no-resolv \
+    --no-hosts --user=root --mx-host=domain1.dom,mx.domain1.dom,10 --host-record=mx.domain1.dom,$STACK_NET.9 \
+    --mx-host=friend.com,friend.com,10 --host-record=friend.com,$STACK_NET.4 \
+    >"$E2E/dnsmasq.log" 2>&1 &
+_e2e_record $!
+STACK_ROUTER_EXTRA='hold_queues = [ "domain1.dom", "friend.com" ];'
+STACK_ODMR_EXTRA="control_socket = \"$E2E/odmr-control.sock\"; dns_servers = \"127.0.0.1:$DNS\";"
+STACK_POLICYD_EXTRA="etrn_queues = ( { queue = \"domain1.dom\"; accounts = [ \"cust1\" ]; }, { queue = \"friend.com\"; release = \"anyone\"; } ); etrn_timeout = 20; etrn_socket = \"$E2E/odmr-control.sock\";"
+if stack_start "queue_run_delay = 10s"; then ok "stack with the held queues domain1.dom and friend.com is up"
 else not_ok "stack up"; echo "Bail out! no stack"; exit 1; fi
 check "postconf: the policy service decides ETRN" \
     grep -qx "smtpd_etrn_restrictions = check_policy_service unix:$W/policy.sock" "$E2E/main.extra"
 check "postconf: held domains are fast-flush domains" grep -q '^fast_flush_domains = \$relay_domains' "$E2E/main.extra"
-check "postconf: the hold transport is deferred" grep -qx 'defer_transports = waypost-hold' "$E2E/main.extra"
+check "postconf: no defer_transports" sh -c "! grep -q '^defer_transports' '$E2E/main.extra'"
 got=$(postmap -c "$PFCONF" -q y@domain2.dom "socketmap:unix:$W/map.sock:transport" 2>&1)
-check "domain2.dom routes into the held queue (transport $got)" test "$got" = "waypost-hold:domain1.dom"
+check "domain2.dom routes into waypost-odmrd's spool (transport $got)" test "$got" = "lmtp:unix:$W/odmr.sock"
 
 # etrn [XCLIENT-ATTRS] DOMAIN: print "CODE TEXT" of the ETRN reply.
 etrn() {
@@ -51,23 +57,22 @@ expect_etrn() { # expect_etrn DESCRIPTION WANT-PREFIX [XCLIENT-ATTRS] DOMAIN
     local got; got=$(etrn "$@" 2>&1)
     case $got in "$want"*) ok "$desc: $got" ;; *) not_ok "$desc"; echo "#   wanted: $want..."; echo "#   got:    $got" ;; esac
 }
-# held COUNT: the queue holds COUNT messages, each deferred by the hold transport.
-held() {
-    local q; q=$(e2e_queue) || return 1
-    [ "$(grep -c '"queue_name": *"deferred"' <<<"$q")" = "$1" ] &&
-        [ "$(grep -o '"delay_reason": *"deferred transport"' <<<"$q" | wc -l)" = "$1" ]
-}
-wait_held() { local i; for ((i = 0; i < 100; i++)); do held "$1" && return 0; sleep 0.1; done; return 1; }
+# spooled QUEUE: messages waiting in waypost-odmrd's spool for QUEUE.
+spooled() { find "$W/odmr-spool/$1" -maxdepth 1 -type f -name '[0-9a-f]*' 2>/dev/null | wc -l | tr -d ' '; }
+wait_spooled() { local i; for ((i = 0; i < 150; i++)); do [ "$(spooled "$1")" = "$2" ] && return 0; sleep 0.1; done; return 1; }
 
-# --- one message per domain: flushing domain1.dom's file alone cannot carry the others
+# --- one message per domain, and one for friend.com
 OUT=(--xclient 192.0.2.10)
-for r in x@domain1.dom y@domain2.dom z@domain3.dom; do
+for r in x@domain1.dom y@domain2.dom z@domain3.dom f@friend.com; do
     out=$(e2e_send sender@client.test "$r" -- "${OUT[@]}" --subject "for $r")
     case $out in *"DATA 250"*) ok "accepted for $r" ;; *) not_ok "accepted for $r"; echo "$out" | sed 's/^/#   /' ;; esac
 done
-check "all three wait in the deferred queue (deferred transport)" wait_held 3
-check "the flush logs know the merged domains" test -s "$PFSPOOL/flush/domain2_dom" -a -s "$PFSPOOL/flush/domain3_dom"
-check "nothing reached the customer" test "$(e2e_sink_count customer)" = 0
+check "domain1.dom's queue holds three messages in the spool" wait_spooled domain1.dom 3
+check "friend.com's queue holds one" wait_spooled friend.com 1
+check "Postfix's own queue is empty" e2e_wait_queue_empty 10
+check "nothing reached the customers" test "$(e2e_sink_count customer)$(e2e_sink_count friendmx)" = 00
+out=$("$STACK_WAYPOST" -c "$W/waypost.conf" queue list)
+echo "$out" | grep -Eq '^domain1.dom +held +3 +3 '; check "waypost queue list shows the held queue" [ $? -eq 0 ]
 
 # --- clients that may not release the queue
 expect_etrn "outside client refused" "459 4.7.1 <domain1.dom>: Etrn command rejected: this client may not release queue domain1.dom" "ADDR=192.0.2.10" domain1.dom
@@ -78,25 +83,37 @@ expect_etrn "a domain that is not held: Postfix's own answer" "459 <elsewhere.ex
     "ADDR=192.0.2.10" elsewhere.example
 sleep 2
 check "refused ETRNs delivered nothing" test "$(e2e_sink_count customer)" = 0
-check "the three messages still wait" held 3
+check "the three messages still wait" test "$(spooled domain1.dom)" = 3
 check "waypost-policyd logged the refusals" grep -q "ETRN domain1.dom from 192.0.2.10 (login -): refused: 459" "$E2E"/policyd*.log
 
-# --- the queue's account releases it: all three domains arrive
-expect_etrn "cust1 releases domain1.dom" "250 Queuing started" "ADDR=192.0.2.10 LOGIN=cust1" domain1.dom
+# --- the queue's account releases it: all three domains arrive, friend.com's stays
+expect_etrn "cust1 releases domain1.dom" "250" "ADDR=192.0.2.10 LOGIN=cust1" domain1.dom
 check "the customer received all three messages" e2e_sink_wait customer 3 15
 got=$(e2e_sink_rcpts customer | tr '\n' ' ' | sed 's/ $//')
 check "recipients: $got" test "$got" = "x@domain1.dom y@domain2.dom z@domain3.dom"
-check "queue drains" e2e_wait_queue_empty 10
-check "policyd flushed the merged domains with postqueue -s" \
-    grep -q "ETRN domain1.dom: flushed domain2.dom" "$E2E"/policyd*.log
-check "... and domain3.dom" grep -q "ETRN domain1.dom: flushed domain3.dom" "$E2E"/policyd*.log
-check "each message exactly once" test "$(e2e_sink_count customer)" = 3
+check "domain1.dom's queue is empty" wait_spooled domain1.dom 0
+check "waypost-odmrd logged the release" grep -q "queue domain1.dom released: 3 messages, 3 recipients delivered" "$E2E"/odmrd*.log
+# Postfix flushes and scans its queue (queue_run_delay 10 s) meanwhile:
+# friend.com's message is not in it to be released.
+postqueue -c "$PFCONF" -f
+sleep 12
+postqueue -c "$PFCONF" -f
+sleep 2
+check "friend.com's message was not delivered by domain1.dom's ETRN, a flush or 12 s of queue scans" \
+    test "$(e2e_sink_count friendmx)" = 0
+check "... it still waits in its queue" test "$(spooled friend.com)" = 1
+check "each of domain1.dom's messages exactly once" test "$(e2e_sink_count customer)" = 3
 
-# --- a new message for a merged domain waits again; ETRN for it alone releases it
+# --- friend.com's own ETRN releases it
+expect_etrn "ETRN friend.com (anyone may)" "250" "ADDR=192.0.2.10" friend.com
+check "friend.com's message arrives" e2e_sink_wait friendmx 1 15
+
+# --- a new message for a merged domain waits again; ETRN for it releases its queue
 out=$(e2e_send sender@client.test z2@domain3.dom -- "${OUT[@]}")
 case $out in *"DATA 250"*) ok "accepted for z2@domain3.dom" ;; *) not_ok "accepted for z2@domain3.dom" ;; esac
-check "it waits" wait_held 1
-expect_etrn "ETRN domain3.dom by cust1" "250 Queuing started" "ADDR=192.0.2.10 LOGIN=cust1" domain3.dom
+check "it waits in domain1.dom's queue" wait_spooled domain1.dom 1
+expect_etrn "ETRN domain3.dom by cust1" "250" "ADDR=192.0.2.10 LOGIN=cust1" domain3.dom
 check "it arrives" e2e_sink_wait customer 4 15
+check "nothing twice" test "$(e2e_sink_count customer)$(e2e_sink_count friendmx)" = 41
 
 done_testing

@@ -8,9 +8,9 @@
 #   stack_start [EXTRA_MAIN_CF_LINES]
 # STACK_NET (default 127.0.0) is the loopback /24 whose .2 to .10 the sinks
 # listen on (port 25, so two stacks on one machine need different nets).
-# STACK_ROUTER_EXTRA and STACK_POLICYD_EXTRA, if set, are settings added to
-# the router and policyd sections of waypost.conf (one line each; no '|' or '&'
-# in the router one).
+# STACK_ROUTER_EXTRA, STACK_POLICYD_EXTRA and STACK_ODMR_EXTRA, if set, are
+# settings added to the router, policyd and odmr sections of waypost.conf
+# (one line each; no '|' or '&' in the router one).
 # Sets W (the Waypost config dir), SMTP (Postfix's port), ODMR (the ATRN
 # port), PD, MD and OD (the pids of the policy daemon, the milter and
 # waypost-odmrd).  The milter runs the sample rules; waypost-odmrd keeps the
@@ -77,7 +77,7 @@ policyd: {
   ${STACK_POLICYD_EXTRA:-}
 };
 postfix: {
-  config_directory = "$PFCONF";   # postqueue -c, for ETRN
+  config_directory = "$PFCONF";
   # the mailbox server is a sink here
   local_transport = "smtp:[$net.10]:25";
   odmr_transport = "lmtp:unix:$W/odmr.sock";
@@ -89,6 +89,7 @@ odmr: {
   tls_cert = "odmr-cert.pem"; tls_key = "odmr-key.pem";
   accounts = ( { user = "shop"; queues = [ "shop.dom" ]; } );
   dsn_via = "smtp:127.0.0.1:$SMTP";
+  ${STACK_ODMR_EXTRA:-}
 };
 C
     stack_policyd || { echo "# waypost-policyd did not start" >&2; cat "$E2E"/policyd*.log >&2; return 1; }

@@ -38,6 +38,34 @@ out=$("$WAYPOST" -c "$dir/w.conf" odmr list)
 echo "$out" | sed 's/^/#   /'
 echo "$out" | grep -Eq '^domain1.dom +2 +4 +02:03:2[0-9] +cust1$'; check "odmr list: messages, recipients, oldest age, account" [ $? -eq 0 ]
 echo "$out" | grep -Eq '^other.dom +1 +1 +1d01h +\(nobody\)$'; check "odmr list: a queue nobody may release" [ $? -eq 0 ]
+# waypost queue: the same store, more columns; show, delete, bounce; clear errors.
+out=$("$WAYPOST" -c "$dir/w.conf" queue list)
+echo "$out" | sed 's/^/#   /'
+echo "$out" | grep -Eq '^domain1.dom +ATRN +2 +4 +[0-9]+ +02:03:2[0-9] +cust1$'; check "queue list: kind, messages, recipients, bytes, oldest, accounts" [ $? -eq 0 ]
+echo "$out" | grep -Eq '^other.dom +\(none\) +1 +1 +'; check "queue list: a queue no longer routed" [ $? -eq 0 ]
+out=$("$WAYPOST" -c "$dir/w.conf" queue show domain1.dom)
+echo "$out" | grep -q '^0000000001.00000.000000000000  .* bytes  from <s@x.test>$'; check "queue show: a message line" [ $? -eq 0 ]
+echo "$out" | grep -q '^    to <b@domain2.dom>$'; check "queue show: its recipients" [ $? -eq 0 ]
+expect_output "queue show: a bad queue name" "'../etc' is not a queue name" "$WAYPOST" -c "$dir/w.conf" queue show ../etc
+expect_exit "queue show: a bad queue name fails" 1 "$WAYPOST" -c "$dir/w.conf" queue show ../etc
+expect_output "queue show: an unknown queue" "no queue nosuch.dom in" "$WAYPOST" -c "$dir/w.conf" queue show nosuch.dom
+expect_output "queue delete: an unknown id" "no message 'nope' in queue domain1.dom" \
+    "$WAYPOST" -c "$dir/w.conf" queue delete domain1.dom nope
+expect_output "queue delete: a hostile id" "no message '../other.dom/0000000003.00000.000000000000' in queue" \
+    "$WAYPOST" -c "$dir/w.conf" queue delete domain1.dom ../other.dom/0000000003.00000.000000000000
+check "the hostile id removed nothing" [ -f "$dir/spool/other.dom/0000000003.00000.000000000000" ]
+expect_output "queue delete removes one message" "domain1.dom/0000000001.00000.000000000000: removed" \
+    "$WAYPOST" -c "$dir/w.conf" queue delete domain1.dom 0000000001.00000.000000000000
+check "it is gone, the other stays" sh -c "[ ! -f '$dir/spool/domain1.dom/0000000001.00000.000000000000' ] && [ -f '$dir/spool/domain1.dom/0000000002.00000.000000000000' ]"
+mkdir -p "$dir/dsn"
+printf '#!/bin/sh\ncat > "%s/dsn/report"\n' "$dir" > "$dir/sendmail"; chmod 755 "$dir/sendmail"
+sed -i "s|^odmr: {|odmr: { dsn_via = \"sendmail:$dir/sendmail\";|" "$dir/w.conf"
+expect_output "queue bounce returns and removes" "domain1.dom/0000000002.00000.000000000000: returned to the sender and removed" \
+    "$WAYPOST" -c "$dir/w.conf" queue bounce domain1.dom 0000000002.00000.000000000000
+check "the report went to the sender, naming the recipients" sh -c "grep -q 'To: <s@x.test>' '$dir/dsn/report' && grep -q 'b@domain2.dom' '$dir/dsn/report'"
+expect_output "queue flush without a daemon: a clear error" "cannot reach waypost-odmrd at" \
+    "$WAYPOST" -c "$dir/w.conf" queue flush other.dom
+expect_exit "queue with a bad subcommand: usage" 2 "$WAYPOST" -c "$dir/w.conf" queue frob
 expect_exit "waypost-odmrd -t accepts the configuration" 0 "$top_builddir/odmr/waypost-odmrd" -t -c "$dir/w.conf"
 printf 'odmr: { tls_cert = "nope.pem"; tls_key = "nope.key"; };\n' > "$dir/bad.conf"
 sed -n '1p' "$dir/w.conf" >> "$dir/bad.conf"

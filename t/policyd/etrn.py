@@ -3,9 +3,11 @@
 """Black-box tests of ETRN requests to a running waypost-policyd.
 
 Usage: etrn.py DIR
-DIR holds the daemon's policy.sock and the fake postqueue's files: the
-fake appends its arguments to DIR/postqueue.log, sleeps DIR/sleep seconds
-if that file exists, and exits with the status in DIR/status (default 0).
+DIR holds the daemon's policy.sock; this script plays waypost-odmrd's
+control socket at DIR/control.sock (policyd.etrn_socket): it appends each
+request line to DIR/flush.log, sleeps DIR/sleep seconds if that file
+exists, and answers "OK queue: release started", or "FAIL queue: ..." when
+DIR/status holds a non-zero number.
 The daemon's config: held queues domain1.dom (only the SASL login cust1
 may release it; domain2.dom and domain3.dom are merged into it) and
 client.isp.dom (trusted clients; isp1.dom merged), etrn_timeout 2 s.
@@ -14,6 +16,7 @@ Prints TAP-style lines; exits 1 if anything failed.
 import os
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -21,7 +24,49 @@ from tap import done, result  # noqa: E402
 
 DIR = sys.argv[1]
 POL = os.path.join(DIR, "policy.sock")
-LOG = os.path.join(DIR, "postqueue.log")
+LOG = os.path.join(DIR, "flush.log")
+CTL = os.path.join(DIR, "control.sock")
+
+
+def fake_odmrd():
+    if os.path.exists(CTL):
+        os.unlink(CTL)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(CTL)
+    srv.listen(16)
+
+    def serve(c):
+        line = b""
+        while not line.endswith(b"\n"):
+            d = c.recv(512)
+            if not d:
+                break
+            line += d
+        text = line.decode("utf-8", "replace").strip()
+        with open(LOG, "a") as f:
+            f.write(text + "\n")
+        p = os.path.join(DIR, "sleep")
+        if os.path.exists(p):
+            time.sleep(float(open(p).read()))
+        p = os.path.join(DIR, "status")
+        failed = os.path.exists(p) and open(p).read().strip() != "0"
+        queue = text.split(" ", 1)[-1]
+        try:
+            c.sendall((("FAIL %s: cannot start the release\n" if failed else "OK %s: release started\n")
+                       % queue).encode())
+        except OSError:
+            pass
+        c.close()
+
+    def loop():
+        while True:
+            c, _ = srv.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+fake_odmrd()
 
 
 def connect():
@@ -73,7 +118,7 @@ def runs():
 
 
 def reset(sleep=None, status=None):
-    for name, value in (("postqueue.log", None), ("sleep", sleep), ("status", status)):
+    for name, value in (("flush.log", None), ("sleep", sleep), ("status", status)):
         p = os.path.join(DIR, name)
         if os.path.exists(p):
             os.unlink(p)
@@ -82,22 +127,19 @@ def reset(sleep=None, status=None):
                 f.write(str(value))
 
 
-CONFDIR = os.path.join(DIR, "pfconf")
-
-# --- authorised: the merged domains are flushed, the named one left to Postfix
+# --- authorised: waypost-odmrd is asked to release the queue (merged domains included)
 reset()
 a = ask("domain1.dom", sasl="cust1")
 result(a == "action=OK", "cust1 releases domain1.dom: OK", a)
 r = runs()
-result(r == [["-c", CONFDIR, "-s", "domain2.dom"], ["-c", CONFDIR, "-s", "domain3.dom"]],
-       "postqueue -c CONFDIR -s for domain2.dom and domain3.dom, not domain1.dom", r)
+result(r == [["FLUSH", "domain1.dom"]], "one FLUSH domain1.dom to waypost-odmrd", r)
 reset()
 a = ask("DOMAIN1.Dom.", sasl="CUST1")
-result(a == "action=OK" and len(runs()) == 2, "case and a trailing dot do not matter", a)
+result(a == "action=OK" and runs() == [["FLUSH", "domain1.dom"]], "case and a trailing dot do not matter", a)
 reset()
 a = ask("client.isp.dom", client="127.0.0.1")
 result(a == "action=OK", "trusted network releases client.isp.dom", a)
-result(runs() == [["-c", CONFDIR, "-s", "isp1.dom"]], "isp1.dom flushed", runs())
+result(runs() == [["FLUSH", "client.isp.dom"]], "queue client.isp.dom released", runs())
 a = ask("client.isp.dom", client="192.0.2.10", sasl="anyone")
 result(a == "action=OK", "an authenticated client is trusted", a)
 
@@ -116,13 +158,16 @@ result(runs() == [], "refusals run nothing", runs())
 for domain in ("friend.com", "elsewhere.example", "[192.0.2.1]", "company.dom"):
     a = ask(domain, sasl="cust1")
     result(a == "action=DUNNO", "not held: %s -> DUNNO" % domain, a)
+reset()
 a = ask("domain2.dom", sasl="cust1")
-result(a == "action=OK" and runs() == [], "a merged domain alone: OK, Postfix flushes just it", a)
+result(a == "action=OK" and runs() == [["FLUSH", "domain1.dom"]], "a merged domain releases its whole queue",
+       (a, runs()))
 
 # --- hostile arguments: a clear 501, nothing run, the daemon keeps serving
 hostile = [b"", b"@", b"#", b"domain1.dom;id", b"domain1.dom extra", b"-s", b"--help", b"../../etc/passwd",
            b"$(touch /tmp/x)", b"`id`", b"\xff\xfe.dom", b"x." * 127, b"a..b", b"[1.2.3",
            b"domain1.dom%0Aaction=OK", b"<domain1.dom>", b"domain1.dom,domain2.dom"]
+reset()
 bad = 0
 for h in hostile:
     s = connect()
@@ -134,7 +179,7 @@ for h in hostile:
         print("#   %r -> %r" % (h, a))
 result(bad == 0, "%d hostile ETRN arguments answered 501 or DUNNO" % len(hostile))
 r = runs()
-result(r == [], "no hostile argument reached postqueue", r)
+result(r == [], "no hostile argument reached waypost-odmrd", r)
 long_req = b"request=smtpd_access_policy\nprotocol_state=ETRN\netrn_domain=" + b"d" * 5000 + b"\n\n"
 s = connect()
 s.sendall(long_req)
@@ -153,13 +198,13 @@ s.close()
 result(answers == ["action=DUNNO", "action=OK", "action=554 5.7.1 Relay access denied"],
        "pipelined requests are answered in order around the ETRN", answers)
 
-# --- a failing postqueue: 458, and the failure does not stop the next domain
+# --- waypost-odmrd says FAIL: 458
 reset(status=69)
 a = ask("domain1.dom", sasl="cust1")
-result(a == "action=458 4.3.0 unable to flush the domains merged into queue domain1.dom", "postqueue fails: 458", a)
-result(len(runs()) == 2, "both merged domains were tried", runs())
+result(a == "action=458 4.3.0 unable to release queue domain1.dom now", "odmrd fails: 458", a)
+result(len(runs()) == 1, "one request", runs())
 
-# --- a slow postqueue: other connections are answered meanwhile; bounded by etrn_timeout
+# --- a slow waypost-odmrd: other connections are answered meanwhile; bounded by etrn_timeout
 reset(sleep=30)
 slow = connect()
 t0 = time.time()
@@ -171,13 +216,13 @@ for _ in range(20):
     a = ask("friend.com")
     quick.append((a, time.time() - t))
 result(all(a == "action=DUNNO" and dt < 0.5 for a, dt in quick),
-       "20 other requests answered while postqueue hangs", quick[:3])
+       "20 other requests answered while odmrd hangs", quick[:3])
 a = read_answer(slow)
 dt = time.time() - t0
 slow.close()
-result(a == "action=458 4.3.0 unable to flush the domains merged into queue domain1.dom" and 1.5 < dt < 5,
-       "the hanging postqueue is killed after etrn_timeout (2 s): 458 after %.1f s" % dt, a)
-result(len(runs()) == 1, "the domains after the timeout are not tried", runs())
+result(a == "action=458 4.3.0 unable to release queue domain1.dom now" and 1.5 < dt < 5,
+       "a hanging odmrd is given up after etrn_timeout (2 s): 458 after %.1f s" % dt, a)
+result(len(runs()) == 1, "one request", runs())
 
 # --- the client hangs up while the flush runs: no harm, the daemon goes on
 reset(sleep=1)
@@ -189,6 +234,6 @@ a = ask("friend.com")
 result(a == "action=DUNNO", "a client gone during the flush does not disturb the daemon", a)
 reset()
 a = ask("domain1.dom", sasl="cust1")
-result(a == "action=OK" and len(runs()) == 2, "and the next release works", a)
+result(a == "action=OK" and len(runs()) == 1, "and the next release works", a)
 
 done()

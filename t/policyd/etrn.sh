@@ -1,21 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Black-box tests of ETRN requests to waypost-policyd over the policy
-# protocol (t/policyd/etrn.py), with a fake postqueue that records its
-# arguments and can fail or hang: releases, refusals, names that are not
-# held, hostile arguments, pipelining, and one worker thread that keeps
-# answering others while a postqueue hangs until policyd.etrn_timeout.
+# protocol (t/policyd/etrn.py), with a fake waypost-odmrd control socket
+# that records the requests and can fail or hang: releases, refusals, names
+# that are not held, hostile arguments, pipelining, and one worker thread
+# that keeps answering others while odmrd hangs until policyd.etrn_timeout.
 . "$top_srcdir/t/lib.sh"
 scratch
 POLICYD="$top_builddir/policy/waypost-policyd"
-cat > "$dir/postqueue" <<'S'
-#!/bin/sh
-d=$(dirname "$0")
-echo "$*" >> "$d/postqueue.log"
-[ -f "$d/sleep" ] && exec sleep "$(cat "$d/sleep")"
-exit "$(cat "$d/status" 2>/dev/null || echo 0)"
-S
-chmod 755 "$dir/postqueue"
 cat > "$dir/r.table" <<T
 Relay:domain1.dom = domain1.dom.via
 Relay:domain2.dom = domain1.dom.via
@@ -37,7 +29,7 @@ policyd: {
   etrn_release = "trusted";
   etrn_queues = ( { queue = "domain1.dom"; accounts = [ "cust1" ]; } );
   etrn_timeout = 2;
-  postqueue = "$dir/postqueue";
+  etrn_socket = "$dir/control.sock";
 };
 postfix: { config_directory = "$dir/pfconf"; };
 C
@@ -50,10 +42,9 @@ python3 "$top_srcdir/t/policyd/etrn.py" "$dir" > "$dir/etrn.out" 2>&1; rc=$?
 grep -v '^1\.\.' "$dir/etrn.out"
 check "ETRN protocol tests pass" [ "$rc" -eq 0 ]
 check "daemon survived everything" kill -0 "$pid"
-check "the timeout is logged" grep -q "ETRN domain1.dom: flushing the queue took over 2 s; stopping" "$dir/policyd.log"
-check "a failed postqueue is logged with its status" grep -q "postqueue -s domain2.dom failed (exit status 69)" "$dir/policyd.log"
-sleep 0.2
-check "no postqueue left running" sh -c "! pgrep -P $pid >/dev/null"
+check "the timeout is logged" grep -q "ETRN domain1.dom: waypost-odmrd did not answer within 2 s" "$dir/policyd.log"
+check "a failed release is logged with odmrd's answer" \
+    grep -q "ETRN domain1.dom: waypost-odmrd at $dir/control.sock answered 'FAIL domain1.dom: cannot start the release'" "$dir/policyd.log"
 kill "$pid"; wait "$pid"; rc=$?
 check "SIGTERM stops it cleanly (exit 0)" [ "$rc" -eq 0 ]
 pid=

@@ -285,8 +285,8 @@ START_TEST(config_errors)
          " etrn_queues = ( { queue = \"open.dom\"; accounts = [ \"x\" ]; } );\n};\n",
          ":11: policyd.etrn_release is \"accounts\" but held queue"},
         {"policyd: {\n etrn_timeout = 0;\n};\n", ":11: policyd.etrn_timeout = 0 is below the minimum 1"},
-        {"policyd: {\n postqueue = \"postqueue\";\n};\n",
-         ":11: policyd.postqueue 'postqueue' must be an absolute path"},
+        {"policyd: {\n etrn_socket = \"/run/waypost/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\";\n};\n",
+         ":11: policyd.etrn_socket '/run/waypost/x"},
         {"policyd: {\n etrn_queues = ( { release = \"anyone\"; } );\n};\n",
          "missing required setting 'queue'"},
         {"policyd: {\n etrn_queues = ( { queue = \"open.dom\"; accounts = [ \"a b\" ]; } );\n};\n",
@@ -310,9 +310,9 @@ START_TEST(defaults)
     struct wp_snapshot *s = load_with("", NULL);
     ck_assert(s != NULL);
     ck_assert_int_eq(wp_policyd_conf(s)->etrn.release, WP_ETRN_TRUSTED);
-    ck_assert_str_eq(wp_policyd_conf(s)->etrn.postqueue, "/usr/sbin/postqueue");
+    ck_assert_str_eq(wp_policyd_conf(s)->etrn.socket, "/run/waypost/odmrd-control.sock"); /* = odmr.control_socket */
     ck_assert_int_eq(wp_policyd_conf(s)->etrn.timeout, 10);
-    ck_assert_str_eq(s->postfix.config_directory, "/etc/postfix"); /* postqueue -c */
+    ck_assert_str_eq(s->postfix.config_directory, "/etc/postfix");
     wp_snapshot_unref(s);
 }
 END_TEST
