@@ -67,9 +67,27 @@ const char *wp_map_name(enum wp_map map)
     return map >= 0 && map < WP_MAP_COUNT ? map_names[map] : "?";
 }
 
+static void decision_from_route(struct wp_decision *dec, const struct wp_route *rt)
+{
+    if (!dec)
+        return;
+    dec->resolved = true;
+    dec->relay_class = rt->relay_class;
+    dec->record = rt->record;
+    dec->unknown = rt->unknown;
+}
+
 enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
                              size_t size)
 {
+    return wp_map_lookup_ex(s, map, key, value, size, NULL);
+}
+
+enum wp_answer wp_map_lookup_ex(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
+                                size_t size, struct wp_decision *dec)
+{
+    if (dec)
+        memset(dec, 0, sizeof(*dec));
     const struct wp_router *r = s->router;
     value[0] = '\0';
     if (map == WP_MAP_RELAY) {
@@ -86,6 +104,7 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const
     struct wp_resolve_opts o = {true, access};
     struct wp_route rt;
     wp_resolve(r, key, &o, &rt, NULL);
+    decision_from_route(dec, &rt);
     if (rt.kind == WP_ROUTE_TEMP) {
         WP_JOIN(value, size, rt.text);
         return WP_ANS_TEMP;
@@ -126,7 +145,8 @@ static const struct {
 /* clang-format off */
 #define KEEP(f) { #f, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f) }
     KEEP(request),        KEEP(protocol_state), KEEP(recipient),   KEEP(sender),
-    KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain),
+    KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain), KEEP(queue_id),
+    KEEP(client_name),
 #undef KEEP
     /* clang-format on */
 };
@@ -175,6 +195,16 @@ static void reply_from_text(const char *text, char *action, size_t size)
 void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
                       size_t size)
 {
+    wp_policy_decide_ex(s, req, action, size, NULL);
+}
+
+void wp_policy_decide_ex(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
+                         size_t size, struct wp_decision *dec)
+{
+    struct wp_decision none;
+    if (!dec)
+        dec = &none;
+    memset(dec, 0, sizeof(*dec));
     const struct wp_router *r = s->router;
     if (strcmp(req->protocol_state, "RCPT") != 0 || !req->recipient[0]) {
         WP_JOIN(action, size, "DUNNO");
@@ -182,9 +212,12 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
     }
     bool trusted = req->sasl_username[0] != '\0' ||
                    (req->client_address[0] && wp_nets_contain(&r->trusted, req->client_address));
+    dec->trusted = trusted;
     struct wp_resolve_opts o = {trusted, false};
     struct wp_route rt;
     wp_resolve(r, req->recipient, &o, &rt, NULL);
+    decision_from_route(dec, &rt);
+    dec->kind = WP_DECIDED_REFUSE;
     switch (rt.kind) {
     case WP_ROUTE_UNKNOWN:
     case WP_ROUTE_TEMP: reply_from_text(rt.text, action, size); return;
@@ -207,9 +240,14 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
         struct wp_resolve_opts ot = {true, false};
         wp_resolve(r, req->recipient, &ot, &as_trusted, NULL);
         if (!wp_route_relay_permitted(&as_trusted, false)) {
+            decision_from_route(dec, &as_trusted);
             WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
             return;
         }
     }
+    /* Relaying opened: an untrusted client's mail leaves the server because
+     * a Relay:/RelayAll: record or a Mail to Unknown reroute granted it. */
+    dec->kind = !trusted && wp_route_leaves_server(&rt) && rt.relay_class >= WP_RC_RELAY ? WP_DECIDED_RELAY
+                                                                                        : WP_DECIDED_ACCEPT;
     WP_JOIN(action, size, "DUNNO");
 }

@@ -20,10 +20,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "lib/daemon.h"
 #include "policy/framing.h"
 #include "policy/sendbatch.h"
+#include "policy/stats.h"
 #include "state/snapshot.h"
 
 struct server {
@@ -39,6 +42,8 @@ struct server {
     struct worker *workers;
     int nworkers;
     int next_worker;               /* where the search for the least busy worker starts */
+    struct wp_pstats *stats;       /* counters (NULL: none kept, the metrics endpoint is off) */
+    const char *metrics_text;      /* policyd.metrics at startup */
 };
 
 struct conn;
@@ -60,6 +65,8 @@ struct worker {
     struct conn *conns;       /* every open connection, for the idle sweep */
     struct conn *flush_head;  /* connections with answers to send at the end of this pass */
     struct wp_snapshot *snap; /* this worker's reference */
+    int index;                /* in srv->workers: its counters in srv->stats */
+    struct wp_pstats_map *smap; /* the slots of snap's records (with stats) */
     unsigned generation;
     struct wp_sendbatch batch; /* the answers of one pass (see flush_queued) */
 };
@@ -107,6 +114,17 @@ static inline size_t wp_server_output_pending(const struct conn *c)
 {
     return c->out_len - c->out_sent;
 }
+
+/* A monotonic clock in nanoseconds, for the latency histogram. */
+static inline uint64_t wp_server_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Count a malformed or oversized request (with counters on). */
+void wp_server_count_error(struct conn *c);
 
 void wp_server_conn_free(struct conn *c);
 /* Close after what was written has gone out. */
