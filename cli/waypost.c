@@ -36,6 +36,7 @@
 #include "cli/export.h"
 #include "cli/import.h"
 #include "cli/postconf.h"
+#include "cli/stats.h"
 #include "imap/dovecot.h"
 #include "lib/json.h"
 #include "milter/reply.h"
@@ -66,6 +67,7 @@ static void usage(FILE *out)
           "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
           "       waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]\n"
           "       waypost [-c FILE] odmr list\n"
+          "       waypost [-c FILE] stats [--json] [--top N]\n"
           "       waypost import cgp SOURCE... -o DIR [--force]\n"
           "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR [--force]\n"
           "       waypost --version\n"
@@ -601,6 +603,8 @@ int main(int argc, char **argv)
         return wp_postconf_main(path, argc - i, argv + i);
     if (strcmp(argv[i], "dovecot") == 0)
         return cmd_dovecot(path, argc - i, argv + i);
+    if (strcmp(argv[i], "stats") == 0)
+        return wp_stats_main(path, argc - i, argv + i);
     if (strcmp(argv[i], "import") == 0)
         return wp_import_main(argc - i, argv + i);
     if (strcmp(argv[i], "export") == 0)

@@ -64,7 +64,9 @@ struct wp_pstats_map {
     const struct wp_router *router;
     int refs; /* under the slots' lock */
     uint32_t nrecs;
-    uint32_t *rec_slot;     /* table order -> slot */
+    uint32_t *rec_slot;     /* table order -> slot (for the render) */
+    uint32_t *id_slot;      /* record id (its arena offset / 8) -> slot: the request path's one lookup */
+    uint32_t nids;
     uint32_t *unknown_slot; /* domain index -> slot (WP_SLOT_NONE: no reroute) */
     struct wp_pstats_map *next;
 };

@@ -80,6 +80,7 @@ sleep 2
 check "refused ETRNs delivered nothing" test "$(e2e_sink_count customer)" = 0
 check "the three messages still wait" held 3
 check "waypost-policyd logged the refusals" grep -q "ETRN domain1.dom from 192.0.2.10 (login -): refused: 459" "$E2E"/policyd*.log
+check "... each on one decision line, fields in order" grep -Eq 'event=etrn queue_id="" client=[^ ]*\[192\.0\.2\.10\] sasl_username="" domain=domain1\.dom queue=domain1\.dom action="459 4\.7\.1 [^"]*" result=refused$' "$E2E"/policyd*.log
 
 # --- the queue's account releases it: all three domains arrive
 expect_etrn "cust1 releases domain1.dom" "250 Queuing started" "ADDR=192.0.2.10 LOGIN=cust1" domain1.dom
@@ -87,6 +88,7 @@ check "the customer received all three messages" e2e_sink_wait customer 3 15
 got=$(e2e_sink_rcpts customer | tr '\n' ' ' | sed 's/ $//')
 check "recipients: $got" test "$got" = "x@domain1.dom y@domain2.dom z@domain3.dom"
 check "queue drains" e2e_wait_queue_empty 10
+check "the release on one decision line" grep -Eq 'event=etrn queue_id="" client=[^ ]*\[192\.0\.2\.10\] sasl_username=cust1 domain=domain1\.dom queue=domain1\.dom action=OK result=released$' "$E2E"/policyd*.log
 check "policyd flushed the merged domains with postqueue -s" \
     grep -q "ETRN domain1.dom: flushed domain2.dom" "$E2E"/policyd*.log
 check "... and domain3.dom" grep -q "ETRN domain1.dom: flushed domain3.dom" "$E2E"/policyd*.log

@@ -280,4 +280,21 @@ for c in idle:
 result(closed == len(idle), "slow clients closed after the timeout", "%d of %d" % (closed, len(idle)))
 h, body = scrape()
 result(" 200 " in h.split("\r\n")[0] and "waypost_policy_requests_total" in body, "the endpoint answers afterwards", h[:60])
+
+# --- the migration drain: an account created on this server stops counting
+with open(os.path.join(DIR, "users.passwd"), "a") as f:
+    f.write("newbie1:{PLAIN}x::::::\n")
+os.kill(PID, signal.SIGHUP)
+for _ in range(50):
+    sm = samples(scrape()[1])
+    if get(sm, "waypost_reloads_total", result="success") == 2:
+        break
+    time.sleep(0.1)
+a = policy("newbie1@domain.dom", qid="AAA120")
+a3 = policy("newbie3@domain.dom", qid="AAA121")
+sm = samples(scrape()[1])
+result(a == "DUNNO" and a3 == "DUNNO" and
+       get(sm, "waypost_router_unknown_reroutes_total", domain="domain.dom") == 3,
+       "newbie1 has an account now: only newbie3 is one more reroute (3)",
+       get(sm, "waypost_router_unknown_reroutes_total", domain="domain.dom"))
 done()

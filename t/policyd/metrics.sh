@@ -37,6 +37,20 @@ else
     check "promtool is installed (Debian package prometheus)" false
 fi
 check "daemon still running" kill -0 "$pid"
+# waypost stats reads the endpoint named in the configuration.
+"$WAYPOST" -c "$dir/waypost.conf" stats > "$dir/stats.out" 2>&1; rc=$?
+sed 's/^/# /' "$dir/stats.out"
+check "waypost stats exits 0" [ "$rc" -eq 0 ]
+check "stats: the drain shows 3 rerouted for domain.dom" grep -Eq '^  domain\.dom +[0-9]+ +[0-9]+ +3$' "$dir/stats.out"
+check "stats: the top record is the Relay: record of friend.com" \
+    sh -c "sed -n '/^Top Router/,/^\$/p' '$dir/stats.out' | sed -n 3p | grep -q 'Relay:<\*@friend.com>'"
+"$WAYPOST" -c "$dir/waypost.conf" stats --json > "$dir/stats.json" 2>&1
+check "stats --json: the same as JSON" python3 -c "
+import json, sys
+d = json.load(open('$dir/stats.json'))['policyd']
+dr = {x['domain']: x for x in d['drain']}
+sys.exit(0 if dr['domain.dom']['total'] == 3 and dr['domain.dom']['last_hour'] == 3 and d['reloads']['success'] == 2
+         and d['records'][0]['record'].startswith('Relay:<*@friend.com>') else 1)"
 # Settings: a non-loopback endpoint needs metrics_allow_remote.
 printf 'router: { main_domain = "c.dom"; };\npolicyd: { listen = [ "socketmap:unix:%s/x.sock" ]; metrics = "inet:192.0.2.1:9100"; };\n' "$dir" > "$dir/remote.conf"
 expect_output "a remote metrics address is refused" "not a loopback address" "$POLICYD" -t -c "$dir/remote.conf"
