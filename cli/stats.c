@@ -27,6 +27,7 @@
 #include "lib/json.h"
 #include "lib/strbuf.h"
 #include "lib/util.h"
+#include "milter/settings.h"
 #include "policy/settings.h"
 #include "state/snapshot.h"
 
@@ -316,6 +317,62 @@ static void report(const char *daemon, const char *endpoint, const struct wp_sam
     free(recs);
 }
 
+static int by_value(const void *a, const void *b)
+{
+    return by_hits(a, b);
+}
+
+/* waypost-milter: messages by result, rules by fires. */
+static void report_milter(const char *endpoint, const struct wp_sample *s, size_t n, int top, bool json, bool first)
+{
+    const struct wp_sample **rules = wp_calloc(n + 1, sizeof(*rules));
+    size_t nrules = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s[i].name, "waypost_milter_rule_fires_total") == 0)
+            rules[nrules++] = &s[i];
+    qsort(rules, nrules, sizeof(*rules), by_value);
+    if ((size_t)top < nrules)
+        nrules = (size_t)top;
+    static const char *const results[] = {"accept", "reject", "discard", "tempfail"};
+    if (json) {
+        printf("%s\"milter\":{\"endpoint\":", first ? "" : ",");
+        wp_json_string(stdout, endpoint);
+        printf(",\"generation\":%.0f,\"reloads\":{\"success\":%.0f,\"failure\":%.0f},\"messages\":{",
+               sum_of(s, n, "waypost_config_generation", NULL, NULL),
+               sum_of(s, n, "waypost_reloads_total", "result", "success"),
+               sum_of(s, n, "waypost_reloads_total", "result", "failure"));
+        for (int r = 0; r < 4; r++)
+            printf("%s\"%s\":%.0f", r ? "," : "", results[r],
+                   sum_of(s, n, "waypost_milter_messages_total", "result", results[r]));
+        printf("},\"rules\":[");
+        for (size_t i = 0; i < nrules; i++) {
+            printf("%s{\"rule\":", i ? "," : "");
+            wp_json_string(stdout, lbl(rules[i], "rule"));
+            printf(",\"priority\":%s,\"fires\":%.0f}", lbl(rules[i], "priority")[0] ? lbl(rules[i], "priority") : "null",
+                   rules[i]->value);
+        }
+        printf("]}");
+        free(rules);
+        return;
+    }
+    printf("%smilter (%s): configuration generation %.0f; reloads %.0f ok, %.0f failed; messages", first ? "" : "\n",
+           endpoint,
+           sum_of(s, n, "waypost_config_generation", NULL, NULL),
+           sum_of(s, n, "waypost_reloads_total", "result", "success"),
+           sum_of(s, n, "waypost_reloads_total", "result", "failure"));
+    for (int r = 0; r < 4; r++)
+        printf("%s %.0f %s", r ? "," : "", sum_of(s, n, "waypost_milter_messages_total", "result", results[r]),
+               results[r]);
+    printf("\n\nTop rules by fires:\n");
+    if (!nrules)
+        printf("  (no rules)\n");
+    else
+        printf("  %10s  %-8s  %s\n", "fires", "priority", "rule");
+    for (size_t i = 0; i < nrules; i++)
+        printf("  %10.0f  %-8s  %s\n", rules[i]->value, lbl(rules[i], "priority"), lbl(rules[i], "rule"));
+    free(rules);
+}
+
 int wp_stats_main(const char *config, int argc, char **argv)
 {
     bool json = false;
@@ -345,24 +402,36 @@ int wp_stats_main(const char *config, int argc, char **argv)
     if (!snap)
         return 1;
     const struct wp_policyd_conf *pc = wp_policyd_conf(snap);
+    const struct wp_milter_conf *mc = wp_milter_conf(snap);
     int rc = 0;
-    if (!pc->metrics[0]) {
-        fprintf(stderr, "waypost stats: %s: no daemon has a metrics endpoint (policyd.metrics)\n", config);
+    if (!pc->metrics[0] && !mc->metrics[0]) {
+        fprintf(stderr, "waypost stats: %s: no daemon has a metrics endpoint (policyd.metrics, milter.metrics)\n",
+                config);
         wp_snapshot_unref(snap);
         return 1;
     }
-    char why[256];
-    char *body = http_get(pc->metrics_ep.host, pc->metrics_ep.port, why, sizeof(why));
-    if (!body) {
-        fprintf(stderr, "waypost stats: waypost-policyd at %s: %s\n", pc->metrics, why);
-        rc = 1;
-    }
     if (json)
         printf("{");
-    if (body) {
+    bool first = true;
+    for (int k = 0; k < 2; k++) {
+        const char *text = k == 0 ? pc->metrics : mc->metrics;
+        const struct wp_endpoint *ep = k == 0 ? &pc->metrics_ep : &mc->metrics_ep;
+        if (!text[0])
+            continue;
+        char why[256];
+        char *body = http_get(ep->host, ep->port, why, sizeof(why));
+        if (!body) {
+            fprintf(stderr, "waypost stats: %s at %s: %s\n", k == 0 ? "waypost-policyd" : "waypost-milter", text, why);
+            rc = 1;
+            continue;
+        }
         struct wp_sample *s;
         size_t n = wp_stats_parse(body, &s);
-        report("policyd", pc->metrics, s, n, top, json, true);
+        if (k == 0)
+            report("policyd", text, s, n, top, json, first);
+        else
+            report_milter(text, s, n, top, json, first);
+        first = false;
         wp_stats_samples_free(s, n);
         free(body);
     }

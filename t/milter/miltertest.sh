@@ -172,6 +172,14 @@ check "metrics: Discard fired ($discards)" [ "${discards:-0}" -ge 1 ]
 if command -v promtool >/dev/null 2>&1; then
     check "promtool check metrics passes" sh -c "promtool check metrics < '$dir/m1.txt'"
 fi
+"$top_builddir/waypost" -c "$dir/w.conf" stats > "$dir/stats.out" 2>&1
+sed 's/^/# /' "$dir/stats.out"
+check "waypost stats: the milter's rules by fires" grep -Eq "^ +$dept1 +9 +Dept1 restriction\$" "$dir/stats.out"
+check "waypost stats --json: the milter's messages" python3 -c "
+import json, sys
+d = json.loads(sys.stdin.read())['milter']
+sys.exit(0 if d['messages']['reject'] == $(metric 'waypost_milter_messages_total{result="reject"}' "$dir/m1.txt") else 1)" \
+    < "$("$top_builddir/waypost" -c "$dir/w.conf" stats --json > "$dir/stats.json"; echo "$dir/stats.json")"
 
 # ---- SIGUSR1 reload: a broken file keeps the old rules, a good one applies
 cp "$dir/w.conf" "$dir/w.conf.good"
