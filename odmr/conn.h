@@ -25,6 +25,7 @@
 #include "lib/daemon.h"
 #include "lib/defaults.h"
 #include "odmr/spool.h"
+#include "odmr/decision.h"
 #include "odmr/settings.h"
 #include "state/snapshot.h"
 
@@ -45,6 +46,7 @@ struct server {
     size_t nbusy;
     struct event *expire_ev;
     struct conn *conns; /* every open connection, freed at shutdown */
+    struct wp_odmr_stats *stats; /* counters (odmr.metrics set), else NULL */
 };
 
 enum side { SIDE_LMTP, SIDE_CUSTOMER };

@@ -41,6 +41,8 @@ const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_DURATION("auth_failure_delay", C, auth_failure_delay, "2", 0, 60),
     WP_ROW_DURATION("expire", C, expire, "5d", 1, 3650 * 86400), /* Postfix's maximal_queue_lifetime */
     WP_ROW_STRING("dsn_via", C, dsn_via, "sendmail:/usr/sbin/sendmail"),
+    WP_ROW_STRING("metrics", C, metrics, ""),
+    WP_ROW_BOOL("metrics_allow_remote", C, metrics_allow_remote, "false"),
     WP_ROW_END,
 };
 #undef C
@@ -97,6 +99,16 @@ static void odmr_load(void *conf, const config_setting_t *g, const config_settin
     }
     if (!o->spool[0])
         wp_error(err, path, wp_conf_member_line(g, "spool"), "odmr.spool must name a directory");
+    const char *mwhy;
+    if (o->metrics[0] && !wp_endpoint_parse(o->metrics, &o->metrics_ep, &mwhy))
+        wp_error(err, path, wp_conf_member_line(g, "metrics"), "odmr.metrics '%s': %s", o->metrics, mwhy);
+    else if (o->metrics[0] && o->metrics_ep.family == WP_EP_UNIX)
+        wp_error(err, path, wp_conf_member_line(g, "metrics"),
+                 "odmr.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", o->metrics);
+    else if (o->metrics[0] && !o->metrics_allow_remote && !wp_endpoint_is_loopback(o->metrics_ep.host))
+        wp_error(err, path, wp_conf_member_line(g, "metrics"),
+                 "odmr.metrics '%s': not a loopback address (set odmr.metrics_allow_remote = true to allow it)",
+                 o->metrics);
     if (!o->tls_cert[0] != !o->tls_key[0])
         wp_error(err, path, wp_conf_member_line(g, o->tls_cert[0] ? "tls_cert" : "tls_key"),
                  "odmr.tls_cert and odmr.tls_key go together");

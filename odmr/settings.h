@@ -51,6 +51,9 @@ struct wp_odmr_conf {
     int auth_failure_delay; /* seconds */
     int expire;             /* seconds a message waits before it is returned */
     char *dsn_via;          /* "smtp:HOST:PORT" or "sendmail:PATH" */
+    char *metrics;          /* "" off, else inet:HOST:PORT of the metrics endpoint */
+    bool metrics_allow_remote;
+    struct wp_endpoint metrics_ep;
 };
 
 extern const struct wp_conf_row wp_odmr_rows[];

@@ -221,7 +221,7 @@ static void txn_reply(struct conn *c, int code, const char *text)
             t->why[i] = wp_strdup(text);
         if (!t->accepted[i]) {
             wp_notice("%s/%s: <%s> refused: %s", t->msg.queue, t->msg.id, t->msg.rcpts[i], text);
-            wp_odmr_log_delivery(t->msg.queue, t->msg.id, t->msg.rcpts[i], "refused", text);
+            wp_odmr_log_delivery(c->srv->stats, t->msg.queue, t->msg.id, t->msg.rcpts[i], "refused", text);
         }
         if (!c->pipelining) {
             if (i + 1 < n) {
@@ -279,7 +279,7 @@ static void dot_reply(struct conn *c, int code, const char *text)
             if (t->accepted[i]) {
                 wp_info("%s/%s: to=<%s>, status=sent by ATRN (%s)", t->msg.queue, t->msg.id, t->msg.rcpts[i],
                         text);
-                wp_odmr_log_delivery(t->msg.queue, t->msg.id, t->msg.rcpts[i], "sent", text);
+                wp_odmr_log_delivery(c->srv->stats, t->msg.queue, t->msg.id, t->msg.rcpts[i], "sent", text);
             }
         /* Accepted recipients, and refused ones once reported, leave together. */
         bool reported = dsn_refused(c, t, text);
