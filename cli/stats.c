@@ -28,6 +28,7 @@
 #include "lib/strbuf.h"
 #include "lib/util.h"
 #include "milter/settings.h"
+#include "odmr/settings.h"
 #include "policy/settings.h"
 #include "state/snapshot.h"
 
@@ -373,6 +374,44 @@ static void report_milter(const char *endpoint, const struct wp_sample *s, size_
     free(rules);
 }
 
+/* waypost-odmrd: the queues, ATRN releases. */
+static void report_odmr(const char *endpoint, const struct wp_sample *s, size_t n, bool json, bool first)
+{
+    if (json) {
+        printf("%s\"odmr\":{\"endpoint\":", first ? "" : ",");
+        wp_json_string(stdout, endpoint);
+        printf(",\"generation\":%.0f,\"released\":%.0f,\"queues\":[",
+               sum_of(s, n, "waypost_config_generation", NULL, NULL),
+               sum_of(s, n, "waypost_odmr_released_messages_total", NULL, NULL));
+    } else {
+        printf("%sodmr (%s): configuration generation %.0f; %.0f messages released by ATRN\n\nODMR queues:\n",
+               first ? "" : "\n", endpoint, sum_of(s, n, "waypost_config_generation", NULL, NULL),
+               sum_of(s, n, "waypost_odmr_released_messages_total", NULL, NULL));
+    }
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s[i].name, "waypost_odmr_queue_messages") != 0)
+            continue;
+        const char *q = lbl(&s[i], "queue");
+        double bytes = sum_of(s, n, "waypost_odmr_queue_bytes", "queue", q);
+        double age = sum_of(s, n, "waypost_odmr_queue_oldest_age_seconds", "queue", q);
+        if (json) {
+            printf("%s{\"queue\":", any ? "," : "");
+            wp_json_string(stdout, q);
+            printf(",\"messages\":%.0f,\"bytes\":%.0f,\"oldest_age_seconds\":%.0f}", s[i].value, bytes, age);
+        } else {
+            if (!any)
+                printf("  %-32s %10s %12s %12s\n", "queue", "messages", "bytes", "oldest (s)");
+            printf("  %-32s %10.0f %12.0f %12.0f\n", q, s[i].value, bytes, age);
+        }
+        any = true;
+    }
+    if (json)
+        printf("]}");
+    else if (!any)
+        printf("  (empty)\n");
+}
+
 int wp_stats_main(const char *config, int argc, char **argv)
 {
     bool json = false;
@@ -403,9 +442,11 @@ int wp_stats_main(const char *config, int argc, char **argv)
         return 1;
     const struct wp_policyd_conf *pc = wp_policyd_conf(snap);
     const struct wp_milter_conf *mc = wp_milter_conf(snap);
+    const struct wp_odmr_conf *oc = wp_odmr_conf(snap);
     int rc = 0;
-    if (!pc->metrics[0] && !mc->metrics[0]) {
-        fprintf(stderr, "waypost stats: %s: no daemon has a metrics endpoint (policyd.metrics, milter.metrics)\n",
+    if (!pc->metrics[0] && !mc->metrics[0] && !oc->metrics[0]) {
+        fprintf(stderr,
+                "waypost stats: %s: no daemon has a metrics endpoint (policyd.metrics, milter.metrics, odmr.metrics)\n",
                 config);
         wp_snapshot_unref(snap);
         return 1;
@@ -413,15 +454,16 @@ int wp_stats_main(const char *config, int argc, char **argv)
     if (json)
         printf("{");
     bool first = true;
-    for (int k = 0; k < 2; k++) {
-        const char *text = k == 0 ? pc->metrics : mc->metrics;
-        const struct wp_endpoint *ep = k == 0 ? &pc->metrics_ep : &mc->metrics_ep;
+    static const char *const daemons[3] = {"waypost-policyd", "waypost-milter", "waypost-odmrd"};
+    for (int k = 0; k < 3; k++) {
+        const char *text = k == 0 ? pc->metrics : k == 1 ? mc->metrics : oc->metrics;
+        const struct wp_endpoint *ep = k == 0 ? &pc->metrics_ep : k == 1 ? &mc->metrics_ep : &oc->metrics_ep;
         if (!text[0])
             continue;
         char why[256];
         char *body = http_get(ep->host, ep->port, why, sizeof(why));
         if (!body) {
-            fprintf(stderr, "waypost stats: %s at %s: %s\n", k == 0 ? "waypost-policyd" : "waypost-milter", text, why);
+            fprintf(stderr, "waypost stats: %s at %s: %s\n", daemons[k], text, why);
             rc = 1;
             continue;
         }
@@ -429,8 +471,10 @@ int wp_stats_main(const char *config, int argc, char **argv)
         size_t n = wp_stats_parse(body, &s);
         if (k == 0)
             report("policyd", text, s, n, top, json, first);
-        else
+        else if (k == 1)
             report_milter(text, s, n, top, json, first);
+        else
+            report_odmr(text, s, n, json, first);
         first = false;
         wp_stats_samples_free(s, n);
         free(body);

@@ -92,6 +92,9 @@ check "metrics: messages waiting ($spooled) as waypost odmr list counts ($listed
 if command -v promtool >/dev/null 2>&1; then
     check "promtool check metrics passes" sh -c "promtool check metrics < '$dir/metrics.txt'"
 fi
+"$top_builddir/waypost" -c "$dir/waypost.conf" stats > "$dir/stats.out" 2>&1
+sed 's/^/# /' "$dir/stats.out"
+check "waypost stats lists the queues" grep -Eq "^  [a-z0-9.]+ +$spooled +[0-9]+ +[0-9]+\$" "$dir/stats.out"
 # SIGHUP with a broken configuration: refused with file:line, the daemon
 # keeps serving on the one it had; then a good one (an account fewer) is
 # taken.
