@@ -147,6 +147,7 @@ void wp_server_send_answer(struct conn *c, bool netstring, const char *a, const 
  * bytes they took.  Returns false when the connection must close. */
 static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 {
+    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     bool keep = true;
@@ -175,7 +176,6 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
         enum wp_answer a = WP_ANS_PERM;
         struct wp_decision dec;
         struct wp_pstats *stats = c->w->srv->stats;
-        uint64_t t0 = stats ? wp_server_clock_ns() : 0;
         bool known = wp_map_parse(map, strlen(map), &m);
         if (known)
             a = wp_map_lookup_ex(wp_server_snapshot(c->w), m, key, value, sizeof(value), stats ? &dec : NULL);
@@ -190,7 +190,7 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
         if (stats && known) { /* an unknown map name is counted as an error */
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_SOCKETMAP, (int)m, (enum wp_pstats_answer)a,
                             &dec);
-            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_clock_ns() - t0);
+            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
         } else if (!known) {
             wp_server_count_error(c);
         }
@@ -204,6 +204,7 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 
 static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
 {
+    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     bool keep = true;
@@ -232,13 +233,12 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
         char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
         struct wp_decision dec;
         struct wp_pstats *stats = c->w->srv->stats;
-        uint64_t t0 = stats ? wp_server_clock_ns() : 0;
         enum wp_answer a = wp_map_lookup_ex(wp_server_snapshot(c->w), c->listen->map, key, value, sizeof(value),
                                             stats ? &dec : NULL);
         if (stats) {
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_TCP, (int)c->listen->map,
                             (enum wp_pstats_answer)a, &dec);
-            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_clock_ns() - t0);
+            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
         }
         switch (a) {
         case WP_ANS_FOUND:
@@ -272,6 +272,7 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
  * in several reads); the empty line ends the request. */
 static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
 {
+    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     while (pos < len && wp_server_output_pending(c) <= OUTPUT_HIGH_WATER) {
@@ -307,13 +308,12 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
         char action[WP_ROUTE_TEXT_MAX + 64];
         struct wp_decision dec;
         struct wp_pstats *stats = c->w->srv->stats;
-        uint64_t t0 = stats ? wp_server_clock_ns() : 0;
         const struct wp_snapshot *snap = wp_server_snapshot(c->w);
         wp_policy_decide_ex(snap, req, action, sizeof(action), &dec);
         if (stats) {
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_POLICY, WP_PSTATS_POLICY_MAP,
                             wp_pstats_policy_answer(action, &dec), &dec);
-            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_clock_ns() - t0);
+            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
         }
         wp_pstats_log_policy(snap->router, req, action, &dec);
         wp_server_send_answer(c, false, "action=", action, "\n\n");
