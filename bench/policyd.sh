@@ -3,12 +3,16 @@
 # policyd.sh - waypost-policyd side by side with the null responder and
 # postfwd, in one run, on a Router table of 100 000 records.
 #
-# Usage: bench/policyd.sh BUILD_DIR [SECONDS [REPEAT]]
+# Usage: bench/policyd.sh BUILD_DIR [SECONDS [REPEAT [metrics]]]
 #   BUILD_DIR  holds bench/loadgen, bench/nullsrv and policy/waypost-policyd
 #   SECONDS    measurement window of each cell (default 5)
 #   REPEAT     runs of each null and waypost cell (default 1); the table
 #              shows the run with the median rate, the ratios are medians
 #              of the ratios of runs made back to back
+#   metrics    instead of null-u and postfwd: a second waypost-policyd with
+#              counters and its metrics endpoint on (policyd.metrics),
+#              scraped once a second during the runs, side by side with the
+#              first (counters off); prints metrics/waypost per N
 #
 # How long: 21 cells (18 of them REPEAT times) of 1 s warm-up + SECONDS +
 # about 0.2 s, plus a few seconds of set-up: about 4 min with 3 s and
@@ -63,12 +67,14 @@ usage() {
     exit 2
 }
 
-if [ $# -lt 1 ] || [ $# -gt 3 ]; then
+if [ $# -lt 1 ] || [ $# -gt 4 ]; then
     usage
 fi
 build=$1
 seconds=${2:-5}
 repeat=${3:-1}
+mode=${4:-}
+case $mode in '' | metrics) ;; *) usage ;; esac
 case $seconds in '' | *[!0-9.]* | .* | *.*.*) usage ;; esac
 case $repeat in '' | *[!0-9]* | 0*) usage ;; esac
 warmup=1
@@ -255,6 +261,44 @@ else
     fi
 fi
 
+# metrics mode: the same daemon and configuration with counters and the
+# endpoint on, and a scraper that reads the endpoint once a second.
+metrics_ok=false
+metrics_socketmap=$work/metrics-socketmap.sock
+metrics_policy=$work/metrics-policy.sock
+scrapes=$work/scrapes
+start_metrics() {
+    local port pid
+    for ((port = 19100; port < 19200; port++)); do
+        port_in_use $port || break
+    done
+    sed -e "s|$waypost_socketmap|$metrics_socketmap|; s|$waypost_policy|$metrics_policy|" \
+        -e "s|^  threads = 0;.*|&\\n  metrics = \"inet:127.0.0.1:$port\";|" "$work/waypost.conf" >"$work/metrics.conf"
+    "$policyd" -f -c "$work/metrics.conf" >"$work/metrics.log" 2>&1 &
+    children+=("$! TERM")
+    pid=$!
+    if ! wait_for_socket "$metrics_socketmap" $pid 60 || ! wait_for_socket "$metrics_policy" $pid 60; then
+        note_failure "metrics rows skipped: the second waypost-policyd did not start"
+        tail -n 20 "$work/metrics.log" | sed 's/^/    waypost-policyd (metrics): /' >&2
+        return
+    fi
+    (
+        while :; do
+            if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+                printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+                grep -c '^waypost_' <&3 >>"$scrapes"
+                exec 3>&-
+            fi
+            sleep 1
+        done
+    ) 2>/dev/null &
+    children+=("$! TERM")
+    metrics_ok=true
+}
+if [ "$mode" = metrics ] && $waypost_ok; then
+    start_metrics
+fi
+
 postfwd_ok=false
 postfwd_port=
 start_postfwd() {
@@ -305,7 +349,7 @@ start_postfwd() {
     note_failure "postfwd rows skipped: postfwd2 did not listen on 127.0.0.1:$port"
     tail -n 20 "$work/postfwd.log" | sed 's/^/    postfwd: /' >&2
 }
-start_postfwd
+[ "$mode" = metrics ] || start_postfwd
 
 # --------------------------------------------------------------- measuring
 
@@ -372,15 +416,16 @@ field() { # NAME LINE: the value of NAME=... in a loadgen line
 # side_by_side PROTOCOL NULL_TARGET NULLU_TARGET WAYPOST_TARGET [options]:
 # the null, null-u and waypost cells of each N, REPEAT times each, back to
 # back; the order rotates so that none always runs first.
+cell_names=(null null-u waypost) # metrics mode: null metrics waypost
 side_by_side() {
     local proto=$1 n k i
-    local -a rows=("$proto null" "$proto null-u" "$proto waypost") targets=("$2" "$3" "$4")
+    local -a rows=("$proto ${cell_names[0]}" "$proto ${cell_names[1]}" "$proto ${cell_names[2]}") targets=("$2" "$3" "$4")
     shift 4
     for n in $connection_counts; do
         for ((k = 1; k <= repeat; k++)); do
             for ((i = 0; i < 3; i++)); do
                 local j=$(((i + k - 1) % 3))
-                if [ $j = 2 ] && ! $waypost_ok; then
+                if { [ $j = 2 ] && ! $waypost_ok; } || { [ $j = 1 ] && [ "$mode" = metrics ] && ! $metrics_ok; }; then
                     continue
                 fi
                 run_loadgen "${rows[$j]}" "$n" $k "${targets[$j]}" "$@"
@@ -410,6 +455,69 @@ if $postfwd_ok; then
     fi
 fi
 
+# ROW_A ROW_B N: rps(A) / rps(B).  When both rows have the same runs (null
+# and waypost: made back to back), the median of the runs' ratios, which
+# cancels load that came and went between pairs; otherwise the cells'.
+# ROW_B may be "PROTO ceiling": in each run, the faster of null and null-u.
+rps_of() { # ROW N RUN
+    case $1 in
+    *" ceiling")
+        local p=${1% *} a b
+        a=${run[$p null,$2,$3,rps]:-0} b=${run[$p null-u,$2,$3,rps]:-0}
+        echo $((a > b ? a : b)) ;;
+    *) echo "${run[$1,$2,$3,rps]:-0}" ;;
+    esac
+}
+ratio() {
+    local a=${result[$1,$3,rps]:-} b runs=${result[$1,$3,runs]:-0} k brow=$2
+    case $2 in *" ceiling") brow="${2% *} null" ;; esac
+    b=${result[$brow,$3,rps]:-}
+    if [ -z "$a" ] || [ -z "$b" ] || [ "$b" = 0 ]; then
+        echo n/a
+    elif [ "$runs" -gt 1 ] && [ "${result[$brow,$3,runs]:-0}" = "$runs" ]; then
+        for ((k = 1; k <= runs; k++)); do
+            echo "$(rps_of "$1" "$3" $k) $(rps_of "$2" "$3" $k)"
+        done | awk '$2 > 0 { r[++n] = $1 / $2 } END {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+            if (n == 0) print "n/a"; else printf "%.3g", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+    else
+        case $2 in *" ceiling") b=$(rps_of "$2" "$3" 1) ;; esac
+        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3g", a / b }'
+    fi
+}
+if [ "$mode" = metrics ]; then
+    cell_names=(null metrics waypost)
+    side_by_side socketmap "socketmap:unix:$null_socketmap" "socketmap:unix:$metrics_socketmap" \
+        "socketmap:unix:$waypost_socketmap" -m transport
+    side_by_side policy "policy:unix:$null_policy" "policy:unix:$metrics_policy" "policy:unix:$waypost_policy"
+    printf '\nwaypost-policyd with counters and the metrics endpoint (scraped every second) beside the same\n'
+    printf 'daemon without: %d-record table, %s s per cell, %s runs, %s CPUs, %s scrapes answered\n' $records \
+        "$seconds" "$repeat" "$(nproc)" "$(grep -c '^[1-9]' "$scrapes" 2>/dev/null || echo 0)"
+    printf '\n%-10s %-8s %3s %10s %9s %9s %9s %s\n' protocol server N 'req/s' 'p50 us' 'p99 us' 'cpu us/r' '  req/s of all runs'
+    for r in "socketmap waypost" "socketmap metrics" "policy waypost" "policy metrics"; do
+        for n in $connection_counts; do
+            printf '%-10s %-8s %3s %10s %9s %9s %9s   %s\n' "${r% *}" "${r#* }" "$n" "${result[$r,$n,rps]:-n/a}" \
+                "${result[$r,$n,p50_us]:-?}" "${result[$r,$n,p99_us]:-?}" "${result[$r,$n,server_cpu_us]:-?}" \
+                "${result[$r,$n,range]:-}"
+        done
+    done
+    printf '\n%-30s' 'req/s ratio'
+    for n in $connection_counts; do printf '%10s' "N=$n"; done
+    echo
+    for p in socketmap policy; do
+        printf '%-30s' "$p metrics/waypost"
+        for n in $connection_counts; do printf '%10s' "$(ratio "$p metrics" "$p waypost" "$n")"; done
+        echo
+    done
+    echo "target: metrics/waypost >= 0.97"
+    if [ ${#failures[@]} -gt 0 ]; then
+        echo
+        echo "Not measured or failed:"
+        printf '  %s\n' "${failures[@]}"
+        exit 1
+    fi
+    exit 0
+fi
 side_by_side socketmap "socketmap:unix:$null_socketmap" "socketmap:unix:$nullu_socketmap" \
     "socketmap:unix:$waypost_socketmap" -m transport
 side_by_side policy "policy:unix:$null_policy" "policy:unix:$nullu_policy" "policy:unix:$waypost_policy"
@@ -458,36 +566,6 @@ echo "  waypost and postfwd should both refuse 4 of the 6 key kinds (66.7), null
 echo "null writes each answer at once; null-u sends the answers of a pass in one io_uring submission."
 echo "cpu us/r = busy CPU of the whole machine during the window, less loadgen's, per request."
 
-# ROW_A ROW_B N: rps(A) / rps(B).  When both rows have the same runs (null
-# and waypost: made back to back), the median of the runs' ratios, which
-# cancels load that came and went between pairs; otherwise the cells'.
-# ROW_B may be "PROTO ceiling": in each run, the faster of null and null-u.
-rps_of() { # ROW N RUN
-    case $1 in
-    *" ceiling")
-        local p=${1% *} a b
-        a=${run[$p null,$2,$3,rps]:-0} b=${run[$p null-u,$2,$3,rps]:-0}
-        echo $((a > b ? a : b)) ;;
-    *) echo "${run[$1,$2,$3,rps]:-0}" ;;
-    esac
-}
-ratio() {
-    local a=${result[$1,$3,rps]:-} b runs=${result[$1,$3,runs]:-0} k brow=$2
-    case $2 in *" ceiling") brow="${2% *} null" ;; esac
-    b=${result[$brow,$3,rps]:-}
-    if [ -z "$a" ] || [ -z "$b" ] || [ "$b" = 0 ]; then
-        echo n/a
-    elif [ "$runs" -gt 1 ] && [ "${result[$brow,$3,runs]:-0}" = "$runs" ]; then
-        for ((k = 1; k <= runs; k++)); do
-            echo "$(rps_of "$1" "$3" $k) $(rps_of "$2" "$3" $k)"
-        done | awk '$2 > 0 { r[++n] = $1 / $2 } END {
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-            if (n == 0) print "n/a"; else printf "%.3g", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
-    else
-        case $2 in *" ceiling") b=$(rps_of "$2" "$3" 1) ;; esac
-        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3g", a / b }'
-    fi
-}
 printf '\n%-30s' 'req/s ratio'
 for n in $connection_counts; do printf '%10s' "N=$n"; done
 echo

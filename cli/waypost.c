@@ -37,6 +37,7 @@
 #include "cli/import.h"
 #include "cli/postconf.h"
 #include "cli/queue.h"
+#include "cli/stats.h"
 #include "imap/dovecot.h"
 #include "lib/json.h"
 #include "milter/reply.h"
@@ -70,6 +71,7 @@ static void usage(FILE *out)
           "       waypost [-c FILE] queue show|flush QUEUE\n"
           "       waypost [-c FILE] queue delete|bounce QUEUE ID\n"
           "       waypost [-c FILE] odmr list           (old name of queue list)\n"
+          "       waypost [-c FILE] stats [--json] [--top N]\n"
           "       waypost import cgp SOURCE... -o DIR [--force]\n"
           "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR [--force]\n"
           "       waypost --version\n"
@@ -578,6 +580,8 @@ int main(int argc, char **argv)
         return wp_postconf_main(path, argc - i, argv + i);
     if (strcmp(argv[i], "dovecot") == 0)
         return cmd_dovecot(path, argc - i, argv + i);
+    if (strcmp(argv[i], "stats") == 0)
+        return wp_stats_main(path, argc - i, argv + i);
     if (strcmp(argv[i], "import") == 0)
         return wp_import_main(argc - i, argv + i);
     if (strcmp(argv[i], "export") == 0)

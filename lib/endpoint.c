@@ -103,3 +103,14 @@ bool wp_endpoint_parse(const char *text, struct wp_endpoint *ep, const char **wh
     *why = "endpoint must start with unix:, inet: or inet6:";
     return false;
 }
+
+bool wp_endpoint_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcmp(host, "localhost") == 0;
+}

@@ -23,4 +23,7 @@ struct wp_endpoint {
 /* Parse text; on failure *why explains. */
 bool wp_endpoint_parse(const char *text, struct wp_endpoint *ep, const char **why);
 
+/* Is host (a numeric address, or "localhost") a loopback address? */
+bool wp_endpoint_is_loopback(const char *host);
+
 #endif

@@ -46,7 +46,10 @@
 #include <unistd.h>
 
 #include "lib/daemon.h"
+#include "lib/kvline.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/strbuf.h"
 #include "lib/submit.h"
 #include "milter/reply.h"
 #include "milter/rules.h"
@@ -55,6 +58,7 @@
 #include "milter/view.h"
 #include "lib/util.h"
 #include "milter/settings.h"
+#include "milter/stats.h"
 #include "state/reload.h"
 
 #ifndef WP_SYSCONFDIR
@@ -66,6 +70,10 @@
 /* The one process-wide mutable thing: the daemon skeleton, which holds the
  * current snapshot (libmilter's callbacks have no argument of ours). */
 static struct wp_daemon daemon_state;
+/* The counters (milter.metrics set): beside daemon_state for the same
+ * reason, libmilter's callbacks have no argument of ours. */
+static struct wp_mstats stats_state;
+static bool stats_on;
 
 struct message {
     struct wp_snapshot *snap; /* the snapshot this message started with */
@@ -368,6 +376,35 @@ static sfsistat tempfail_with(SMFICTX *ctx, const char *text, const char *qid)
     return SMFIS_TEMPFAIL;
 }
 
+/* The decision line of one message (waypost-milter(8), LOGGING): at info
+ * for every message, also when no rule fired. */
+static void log_message(const char *qid, const struct connection *c, const struct message *m,
+                        const struct wp_outcome *out, sfsistat rc)
+{
+    struct wp_strbuf rules = {0};
+    for (size_t i = 0; i < out->nfired; i++) {
+        if (i)
+            wp_strbuf_puts(&rules, ",");
+        wp_strbuf_puts(&rules, out->fired[i]);
+    }
+    char *fired = wp_strbuf_take(&rules);
+    struct wp_kvline l;
+    wp_kvline_init(&l);
+    wp_kvline_add(&l, "event", "message");
+    wp_kvline_add(&l, "queue_id", qid);
+    wp_kvline_add(&l, "client", c->client_addr);
+    wp_kvline_add(&l, "sasl_username", m->auth_user);
+    wp_kvline_add(&l, "sender", m->return_path);
+    wp_kvline_addf(&l, "recipients", "%zu", m->nrcpts);
+    wp_kvline_add(&l, "rules", fired);
+    wp_kvline_add(&l, "result", rc == SMFIS_TEMPFAIL  ? "tempfail"
+                                : rc == SMFIS_REJECT  ? "reject"
+                                : rc == SMFIS_DISCARD ? "discard"
+                                                      : "accept");
+    wp_info("%s", wp_kvline_text(&l));
+    free(fired);
+}
+
 static sfsistat on_eom(SMFICTX *ctx)
 {
     struct connection *c = smfi_getpriv(ctx);
@@ -458,6 +495,14 @@ static sfsistat on_eom(SMFICTX *ctx)
         }
         free(postmaster);
     }
+    log_message(qid, c, m, &out, rc);
+    if (stats_on)
+        wp_mstats_message(&stats_state,
+                          rc == SMFIS_TEMPFAIL  ? WP_MR_TEMPFAIL
+                          : rc == SMFIS_REJECT  ? WP_MR_REJECT
+                          : rc == SMFIS_DISCARD ? WP_MR_DISCARD
+                                                : WP_MR_ACCEPT,
+                          &out);
     wp_unified_fields_free(&uf);
     wp_outcome_free(&out);
     wp_view_free(&view);
@@ -588,6 +633,8 @@ int main(int argc, char **argv)
     char why[512];
     char *conn = libmilter_conn(&mc->listen);
     int rc = 1;
+    int metrics_fd = -1;
+    struct wp_metricsd *metricsd = NULL;
     /* The lock first: a second instance must not touch the socket (libmilter
      * removes whatever is at the path before it binds). */
     /* Signals from the start: a SIGHUP during start-up waits in the pipe
@@ -613,9 +660,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "waypost-milter: %s\n", why);
         goto out;
     }
+    if (mc->metrics[0]) {
+        metrics_fd = wp_metricsd_bind(&mc->metrics_ep, mc->metrics_allow_remote, why, sizeof(why));
+        if (metrics_fd < 0) {
+            fprintf(stderr, "waypost-milter: cannot listen on %s: %s\n", mc->metrics, why);
+            goto out;
+        }
+        wp_mstats_init(&stats_state, d);
+        stats_on = true;
+    }
     if (!wp_daemon_detach(d, why, sizeof(why)) || !wp_daemon_drop(d, why, sizeof(why))) {
         wp_err("%s", why);
         goto out;
+    }
+    if (metrics_fd >= 0) {
+        metricsd = wp_metricsd_start(metrics_fd, wp_mstats_render, NULL, &stats_state, why, sizeof(why));
+        if (!metricsd) {
+            wp_err("%s", why);
+            goto out;
+        }
+        metrics_fd = -1;
+        wp_notice("metrics on http://%s/metrics", mc->metrics + 5);
     }
     g_mime_init();
 
@@ -654,6 +719,8 @@ int main(int argc, char **argv)
         while ((ev = wp_daemon_next_signal(d, &sig)) != WP_DAEMON_NONE) {
             if (ev == WP_DAEMON_RELOAD && !stopping) {
                 struct wp_snapshot *s = wp_daemon_reload(d);
+                if (stats_on)
+                    wp_mstats_reload(&stats_state, s != NULL);
                 if (s)
                     wp_notice("reloaded %s: %zu rules", path, wp_rules_count(wp_milter_conf(s)->rules));
             } else if (ev == WP_DAEMON_STOP && sig != 0 && !stopping) {
@@ -680,6 +747,9 @@ int main(int argc, char **argv)
     rc = run.rc == MI_SUCCESS && stopping ? 0 : 1;
     wp_notice("stopped");
 out:
+    wp_metricsd_stop(metricsd);
+    if (metrics_fd >= 0)
+        close(metrics_fd);
     free(conn);
     wp_snapshot_unref(snap);
     rc = wp_daemon_end(d, rc);

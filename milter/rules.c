@@ -120,6 +120,7 @@ struct action {
 
 struct rule {
     char *name;
+    char *key;    /* name and text, canonical: what its fire count is kept under */
     int priority; /* 1..9; 0 disabled */
     struct cond *conds;
     size_t nconds;
@@ -134,6 +135,28 @@ struct wp_rules {
 };
 
 /* ---------------------------------------------------------------- loading */
+
+/* The rule as one canonical text (name, priority, conditions, actions;
+ * fields apart by \x1f): the same rule gives the same key at every load,
+ * any change of it another. */
+static char *rule_key(const struct rule *r)
+{
+    struct wp_strbuf b = {0};
+    wp_strbuf_printf(&b, "%s\x1f%d", r->name, r->priority);
+    for (size_t i = 0; i < r->nconds; i++) {
+        const struct cond *c = &r->conds[i];
+        wp_strbuf_printf(&b, "\x1f" "c%d.%d.%s.%lld", (int)c->kind, (int)c->op, c->field ? c->field : "", c->number);
+        for (size_t k = 0; k < c->npics; k++)
+            wp_strbuf_printf(&b, "\x1f%s", c->pics[k]);
+    }
+    for (size_t i = 0; i < r->nacts; i++) {
+        const struct action *a = &r->acts[i];
+        wp_strbuf_printf(&b, "\x1f" "a%d.%s", (int)a->kind, a->text ? a->text : "");
+        for (size_t k = 0; k < a->naddrs; k++)
+            wp_strbuf_printf(&b, "\x1f%s", a->addrs[k]);
+    }
+    return wp_strbuf_take(&b);
+}
 
 /* Split "a, b,c" into trimmed, non-empty items. */
 static void split_list(const char *text, char ***out, size_t *n)
@@ -575,6 +598,7 @@ static void free_action(struct action *a)
 
 static void free_rule(struct rule *r)
 {
+    free(r->key);
     for (size_t i = 0; i < r->nconds; i++)
         free_cond(&r->conds[i]);
     for (size_t i = 0; i < r->nacts; i++)
@@ -663,6 +687,8 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
         free(rs);
         return NULL;
     }
+    for (size_t i = 0; i < nall; i++)
+        all[i].key = rule_key(&all[i]);
     /* Priority 9 first; a stable pass per priority keeps file order for ties. */
     rs->rules = wp_calloc(nall + 1, sizeof(*rs->rules));
     for (int prio = 9; prio >= 1; prio--)
@@ -691,6 +717,21 @@ void wp_rules_free(struct wp_rules *r)
 size_t wp_rules_count(const struct wp_rules *r)
 {
     return r ? r->n : 0;
+}
+
+const char *wp_rules_name(const struct wp_rules *r, size_t i)
+{
+    return r->rules[i].name;
+}
+
+int wp_rules_priority(const struct wp_rules *r, size_t i)
+{
+    return r->rules[i].priority;
+}
+
+const char *wp_rules_key(const struct wp_rules *r, size_t i)
+{
+    return r->rules[i].key;
 }
 
 bool wp_rules_need_body(const struct wp_rules *r)
@@ -1074,6 +1115,8 @@ void wp_rules_evaluate_view(const struct wp_rules *rs, const struct wp_rules_env
         if (!all)
             continue;
         wp_strv_push(&out->fired, &out->nfired, wp_strdup(r->name));
+        out->fired_keys = wp_realloc(out->fired_keys, out->nfired * sizeof(*out->fired_keys));
+        out->fired_keys[out->nfired - 1] = r->key;
         if (run_actions(r, v, out))
             break;
     }
@@ -1099,6 +1142,7 @@ void wp_outcome_free(struct wp_outcome *out)
         free(out->replies[i].text);
     free(out->replies);
     wp_strv_free(out->fired, out->nfired);
+    free(out->fired_keys);
     wp_strv_free(out->log, out->nlog);
     memset(out, 0, sizeof(*out));
 }

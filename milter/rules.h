@@ -46,6 +46,11 @@ struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
                                const struct wp_rules_env *env, struct wp_errors *err);
 void wp_rules_free(struct wp_rules *r);
 size_t wp_rules_count(const struct wp_rules *r);
+/* The i-th enabled rule (evaluation order): name, priority, and its key
+ * (name and canonical text, what its fire count is kept under). */
+const char *wp_rules_name(const struct wp_rules *r, size_t i);
+int wp_rules_priority(const struct wp_rules *r, size_t i);
+const char *wp_rules_key(const struct wp_rules *r, size_t i);
 /* Does any rule look at the message size (so the milter must see the body)? */
 bool wp_rules_need_body(const struct wp_rules *r);
 
@@ -96,6 +101,7 @@ struct wp_outcome {
     struct wp_reply *replies;
     size_t nreplies;
     char **fired;             /* names of the rules that fired, in order */
+    const char **fired_keys;  /* their keys (name and canonical text; borrowed from the rules) */
     size_t nfired;
     char **log;               /* one line per action taken, for --test and logs */
     size_t nlog;

@@ -21,6 +21,8 @@ const struct wp_conf_row wp_milter_rows[] = {
     WP_ROW_STRING("store_address", C, store_address, "%a+%m@%d"), /* Store in ~account/mailbox */
     WP_ROW_STRING("reply_via", C, reply_via, "smtp:127.0.0.1:25"),
     WP_ROW_DURATION("timeout", C, timeout, "300", 1, 86400),
+    WP_ROW_STRING("metrics", C, metrics, ""),
+    WP_ROW_BOOL("metrics_allow_remote", C, metrics_allow_remote, "false"),
     WP_ROW_END,
 };
 #undef C
@@ -47,6 +49,16 @@ static void milter_load(void *conf, const config_setting_t *g, const config_sett
     if (strncmp(m->reply_via, "smtp:", 5) != 0 && strncmp(m->reply_via, "sendmail:", 9) != 0)
         wp_error(err, s->path, wp_conf_member_line(g, "reply_via"),
                  "milter.reply_via must be smtp:HOST:PORT or sendmail:PATH");
+    const char *why;
+    if (m->metrics[0] && !wp_endpoint_parse(m->metrics, &m->metrics_ep, &why))
+        wp_error(err, s->path, wp_conf_member_line(g, "metrics"), "milter.metrics '%s': %s", m->metrics, why);
+    else if (m->metrics[0] && m->metrics_ep.family == WP_EP_UNIX)
+        wp_error(err, s->path, wp_conf_member_line(g, "metrics"),
+                 "milter.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", m->metrics);
+    else if (m->metrics[0] && !m->metrics_allow_remote && !wp_endpoint_is_loopback(m->metrics_ep.host))
+        wp_error(err, s->path, wp_conf_member_line(g, "metrics"),
+                 "milter.metrics '%s': not a loopback address (set milter.metrics_allow_remote = true to allow it)",
+                 m->metrics);
 }
 
 /* The rules resolve routes: they load once the Router is built. */

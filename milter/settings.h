@@ -11,6 +11,8 @@
 #ifndef WP_MILTER_SETTINGS_H
 #define WP_MILTER_SETTINGS_H
 
+#include <stdbool.h>
+
 #include "lib/endpoint.h"
 #include "milter/rules.h"
 #include "state/snapshot.h"
@@ -25,6 +27,9 @@ struct wp_milter_conf {
     char *store_address; /* "Store in" delivery address: %a account, %m mailbox, %d domain */
     char *reply_via;     /* "smtp:HOST:PORT" or "sendmail:PATH" */
     int timeout;         /* seconds libmilter waits for Postfix */
+    char *metrics;       /* "" off, else inet:HOST:PORT of the metrics endpoint */
+    bool metrics_allow_remote;
+    struct wp_endpoint metrics_ep; /* parsed metrics */
     struct wp_rules *rules;
     struct wp_rules_env rules_env; /* points into this snapshot */
 };

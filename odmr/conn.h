@@ -25,6 +25,7 @@
 #include "lib/daemon.h"
 #include "lib/defaults.h"
 #include "odmr/spool.h"
+#include "odmr/decision.h"
 #include "odmr/settings.h"
 #include "state/snapshot.h"
 
@@ -46,6 +47,7 @@ struct server {
     struct event *expire_ev;
     struct conn *conns; /* every open connection, freed at shutdown */
     struct wp_control *control; /* the control socket and running releases (odmr/control.h), or NULL */
+    struct wp_odmr_stats *stats; /* counters (odmr.metrics set), else NULL */
 };
 
 enum side { SIDE_LMTP, SIDE_CUSTOMER };

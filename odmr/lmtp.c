@@ -27,6 +27,7 @@
 #include "lib/address.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "odmr/decision.h"
 #include "odmr/auth.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
@@ -63,6 +64,7 @@ static void lmtp_rcpt(struct conn *c, const char *arg)
     if ((route.kind != WP_ROUTE_ODMR && route.kind != WP_ROUTE_HOLD) || !wp_spool_queue_name_valid(route.queue)) {
         wp_notice("lmtp: <%s> is not routed to a held or ODMR queue (%s), refused", addr,
                   wp_route_kind_name(route.kind));
+        wp_odmr_log_intake(c->srv->stats, "", "", c->sender, 0, 1, "refused", "not an ODMR queue");
         wp_conn_reply(c, "550 5.1.1 <%s>: not an ODMR queue here", addr);
         return;
     }
@@ -140,6 +142,7 @@ static void lmtp_deliver(struct conn *c)
     if (c->too_big) {
         wp_notice("lmtp: message from <%s> over %d bytes, refused", c->sender,
                   wp_odmr_conf(c->snap)->max_message_size);
+        wp_odmr_log_intake(c->srv->stats, "", "", c->sender, len, c->nrcpts, "refused", "message too big");
         for (size_t i = 0; i < c->nrcpts; i++)
             wp_conn_reply(c, "552 5.3.4 <%s>: message too big", c->rcpts[i].addr);
         wp_conn_txn_reset(c);
@@ -164,6 +167,7 @@ static void lmtp_deliver(struct conn *c)
                            err, sizeof(err))) {
             wp_info("%s/%s: from=<%s>, size=%zu, nrcpt=%zu (queued)", c->rcpts[i].queue, id, c->sender, len,
                     n);
+            wp_odmr_log_intake(c->srv->stats, c->rcpts[i].queue, id, c->sender, len, n, "queued", "");
             st = wp_asprintf("250 2.0.0 queued as %s/%s", c->rcpts[i].queue, id);
         } else {
             wp_err("spool: %s", err);

@@ -56,6 +56,7 @@
 
 #include "lib/address.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "odmr/auth.h"
 #include "odmr/conn.h"
@@ -148,6 +149,8 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
             return;
         }
         struct wp_snapshot *s = wp_daemon_reload(srv->d);
+        if (srv->stats)
+            wp_counter_add(&srv->stats->reloads[s ? 0 : 1], 1);
         if (!s)
             continue;
         srv->snap = s;
@@ -226,6 +229,10 @@ int main(int argc, char **argv)
     int *fds = wp_calloc(nfds, sizeof(int));
     struct event *sigev = NULL;
     int rc = 1;
+    struct wp_odmr_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    struct wp_metricsd *metricsd = NULL;
+    int metrics_fd = -1;
 
     /* Signals from the start: a SIGHUP during start-up waits in the pipe
      * for the loop instead of killing the daemon. */
@@ -262,9 +269,28 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (o->metrics[0]) {
+        metrics_fd = wp_metricsd_bind(&o->metrics_ep, o->metrics_allow_remote, why, sizeof(why));
+        if (metrics_fd < 0) {
+            fprintf(stderr, "waypost-odmrd: cannot listen on %s: %s\n", o->metrics, why);
+            goto out;
+        }
+        stats.d = &daemon;
+        stats.spool = o->spool;
+        srv.stats = &stats;
+    }
     if (!wp_daemon_detach(&daemon, why, sizeof(why)) || !wp_daemon_drop(&daemon, why, sizeof(why))) {
         wp_err("%s", why);
         goto out;
+    }
+    if (metrics_fd >= 0) {
+        metricsd = wp_metricsd_start(metrics_fd, wp_odmr_stats_render, NULL, &stats, why, sizeof(why));
+        if (!metricsd) {
+            wp_err("%s", why);
+            goto out;
+        }
+        metrics_fd = -1;
+        wp_notice("metrics on http://%s/metrics", o->metrics + 5);
     }
     srv.base = event_base_new();
     if (!srv.base)
@@ -294,6 +320,9 @@ int main(int argc, char **argv)
     rc = 0;
     wp_notice("stopped");
 out:
+    wp_metricsd_stop(metricsd);
+    if (metrics_fd >= 0)
+        close(metrics_fd);
     for (size_t i = 0; i < nfds; i++)
         if (ls[i])
             evconnlistener_free(ls[i]);

@@ -27,6 +27,7 @@
 #include "lib/address.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "odmr/decision.h"
 #include "odmr/auth.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
@@ -78,12 +79,14 @@ static void auth_result(struct conn *c, const char *user, bool ok, const char *m
     if (ok) {
         wp_strlcpy(c->user, user, sizeof(c->user));
         wp_info("%s: %s authenticated (%s%s)", c->peer, user, mech, c->tls ? ", TLS" : "");
+        wp_odmr_log_session(c->srv->stats, c->peer, user, mech, c->tls, true);
         c->state = ST_CMD;
         wp_conn_reply(c, "235 2.7.0 Authentication successful");
         return;
     }
     c->auth_failures++;
     wp_notice("%s: authentication failed for %s (%s)", c->peer, user[0] ? user : "?", mech);
+    wp_odmr_log_session(c->srv->stats, c->peer, user, mech, c->tls, false);
     c->state = ST_AUTH_DELAY;
     bufferevent_disable(c->bev, EV_READ);
     struct timeval tv = {wp_odmr_conf(c->snap)->auth_failure_delay, 0};
@@ -244,6 +247,7 @@ static void cmd_atrn(struct conn *c, const char *arg)
             const char *q = atrn_queue(c, a, d);
             if (!q) {
                 wp_notice("%s: %s may not release %s: ATRN refused", c->peer, c->user, d);
+                wp_odmr_log_atrn(c->srv->stats, c->peer, c->user, d, 0, "refused");
                 wp_conn_reply(c, "450 4.7.1 ATRN request refused: %s is not yours", d);
                 free(list);
                 free(want);
@@ -261,6 +265,7 @@ static void cmd_atrn(struct conn *c, const char *arg)
     for (size_t i = 0; i < nwant; i++) {
         if (wp_conn_queue_busy(c->srv, want[i])) {
             wp_notice("%s: queue %s is being delivered by another session", c->peer, want[i]);
+            wp_odmr_log_atrn(c->srv->stats, c->peer, c->user, want[i], 0, "busy");
             wp_conn_reply(c, "451 4.3.0 Unable to process ATRN request now");
             free(want);
             return;
@@ -271,6 +276,7 @@ static void cmd_atrn(struct conn *c, const char *arg)
         wp_spool_names_free(ids, n);
     }
     if (waiting == 0) {
+        wp_odmr_log_atrn(c->srv->stats, c->peer, c->user, nwant ? want[0] : "", 0, "empty");
         wp_conn_reply(c, "453 You have no mail");
         free(want);
         return;
@@ -284,6 +290,14 @@ static void cmd_atrn(struct conn *c, const char *arg)
     free(want);
     wp_info("%s: %s releases %zu message%s, reversing the connection", c->peer, c->user, waiting,
             waiting == 1 ? "" : "s");
+    {
+        /* the queues released, comma-separated */
+        char names[1024] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < c->nqueues && len < sizeof(names); i++)
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? "," : "", c->queues[i]);
+        wp_odmr_log_atrn(c->srv->stats, c->peer, c->user, names, waiting, "released");
+    }
     wp_conn_reply(c, "250 OK now reversing the connection");
     c->state = ST_TURN_GREET;
 }

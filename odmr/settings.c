@@ -46,6 +46,8 @@ const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_MODE("control_mode", C, control_mode, "0660"),
     WP_ROW_INT("smtp_port", C, smtp_port, "25", 1, 65535),
     WP_ROW_STRING("dns_servers", C, dns_servers, ""),
+    WP_ROW_STRING("metrics", C, metrics, ""),
+    WP_ROW_BOOL("metrics_allow_remote", C, metrics_allow_remote, "false"),
     WP_ROW_END,
 };
 #undef C
@@ -102,6 +104,16 @@ static void odmr_load(void *conf, const config_setting_t *g, const config_settin
     }
     if (!o->spool[0])
         wp_error(err, path, wp_conf_member_line(g, "spool"), "odmr.spool must name a directory");
+    const char *mwhy;
+    if (o->metrics[0] && !wp_endpoint_parse(o->metrics, &o->metrics_ep, &mwhy))
+        wp_error(err, path, wp_conf_member_line(g, "metrics"), "odmr.metrics '%s': %s", o->metrics, mwhy);
+    else if (o->metrics[0] && o->metrics_ep.family == WP_EP_UNIX)
+        wp_error(err, path, wp_conf_member_line(g, "metrics"),
+                 "odmr.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", o->metrics);
+    else if (o->metrics[0] && !o->metrics_allow_remote && !wp_endpoint_is_loopback(o->metrics_ep.host))
+        wp_error(err, path, wp_conf_member_line(g, "metrics"),
+                 "odmr.metrics '%s': not a loopback address (set odmr.metrics_allow_remote = true to allow it)",
+                 o->metrics);
     if (!o->tls_cert[0] != !o->tls_key[0])
         wp_error(err, path, wp_conf_member_line(g, o->tls_cert[0] ? "tls_cert" : "tls_key"),
                  "odmr.tls_cert and odmr.tls_key go together");

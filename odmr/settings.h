@@ -55,6 +55,9 @@ struct wp_odmr_conf {
     int control_mode;
     int smtp_port;     /* held-queue delivery to a next hop without a port (MX or host) */
     char *dns_servers; /* "" = resolv.conf; else "IP[:PORT],..." (tests point it at their DNS server) */
+    char *metrics;          /* "" off, else inet:HOST:PORT of the metrics endpoint */
+    bool metrics_allow_remote;
+    struct wp_endpoint metrics_ep;
 };
 
 extern const struct wp_conf_row wp_odmr_rows[];

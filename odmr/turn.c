@@ -27,6 +27,7 @@
 #include "lib/address.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "odmr/decision.h"
 #include "odmr/auth.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
@@ -218,8 +219,10 @@ static void txn_reply(struct conn *c, int code, const char *text)
         t->refused[i] = code / 100 == 5 && t->mail_ok;
         if (t->refused[i])
             t->why[i] = wp_strdup(text);
-        if (!t->accepted[i])
+        if (!t->accepted[i]) {
             wp_notice("%s/%s: <%s> refused: %s", t->msg.queue, t->msg.id, t->msg.rcpts[i], text);
+            wp_odmr_log_delivery(c->srv->stats, t->msg.queue, t->msg.id, t->msg.rcpts[i], "refused", text);
+        }
         if (!c->pipelining) {
             if (i + 1 < n) {
                 wp_conn_reply(c, "RCPT TO:<%s>", t->msg.rcpts[i + 1]);
@@ -273,9 +276,11 @@ static void dot_reply(struct conn *c, int code, const char *text)
     struct txn *t = &c->prev;
     if (t->data_ok && code / 100 == 2) {
         for (size_t i = 0; i < t->msg.nrcpts; i++)
-            if (t->accepted[i])
+            if (t->accepted[i]) {
                 wp_info("%s/%s: to=<%s>, status=sent by ATRN (%s)", t->msg.queue, t->msg.id, t->msg.rcpts[i],
                         text);
+                wp_odmr_log_delivery(c->srv->stats, t->msg.queue, t->msg.id, t->msg.rcpts[i], "sent", text);
+            }
         /* Accepted recipients, and refused ones once reported, leave together. */
         bool reported = dsn_refused(c, t, text);
         for (size_t i = 0; i < t->msg.nrcpts; i++)

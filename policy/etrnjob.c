@@ -201,6 +201,15 @@ bool wp_etrnjob_start(struct conn *c)
     struct wp_etrn_decision d;
     wp_etrn_decide(s->router, &wp_policyd_conf(s)->etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
     const char *who = req->sasl_username[0] ? req->sasl_username : "-";
+    wp_pstats_log_etrn(req, &d);
+    struct wp_pstats *stats = c->w->srv->stats;
+    if (stats) {
+        enum wp_pstats_etrn e = d.outcome == WP_ETRN_RELEASE  ? WP_PE_RELEASED
+                                : d.outcome == WP_ETRN_REFUSE ? WP_PE_REFUSED
+                                                              : WP_PE_PASS;
+        wp_counter_add(&stats->workers[c->w->index].etrn[e], 1);
+        wp_counter_add(&stats->workers[c->w->index].req[WP_PROTO_POLICY][WP_PSTATS_POLICY_MAP][WP_PA_ETRN], 1);
+    }
     switch (d.outcome) {
     case WP_ETRN_PASS: wp_debug("ETRN %s from %s: not a held queue", d.name, req->client_address); break;
     case WP_ETRN_REFUSE:

@@ -75,9 +75,27 @@ const char *wp_map_name(enum wp_map map)
     return map >= 0 && map < WP_MAP_COUNT ? map_names[map] : "?";
 }
 
+static void decision_from_route(struct wp_decision *dec, const struct wp_route *rt)
+{
+    if (!dec)
+        return;
+    dec->resolved = true;
+    dec->relay_class = rt->relay_class;
+    dec->record = rt->record;
+    dec->unknown = rt->unknown;
+}
+
 enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
                              size_t size)
 {
+    return wp_map_lookup_ex(s, map, key, value, size, NULL);
+}
+
+enum wp_answer wp_map_lookup_ex(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
+                                size_t size, struct wp_decision *dec)
+{
+    if (dec)
+        memset(dec, 0, sizeof(*dec));
     const struct wp_router *r = s->router;
     value[0] = '\0';
     if (map == WP_MAP_RELAY) {
@@ -94,6 +112,7 @@ enum wp_answer wp_map_lookup(const struct wp_snapshot *s, enum wp_map map, const
     struct wp_resolve_opts o = {true, access};
     struct wp_route rt;
     wp_resolve(r, key, &o, &rt, NULL);
+    decision_from_route(dec, &rt);
     if (rt.kind == WP_ROUTE_TEMP) {
         WP_JOIN(value, size, rt.text);
         return WP_ANS_TEMP;
@@ -148,7 +167,8 @@ static const struct {
 /* clang-format off */
 #define KEEP(f) { #f, offsetof(struct wp_policy_request, f), sizeof(((struct wp_policy_request *)0)->f) }
     KEEP(request),        KEEP(protocol_state), KEEP(recipient),   KEEP(sender),
-    KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain),
+    KEEP(client_address), KEEP(sasl_username),  KEEP(etrn_domain), KEEP(queue_id),
+    KEEP(client_name),
 #undef KEEP
     /* clang-format on */
 };
@@ -185,11 +205,17 @@ static void reply_from_text(const char *text, char *action, size_t size)
  * and temporary failures refuse the group).  Returns false and leaves
  * action alone when the recipient may pass. */
 static bool decide_rcpt(const struct wp_router *r, const char *rcpt, bool trusted, int depth, char *action,
-                        size_t size)
+                        size_t size, struct wp_decision *dec)
 {
     struct wp_resolve_opts o = {trusted, false};
     struct wp_route rt;
     wp_resolve(r, rcpt, &o, &rt, NULL);
+    /* What decided, for the decision line: the recipient's own route (a
+     * member's refusal is told by the action). */
+    if (depth == 0) {
+        decision_from_route(dec, &rt);
+        dec->kind = WP_DECIDED_REFUSE;
+    }
     switch (rt.kind) {
     case WP_ROUTE_TEMP: reply_from_text(rt.text, action, size); return true;
     case WP_ROUTE_UNKNOWN:
@@ -218,6 +244,8 @@ static bool decide_rcpt(const struct wp_router *r, const char *rcpt, bool truste
         struct wp_resolve_opts ot = {true, false};
         wp_resolve(r, rcpt, &ot, &as_trusted, NULL);
         if (!wp_route_relay_permitted(&as_trusted, false)) {
+            if (depth == 0)
+                decision_from_route(dec, &as_trusted);
             WP_JOIN(action, size, "554 " WP_TEXT_RELAY_DENIED);
             return true;
         }
@@ -231,7 +259,7 @@ static bool decide_rcpt(const struct wp_router *r, const char *rcpt, bool truste
         }
         const struct wp_group *g = rt.group; /* lives in the Router, not in rt */
         for (size_t i = 0; i < g->nmembers; i++)
-            if (decide_rcpt(r, g->members[i], trusted, depth + 1, action, size))
+            if (decide_rcpt(r, g->members[i], trusted, depth + 1, action, size, dec))
                 return true;
     } else if (rt.kind == WP_ROUTE_GROUP) {
         /* Relay may pass; a member whose account source fails still must
@@ -247,12 +275,27 @@ static bool decide_rcpt(const struct wp_router *r, const char *rcpt, bool truste
             }
         }
     }
+    /* Relaying opened: an untrusted client's mail leaves the server because
+     * a Relay:/RelayAll: record or a Mail to Unknown reroute granted it. */
+    if (depth == 0)
+        dec->kind = !trusted && wp_route_leaves_server(&rt) && rt.relay_class >= WP_RC_RELAY ? WP_DECIDED_RELAY
+                                                                                            : WP_DECIDED_ACCEPT;
     return false;
 }
 
 void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
                       size_t size)
 {
+    wp_policy_decide_ex(s, req, action, size, NULL);
+}
+
+void wp_policy_decide_ex(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
+                         size_t size, struct wp_decision *dec)
+{
+    struct wp_decision none;
+    if (!dec)
+        dec = &none;
+    memset(dec, 0, sizeof(*dec));
     const struct wp_router *r = s->router;
     if (strcmp(req->protocol_state, "RCPT") != 0 || !req->recipient[0]) {
         WP_JOIN(action, size, "DUNNO");
@@ -260,6 +303,7 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
     }
     bool trusted = req->sasl_username[0] != '\0' ||
                    (req->client_address[0] && wp_nets_contain(&r->trusted, req->client_address));
-    if (!decide_rcpt(r, req->recipient, trusted, 0, action, size))
+    dec->trusted = trusted;
+    if (!decide_rcpt(r, req->recipient, trusted, 0, action, size, dec))
         WP_JOIN(action, size, "DUNNO");
 }

@@ -53,6 +53,8 @@ struct wp_policy_request {
     char client_address[64];
     char sasl_username[256];
     char etrn_domain[256];
+    char queue_id[64];     /* Postfix's queue id, once it has one (logs) */
+    char client_name[256]; /* the client's verified name or "unknown" (logs) */
 };
 
 /* The kept attributes (the fields above), numbered. */
@@ -64,6 +66,8 @@ enum wp_policy_kept {
     WP_KEPT_CLIENT_ADDRESS,
     WP_KEPT_SASL_USERNAME,
     WP_KEPT_ETRN_DOMAIN,
+    WP_KEPT_QUEUE_ID,
+    WP_KEPT_CLIENT_NAME,
     WP_KEPT_COUNT
 };
 
@@ -78,7 +82,11 @@ static inline int wp_policy_kept_index(const char *name, size_t len)
     case 6: return WP_KEPT_IS("sender") ? WP_KEPT_SENDER : -1;
     case 7: return WP_KEPT_IS("request") ? WP_KEPT_REQUEST : -1;
     case 9: return WP_KEPT_IS("recipient") ? WP_KEPT_RECIPIENT : -1;
-    case 11: return WP_KEPT_IS("etrn_domain") ? WP_KEPT_ETRN_DOMAIN : -1;
+    case 8: return WP_KEPT_IS("queue_id") ? WP_KEPT_QUEUE_ID : -1;
+    case 11:
+        return WP_KEPT_IS("etrn_domain")   ? WP_KEPT_ETRN_DOMAIN
+               : WP_KEPT_IS("client_name") ? WP_KEPT_CLIENT_NAME
+                                           : -1;
     case 13: return WP_KEPT_IS("sasl_username") ? WP_KEPT_SASL_USERNAME : -1;
     case 14:
         return WP_KEPT_IS("protocol_state")   ? WP_KEPT_PROTOCOL_STATE
@@ -99,5 +107,21 @@ void wp_policy_request_clear(struct wp_policy_request *req);
 /* The access(5) action for a request ("DUNNO", "550 5.1.1 ...", ...). */
 void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
                       size_t size);
+
+/* What decided a lookup or a policy request, for logs and counters. */
+enum wp_decision_kind { WP_DECIDED_NONE, WP_DECIDED_ACCEPT, WP_DECIDED_RELAY, WP_DECIDED_REFUSE };
+struct wp_decision {
+    enum wp_decision_kind kind;   /* policy: RELAY = an untrusted client may relay through a grant */
+    bool resolved;                /* a route was resolved (the fields below mean something) */
+    bool trusted;                 /* policy: the client is trusted */
+    enum wp_relay_class relay_class;
+    const struct wp_record *record; /* route->record */
+    const struct wp_domain *unknown; /* route->unknown */
+};
+/* The same, saying what decided (dec may be NULL). */
+enum wp_answer wp_map_lookup_ex(const struct wp_snapshot *s, enum wp_map map, const char *key, char *value,
+                                size_t size, struct wp_decision *dec);
+void wp_policy_decide_ex(const struct wp_snapshot *s, const struct wp_policy_request *req, char *action,
+                         size_t size, struct wp_decision *dec);
 
 #endif

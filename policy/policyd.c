@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/daemon.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "policy/server.h"
 #include "policy/settings.h"
@@ -36,8 +38,15 @@
 static void reload(struct server *srv)
 {
     struct wp_snapshot *s = wp_daemon_reload(srv->d);
+    if (srv->stats) {
+        atomic_fetch_add(s ? &srv->stats->reloads_ok : &srv->stats->reloads_failed, 1);
+        atomic_store(&srv->stats->last_reload_ok, s != NULL);
+        atomic_store(&srv->stats->last_reload, (long long)time(NULL));
+    }
     if (!s)
         return;
+    if (strcmp(wp_policyd_conf(s)->metrics, srv->metrics_text) != 0)
+        wp_warn("reload: policyd.metrics changed; the new endpoint takes effect at the next restart");
     bool same_listen = wp_policyd_conf(s)->nlisten == srv->nlisten;
     for (size_t i = 0; same_listen && i < srv->nlisten; i++)
         same_listen = strcmp(wp_policyd_conf(s)->listen[i].text, srv->listens[i].text) == 0;
@@ -106,6 +115,17 @@ int main(int argc, char **argv)
     srv.nlisten = pc->nlisten;
     srv.listens = pc->listen;
     srv.fds = wp_calloc(srv.nlisten, sizeof(int));
+    srv.metrics_text = pc->metrics;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nworkers = pc->threads > 0 ? pc->threads : (int)(cores > 0 ? cores : 1);
+    struct wp_pstats stats;
+    memset(&stats, 0, sizeof(stats));
+    struct wp_metricsd *metricsd = NULL;
+    int metrics_fd = -1;
+    if (pc->metrics[0]) {
+        wp_pstats_init(&stats, &daemon, nworkers);
+        srv.stats = &stats;
+    }
     struct control ctl = { &srv, NULL };
     struct event *sigev = NULL;
     int rc = 1;
@@ -128,6 +148,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (pc->metrics[0]) {
+        metrics_fd = wp_metricsd_bind(&pc->metrics_ep, pc->metrics_allow_remote, why, sizeof(why));
+        if (metrics_fd < 0) {
+            fprintf(stderr, "waypost-policyd: cannot listen on %s: %s\n", pc->metrics, why);
+            goto out;
+        }
+    }
     if (!wp_daemon_detach(&daemon, why, sizeof(why)) || !wp_daemon_drop(&daemon, why, sizeof(why))) {
         wp_err("%s", why);
         goto out;
@@ -135,10 +162,17 @@ int main(int argc, char **argv)
     ctl.base = event_base_new();
     if (!ctl.base)
         goto out;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nworkers = pc->threads > 0 ? pc->threads : (int)(cores > 0 ? cores : 1);
     if (!wp_server_start(&srv, ctl.base, nworkers, pc->io_uring))
         goto out;
+    if (metrics_fd >= 0) {
+        metricsd = wp_metricsd_start(metrics_fd, wp_pstats_render, wp_pstats_tick, &stats, why, sizeof(why));
+        if (!metricsd) {
+            wp_err("%s", why);
+            goto out;
+        }
+        metrics_fd = -1; /* evhttp owns it */
+        wp_notice("metrics on http://%s/metrics", pc->metrics + 5);
+    }
     sigev = event_new(ctl.base, sigfd, EV_READ | EV_PERSIST, on_signal, &ctl);
     event_add(sigev, NULL);
     wp_notice("ready: %zu endpoint%s, %d worker thread%s, %u router records, answers sent with %s", srv.nlisten,
@@ -150,7 +184,11 @@ int main(int argc, char **argv)
     rc = 0;
     wp_notice("stopped");
 out:
+    wp_metricsd_stop(metricsd);
+    if (metrics_fd >= 0)
+        close(metrics_fd);
     wp_server_stop(&srv);
+    wp_pstats_free(&stats);
     if (sigev)
         event_free(sigev);
     if (ctl.base)

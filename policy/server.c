@@ -48,9 +48,19 @@ const struct wp_snapshot *wp_server_snapshot(struct worker *w)
         w->snap = wp_snapshot_ref(d->current);
         w->generation = atomic_load(&d->generation);
         pthread_mutex_unlock(&d->lock);
+        if (w->srv->stats && (!w->smap || w->smap->router != w->snap->router)) {
+            wp_pstats_map_put(w->srv->stats, w->smap);
+            w->smap = wp_pstats_map_get(w->srv->stats, w->snap->router);
+        }
         wp_snapshot_unref(old);
     }
     return w->snap;
+}
+
+void wp_server_count_error(struct conn *c)
+{
+    if (c->w->srv->stats)
+        wp_counter_add(&c->w->srv->stats->workers[c->w->index].errors, 1);
 }
 
 void wp_server_conn_free(struct conn *c)
@@ -137,6 +147,7 @@ void wp_server_send_answer(struct conn *c, bool netstring, const char *a, const 
  * bytes they took.  Returns false when the connection must close. */
 static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 {
+    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     bool keep = true;
@@ -156,14 +167,18 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
                                       st == WP_FRAME_TOO_BIG ? "PERM request too large" : "PERM malformed netstring",
                                       NULL, NULL);
             }
+            wp_server_count_error(c);
             keep = false;
             break;
         }
         char value[WP_TCP_REPLY_MAX];
         enum wp_map m;
         enum wp_answer a = WP_ANS_PERM;
-        if (wp_map_parse(map, strlen(map), &m))
-            a = wp_map_lookup(wp_server_snapshot(c->w), m, key, value, sizeof(value));
+        struct wp_decision dec;
+        struct wp_pstats *stats = c->w->srv->stats;
+        bool known = wp_map_parse(map, strlen(map), &m);
+        if (known)
+            a = wp_map_lookup_ex(wp_server_snapshot(c->w), m, key, value, sizeof(value), stats ? &dec : NULL);
         else
             snprintf(value, sizeof(value), "unknown map %.64s", map); /* only for a misconfigured client */
         switch (a) {
@@ -171,6 +186,13 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
         case WP_ANS_NOTFOUND: wp_server_send_answer(c, true, "NOTFOUND ", NULL, NULL); break;
         case WP_ANS_TEMP: wp_server_send_answer(c, true, "TEMP ", value, NULL); break;
         case WP_ANS_PERM: wp_server_send_answer(c, true, "PERM ", value, NULL); break;
+        }
+        if (stats && known) { /* an unknown map name is counted as an error */
+            wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_SOCKETMAP, (int)m, (enum wp_pstats_answer)a,
+                            &dec);
+            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
+        } else if (!known) {
+            wp_server_count_error(c);
         }
         wp_debug("socketmap %s %s -> %d %s", map, key, (int)a, value);
     }
@@ -182,6 +204,7 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 
 static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
 {
+    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     bool keep = true;
@@ -196,17 +219,27 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
             if (n == 0) /* no end of line within max bytes */
                 wp_notice("tcp_table: request line over %zu bytes, closing", max);
             wp_server_send_answer(c, false, "400 request too large\n", NULL, NULL);
+            wp_server_count_error(c);
             keep = false;
             break;
         }
         if (st != WP_FRAME_REQUEST) {
             wp_notice("tcp_table: malformed request, closing");
             wp_server_send_answer(c, false, "400 malformed request\n", NULL, NULL);
+            wp_server_count_error(c);
             keep = false;
             break;
         }
         char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
-        enum wp_answer a = wp_map_lookup(wp_server_snapshot(c->w), c->listen->map, key, value, sizeof(value));
+        struct wp_decision dec;
+        struct wp_pstats *stats = c->w->srv->stats;
+        enum wp_answer a = wp_map_lookup_ex(wp_server_snapshot(c->w), c->listen->map, key, value, sizeof(value),
+                                            stats ? &dec : NULL);
+        if (stats) {
+            wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_TCP, (int)c->listen->map,
+                            (enum wp_pstats_answer)a, &dec);
+            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
+        }
         switch (a) {
         case WP_ANS_FOUND:
             /* "200 " + value + "\n" must fit in 4096 bytes. */
@@ -239,6 +272,7 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
  * in several reads); the empty line ends the request. */
 static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
 {
+    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     while (pos < len && wp_server_output_pending(c) <= OUTPUT_HIGH_WATER) {
@@ -257,6 +291,7 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
                 break;
             default: wp_notice("policy: line without name=value, closing"); break;
             }
+            wp_server_count_error(c);
             *used = pos;
             return false;
         }
@@ -271,8 +306,16 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
             continue;
         }
         char action[WP_ROUTE_TEXT_MAX + 64];
-        wp_policy_decide(wp_server_snapshot(c->w), req, action, sizeof(action));
-        wp_debug("policy %s %s from %s -> %s", req->protocol_state, req->recipient, req->client_address, action);
+        struct wp_decision dec;
+        struct wp_pstats *stats = c->w->srv->stats;
+        const struct wp_snapshot *snap = wp_server_snapshot(c->w);
+        wp_policy_decide_ex(snap, req, action, sizeof(action), &dec);
+        if (stats) {
+            wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_POLICY, WP_PSTATS_POLICY_MAP,
+                            wp_pstats_policy_answer(action, &dec), &dec);
+            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
+        }
+        wp_pstats_log_policy(snap->router, req, action, &dec);
         wp_server_send_answer(c, false, "action=", action, "\n\n");
         wp_framing_policy_next(&c->policy);
     }
@@ -468,6 +511,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         next = c->next;
         if (w->ticks - c->last_active > limit && !c->job) { /* a job answers before its deadline */
             wp_debug("closing an idle connection");
+            if (w->srv->stats)
+                wp_counter_add(&w->srv->stats->workers[w->index].timeouts, 1);
             wp_server_conn_free(c);
         }
     }
@@ -590,6 +635,7 @@ bool wp_server_start(struct server *srv, struct event_base *base, int nworkers, 
     for (int i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         w->srv = srv;
+        w->index = i;
         w->inbox_fds[0] = w->inbox_fds[1] = w->tick_fd = -1;
         w->base = event_base_new_with_config(cfg);
         if (!w->base || pipe2(w->inbox_fds, O_CLOEXEC) < 0) {
@@ -610,6 +656,8 @@ bool wp_server_start(struct server *srv, struct event_base *base, int nworkers, 
         w->tick = event_new(w->base, w->tick_fd, EV_READ | EV_PERSIST, on_tick, w);
         event_add(w->tick, NULL);
         w->snap = wp_snapshot_ref((struct wp_snapshot *)snap);
+        if (srv->stats)
+            w->smap = wp_pstats_map_get(srv->stats, w->snap->router);
         w->generation = atomic_load(&srv->d->generation);
         char batch_why[128];
         if (!wp_sendbatch_init(&w->batch, io_uring, batch_why, sizeof(batch_why)) && io_uring && i == 0)
@@ -655,6 +703,8 @@ void wp_server_stop(struct server *srv)
         struct worker *w = &srv->workers[i];
         while (w->conns)
             wp_server_conn_free(w->conns);
+        if (srv->stats)
+            wp_pstats_map_put(srv->stats, w->smap);
         wp_snapshot_unref(w->snap);
         if (w->tick)
             event_free(w->tick);

@@ -38,6 +38,8 @@ const struct wp_conf_row wp_policyd_rows[] = {
     WP_ROW_OWN("etrn_queues", WP_CONF_GROUPS, NULL, 0, etrn_queue_rows),
     WP_ROW_DURATION("etrn_timeout", C, etrn.timeout, "10", 1, 600),
     WP_ROW_PATH("etrn_socket", C, etrn.socket, WP_ODMR_CONTROL_DEFAULT),
+    WP_ROW_STRING("metrics", C, metrics, ""),
+    WP_ROW_BOOL("metrics_allow_remote", C, metrics_allow_remote, "false"),
     WP_ROW_END,
 };
 #undef C
@@ -104,6 +106,16 @@ static void policyd_load(void *conf, const config_setting_t *g, const config_set
     if (strlen(p->etrn.socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         wp_error(err, path, wp_conf_member_line(g, "etrn_socket"), "policyd.etrn_socket '%s' is too long",
                  p->etrn.socket);
+    const char *why;
+    if (p->metrics[0] && !wp_endpoint_parse(p->metrics, &p->metrics_ep, &why))
+        wp_error(err, path, wp_conf_member_line(g, "metrics"), "policyd.metrics '%s': %s", p->metrics, why);
+    else if (p->metrics[0] && p->metrics_ep.family == WP_EP_UNIX)
+        wp_error(err, path, wp_conf_member_line(g, "metrics"),
+                 "policyd.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", p->metrics);
+    else if (p->metrics[0] && !p->metrics_allow_remote && !wp_endpoint_is_loopback(p->metrics_ep.host))
+        wp_error(err, path, wp_conf_member_line(g, "metrics"),
+                 "policyd.metrics '%s': not a loopback address (set policyd.metrics_allow_remote = true to allow it)",
+                 p->metrics);
 }
 
 static void policyd_link(void *conf, const config_setting_t *g, const config_setting_t *root,

@@ -43,6 +43,9 @@ struct wp_policyd_conf {
     bool io_uring;            /* send a pass's answers in one io_uring submission */
     char *etrn_release;       /* as written; etrn.release is the parsed value */
     struct wp_etrn_conf etrn; /* ETRN for held queues */
+    char *metrics;            /* "" off, else inet:HOST:PORT of the metrics endpoint */
+    bool metrics_allow_remote; /* a non-loopback metrics address is allowed */
+    struct wp_endpoint metrics_ep; /* parsed metrics (when metrics is not "") */
 };
 
 extern const struct wp_conf_row wp_policyd_rows[];

@@ -85,6 +85,7 @@ sleep 2
 check "refused ETRNs delivered nothing" test "$(e2e_sink_count customer)" = 0
 check "the three messages still wait" test "$(spooled domain1.dom)" = 3
 check "waypost-policyd logged the refusals" grep -q "ETRN domain1.dom from 192.0.2.10 (login -): refused: 459" "$E2E"/policyd*.log
+check "... each on one decision line, fields in order" grep -Eq 'event=etrn queue_id="" client=[^ ]*\[192\.0\.2\.10\] sasl_username="" domain=domain1\.dom queue=domain1\.dom action="459 4\.7\.1 [^"]*" result=refused$' "$E2E"/policyd*.log
 
 # --- the queue's account releases it: all three domains arrive, friend.com's stays
 expect_etrn "cust1 releases domain1.dom" "250" "ADDR=192.0.2.10 LOGIN=cust1" domain1.dom
@@ -103,6 +104,7 @@ check "friend.com's message was not delivered by domain1.dom's ETRN, a flush or 
     test "$(e2e_sink_count friendmx)" = 0
 check "... it still waits in its queue" test "$(spooled friend.com)" = 1
 check "each of domain1.dom's messages exactly once" test "$(e2e_sink_count customer)" = 3
+check "the release on one decision line" grep -Eq 'event=etrn queue_id="" client=[^ ]*\[192\.0\.2\.10\] sasl_username=cust1 domain=domain1\.dom queue=domain1\.dom action=OK result=released$' "$E2E"/policyd*.log
 
 # --- friend.com's own ETRN releases it
 expect_etrn "ETRN friend.com (anyone may)" "250" "ADDR=192.0.2.10" friend.com

@@ -208,6 +208,15 @@ done
 check "with the right envelope recipients" \
     [ "$(e2e_sink_rcpts cust | tr '\n' ' ')" = "clean@domain1.dom clean@domain2.dom clean@domain3.dom " ]
 check "nothing else arrived" [ "$(e2e_sink_count cust)" -eq 3 ]
+# one decision line each (waypost-odmrd(8), LOGGING)
+check "log: the intake of clean@domain3.dom into queue domain1.dom" \
+    grep -Eq 'event=intake queue=domain1\.dom id=[^ ]+ sender=s@sender\.test size=[0-9]+ recipients=1 result=queued reason=""$' "$E2E"/odmrd3.log
+check "log: the session, CRAM-MD5 under TLS" \
+    grep -Eq 'event=session client=[^ ]+ user=cust1 mechanism=CRAM-MD5 tls=yes result=authenticated$' "$E2E"/odmrd3.log
+check "log: the ATRN release of the three messages" \
+    grep -Eq 'event=atrn client=[^ ]+ user=cust1 domains=domain1\.dom messages=3 result=released$' "$E2E"/odmrd3.log
+check "log: a delivery per recipient" \
+    [ "$(grep -Ec 'event=delivery queue=domain1\.dom id=[^ ]+ recipient=clean@domain[123]\.dom result=sent reply=' "$E2E"/odmrd3.log)" -eq 3 ]
 
 # ---------------------------------------------------------------- refusals
 e2e_send s@sender.test pending@domain2.dom -- --subject "pending" > /dev/null
@@ -219,6 +228,8 @@ fm_rc notmine secret other.dom "$PCUST"
 fetch notmine; rc=$?
 check "ATRN for a domain the account does not own is refused (fetchmail exit $rc)" [ "$rc" -ne 0 ]
 check "the server said 450" grep -q "ATRN request refused" "$E2E/fm/notmine.log"
+check "log: the refused ATRN" grep -Eq 'event=atrn client=[^ ]+ user=cust1 domains=other\.dom messages=0 result=refused$' "$E2E"/odmrd3.log
+check "log: the failed authentication" grep -Eq 'event=session client=[^ ]+ user=[^ ]* mechanism=[^ ]+ tls=(yes|no) result=failed$' "$E2E"/odmrd3.log
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/other-key.pem" -out "$W/other-cert.pem" -days 2 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
 fm_rc forged secret domain1.dom "$PCUST"

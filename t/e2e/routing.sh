@@ -121,4 +121,27 @@ case $out in *"former-employee@company.dom> 550 5.1.6"*"This person has left"*) 
 check "nothing went to a sink it should not" test "$(e2e_sink_count friendmx)" = 1
 check "no relayed mail is queued" e2e_wait_queue_empty 5
 
+# --- one decision line each (waypost-policyd(8), LOGGING), fields in order
+PLOG=$(ls "$E2E"/policyd*.log)
+line_of() { grep -h "event=policy .* recipient=$1 " $PLOG | head -1; }
+expect_line() { # expect_line DESCRIPTION RCPT-REGEX ERE
+    local l; l=$(line_of "$2")
+    if printf '%s\n' "$l" | grep -Eq "$3"; then ok "log: $1"; else not_ok "log: $1"; echo "#   wanted: $3"; echo "#   got:    $l"; fi
+}
+F='event=policy queue_id=[^ ]* client=[^ ]*\[192\.0\.2\.10\] sasl_username="" sender=sender@[a-z.]+ recipient='
+expect_line "Mail to Unknown reroute opens relaying, names the domain" 'aname@domain\.dom' \
+    "${F}aname@domain\\.dom action=DUNNO decision=relay record=[^ ]* unknown=domain\\.dom\$"
+expect_line "a Relay: record opens relaying, named file:line" 'john@friend\.com' \
+    "${F}john@friend\\.com action=DUNNO decision=relay record=router\\.table:$(grep -n '^Relay:<\*@friend.com>' "$W/router.table" | cut -d: -f1) unknown=\"\"\$"
+# (Postfix refuses the %-hacks itself; an address only a trusted client may
+# relay to reaches the policy service.  record= is the last record applied:
+# <*@client57.com> leads to other-port, whose route leaves the server.)
+expect_line "a refused relay, the record that decided named" 'bob@client57\.com .*decision=refuse' \
+    "${F}bob@client57\\.com action=\"554 5\\.7\\.1 Relay access denied\" decision=refuse record=router\\.table:$(grep -n '^other-port ' "$W/router.table" | cut -d: -f1) unknown=\"\"\$"
+expect_line "an error record, its text and file:line" 'former-employee@company\.dom' \
+    "${F}former-employee@company\\.dom action=\"550 5\\.1\\.6 This person has left the company\" decision=refuse record=router\\.table:$(grep -n '^<former-employee>' "$W/router.table" | cut -d: -f1) unknown=\"\"\$"
+expect_line "Postfix's queue id once it has one (a later recipient of the message)" 'y@domain2\.dom' \
+    "event=policy queue_id=[0-9A-Za-z]{6,} .*recipient=y@domain2\\.dom action=DUNNO decision=relay"
+check "an accepted local recipient: its line at debug only" sh -c "grep -h 'event=policy .* recipient=carol@domain.dom .*decision=accept' $PLOG | grep -q '^waypost-policyd: debug: ' && ! grep -h 'event=policy .* recipient=carol@domain.dom ' $PLOG | grep -vq '^waypost-policyd: debug: '"
+
 done_testing

@@ -108,6 +108,8 @@ expect_output "router: not a Dovecot account is UNKNOWN" '"kind":"UNKNOWN"' "$to
 # --- copy mail sent from domain1.dom into security's "outgoing" mailbox
 expect_output "domain1.dom mail accepted" "DATA 250" e2e_send ceo@domain1.dom partner@example.org alice@company.dom -- --subject "deal memo"
 check "delivered to the outside recipient" e2e_sink_wait outside 1 10
+check "the milter's decision line: queue id, the rule, the result" \
+    grep -Eq 'event=message queue_id=[0-9A-Za-z]{6,} client=[^ ]* sasl_username="" sender=ceo@domain1\.dom recipients=2 rules="Copy outgoing mail[^"]*" result=accept$' "$E2E"/milter*.log
 check "delivered to alice" e2e_imap_wait alice@company.dom $PW INBOX 1 10
 check "a copy is in security's outgoing mailbox" e2e_imap_wait security@company.dom $PW outgoing 1 10
 check "the copy is the memo" sh -c "e2e_imap_fetch() { \"$E2E_PY\" \"$E2E_LIBDIR/imap.py\" --port $IMAP_PORT fetch \"\$@\"; }; e2e_imap_fetch security@company.dom $PW outgoing 1 | grep -q '^Subject: deal memo'"

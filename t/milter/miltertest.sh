@@ -8,11 +8,13 @@
 scratch
 chmod 755 "$dir"
 . "$top_srcdir/t/milter/lib.sh"
-SINK=$(free_ports 1)
+SINK=$(free_ports 2)   # and the metrics port after it
 mkdir -p "$dir/sink" && chown nobody "$dir/sink"
 smtp-sink -u nobody -d "$dir/sink/%H%M%S." 127.0.0.1:$SINK 16 2>/dev/null &
 sinkpid=$!
-sed -e "s|@DIR@|$dir|g" -e "s|@SINKPORT@|$SINK|g" "$top_srcdir/t/milter/rules.conf.in" > "$dir/w.conf"
+MPORT=$((SINK + 1))
+sed -e "s|@DIR@|$dir|g" -e "s|@SINKPORT@|$SINK|g" \
+    -e "s|^  reply_via = .*|&\\n  metrics = \"inet:127.0.0.1:$MPORT\";|" "$top_srcdir/t/milter/rules.conf.in" > "$dir/w.conf"
 MILTER_PIDS=$sinkpid
 milter_start
 sink_count() { find "$dir/sink" -type f | wc -l; }
@@ -137,6 +139,48 @@ expect_reply(c, SMFIR_REPLYCODE, "after the hostile ones")
 mt.disconnect(c)'
 check "milter still running" kill -0 "$mpid"
 
+# ---- one decision line per message (waypost-milter(8), LOGGING)
+check "a rejected message: its line names the rule and the result" \
+    grep -Eq 'event=message queue_id=[^ ]+ client=[^ ]* sasl_username=[^ ]* sender=joe@dept1\.company\.dom recipients=2 rules="Dept1 restriction" result=reject$' "$dir/milter.log"
+check "a message no rule fired for: a line too (rules empty, accept)" \
+    grep -Eq 'event=message .*sender=boss@dept1\.company\.dom recipients=1 rules="" result=accept$' "$dir/milter.log"
+check "a discarded message" grep -Eq 'event=message .*rules=Discard result=discard$' "$dir/milter.log"
+
+# ---- the metrics endpoint: its counts agree with the decision lines
+scrape() { python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', $MPORT), timeout=5)
+s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')
+b = b''
+while True:
+    d = s.recv(65536)
+    if not d: break
+    b += d
+sys.stdout.write(b.decode().partition('\\r\\n\\r\\n')[2])"; }
+metric() { grep -F "$1 " "$2" | awk '{ print $NF }'; }
+scrape > "$dir/m1.txt"
+for r in accept reject discard tempfail; do
+    want=$(grep -c "event=message .* result=$r\$" "$dir/milter.log")
+    got=$(metric "waypost_milter_messages_total{result=\"$r\"}" "$dir/m1.txt")
+    check "metrics: $r messages $got = $want decision lines" [ "$got" = "$want" ]
+done
+dept1=$(grep -c 'event=message .* rules="Dept1 restriction[,"]' "$dir/milter.log")
+check "metrics: fires of Dept1 restriction = its decision lines ($dept1)" \
+    [ "$(metric 'waypost_milter_rule_fires_total{rule="Dept1 restriction",priority="9"}' "$dir/m1.txt")" = "$dept1" ]
+discards=$(metric 'waypost_milter_rule_fires_total{rule="Discard",priority="5"}' "$dir/m1.txt")
+check "metrics: Discard fired ($discards)" [ "${discards:-0}" -ge 1 ]
+if command -v promtool >/dev/null 2>&1; then
+    check "promtool check metrics passes" sh -c "promtool check metrics < '$dir/m1.txt'"
+fi
+"$top_builddir/waypost" -c "$dir/w.conf" stats > "$dir/stats.out" 2>&1
+sed 's/^/# /' "$dir/stats.out"
+check "waypost stats: the milter's rules by fires" grep -Eq "^ +$dept1 +9 +Dept1 restriction\$" "$dir/stats.out"
+check "waypost stats --json: the milter's messages" python3 -c "
+import json, sys
+d = json.loads(sys.stdin.read())['milter']
+sys.exit(0 if d['messages']['reject'] == $(metric 'waypost_milter_messages_total{result="reject"}' "$dir/m1.txt") else 1)" \
+    < "$("$top_builddir/waypost" -c "$dir/w.conf" stats --json > "$dir/stats.json"; echo "$dir/stats.json")"
+
 # ---- SIGUSR1 reload: a broken file keeps the old rules, a good one applies
 cp "$dir/w.conf" "$dir/w.conf.good"
 sed 's/("Return-Path", "is", "\*@dept1.company.dom")/("Bogus Condition", "is", "y")/' "$dir/w.conf.good" > "$dir/w.conf"
@@ -149,6 +193,13 @@ mt.disconnect(c)'
 sed 's/"Dept1 restriction"; priority = 9;/"Dept1 restriction"; priority = "disabled";/' "$dir/w.conf.good" > "$dir/w.conf"
 kill -USR1 "$mpid"; sleep 0.5
 check "good reload logged" grep -q "reloaded .*w.conf" "$dir/milter.log"
+scrape > "$dir/m2.txt"
+check "metrics: an unchanged rule keeps its count over the reload" \
+    [ "$(metric 'waypost_milter_rule_fires_total{rule="Discard",priority="5"}' "$dir/m2.txt")" = "$discards" ]
+check "metrics: a changed (now disabled) rule is no longer listed" \
+    sh -c "! grep -q 'rule=\"Dept1 restriction\"' '$dir/m2.txt'"
+check "metrics: one good and one failed reload" \
+    sh -c "grep -qx 'waypost_reloads_total{result=\"success\"} 1' '$dir/m2.txt' && grep -qx 'waypost_reloads_total{result=\"failure\"} 1' '$dir/m2.txt'"
 mt new-rules-apply '
 local c = send(sock, "<joe@dept1.company.dom>", {"<x@example.org>"}, {{"Subject", "x"}}, "x\r\n")
 expect_reply(c, SMFIR_CONTINUE, "new rules")

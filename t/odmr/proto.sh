@@ -7,7 +7,7 @@
 . "$top_srcdir/t/lib.sh"
 scratch
 ODMRD="$top_builddir/odmr/waypost-odmrd"
-base=$(free_ports 2)
+base=$(free_ports 3)   # customers, customers over TLS, metrics
 cat > "$dir/router.table" <<T
 Relay:domain1.dom  = domain1.dom.via
 Relay:domain2.dom  = domain1.dom.via
@@ -48,6 +48,7 @@ odmr: {
                { user = "hashed"; queues = [ "nothing.dom" ]; } );
   timeout = 3; auth_failure_delay = 1; max_message_size = 65536; max_connections = 60;
   dsn_via = "sendmail:$dir/fake-sendmail";
+  metrics = "inet:127.0.0.1:$((base + 2))";
 };
 C
 "$ODMRD" -f -c "$dir/waypost.conf" 2> "$dir/odmrd.log" &
@@ -60,6 +61,40 @@ python3 "$top_srcdir/t/odmr/proto.py" "$dir" "$base" $((base + 1)) > "$dir/proto
 grep -v '^1\.\.' "$dir/proto.out"  # its ok/not ok lines count as tests of their own
 check "protocol tests pass" [ "$rc" -eq 0 ]
 check "daemon survived everything" kill -0 "$pid"
+# The metrics endpoint agrees with the decision lines (waypost-odmrd(8), LOGGING).
+python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')
+b = b''
+while True:
+    d = s.recv(65536)
+    if not d: break
+    b += d
+sys.stdout.write(b.decode().partition('\\r\\n\\r\\n')[2])" $((base + 2)) > "$dir/metrics.txt"
+metric() { grep -F "$1 " "$dir/metrics.txt" | awk '{ print $NF }'; }
+for pair in "intake_total{result=\"queued\"}|event=intake .* result=queued " \
+            "intake_total{result=\"refused\"}|event=intake .* result=refused " \
+            "sessions_total{result=\"authenticated\"}|event=session .* result=authenticated\$" \
+            "sessions_total{result=\"failed\"}|event=session .* result=failed\$" \
+            "atrn_total{result=\"released\"}|event=atrn .* result=released\$" \
+            "atrn_total{result=\"refused\"}|event=atrn .* result=refused\$" \
+            "deliveries_total{result=\"sent\"}|event=delivery .* result=sent " \
+            "deliveries_total{result=\"refused\"}|event=delivery .* result=refused "; do
+    m=${pair%%|*} re=${pair#*|}
+    want=$(grep -Ec "$re" "$dir/odmrd.log"); got=$(metric "waypost_odmr_$m")
+    check "metrics: waypost_odmr_$m $got = $want decision lines" [ "$got" = "$want" ]
+done
+check "metrics: something was queued and released" [ "$(metric 'waypost_odmr_intake_total{result="queued"}')" -gt 0 ]
+spooled=$(awk '/^waypost_odmr_queue_messages\{/ { n += $NF } END { print n + 0 }' "$dir/metrics.txt")
+listed=$("$top_builddir/waypost" -c "$dir/waypost.conf" odmr list 2>/dev/null | awk '$1 ~ /^(domain1|other|nothing)\.dom$/ { n += $2 } END { print n + 0 }')
+check "metrics: messages waiting ($spooled) as waypost odmr list counts ($listed)" [ "$spooled" = "$listed" ]
+if command -v promtool >/dev/null 2>&1; then
+    check "promtool check metrics passes" sh -c "promtool check metrics < '$dir/metrics.txt'"
+fi
+"$top_builddir/waypost" -c "$dir/waypost.conf" stats > "$dir/stats.out" 2>&1
+sed 's/^/# /' "$dir/stats.out"
+check "waypost stats lists the queues" grep -Eq "^  [a-z0-9.]+ +$spooled +[0-9]+ +[0-9]+\$" "$dir/stats.out"
 # SIGHUP with a broken configuration: refused with file:line, the daemon
 # keeps serving on the one it had; then a good one (an account fewer) is
 # taken.

@@ -182,14 +182,14 @@ END_TEST
  * Waypost uses are kept, each into its own field. */
 START_TEST(policy_kept_names)
 {
-    static const char *const kept_names[] = {"request",        "protocol_state", "recipient",  "sender",
-                                             "client_address", "sasl_username",  "etrn_domain"};
+    /* queue_id and client_name: kept for the decision log lines (issue 14) */
+    static const char *const kept_names[] = {"request",        "protocol_state", "recipient", "sender",
+                                             "client_address", "sasl_username",  "etrn_domain", "queue_id",
+                                             "client_name"};
     static const char *const ignored[] = {
         "protocol_name",
         "helo_name",
-        "queue_id",
         "recipient_count",
-        "client_name",
         "reverse_client_name",
         "instance",
         "sasl_method",

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.c - per-worker counters, slots and the metrics endpoint
+ * (metrics.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/daemon.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/strmap.h"
+#include "lib/util.h"
+
+const unsigned wp_hist_bounds_us[WP_HIST_BUCKETS] = {10, 25, 50, 100, 250, 500, 1000, 5000, 25000, 100000};
+
+void wp_hist_add(struct wp_hist *h, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    int i = 0;
+    while (i < WP_HIST_BUCKETS && us >= wp_hist_bounds_us[i])
+        i++;
+    wp_counter_add(&h->bucket[i], 1);
+    wp_counter_add(&h->sum_ns, ns);
+}
+
+/* ------------------------------------------------------------ slots */
+
+void wp_slots_init(struct wp_slots *s, int nwriters)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->nwriters = nwriters;
+    s->per = wp_calloc((size_t)nwriters, sizeof(*s->per));
+}
+
+void wp_slots_free(struct wp_slots *s)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    free(s->keys);
+    free(s->index);
+    for (int w = 0; w < s->nwriters; w++)
+        for (size_t c = 0; c < WP_SLOT_CHUNKS; c++)
+            free(atomic_load(&s->per[w].chunk[c]));
+    free(s->per);
+    pthread_mutex_destroy(&s->lock);
+    memset(s, 0, sizeof(*s));
+}
+
+static uint64_t key_hash(const char *key, size_t len)
+{
+    uint64_t h = WP_HASH_INIT;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 0x100000001b3ULL; /* case matters: keys are exact texts */
+    return h;
+}
+
+static void index_put(uint32_t *index, size_t icap, const char *key, size_t len, uint32_t slot)
+{
+    size_t i = (size_t)key_hash(key, len) & (icap - 1);
+    while (index[i])
+        i = (i + 1) & (icap - 1);
+    index[i] = slot + 1;
+}
+
+uint32_t wp_slots_intern_locked(struct wp_slots *s, const char *key, size_t len)
+{
+    if (s->icap) {
+        size_t i = (size_t)key_hash(key, len) & (s->icap - 1);
+        for (; s->index[i]; i = (i + 1) & (s->icap - 1)) {
+            const char *k = s->keys[s->index[i] - 1];
+            if (strlen(k) == len && memcmp(k, key, len) == 0)
+                return s->index[i] - 1;
+        }
+    }
+    if (s->n >= WP_SLOTS_MAX)
+        return WP_SLOT_NONE;
+    if ((s->n + 1) * 2 > s->icap) { /* keep the index at most half full */
+        size_t icap = s->icap ? s->icap * 2 : 1024;
+        uint32_t *index = wp_calloc(icap, sizeof(*index));
+        for (uint32_t k = 0; k < s->n; k++)
+            index_put(index, icap, s->keys[k], strlen(s->keys[k]), k);
+        free(s->index);
+        s->index = index;
+        s->icap = icap;
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->keys = wp_realloc(s->keys, s->cap * sizeof(*s->keys));
+    }
+    uint32_t slot = s->n++;
+    s->keys[slot] = wp_strndup(key, len);
+    index_put(s->index, s->icap, key, len, slot);
+    size_t c = slot / WP_SLOT_CHUNK;
+    for (int w = 0; w < s->nwriters; w++)
+        if (!atomic_load_explicit(&s->per[w].chunk[c], memory_order_relaxed))
+            atomic_store_explicit(&s->per[w].chunk[c], wp_calloc(WP_SLOT_CHUNK, sizeof(wp_counter)),
+                                  memory_order_release);
+    return slot;
+}
+
+uint64_t wp_slots_sum(struct wp_slots *s, uint32_t slot)
+{
+    uint64_t sum = 0;
+    if (slot == WP_SLOT_NONE)
+        return 0;
+    for (int w = 0; w < s->nwriters; w++) {
+        wp_counter *c = atomic_load_explicit(&s->per[w].chunk[slot / WP_SLOT_CHUNK], memory_order_acquire);
+        if (c)
+            sum += wp_counter_get(&c[slot % WP_SLOT_CHUNK]);
+    }
+    return sum;
+}
+
+/* ------------------------------------------------------------ text */
+
+void wp_metrics_label(struct evbuffer *b, const char *value)
+{
+    const char *run = value;
+    for (const char *p = value;; p++) {
+        if (*p == '\\' || *p == '"' || *p == '\n' || *p == '\0') {
+            evbuffer_add(b, run, (size_t)(p - run));
+            if (!*p)
+                break;
+            evbuffer_add(b, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : "\\\\", 2);
+            run = p + 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ endpoint */
+
+int wp_metricsd_bind(const struct wp_endpoint *ep, bool allow_remote, char *err, size_t errlen)
+{
+    if (ep->family == WP_EP_UNIX) {
+        snprintf(err, errlen, "the metrics endpoint must be inet:HOST:PORT or inet6:[ADDRESS]:PORT");
+        return -1;
+    }
+    if (!allow_remote && !wp_endpoint_is_loopback(ep->host)) {
+        snprintf(err, errlen, "the metrics endpoint %s is not a loopback address (metrics_allow_remote = true allows it)",
+                 ep->host);
+        return -1;
+    }
+    return wp_listen_socket(ep, 0, "", "", err, errlen);
+}
+
+struct wp_metricsd {
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    wp_metrics_render *render;
+    void *arg;
+    wp_metrics_tick *tick;
+    struct event *minute;
+    int stop_fds[2]; /* the base has no locks: another thread stops it through this pipe */
+    struct event *stop;
+};
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_metricsd *m = arg;
+    event_base_loopbreak(m->base);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct wp_metricsd *m = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET || !path || strcmp(path, "/metrics") != 0) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "GET /metrics only");
+        return;
+    }
+    struct evbuffer *out = evbuffer_new();
+    m->render(out, m->arg);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+}
+
+static void on_minute(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_metricsd *m = arg;
+    m->tick(m->arg);
+}
+
+static void *metricsd_main(void *arg)
+{
+    struct wp_metricsd *m = arg;
+    event_base_dispatch(m->base);
+    return NULL;
+}
+
+struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metrics_tick *tick, void *arg, char *err,
+                                      size_t errlen)
+{
+    struct wp_metricsd *m = wp_calloc(1, sizeof(*m));
+    m->render = render;
+    m->tick = tick;
+    m->arg = arg;
+    m->stop_fds[0] = m->stop_fds[1] = -1;
+    m->base = event_base_new();
+    m->http = m->base ? evhttp_new(m->base) : NULL;
+    if (!m->http || evhttp_accept_socket(m->http, fd) != 0 || pipe2(m->stop_fds, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot serve metrics: %s", strerror(errno));
+        goto fail;
+    }
+    m->stop = event_new(m->base, m->stop_fds[0], EV_READ, on_stop, m);
+    event_add(m->stop, NULL);
+    if (tick) {
+        struct timeval minute = { 60, 0 };
+        m->minute = event_new(m->base, -1, EV_PERSIST, on_minute, m);
+        event_add(m->minute, &minute);
+    }
+    evhttp_set_max_headers_size(m->http, WP_METRICS_MAX_HEADERS);
+    evhttp_set_max_body_size(m->http, 0);
+    evhttp_set_timeout(m->http, WP_METRICS_TIMEOUT);
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET);
+    evhttp_set_gencb(m->http, on_request, m);
+    if (pthread_create(&m->thread, NULL, metricsd_main, m) != 0) {
+        snprintf(err, errlen, "cannot start the metrics thread");
+        goto fail;
+    }
+    return m;
+fail:
+    if (m->minute)
+        event_free(m->minute);
+    if (m->stop)
+        event_free(m->stop);
+    if (m->http)
+        evhttp_free(m->http);
+    if (m->base)
+        event_base_free(m->base);
+    if (m->stop_fds[0] >= 0) {
+        close(m->stop_fds[0]);
+        close(m->stop_fds[1]);
+    }
+    free(m);
+    return NULL;
+}
+
+void wp_metricsd_stop(struct wp_metricsd *m)
+{
+    if (!m)
+        return;
+    if (write(m->stop_fds[1], "", 1) != 1)
+        wp_warn("cannot stop the metrics thread: %s", strerror(errno));
+    pthread_join(m->thread, NULL);
+    event_free(m->stop);
+    if (m->minute)
+        event_free(m->minute);
+    close(m->stop_fds[0]);
+    close(m->stop_fds[1]);
+    evhttp_free(m->http);
+    event_base_free(m->base);
+    free(m);
+}

@@ -1,0 +1,63 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# waypost-policyd's decision log lines and metrics endpoint
+# (t/policyd/metrics.py): exact counts per answer, record and Mail to
+# Unknown domain after a known mix of requests, counts kept over a reload
+# for unchanged records, promtool's check, and hostile scrapers while
+# Postfix's lookups go on.
+. "$top_srcdir/t/lib.sh"
+. "$top_srcdir/scripts/deps.sh"
+scratch
+POLICYD="$top_builddir/policy/waypost-policyd"
+cp "$top_srcdir/conf/router.table" "$top_srcdir/conf/users.passwd" "$dir/"
+sample_conf "$dir/waypost.conf"
+port=$(free_ports 1)
+cat >> "$dir/waypost.conf" <<C
+log = { level = "info"; };
+policyd: {
+  listen = [ "socketmap:unix:$dir/sm.sock", "policy:unix:$dir/policy.sock" ];
+  threads = 2;
+  metrics = "inet:127.0.0.1:$port";
+};
+C
+# promtool (Debian's prometheus package) checks the exposition format.
+command -v promtool >/dev/null 2>&1 || install_missing prometheus >/dev/null 2>&1 || true
+"$POLICYD" -f -c "$dir/waypost.conf" 2> "$dir/policyd.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+i=0; while [ ! -S "$dir/policy.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+python3 "$top_srcdir/t/policyd/metrics.py" "$dir" "$port" "$pid" > "$dir/metrics.out" 2>&1; rc=$?
+# its ok/not ok lines count as tests of their own
+grep -v '^1\.\.' "$dir/metrics.out" | sed 's/^\(\(not \)\{0,1\}ok [0-9]* - \)/\1metrics.py: /'
+check "metrics.py tests pass" [ "$rc" -eq 0 ]
+if command -v promtool >/dev/null 2>&1; then
+    check "promtool check metrics passes" sh -c "promtool check metrics < '$dir/scrape.txt' > '$dir/promtool.out' 2>&1"
+    sed 's/^/# /' "$dir/promtool.out"
+else
+    check "promtool is installed (Debian package prometheus)" false
+fi
+check "daemon still running" kill -0 "$pid"
+# waypost stats reads the endpoint named in the configuration.
+"$WAYPOST" -c "$dir/waypost.conf" stats > "$dir/stats.out" 2>&1; rc=$?
+sed 's/^/# /' "$dir/stats.out"
+check "waypost stats exits 0" [ "$rc" -eq 0 ]
+check "stats: the drain shows 3 rerouted for domain.dom" grep -Eq '^  domain\.dom +[0-9]+ +[0-9]+ +3$' "$dir/stats.out"
+check "stats: the top record is the Relay: record of friend.com" \
+    sh -c "sed -n '/^Top Router/,/^\$/p' '$dir/stats.out' | sed -n 3p | grep -q 'Relay:<\*@friend.com>'"
+"$WAYPOST" -c "$dir/waypost.conf" stats --json > "$dir/stats.json" 2>&1
+check "stats --json: the same as JSON" python3 -c "
+import json, sys
+d = json.load(open('$dir/stats.json'))['policyd']
+dr = {x['domain']: x for x in d['drain']}
+sys.exit(0 if dr['domain.dom']['total'] == 3 and dr['domain.dom']['last_hour'] == 3 and d['reloads']['success'] == 2
+         and d['records'][0]['record'].startswith('Relay:<*@friend.com>') else 1)"
+# Settings: a non-loopback endpoint needs metrics_allow_remote.
+printf 'router: { main_domain = "c.dom"; };\npolicyd: { listen = [ "socketmap:unix:%s/x.sock" ]; metrics = "inet:192.0.2.1:9100"; };\n' "$dir" > "$dir/remote.conf"
+expect_output "a remote metrics address is refused" "not a loopback address" "$POLICYD" -t -c "$dir/remote.conf"
+sed -i 's/metrics = /metrics_allow_remote = true; metrics = /' "$dir/remote.conf"
+expect_exit "metrics_allow_remote allows it" 0 "$POLICYD" -t -c "$dir/remote.conf"
+printf 'router: { main_domain = "c.dom"; };\npolicyd: { listen = [ "socketmap:unix:%s/x.sock" ]; metrics = "unix:/x"; };\n' "$dir" > "$dir/unix.conf"
+expect_output "a unix metrics endpoint is refused" "the metrics endpoint is inet:HOST:PORT" "$POLICYD" -t -c "$dir/unix.conf"
+kill "$pid"; wait "$pid"
+pid=
+done_testing

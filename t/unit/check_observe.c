@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests: decision log lines (lib/kvline.h), per-worker counters,
+ * slots and label escaping (lib/metrics.h). */
+#include "config.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/kvline.h"
+#include "lib/metrics.h"
+#include "unit.h"
+
+START_TEST(kvline_fields_and_escapes)
+{
+    struct wp_kvline l;
+    wp_kvline_init(&l);
+    wp_kvline_add(&l, "event", "policy");
+    wp_kvline_add(&l, "queue_id", "");
+    wp_kvline_add(&l, "sender", "a b\"c\\d=e");
+    wp_kvline_add(&l, "recipient", "x\r\ny\x7f");
+    wp_kvline_add(&l, "record", NULL);
+    wp_kvline_addf(&l, "n", "%d", 3);
+    ck_assert_str_eq(wp_kvline_text(&l),
+                     "event=policy queue_id=\"\" sender=\"a b\\\"c\\\\d=e\" recipient=x\\x0d\\x0ay\\x7f record=\"\" n=3");
+}
+END_TEST
+
+START_TEST(kvline_cut)
+{
+    struct wp_kvline l;
+    wp_kvline_init(&l);
+    char big[5000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    wp_kvline_add(&l, "first", "1");
+    wp_kvline_add(&l, "big", big);
+    wp_kvline_add(&l, "after", "2");
+    const char *t = wp_kvline_text(&l);
+    ck_assert_uint_lt(strlen(t), WP_KVLINE_MAX);
+    ck_assert(strncmp(t, "first=1 big=aaa", 15) == 0);
+    ck_assert_str_eq(t + strlen(t) - 3, "...");
+    ck_assert_ptr_null(strstr(t, "after"));
+}
+END_TEST
+
+START_TEST(slots_keep_keys)
+{
+    struct wp_slots s;
+    wp_slots_init(&s, 3);
+    uint32_t a = wp_slots_intern_locked(&s, "r\tt\tRelay:<*@a> = b", 19);
+    uint32_t b = wp_slots_intern_locked(&s, "r\tt\tRelay:<*@a> = c", 19);
+    ck_assert_uint_ne(a, b);
+    /* the same key, as a reload maps it again: the same slot */
+    ck_assert_uint_eq(wp_slots_intern_locked(&s, "r\tt\tRelay:<*@a> = b", 19), a);
+    wp_slots_hit(&s, 0, a);
+    wp_slots_hit(&s, 1, a);
+    wp_slots_hit(&s, 2, a);
+    wp_slots_hit(&s, 2, b);
+    wp_slots_hit(&s, 2, WP_SLOT_NONE); /* ignored */
+    ck_assert_uint_eq(wp_slots_sum(&s, a), 3);
+    ck_assert_uint_eq(wp_slots_sum(&s, b), 1);
+    /* many keys: chunks and index grow, earlier slots keep their counts */
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        uint32_t k = wp_slots_intern_locked(&s, key, strlen(key));
+        wp_slots_hit(&s, i % 3, k);
+    }
+    ck_assert_uint_eq(s.n, 5002);
+    ck_assert_uint_eq(wp_slots_sum(&s, wp_slots_intern_locked(&s, "k4999", 5)), 1);
+    ck_assert_uint_eq(wp_slots_sum(&s, a), 3);
+    wp_slots_free(&s);
+}
+END_TEST
+
+START_TEST(histogram_and_labels)
+{
+    struct wp_hist h;
+    memset(&h, 0, sizeof(h));
+    wp_hist_add(&h, 5000);        /* 5 us: the first bucket */
+    wp_hist_add(&h, 10000);       /* 10 us: not below 10, the second */
+    wp_hist_add(&h, 2000000000);  /* 2 s: +Inf */
+    ck_assert_uint_eq(wp_counter_get(&h.bucket[0]), 1);
+    ck_assert_uint_eq(wp_counter_get(&h.bucket[1]), 1);
+    ck_assert_uint_eq(wp_counter_get(&h.bucket[WP_HIST_BUCKETS]), 1);
+    ck_assert_uint_eq(wp_counter_get(&h.sum_ns), 2000015000ULL);
+    struct evbuffer *b = evbuffer_new();
+    wp_metrics_label(b, "a\"b\\c\nd");
+    size_t n = evbuffer_get_length(b);
+    char out[64] = "";
+    evbuffer_remove(b, out, n);
+    ck_assert_str_eq(out, "a\\\"b\\\\c\\nd");
+    evbuffer_free(b);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("observe");
+    TCase *tc = tcase_create("observe");
+    tcase_add_test(tc, kvline_fields_and_escapes);
+    tcase_add_test(tc, kvline_cut);
+    tcase_add_test(tc, slots_keep_keys);
+    tcase_add_test(tc, histogram_and_labels);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(suite)
