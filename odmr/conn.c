@@ -27,6 +27,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "lib/strbuf.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
@@ -70,62 +71,6 @@ void wp_conn_reply(struct conn *c, const char *fmt, ...)
         evbuffer_add_reference(out, wp_strndup(buf, (size_t)n), (size_t)n, wp_conn_free_line, NULL);
     else
         evbuffer_add(out, buf, (size_t)n);
-}
-
-/* Is the command word cmd at the start of line (then a space or the end)? */
-bool wp_conn_is_cmd(const char *line, const char *cmd, const char **arg)
-{
-    size_t n = strlen(cmd);
-    if (!wp_strnieq(line, cmd, n) || (line[n] && line[n] != ' '))
-        return false;
-    const char *a = line + n;
-    while (*a == ' ')
-        a++;
-    *arg = a;
-    return true;
-}
-
-/* The address of "FROM:<addr> params" or "TO:<addr> params": copied into
- * out; *params points after it.  A source route (@a,@b:) is dropped. */
-bool wp_conn_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params)
-{
-    size_t pl = strlen(prefix);
-    if (!wp_strnieq(arg, prefix, pl))
-        return false;
-    const char *p = arg + pl;
-    while (*p == ' ')
-        p++;
-    if (*p != '<')
-        return false;
-    p++;
-    const char *start = p;
-    bool quoted = false;
-    for (; *p; p++) {
-        if (*p == '\\' && quoted && p[1])
-            p++;
-        else if (*p == '"')
-            quoted = !quoted;
-        else if (*p == '>' && !quoted)
-            break;
-        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    }
-    if (*p != '>')
-        return false;
-    size_t n = (size_t)(p - start);
-    if (n > 0 && start[0] == '@') {
-        const char *colon = memchr(start, ':', n);
-        if (!colon)
-            return false;
-        n -= (size_t)(colon + 1 - start);
-        start = colon + 1;
-    }
-    if (n >= size || n > WP_ADDR_MAX)
-        return false;
-    memcpy(out, start, n);
-    out[n] = '\0';
-    *params = p + 1;
-    return true;
 }
 
 /* Read one line (CRLF or LF) into buf.  1: a line; 0: need more; -1: too

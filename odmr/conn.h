@@ -132,8 +132,6 @@ struct listener_arg {
 bool wp_conn_line_records(const struct conn *c);
 void wp_conn_free_line(const void *data, size_t len, void *arg);
 void wp_conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool wp_conn_is_cmd(const char *line, const char *cmd, const char **arg);
-bool wp_conn_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params);
 int wp_conn_get_line(struct evbuffer *in, char *buf, size_t size);
 bool wp_conn_queue_busy(const struct server *srv, const char *q);
 void wp_conn_txn_reset(struct conn *c);

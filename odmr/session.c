@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
 #include "odmr/spool.h"
@@ -335,7 +336,7 @@ static void cmd_starttls(struct conn *c, const char *arg)
 void wp_session_command(struct conn *c, const char *line)
 {
     const char *arg;
-    if (wp_conn_is_cmd(line, "EHLO", &arg) || wp_conn_is_cmd(line, "HELO", &arg)) {
+    if (wp_command_is(line, "EHLO", &arg) || wp_command_is(line, "HELO", &arg)) {
         bool ehlo = wp_strnieq(line, "EHLO", 4);
         if (!*arg) {
             wp_conn_refuse(c, ehlo ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
@@ -352,20 +353,20 @@ void wp_session_command(struct conn *c, const char *line)
             wp_conn_reply(c, "250-STARTTLS");
         wp_conn_reply(c, "250-ENHANCEDSTATUSCODES");
         wp_conn_reply(c, "250 ATRN");
-    } else if (wp_conn_is_cmd(line, "AUTH", &arg)) {
+    } else if (wp_command_is(line, "AUTH", &arg)) {
         cmd_auth(c, arg);
-    } else if (wp_conn_is_cmd(line, "STARTTLS", &arg)) {
+    } else if (wp_command_is(line, "STARTTLS", &arg)) {
         cmd_starttls(c, arg);
-    } else if (wp_conn_is_cmd(line, "ATRN", &arg)) {
+    } else if (wp_command_is(line, "ATRN", &arg)) {
         cmd_atrn(c, arg);
-    } else if (wp_conn_is_cmd(line, "NOOP", &arg) || wp_conn_is_cmd(line, "RSET", &arg)) {
+    } else if (wp_command_is(line, "NOOP", &arg) || wp_command_is(line, "RSET", &arg)) {
         wp_conn_reply(c, "250 2.0.0 Ok");
-    } else if (wp_conn_is_cmd(line, "QUIT", &arg)) {
+    } else if (wp_command_is(line, "QUIT", &arg)) {
         wp_conn_reply(c, "221 2.0.0 %s closing connection", c->srv->hostname);
         wp_conn_close(c);
-    } else if (wp_conn_is_cmd(line, "MAIL", &arg) || wp_conn_is_cmd(line, "RCPT", &arg) || wp_conn_is_cmd(line, "DATA", &arg) ||
-               wp_conn_is_cmd(line, "VRFY", &arg) || wp_conn_is_cmd(line, "EXPN", &arg) || wp_conn_is_cmd(line, "ETRN", &arg) ||
-               wp_conn_is_cmd(line, "TURN", &arg) || wp_conn_is_cmd(line, "BDAT", &arg)) {
+    } else if (wp_command_is(line, "MAIL", &arg) || wp_command_is(line, "RCPT", &arg) || wp_command_is(line, "DATA", &arg) ||
+               wp_command_is(line, "VRFY", &arg) || wp_command_is(line, "EXPN", &arg) || wp_command_is(line, "ETRN", &arg) ||
+               wp_command_is(line, "TURN", &arg) || wp_command_is(line, "BDAT", &arg)) {
         wp_conn_refuse(c, "503 5.5.1 This is an ODMR service: EHLO, AUTH, STARTTLS, ATRN, QUIT only");
     } else {
         wp_conn_refuse(c, "502 5.5.2 Command not implemented");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "odmr/dsn.h"
 #include "state/snapshot.h"
 #include "odmr/spool.h"
@@ -397,6 +398,55 @@ START_TEST(dsn_text)
 }
 END_TEST
 
+/* Envelope addresses: no control character gets through, quoted, escaped
+ * or bare (issue 17: a quoted bare CR was taken at MAIL, then the message
+ * failed with 451 after its body). */
+START_TEST(envelope_controls)
+{
+    char out[300];
+    const char *params;
+    ck_assert(wp_command_envelope_arg("FROM:<a@b.test> SIZE=10", "FROM:", out, sizeof(out), &params));
+    ck_assert_str_eq(out, "a@b.test");
+    ck_assert_str_eq(params, " SIZE=10");
+    ck_assert(wp_command_envelope_arg("FROM:<\"a b\\\"c\"@b.test>", "FROM:", out, sizeof(out), &params));
+    ck_assert(wp_command_envelope_arg("TO:<@r1,@r2:x@y.test>", "TO:", out, sizeof(out), &params));
+    ck_assert_str_eq(out, "x@y.test");
+    ck_assert(wp_command_envelope_arg("FROM:<>", "FROM:", out, sizeof(out), &params));
+    ck_assert_str_eq(out, "");
+    static const char *const bad[] = {
+        "FROM:<\"a\\\rb\"@b.test>", /* escaped CR in a quoted string */
+        "FROM:<\"a\rb\"@b.test>",     /* bare CR in a quoted string */
+        "FROM:<a\rb@b.test>",           /* bare CR */
+        "FROM:<\"a\\\nb\"@b.test>", /* escaped LF */
+        "FROM:<\"a\tb\"@b.test>",     /* TAB */
+        "FROM:<\"a\x7f\"@b.test>",    /* DEL */
+        "FROM:<a@b.test",              /* unterminated */
+        "FROM:<\"a>@b.test",            /* unterminated quote */
+        "FROM:<@r1x@y.test>",          /* route without a colon */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!wp_command_envelope_arg(bad[i], "FROM:", out, sizeof(out), &params), "accepted %zu", i);
+    char big[400];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "FROM:<", 6);
+    memcpy(big + sizeof(big) - 2, ">", 2);
+    ck_assert(!wp_command_envelope_arg(big, "FROM:", out, sizeof(out), &params));
+    const char *arg;
+    ck_assert(wp_command_is("mail FROM:<>", "MAIL", &arg));
+    ck_assert_str_eq(arg, "FROM:<>");
+    ck_assert(!wp_command_is("MAILX", "MAIL", &arg));
+    ck_assert(wp_command_is("NOOP", "NOOP", &arg) && *arg == '\0');
+}
+END_TEST
+
+START_TEST(printable_text)
+{
+    char s[] = "550 no\rsuch\x01user\x80\x7f.";
+    wp_str_printable(s);
+    ck_assert_str_eq(s, "550 no?such?user??.");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("odmr");
@@ -410,6 +460,8 @@ static Suite *suite(void)
     tcase_add_test(tc, sasl);
     tcase_add_test(tc, odmr_config);
     tcase_add_test(tc, dsn_text);
+    tcase_add_test(tc, envelope_controls);
+    tcase_add_test(tc, printable_text);
     suite_add_tcase(s, tc);
     return s;
 }
