@@ -24,7 +24,7 @@ static const struct wp_conf_row account_rows[] = {
 const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_OWN("listen", WP_CONF_STRINGS, "[ \"" DEFAULT_LISTEN "\" ]", 0, NULL),
     WP_ROW_OWN("lmtp_listen", WP_CONF_STRING, "(from postfix.odmr_transport)", 0, NULL),
-    WP_ROW_MODE("socket_mode", C, socket_mode, "0666"),
+    WP_ROW_MODE("socket_mode", C, socket_mode, "0660"),
     WP_ROW_STRING("socket_owner", C, socket_owner, ""),
     WP_ROW_STRING("socket_group", C, socket_group, ""),
     WP_ROW_STRING("user", C, user, ""),

@@ -24,7 +24,7 @@ has "$dir/all" "policyd.io_uring = true"
 has "$dir/all" "milter.timeout = 5m"
 has "$dir/all" "odmr.max_message_size = 50M"
 has "$dir/all" "odmr.expire = 5d"
-has "$dir/all" "odmr.socket_mode = 0666"
+has "$dir/all" "odmr.socket_mode = 0660"
 has "$dir/all" "log.level = info"
 has "$dir/all" "postfix.relay_transport = smtp"
 has "$dir/all" "router.recipient_delimiter = +"
@@ -47,7 +47,7 @@ has "$dir/changed" "router.main_domain = company.dom"
 has "$dir/changed" "policyd.pidfile = /run/waypost-policyd.pid"
 hasnt "$dir/changed" "policyd.max_connections"
 hasnt "$dir/changed" "log.level"
-hasnt "$dir/changed" "policyd.socket_mode" # "0666" is the default, written out in the sample
+hasnt "$dir/changed" "policyd.socket_mode" # "0660" is the default, written out in the sample
 hasnt "$dir/changed" "postfix.queue_directory" # likewise
 # Equal values written differently are not changes; different ones are.
 sed -i 's|^policyd: {|policyd: { idle_timeout = "10m"; max_request = 20000; threads = 0;|' "$conf"
