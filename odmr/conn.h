@@ -22,8 +22,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/accept.h"
 #include "lib/daemon.h"
 #include "lib/defaults.h"
+#include "odmr/anvil.h"
 #include "odmr/spool.h"
 #include "odmr/settings.h"
 #include "state/snapshot.h"
@@ -39,8 +41,13 @@ struct server {
     struct wp_snapshot *snap; /* d's current one (borrowed); new connections take a reference */
     SSL_CTX *tls;
     char hostname[256];
-    int connections;
+    int connections;      /* customer side */
     int max_connections;
+    int lmtp_connections; /* the intake: its own limit, customers cannot take it */
+    int lmtp_max_connections;
+    struct wp_anvil *anvil;          /* per client address: connections, AUTH penalty */
+    struct wp_accept_guard guard;    /* out of descriptors: listeners paused */
+    struct wp_ratelimit refuse_log;  /* refusals: a warning a minute */
     char **busy; /* queues an ATRN session is delivering */
     size_t nbusy;
     struct event *expire_ev;
@@ -91,6 +98,7 @@ struct conn {
     enum side side;
     enum state state;
     char peer[80];
+    bool counted_ip; /* counted in srv->anvil under peer */
     int bad_commands;
     /* LMTP */
     bool lhlo;
@@ -107,6 +115,9 @@ struct conn {
     int auth_failures;
     char challenge[300];
     struct event *timer;
+    struct event *auth_deadline; /* customer: odmr.auth_timeout from the greeting until AUTH succeeds */
+    char *auth_pending;          /* an AUTH response waiting for the address's penalty slot */
+    bool auth_pending_cram;      /* ... for CRAM-MD5 (else PLAIN) */
     struct event *closer; /* ST_CLOSING: frees the connection once its output is out */
     uint64_t close_deadline;
     /* reversed delivery */
@@ -144,6 +155,8 @@ void wp_conn_process(struct conn *c);
 void wp_conn_on_read(struct bufferevent *bev, void *arg);
 void wp_conn_on_event(struct bufferevent *bev, short what, void *arg);
 void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
+/* accept() failed (out of descriptors): the guard pauses the listeners. */
+void wp_conn_on_accept_error(struct evconnlistener *l, void *arg);
 
 /* lmtp.c */
 void wp_lmtp_command(struct conn *c, const char *line);

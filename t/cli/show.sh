@@ -38,7 +38,7 @@ has "$dir/all" "router.trusted_networks = [ \"127.0.0.0/8\", \"::1/128\" ]"
 has "$dir/all" "milter.listen = unix:/var/spool/postfix/private/waypost-milter"
 # Every row of every section shows once.
 n=$(grep -c '^policyd\.' "$dir/all"); check "policyd: 15 settings shown (got $n)" [ "$n" = 15 ]
-n=$(grep -c '^odmr\.' "$dir/all"); check "odmr: 19 settings shown (got $n)" [ "$n" = 19 ]
+n=$(grep -c '^odmr\.' "$dir/all"); check "odmr: 23 settings shown (got $n)" [ "$n" = 23 ]
 n=$(sort "$dir/all" | cut -d' ' -f1 | uniq -d | wc -l); check "no setting twice" [ "$n" = 0 ]
 
 # -n: what the sample changes, nothing it leaves at the default.
