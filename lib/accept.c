@@ -46,6 +46,10 @@ void wp_accept_guard_free(struct wp_accept_guard *g)
     if (g->retry)
         event_free(g->retry);
     g->retry = NULL;
+    /* The listeners go with it: connections freed later touch nothing. */
+    g->ls = NULL;
+    g->n = 0;
+    g->paused = false;
 }
 
 static bool out_of_descriptors(int err)

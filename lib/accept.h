@@ -38,6 +38,7 @@ struct wp_accept_guard {
 };
 
 void wp_accept_guard_init(struct wp_accept_guard *g, struct event_base *base, struct evconnlistener **ls, size_t n);
+/* Before the listeners are freed, or after: the guard forgets them. */
 void wp_accept_guard_free(struct wp_accept_guard *g);
 /* From the listeners' error callback: errno-style error err. */
 void wp_accept_guard_error(struct wp_accept_guard *g, int err, const char *what);
