@@ -168,6 +168,16 @@ bool wp_socket_set_owner(const char *path, int mode, const char *owner, const ch
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return false;
     }
+    /* No group configured: Postfix's, where that group exists, so that its
+     * processes reach a 0660 socket; a daemon not allowed to give the
+     * socket to that group (not root, not a member) keeps its own. */
+    if (!group || !*group) {
+        struct group *gr = getgrnam(WP_SOCKET_DEFAULT_GROUP);
+        if (gr && chown(path, (uid_t)-1, gr->gr_gid) < 0 && errno != EPERM) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return false;
+        }
+    }
     return true;
 }
 

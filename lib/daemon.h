@@ -49,7 +49,15 @@ int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, 
 /* Connect to a unix stream socket; the fd, or -1 with errno set. */
 int wp_unix_connect(const char *path);
 
-/* Give an existing unix socket its mode, owner and group ("" keeps them). */
+/* The group a unix socket gets when none is configured, where it exists:
+ * Postfix's processes run in it.  With the default mode 0660 an unprivileged
+ * local user cannot connect (issue 17). */
+#define WP_SOCKET_DEFAULT_GROUP "postfix"
+#define WP_SOCKET_DEFAULT_MODE "0660"
+
+/* Give an existing unix socket its mode, owner and group (owner "" keeps
+ * it; group "" is WP_SOCKET_DEFAULT_GROUP where it exists and we may give
+ * it, else kept). */
 bool wp_socket_set_owner(const char *path, int mode, const char *owner, const char *group, char *err,
                          size_t errlen);
 

@@ -116,6 +116,13 @@ void wp_str_lower(char *s)
         *s = wp_lower(*s);
 }
 
+void wp_str_printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
 bool wp_strieq(const char *a, const char *b)
 {
     for (; *a && *b; a++, b++)

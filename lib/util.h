@@ -33,6 +33,10 @@ static inline char wp_lower(char c)
     return (char)wp_lower_table[(unsigned char)c];
 }
 void wp_str_lower(char *s);
+/* Text from the other side made fit for a log line or a DSN: every control
+ * character (CR, LF, NUL's neighbours, DEL) and every byte over 0x7e becomes
+ * '?', in place. */
+void wp_str_printable(char *s);
 bool wp_strieq(const char *a, const char *b);
 bool wp_strnieq(const char *a, const char *b, size_t n);
 bool wp_has_suffix_ci(const char *s, size_t len, const char *suffix);

@@ -13,7 +13,7 @@
 const struct wp_conf_row wp_milter_rows[] = {
     /* unix: inet costs ~88 ms a message */
     WP_ROW_ENDPOINT("listen", C, listen, "unix:/run/waypost/milter.sock"),
-    WP_ROW_MODE("socket_mode", C, socket_mode, "0666"),
+    WP_ROW_MODE("socket_mode", C, socket_mode, "0660"),
     WP_ROW_STRING("socket_owner", C, socket_owner, ""),
     WP_ROW_STRING("socket_group", C, socket_group, ""),
     WP_ROW_STRING("user", C, user, ""),

@@ -27,6 +27,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "lib/strbuf.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
@@ -70,62 +71,6 @@ void wp_conn_reply(struct conn *c, const char *fmt, ...)
         evbuffer_add_reference(out, wp_strndup(buf, (size_t)n), (size_t)n, wp_conn_free_line, NULL);
     else
         evbuffer_add(out, buf, (size_t)n);
-}
-
-/* Is the command word cmd at the start of line (then a space or the end)? */
-bool wp_conn_is_cmd(const char *line, const char *cmd, const char **arg)
-{
-    size_t n = strlen(cmd);
-    if (!wp_strnieq(line, cmd, n) || (line[n] && line[n] != ' '))
-        return false;
-    const char *a = line + n;
-    while (*a == ' ')
-        a++;
-    *arg = a;
-    return true;
-}
-
-/* The address of "FROM:<addr> params" or "TO:<addr> params": copied into
- * out; *params points after it.  A source route (@a,@b:) is dropped. */
-bool wp_conn_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params)
-{
-    size_t pl = strlen(prefix);
-    if (!wp_strnieq(arg, prefix, pl))
-        return false;
-    const char *p = arg + pl;
-    while (*p == ' ')
-        p++;
-    if (*p != '<')
-        return false;
-    p++;
-    const char *start = p;
-    bool quoted = false;
-    for (; *p; p++) {
-        if (*p == '\\' && quoted && p[1])
-            p++;
-        else if (*p == '"')
-            quoted = !quoted;
-        else if (*p == '>' && !quoted)
-            break;
-        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    }
-    if (*p != '>')
-        return false;
-    size_t n = (size_t)(p - start);
-    if (n > 0 && start[0] == '@') {
-        const char *colon = memchr(start, ':', n);
-        if (!colon)
-            return false;
-        n -= (size_t)(colon + 1 - start);
-        start = colon + 1;
-    }
-    if (n >= size || n > WP_ADDR_MAX)
-        return false;
-    memcpy(out, start, n);
-    out[n] = '\0';
-    *params = p + 1;
-    return true;
 }
 
 /* Read one line (CRLF or LF) into buf.  1: a line; 0: need more; -1: too
@@ -217,9 +162,21 @@ void wp_conn_free(struct conn *c)
         event_free(c->timer);
     if (c->closer)
         event_free(c->closer);
+    if (c->auth_deadline)
+        event_free(c->auth_deadline);
+    if (c->auth_pending) {
+        OPENSSL_cleanse(c->auth_pending, strlen(c->auth_pending));
+        free(c->auth_pending);
+    }
     if (c->bev)
         bufferevent_free(c->bev);
-    c->srv->connections--;
+    if (c->side == SIDE_LMTP)
+        c->srv->lmtp_connections--;
+    else
+        c->srv->connections--;
+    if (c->counted_ip)
+        wp_anvil_disconnect(c->srv->anvil, c->peer, wp_now_ms());
+    wp_accept_guard_freed(&c->srv->guard); /* a descriptor is free again */
     if (c->prev_conn)
         c->prev_conn->next = c->next;
     else
@@ -371,15 +328,62 @@ void wp_conn_on_event(struct bufferevent *bev, short what, void *arg)
         wp_conn_free(c);
 }
 
+/* A refused connection: a short answer if the socket takes it at once,
+ * and a warning at most once a minute (a flood must not flood the log). */
+static void refuse_conn(struct server *srv, evutil_socket_t fd, const char *why)
+{
+    unsigned long suppressed;
+    if (wp_ratelimit_pass(&srv->refuse_log, wp_now_ms(), 60000, &suppressed))
+        wp_warn("%s: refusing a connection (%lu more refused since the last warning)", why, suppressed);
+    static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
+    ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;
+    evutil_closesocket(fd);
+}
+
+/* odmr.auth_timeout: the customer has not authenticated in time.  NOOP and
+ * RSET do not move this deadline (they do move the idle timeout). */
+static void on_auth_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->user[0] || c->state >= ST_TURN_GREET || c->state == ST_CLOSING)
+        return;
+    wp_notice("%s: no successful AUTH within %d s, closing", c->peer, wp_odmr_conf(c->snap)->auth_timeout);
+    wp_conn_reply(c, "421 4.4.2 %s Authentication timeout, closing", c->srv->hostname);
+    wp_conn_close(c);
+}
+
 static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, enum side side,
                         bool implicit_tls)
 {
-    if (srv->connections >= srv->max_connections) {
-        wp_warn("connection limit (%d) reached: refusing a connection", srv->max_connections);
-        static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)w;
-        evutil_closesocket(fd);
+    wp_accept_guard_accepted(&srv->guard);
+    char host[64] = "";
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        evutil_inet_ntop(sa->sa_family,
+                         sa->sa_family == AF_INET ? (void *)&((struct sockaddr_in *)sa)->sin_addr
+                                                  : (void *)&((struct sockaddr_in6 *)sa)->sin6_addr,
+                         host, sizeof(host));
+    else
+        wp_strlcpy(host, side == SIDE_LMTP ? "lmtp" : "local", sizeof(host));
+    if (side == SIDE_LMTP && srv->lmtp_connections >= srv->lmtp_max_connections) {
+        char why[96];
+        snprintf(why, sizeof(why), "LMTP intake limit (%d) reached", srv->lmtp_max_connections);
+        refuse_conn(srv, fd, why);
+        return;
+    }
+    if (side == SIDE_CUSTOMER && srv->connections >= srv->max_connections) {
+        char why[96];
+        snprintf(why, sizeof(why), "connection limit (%d) reached", srv->max_connections);
+        refuse_conn(srv, fd, why);
+        return;
+    }
+    int per_ip = wp_odmr_conf(srv->snap)->max_connections_per_ip;
+    if (side == SIDE_CUSTOMER && !wp_anvil_connect(srv->anvil, host, per_ip, wp_now_ms())) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s: per-address limit (%d) reached", host, per_ip);
+        refuse_conn(srv, fd, why);
         return;
     }
     struct conn *c = wp_calloc(1, sizeof(*c));
@@ -387,21 +391,16 @@ static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr 
     c->snap = wp_snapshot_ref(srv->snap);
     c->side = side;
     c->state = ST_CMD;
-    srv->connections++;
+    c->counted_ip = side == SIDE_CUSTOMER;
+    if (side == SIDE_LMTP)
+        srv->lmtp_connections++;
+    else
+        srv->connections++;
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev_conn = c;
     srv->conns = c;
-    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
-        char host[64];
-        evutil_inet_ntop(sa->sa_family,
-                         sa->sa_family == AF_INET ? (void *)&((struct sockaddr_in *)sa)->sin_addr
-                                                  : (void *)&((struct sockaddr_in6 *)sa)->sin6_addr,
-                         host, sizeof(host));
-        snprintf(c->peer, sizeof(c->peer), "%s", host);
-    } else {
-        snprintf(c->peer, sizeof(c->peer), "%s", side == SIDE_LMTP ? "lmtp" : "local");
-    }
+    wp_strlcpy(c->peer, host, sizeof(c->peer));
     evutil_make_socket_nonblocking(fd);
     if (implicit_tls) {
         SSL *ssl = SSL_new(srv->tls);
@@ -425,6 +424,11 @@ static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr 
         wp_conn_reply(c, "220 %s LMTP Waypost ODMR intake", srv->hostname);
     else
         wp_conn_reply(c, "220 %s ESMTP Waypost on-demand mail relay server ready", srv->hostname);
+    if (side == SIDE_CUSTOMER) {
+        c->auth_deadline = evtimer_new(srv->base, on_auth_deadline, c);
+        struct timeval tv = {wp_odmr_conf(c->snap)->auth_timeout, 0};
+        evtimer_add(c->auth_deadline, &tv);
+    }
 }
 
 void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -433,5 +437,12 @@ void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
     (void)salen;
     struct listener_arg *la = arg;
     accept_conn(la->srv, fd, sa, la->side, la->tls);
+}
+
+void wp_conn_on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    struct listener_arg *la = arg;
+    wp_accept_guard_error(&la->srv->guard, EVUTIL_SOCKET_ERROR(), "waypost-odmrd");
 }
 

@@ -22,8 +22,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/accept.h"
 #include "lib/daemon.h"
 #include "lib/defaults.h"
+#include "odmr/anvil.h"
 #include "odmr/spool.h"
 #include "odmr/decision.h"
 #include "odmr/settings.h"
@@ -40,8 +42,13 @@ struct server {
     struct wp_snapshot *snap; /* d's current one (borrowed); new connections take a reference */
     SSL_CTX *tls;
     char hostname[256];
-    int connections;
+    int connections;      /* customer side */
     int max_connections;
+    int lmtp_connections; /* the intake: its own limit, customers cannot take it */
+    int lmtp_max_connections;
+    struct wp_anvil *anvil;          /* per client address: connections, AUTH penalty */
+    struct wp_accept_guard guard;    /* out of descriptors: listeners paused */
+    struct wp_ratelimit refuse_log;  /* refusals: a warning a minute */
     char **busy; /* queues an ATRN session is delivering */
     size_t nbusy;
     struct event *expire_ev;
@@ -94,6 +101,7 @@ struct conn {
     enum side side;
     enum state state;
     char peer[80];
+    bool counted_ip; /* counted in srv->anvil under peer */
     int bad_commands;
     /* LMTP */
     bool lhlo;
@@ -110,6 +118,9 @@ struct conn {
     int auth_failures;
     char challenge[300];
     struct event *timer;
+    struct event *auth_deadline; /* customer: odmr.auth_timeout from the greeting until AUTH succeeds */
+    char *auth_pending;          /* an AUTH response waiting for the address's penalty slot */
+    bool auth_pending_cram;      /* ... for CRAM-MD5 (else PLAIN) */
     struct event *closer; /* ST_CLOSING: frees the connection once its output is out */
     uint64_t close_deadline;
     /* reversed delivery */
@@ -135,8 +146,6 @@ struct listener_arg {
 bool wp_conn_line_records(const struct conn *c);
 void wp_conn_free_line(const void *data, size_t len, void *arg);
 void wp_conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool wp_conn_is_cmd(const char *line, const char *cmd, const char **arg);
-bool wp_conn_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params);
 int wp_conn_get_line(struct evbuffer *in, char *buf, size_t size);
 bool wp_conn_queue_busy(const struct server *srv, const char *q);
 void wp_conn_txn_reset(struct conn *c);
@@ -149,6 +158,8 @@ void wp_conn_process(struct conn *c);
 void wp_conn_on_read(struct bufferevent *bev, void *arg);
 void wp_conn_on_event(struct bufferevent *bev, short what, void *arg);
 void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
+/* accept() failed (out of descriptors): the guard pauses the listeners. */
+void wp_conn_on_accept_error(struct evconnlistener *l, void *arg);
 
 /* lmtp.c */
 void wp_lmtp_command(struct conn *c, const char *line);

@@ -29,6 +29,7 @@
 #include "lib/util.h"
 #include "odmr/decision.h"
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
 #include "odmr/spool.h"
@@ -43,7 +44,7 @@ static void lmtp_rcpt(struct conn *c, const char *arg)
         wp_conn_refuse(c, "503 5.5.1 MAIL first");
         return;
     }
-    if (!wp_conn_envelope_arg(arg, "TO:", addr, sizeof(addr), &params) || !addr[0]) {
+    if (!wp_command_envelope_arg(arg, "TO:", addr, sizeof(addr), &params) || !addr[0]) {
         wp_conn_refuse(c, "501 5.5.4 Syntax: RCPT TO:<address>");
         return;
     }
@@ -78,7 +79,7 @@ static void lmtp_rcpt(struct conn *c, const char *arg)
 void wp_lmtp_command(struct conn *c, const char *line)
 {
     const char *arg;
-    if (wp_conn_is_cmd(line, "LHLO", &arg)) {
+    if (wp_command_is(line, "LHLO", &arg)) {
         if (!*arg) {
             wp_conn_refuse(c, "501 5.5.4 Syntax: LHLO hostname");
             return;
@@ -90,14 +91,14 @@ void wp_lmtp_command(struct conn *c, const char *line)
         wp_conn_reply(c, "250-SIZE %d", wp_odmr_conf(c->snap)->max_message_size);
         wp_conn_reply(c, "250-8BITMIME");
         wp_conn_reply(c, "250 ENHANCEDSTATUSCODES");
-    } else if (wp_conn_is_cmd(line, "MAIL", &arg)) {
+    } else if (wp_command_is(line, "MAIL", &arg)) {
         char addr[WP_ADDR_MAX + 1];
         const char *params;
         if (!c->lhlo) {
             wp_conn_refuse(c, "503 5.5.1 LHLO first");
         } else if (c->have_mail) {
             wp_conn_refuse(c, "503 5.5.1 Nested MAIL command");
-        } else if (!wp_conn_envelope_arg(arg, "FROM:", addr, sizeof(addr), &params)) {
+        } else if (!wp_command_envelope_arg(arg, "FROM:", addr, sizeof(addr), &params)) {
             wp_conn_refuse(c, "501 5.5.4 Syntax: MAIL FROM:<address>");
         } else {
             const char *size = strcasestr(params, "SIZE=");
@@ -109,9 +110,9 @@ void wp_lmtp_command(struct conn *c, const char *line)
             c->have_mail = true;
             wp_conn_reply(c, "250 2.1.0 Ok");
         }
-    } else if (wp_conn_is_cmd(line, "RCPT", &arg)) {
+    } else if (wp_command_is(line, "RCPT", &arg)) {
         lmtp_rcpt(c, arg);
-    } else if (wp_conn_is_cmd(line, "DATA", &arg)) {
+    } else if (wp_command_is(line, "DATA", &arg)) {
         if (!c->have_mail)
             wp_conn_refuse(c, "503 5.5.1 MAIL first");
         else if (c->nrcpts == 0)
@@ -122,12 +123,12 @@ void wp_lmtp_command(struct conn *c, const char *line)
             c->state = ST_DATA;
             wp_conn_reply(c, "354 End data with <CR><LF>.<CR><LF>");
         }
-    } else if (wp_conn_is_cmd(line, "RSET", &arg)) {
+    } else if (wp_command_is(line, "RSET", &arg)) {
         wp_conn_txn_reset(c);
         wp_conn_reply(c, "250 2.0.0 Ok");
-    } else if (wp_conn_is_cmd(line, "NOOP", &arg)) {
+    } else if (wp_command_is(line, "NOOP", &arg)) {
         wp_conn_reply(c, "250 2.0.0 Ok");
-    } else if (wp_conn_is_cmd(line, "QUIT", &arg)) {
+    } else if (wp_command_is(line, "QUIT", &arg)) {
         wp_conn_reply(c, "221 2.0.0 Bye");
         wp_conn_close(c);
     } else {

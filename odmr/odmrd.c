@@ -26,7 +26,10 @@
  * Expiry: a message older than odmr.expire is returned to its sender with a
  * DSN injected through odmr.dsn_via (null sender) and removed.
  *
- * Limits: odmr.max_connections (both sides together), odmr.timeout for
+ * Limits: odmr.max_connections (customers), odmr.lmtp_max_connections (the
+ * intake's own), odmr.max_connections_per_ip, odmr.auth_timeout from the
+ * greeting to AUTH, an AUTH penalty per client address (anvil.h); out of
+ * descriptors the listeners pause (lib/accept.h); odmr.timeout for
  * every wait, WP_ODMR_LINE_MAX per command line, odmr.max_message_size,
  * WP_ODMR_BAD_COMMANDS_MAX refused commands and WP_ODMR_AUTH_FAILURES_MAX
  * failed AUTHs per connection, odmr.auth_failure_delay before each "535".
@@ -118,7 +121,11 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    expire_scan(arg);
+    struct server *srv = arg;
+    expire_scan(srv);
+    if (wp_anvil_full(srv->anvil))
+        wp_warn("more client addresses than can be tracked: some went without per-address limits");
+    wp_anvil_sweep(srv->anvil, wp_now_ms());
 }
 
 static void expire_schedule(struct server *srv)
@@ -218,6 +225,10 @@ int main(int argc, char **argv)
     srv.snap = daemon.current;
     srv.tls = tls;
     srv.max_connections = o->max_connections;
+    srv.lmtp_max_connections = o->lmtp_max_connections;
+    /* Room for every customer connection's address and as many again
+     * that failed AUTH lately. */
+    srv.anvil = wp_anvil_new((size_t)o->max_connections * 2 + 1024);
     if (o->hostname[0])
         wp_strlcpy(srv.hostname, o->hostname, sizeof(srv.hostname));
     else if (gethostname(srv.hostname, sizeof(srv.hostname)) != 0 || !srv.hostname[0])
@@ -304,11 +315,13 @@ int main(int argc, char **argv)
             wp_err("cannot listen on socket %zu", i);
             goto out;
         }
+        evconnlistener_set_error_cb(ls[i], wp_conn_on_accept_error);
     }
     if (control_fd >= 0 && !(srv.control = wp_control_new(&srv, control_fd))) {
         wp_err("cannot listen on %s", o->control_socket);
         goto out;
     }
+    wp_accept_guard_init(&srv.guard, srv.base, ls, nfds);
     sigev = event_new(srv.base, sigfd, EV_READ | EV_PERSIST, on_signal, &srv);
     event_add(sigev, NULL);
     expire_schedule(&srv);
@@ -331,6 +344,7 @@ out:
         event_free(sigev);
     if (srv.expire_ev)
         event_free(srv.expire_ev);
+    wp_accept_guard_free(&srv.guard);
     while (srv.conns) /* still open: dropped (their queues stay as they are) */
         wp_conn_free(srv.conns);
     if (srv.base)
@@ -338,6 +352,7 @@ out:
     for (size_t i = 0; i < srv.nbusy; i++)
         free(srv.busy[i]);
     free(srv.busy);
+    wp_anvil_free(srv.anvil);
     free(ls);
     free(la);
     free(fds);

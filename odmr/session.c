@@ -28,7 +28,9 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "odmr/decision.h"
+#include "odmr/anvil.h"
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "odmr/conn.h"
 #include "odmr/dsn.h"
 #include "odmr/spool.h"
@@ -54,11 +56,35 @@ static char *stored_password(struct conn *c, const char *user)
     return pw;
 }
 
+static void auth_plain_now(struct conn *c, const char *b64);
+static void auth_cram_now(struct conn *c, const char *b64);
+
+/* c->timer: either a response waited for its address's penalty slot (check
+ * it now), or a failure waited odmr.auth_failure_delay (answer it now). */
 static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct conn *c = arg;
+    if (c->state == ST_CLOSING) /* odmr.auth_timeout came first */
+        return;
+    if (c->auth_pending) {
+        char *line = c->auth_pending;
+        c->auth_pending = NULL;
+        bool cram = c->auth_pending_cram;
+        c->state = ST_CMD;
+        if (cram)
+            auth_cram_now(c, line);
+        else
+            auth_plain_now(c, line);
+        OPENSSL_cleanse(line, strlen(line));
+        free(line);
+        if (c->state == ST_CMD) { /* a success, or a malformed response: go on reading */
+            bufferevent_enable(c->bev, EV_READ);
+            wp_conn_process(c);
+        }
+        return;
+    }
     if (c->auth_failures >= WP_ODMR_AUTH_FAILURES_MAX) {
         wp_conn_reply(c, "421 4.7.0 %s Too many authentication failures, closing", c->srv->hostname);
         wp_conn_close(c);
@@ -70,6 +96,14 @@ static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
     wp_conn_process(c); /* commands that arrived meanwhile */
 }
 
+static void timer_in(struct conn *c, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (!c->timer)
+        c->timer = evtimer_new(c->srv->base, on_auth_delay, c);
+    evtimer_add(c->timer, &tv);
+}
+
 static void auth_result(struct conn *c, const char *user, bool ok, const char *mech)
 {
     if (ok && !wp_odmr_account_find(c->snap, user)) {
@@ -78,6 +112,7 @@ static void auth_result(struct conn *c, const char *user, bool ok, const char *m
     }
     if (ok) {
         wp_strlcpy(c->user, user, sizeof(c->user));
+        wp_anvil_auth_ok(c->srv->anvil, c->peer);
         wp_info("%s: %s authenticated (%s%s)", c->peer, user, mech, c->tls ? ", TLS" : "");
         wp_odmr_log_session(c->srv->stats, c->peer, user, mech, c->tls, true);
         c->state = ST_CMD;
@@ -85,17 +120,47 @@ static void auth_result(struct conn *c, const char *user, bool ok, const char *m
         return;
     }
     c->auth_failures++;
+    wp_anvil_auth_failed(c->srv->anvil, c->peer, wp_now_ms());
     wp_notice("%s: authentication failed for %s (%s)", c->peer, user[0] ? user : "?", mech);
     wp_odmr_log_session(c->srv->stats, c->peer, user, mech, c->tls, false);
     c->state = ST_AUTH_DELAY;
     bufferevent_disable(c->bev, EV_READ);
-    struct timeval tv = {wp_odmr_conf(c->snap)->auth_failure_delay, 0};
-    if (!c->timer)
-        c->timer = evtimer_new(c->srv->base, on_auth_delay, c);
-    evtimer_add(c->timer, &tv);
+    timer_in(c, (uint64_t)wp_odmr_conf(c->snap)->auth_failure_delay * 1000);
+}
+
+/* A response is checked at once unless its address has failed lately:
+ * then in the address's next penalty slot (anvil.h), so that parallel
+ * connections from one address guess no faster than one. */
+static bool auth_defer(struct conn *c, const char *b64, bool cram)
+{
+    if (!wp_odmr_conf(c->snap)->auth_penalty)
+        return false;
+    uint64_t now = wp_now_ms();
+    uint64_t slot = wp_anvil_auth_slot(c->srv->anvil, c->peer,
+                                       (unsigned)wp_odmr_conf(c->snap)->auth_failure_delay * 1000, now);
+    if (slot <= now)
+        return false;
+    c->auth_pending = wp_strdup(b64);
+    c->auth_pending_cram = cram;
+    c->state = ST_AUTH_DELAY;
+    bufferevent_disable(c->bev, EV_READ);
+    timer_in(c, slot - now);
+    return true;
 }
 
 void wp_session_auth_plain(struct conn *c, const char *b64)
+{
+    if (!auth_defer(c, b64, false))
+        auth_plain_now(c, b64);
+}
+
+void wp_session_auth_cram(struct conn *c, const char *b64)
+{
+    if (!auth_defer(c, b64, true))
+        auth_cram_now(c, b64);
+}
+
+static void auth_plain_now(struct conn *c, const char *b64)
 {
     unsigned char buf[1024];
     const char *user = "", *pw;
@@ -117,7 +182,7 @@ void wp_session_auth_plain(struct conn *c, const char *b64)
     auth_result(c, name, ok, "PLAIN");
 }
 
-void wp_session_auth_cram(struct conn *c, const char *b64)
+static void auth_cram_now(struct conn *c, const char *b64)
 {
     char buf[600];
     long n = wp_base64_decode(b64, (unsigned char *)buf, sizeof(buf));
@@ -349,7 +414,7 @@ static void cmd_starttls(struct conn *c, const char *arg)
 void wp_session_command(struct conn *c, const char *line)
 {
     const char *arg;
-    if (wp_conn_is_cmd(line, "EHLO", &arg) || wp_conn_is_cmd(line, "HELO", &arg)) {
+    if (wp_command_is(line, "EHLO", &arg) || wp_command_is(line, "HELO", &arg)) {
         bool ehlo = wp_strnieq(line, "EHLO", 4);
         if (!*arg) {
             wp_conn_refuse(c, ehlo ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
@@ -366,20 +431,20 @@ void wp_session_command(struct conn *c, const char *line)
             wp_conn_reply(c, "250-STARTTLS");
         wp_conn_reply(c, "250-ENHANCEDSTATUSCODES");
         wp_conn_reply(c, "250 ATRN");
-    } else if (wp_conn_is_cmd(line, "AUTH", &arg)) {
+    } else if (wp_command_is(line, "AUTH", &arg)) {
         cmd_auth(c, arg);
-    } else if (wp_conn_is_cmd(line, "STARTTLS", &arg)) {
+    } else if (wp_command_is(line, "STARTTLS", &arg)) {
         cmd_starttls(c, arg);
-    } else if (wp_conn_is_cmd(line, "ATRN", &arg)) {
+    } else if (wp_command_is(line, "ATRN", &arg)) {
         cmd_atrn(c, arg);
-    } else if (wp_conn_is_cmd(line, "NOOP", &arg) || wp_conn_is_cmd(line, "RSET", &arg)) {
+    } else if (wp_command_is(line, "NOOP", &arg) || wp_command_is(line, "RSET", &arg)) {
         wp_conn_reply(c, "250 2.0.0 Ok");
-    } else if (wp_conn_is_cmd(line, "QUIT", &arg)) {
+    } else if (wp_command_is(line, "QUIT", &arg)) {
         wp_conn_reply(c, "221 2.0.0 %s closing connection", c->srv->hostname);
         wp_conn_close(c);
-    } else if (wp_conn_is_cmd(line, "MAIL", &arg) || wp_conn_is_cmd(line, "RCPT", &arg) || wp_conn_is_cmd(line, "DATA", &arg) ||
-               wp_conn_is_cmd(line, "VRFY", &arg) || wp_conn_is_cmd(line, "EXPN", &arg) || wp_conn_is_cmd(line, "ETRN", &arg) ||
-               wp_conn_is_cmd(line, "TURN", &arg) || wp_conn_is_cmd(line, "BDAT", &arg)) {
+    } else if (wp_command_is(line, "MAIL", &arg) || wp_command_is(line, "RCPT", &arg) || wp_command_is(line, "DATA", &arg) ||
+               wp_command_is(line, "VRFY", &arg) || wp_command_is(line, "EXPN", &arg) || wp_command_is(line, "ETRN", &arg) ||
+               wp_command_is(line, "TURN", &arg) || wp_command_is(line, "BDAT", &arg)) {
         wp_conn_refuse(c, "503 5.5.1 This is an ODMR service: EHLO, AUTH, STARTTLS, ATRN, QUIT only");
     } else {
         wp_conn_refuse(c, "502 5.5.2 Command not implemented");

@@ -25,7 +25,7 @@ static const struct wp_conf_row account_rows[] = {
 const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_OWN("listen", WP_CONF_STRINGS, "[ \"" DEFAULT_LISTEN "\" ]", 0, NULL),
     WP_ROW_OWN("lmtp_listen", WP_CONF_STRING, "(from postfix.odmr_transport)", 0, NULL),
-    WP_ROW_MODE("socket_mode", C, socket_mode, "0666"),
+    WP_ROW_MODE("socket_mode", C, socket_mode, "0660"),
     WP_ROW_STRING("socket_owner", C, socket_owner, ""),
     WP_ROW_STRING("socket_group", C, socket_group, ""),
     WP_ROW_STRING("user", C, user, ""),
@@ -37,9 +37,13 @@ const struct wp_conf_row wp_odmr_rows[] = {
     WP_ROW_STRING("hostname", C, hostname, ""),
     WP_ROW_OWN("accounts", WP_CONF_GROUPS, NULL, 0, account_rows),
     WP_ROW_INT("max_connections", C, max_connections, "256", 1, 100000),
+    WP_ROW_INT("lmtp_max_connections", C, lmtp_max_connections, "100", 1, 100000), /* Postfix's default_process_limit */
+    WP_ROW_INT("max_connections_per_ip", C, max_connections_per_ip, "10", 0, 100000),
+    WP_ROW_DURATION("auth_timeout", C, auth_timeout, "60", 1, 86400), /* NOOP and RSET do not extend it */
     WP_ROW_DURATION("timeout", C, timeout, "300", 1, 86400), /* a command, a reply, or a stalled transfer */
     WP_ROW_SIZE("max_message_size", C, max_message_size, "50M", 1024, 2147483647),
     WP_ROW_DURATION("auth_failure_delay", C, auth_failure_delay, "2", 0, 60),
+    WP_ROW_BOOL("auth_penalty", C, auth_penalty, "true"),
     WP_ROW_DURATION("expire", C, expire, "5d", 1, 3650 * 86400), /* Postfix's maximal_queue_lifetime */
     WP_ROW_STRING("dsn_via", C, dsn_via, "sendmail:/usr/sbin/sendmail"),
     WP_ROW_PATH("control_socket", C, control_socket, WP_ODMR_CONTROL_DEFAULT),

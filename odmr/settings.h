@@ -45,7 +45,11 @@ struct wp_odmr_conf {
     char *hostname; /* greeting and EHLO name; "" means gethostname() */
     struct wp_odmr_account *accounts;
     size_t naccounts;
-    int max_connections;
+    int max_connections;        /* customer connections, all customer endpoints together */
+    int lmtp_max_connections;   /* the intake's own: customers cannot take them */
+    int max_connections_per_ip; /* customer connections from one address; 0: no limit */
+    int auth_timeout;           /* seconds from the greeting to a successful AUTH */
+    bool auth_penalty;          /* AUTH failures delay the address's next attempts (anvil.h) */
     int timeout;            /* seconds */
     int max_message_size;   /* bytes */
     int auth_failure_delay; /* seconds */

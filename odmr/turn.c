@@ -54,6 +54,7 @@ static int get_reply(struct conn *c, int *code, char *text, size_t size)
             continue;
         *code = atoi(line);
         wp_strlcpy(text, line, size);
+        wp_str_printable(text); /* the customer's words go into our log and into DSNs */
         return 1;
     }
 }

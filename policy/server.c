@@ -10,8 +10,10 @@
  * without printf, and all answers to one read leave in one write; no timer
  * is touched per request (the idle timeout is a sweep once a second).
  *
- * Limits (policyd.*): max_connections (over it a new connection is closed
- * at once), idle_timeout (Postfix's tcp client never hangs up; a connection
+ * Limits (policyd.*): max_connections per endpoint (over it a new
+ * connection is closed at once, a warning a minute at most; one endpoint's
+ * clients cannot take another's), out of descriptors the listeners pause
+ * (lib/accept.h), idle_timeout (Postfix's tcp client never hangs up; a connection
  * is closed within a second after it), max_request (bytes in one request);
  * a tcp_table reply never exceeds 4096 bytes.  A malformed request gets its
  * protocol's error (socketmap PERM, tcp 400) and the connection is closed,
@@ -85,6 +87,7 @@ void wp_server_conn_free(struct conn *c)
     free(c->out);
     evutil_closesocket(c->fd);
     atomic_fetch_sub(&c->w->srv->connections, 1);
+    atomic_fetch_sub(&c->w->srv->ep_connections[c->listen - c->w->srv->listens], 1);
     atomic_fetch_sub(&c->w->nconns, 1);
     free(c);
 }
@@ -572,13 +575,24 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     evutil_socket_t lfd = evconnlistener_get_fd(l);
     while (idx < srv->nlisten && srv->fds[idx] != lfd)
         idx++;
-    if (atomic_fetch_add(&srv->connections, 1) >= srv->max_connections) {
-        atomic_fetch_sub(&srv->connections, 1);
-        wp_warn("connection limit (%d) reached: refusing a connection on %s", srv->max_connections,
-                srv->listens[idx].text);
+    wp_accept_guard_accepted(&srv->guard);
+    if (idx >= srv->nlisten) { /* cannot happen: a listener we do not know */
         evutil_closesocket(fd);
         return;
     }
+    /* The limit is per endpoint; one counter more per connection, none per
+     * request. */
+    if (atomic_fetch_add(&srv->ep_connections[idx], 1) >= srv->max_connections) {
+        atomic_fetch_sub(&srv->ep_connections[idx], 1);
+        unsigned long suppressed;
+        if (wp_ratelimit_pass(&srv->refuse_log, wp_now_ms(), 60000, &suppressed))
+            wp_warn("connection limit (%d) reached: refusing a connection on %s (%lu more refused since the "
+                    "last warning)",
+                    srv->max_connections, srv->listens[idx].text, suppressed);
+        evutil_closesocket(fd);
+        return;
+    }
+    atomic_fetch_add(&srv->connections, 1);
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -602,8 +616,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         wp_warn("cannot hand a connection on %s to a worker: %s", srv->listens[idx].text, strerror(errno));
         atomic_fetch_sub(&best->nconns, 1);
         atomic_fetch_sub(&srv->connections, 1);
+        atomic_fetch_sub(&srv->ep_connections[idx], 1);
         evutil_closesocket(fd);
     }
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    struct server *srv = arg;
+    wp_accept_guard_error(&srv->guard, EVUTIL_SOCKET_ERROR(), "waypost-policyd");
 }
 
 static void *worker_main(void *arg)
@@ -665,13 +687,19 @@ bool wp_server_start(struct server *srv, struct event_base *base, int nworkers, 
     }
     event_config_free(cfg);
     srv->listeners = wp_calloc(srv->nlisten, sizeof(*srv->listeners));
+    srv->ep_connections = wp_calloc(srv->nlisten, sizeof(*srv->ep_connections));
     for (size_t k = 0; k < srv->nlisten; k++) {
+        atomic_init(&srv->ep_connections[k], 0);
         srv->listeners[k] = evconnlistener_new(base, on_accept, srv, LEV_OPT_CLOSE_ON_EXEC, -1, srv->fds[k]);
         if (!srv->listeners[k]) {
             wp_err("cannot listen on %s", srv->listens[k].text);
             return false;
         }
+        evconnlistener_set_error_cb(srv->listeners[k], on_accept_error);
     }
+    /* Descriptors close in the workers: paused listeners try again on the
+     * guard's timer. */
+    wp_accept_guard_init(&srv->guard, base, srv->listeners, srv->nlisten);
     for (int i = 0; i < srv->nworkers; i++) {
         if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0) {
             wp_err("cannot start worker %d", i);
@@ -690,6 +718,7 @@ void wp_server_stop(struct server *srv)
             evconnlistener_free(srv->listeners[k]);
     free(srv->listeners);
     srv->listeners = NULL;
+    wp_accept_guard_free(&srv->guard);
     for (int i = 0; i < srv->nworkers; i++) {
         struct handoff stop = { -1, 0 };
         if (srv->workers[i].started &&
@@ -722,5 +751,7 @@ void wp_server_stop(struct server *srv)
     }
     free(srv->workers);
     srv->workers = NULL;
+    free(srv->ep_connections);
+    srv->ep_connections = NULL;
     srv->nworkers = 0;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/accept.h"
 #include "lib/daemon.h"
 #include "policy/framing.h"
 #include "policy/sendbatch.h"
@@ -31,8 +32,13 @@
 
 struct server {
     struct wp_daemon *d;           /* the skeleton: the current snapshot and its generation */
-    atomic_int connections;
-    int max_connections;
+    atomic_int connections;        /* all endpoints */
+    atomic_int *ep_connections;    /* per endpoint (index into listens): each has max_connections of
+                                    * its own, so a client holding one endpoint's cannot starve
+                                    * another (the socketmap Postfix's lookups use) */
+    int max_connections;           /* per endpoint */
+    struct wp_accept_guard guard;  /* out of descriptors: listeners paused (main thread) */
+    struct wp_ratelimit refuse_log; /* refusals: a warning a minute (main thread) */
     int idle_timeout;
     size_t max_request;
     struct wp_listen *listens;     /* from the startup snapshot: fixed until restart */

@@ -23,7 +23,7 @@ static const struct wp_conf_row etrn_queue_rows[] = {
 #define C struct wp_policyd_conf
 const struct wp_conf_row wp_policyd_rows[] = {
     WP_ROW_OWN("listen", WP_CONF_STRINGS, NULL, 0, NULL),
-    WP_ROW_MODE("socket_mode", C, socket_mode, "0666"), /* Postfix processes run as postfix */
+    WP_ROW_MODE("socket_mode", C, socket_mode, "0660"), /* with group postfix (lib/daemon.h) */
     WP_ROW_STRING("socket_owner", C, socket_owner, ""),
     WP_ROW_STRING("socket_group", C, socket_group, ""),
     WP_ROW_STRING("user", C, user, ""),

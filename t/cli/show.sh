@@ -24,7 +24,7 @@ has "$dir/all" "policyd.io_uring = true"
 has "$dir/all" "milter.timeout = 5m"
 has "$dir/all" "odmr.max_message_size = 50M"
 has "$dir/all" "odmr.expire = 5d"
-has "$dir/all" "odmr.socket_mode = 0666"
+has "$dir/all" "odmr.socket_mode = 0660"
 has "$dir/all" "log.level = info"
 has "$dir/all" "postfix.relay_transport = smtp"
 has "$dir/all" "router.recipient_delimiter = +"
@@ -38,7 +38,7 @@ has "$dir/all" "router.trusted_networks = [ \"127.0.0.0/8\", \"::1/128\" ]"
 has "$dir/all" "milter.listen = unix:/var/spool/postfix/private/waypost-milter"
 # Every row of every section shows once.
 n=$(grep -c '^policyd\.' "$dir/all"); check "policyd: 17 settings shown (got $n)" [ "$n" = 17 ]
-n=$(grep -c '^odmr\.' "$dir/all"); check "odmr: 25 settings shown (got $n)" [ "$n" = 25 ]
+n=$(grep -c '^odmr\.' "$dir/all"); check "odmr: 29 settings shown (got $n)" [ "$n" = 29 ]
 n=$(sort "$dir/all" | cut -d' ' -f1 | uniq -d | wc -l); check "no setting twice" [ "$n" = 0 ]
 
 # -n: what the sample changes, nothing it leaves at the default.
@@ -47,7 +47,7 @@ has "$dir/changed" "router.main_domain = company.dom"
 has "$dir/changed" "policyd.pidfile = /run/waypost-policyd.pid"
 hasnt "$dir/changed" "policyd.max_connections"
 hasnt "$dir/changed" "log.level"
-hasnt "$dir/changed" "policyd.socket_mode" # "0666" is the default, written out in the sample
+hasnt "$dir/changed" "policyd.socket_mode" # "0660" is the default, written out in the sample
 hasnt "$dir/changed" "postfix.queue_directory" # likewise
 # Equal values written differently are not changes; different ones are.
 sed -i 's|^policyd: {|policyd: { idle_timeout = "10m"; max_request = 20000; threads = 0;|' "$conf"

@@ -4,7 +4,8 @@
 # alone stops on it) and reloads, as on SIGUSR1, while miltertest runs in a
 # loop; a broken configuration keeps the old one; a changed log.level
 # applies on reload; sd_notify READY / RELOADING / STOPPING; SIGTERM stops
-# it promptly and removes socket and pidfile; a second instance is refused
+# it promptly and removes socket and pidfile; its default socket is 0660,
+# closed to user nobody; a second instance is refused
 # before it touches the live socket; a stale pidfile does not block; a
 # failed start leaves nothing.
 . "$top_srcdir/t/lib.sh"
@@ -35,6 +36,18 @@ trap 'touch "$dir/stop"; kill $pid $npid $lpid $spid 2>/dev/null; wait 2>/dev/nu
 check "READY=1 once listening" wait_until 10 '[ "$(notify_count READY=1)" -ge 1 ]'
 check "the pidfile names it" [ "$(cat "$dir/milter.pid")" = "$pid" ]
 check "a message is judged" one
+# Least privilege (issue 17): the default socket is 0660, closed to nobody.
+check "the milter socket is 0660 by default" [ "$(stat -c %a "$dir/milter.sock")" = 660 ]
+PY=/usr/bin/python3
+chmod 755 "$dir"
+if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ -x "$PY" ] &&
+   setpriv --reuid=nobody --regid=nogroup --clear-groups "$PY" -c pass 2>/dev/null; then
+    check "... user nobody cannot connect to it" sh -c '! setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])" "$1" 2>/dev/null' sh "$dir/milter.sock"
+    if getent group postfix >/dev/null && id postfix >/dev/null 2>&1; then
+        check "... user postfix can" setpriv --reuid=postfix --regid=postfix --init-groups "$PY" -c "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])" "$dir/milter.sock"
+    fi
+fi
+chmod 700 "$dir"
 
 (n=0; bad=0; while [ ! -e "$dir/stop" ]; do if one; then n=$((n + 1)); else bad=$((bad + 1)); fi; done
  echo "done $n failed $bad") > "$dir/load.out" 2>&1 &

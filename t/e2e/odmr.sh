@@ -12,7 +12,8 @@
 #     AUTH PLAIN without TLS are refused;
 #   - mail nobody collects within odmr.expire goes back to its sender as a
 #     DSN injected through Postfix;
-#   - `waypost odmr list` shows the queue.
+#   - `waypost odmr list` shows the queue;
+#   - 2 000 idle connections on the customer port do not stop the intake.
 # fetchmail's ODMR client has no STARTTLS of its own (its "ssl" option is
 # TLS from the first byte): it goes through STARTTLS on the plain ODMR port
 # with the plugin Waypost ships for that (waypost-odmr-starttls, which
@@ -264,6 +265,42 @@ cond "the DSN names the recipient and the expiry" \
 check "the DSN quotes the original headers" grep -q '^Subject: pending' "$dsn"
 check "the expired message left the spool" [ "$(spooled)" -eq 0 ]
 check "waypost-odmrd logged the expiry" grep -q "status=expired, returned to <s@sender.test>" "$E2E"/odmrd3.log
+
+# ---------------------------------------------------------------- a flood (issue 17)
+# 2 000 idle connections to the public ODMR port while Postfix delivers
+# ODMR mail: the intake has connections of its own.  They all come from
+# 127.0.0.1, so the per-address limit is off for this.
+write_conf 1h
+sed -i 's|^odmr: {|odmr: { max_connections_per_ip = 0;|' "$W/waypost.conf"
+reloads=$(grep -c "reloaded" "$E2E/odmrd3.log")
+kill -HUP "$OD"
+i=0; while [ "$(grep -c "reloaded" "$E2E/odmrd3.log")" -le "$reloads" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+e2e_wait_file() { local i=0; while ! grep -q "$2" "$1" 2>/dev/null && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done; }
+rm -f "$E2E/release"
+( ulimit -n 4096 && exec "$E2E_PY" - "$ODMR" "$E2E/release" ) > "$E2E/flood.out" 2>&1 <<'P' &
+import os, socket, sys, time
+held = []
+for _ in range(2000):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5))
+    except OSError:
+        break
+print("holding %d" % len(held), flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
+P
+FP=$!
+e2e_wait_file "$E2E/flood.out" holding
+echo "# flood: $(cat "$E2E/flood.out")"
+before=$(spooled)
+n421=$(e2e_log_grep -c "odmr.sock.*421" || true)
+for n in 1 2 3; do e2e_send s@sender.test "flood$n@domain1.dom" -- --subject "flood $n" > /dev/null; done
+i=0; while [ "$(spooled)" -lt $((before + 3)) ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+check "2 000 idle connections on the customer port: Postfix still delivers through the intake ($(spooled) spooled)" \
+    [ "$(spooled)" -ge $((before + 3)) ]
+check "... while the customer limit (256) was full" grep -q "connection limit (256) reached" "$E2E/odmrd3.log"
+cond "... and was never told 421 by it meanwhile" '[ "$(e2e_log_grep -c "odmr.sock.*421" || true)" -eq "$n421" ]'
+touch "$E2E/release"; wait "$FP"
 
 kill "$OD"; wait "$OD"; rc=$?
 check "waypost-odmrd stops cleanly on SIGTERM (exit $rc)" [ "$rc" -eq 0 ]

@@ -47,6 +47,9 @@ odmr: {
                { user = "cust2"; queues = [ "other.dom" ]; },
                { user = "hashed"; queues = [ "nothing.dom" ]; } );
   timeout = 3; auth_failure_delay = 1; max_message_size = 65536; max_connections = 60;
+  # Every session here comes from 127.0.0.1: the per-address limits have a
+  # test of their own (t/odmr/hostile.sh).
+  max_connections_per_ip = 0; auth_penalty = false;
   dsn_via = "sendmail:$dir/fake-sendmail";
   metrics = "inet:127.0.0.1:$((base + 2))";
 };

@@ -358,7 +358,7 @@ flood.close()
 time.sleep(2.5)
 buf, eof = recv_until(slow, lambda b: False)
 result(eof, "idle timeout closes a stalled client", buf)
-# connection limit: max_connections = 40 in the test config
+# connection limit: max_connections = 40 per endpoint in the test config
 for c in [pipe, bt, half, hp, slow, smi, sm, pol] + list(tcp_conns.values()):
     c.close()
 time.sleep(0.3)
@@ -366,7 +366,7 @@ time.sleep(0.3)
 sm, pol = connect_unix(SM_UNIX), connect_unix(POL_UNIX)
 control.update(sm=sm, pol=pol, tcp=connect_tcp(BASE))
 extra = []
-for _ in range(40 - 3):  # the control connections: 3 in use
+for _ in range(40 - 1):  # the control connection sm: 1 in use on this endpoint
     extra.append(connect_unix(SM_UNIX))
 for e in extra:
     e.sendall(netstring(b"relay company.dom"))
@@ -375,6 +375,12 @@ over = connect_unix(SM_UNIX)
 buf, eof = recv_until(over, lambda b: False)
 result(answered == len(extra) and eof and buf == b"", "connection over max_connections is closed at once",
        (answered, buf, eof))
+# Per endpoint (issue 17): with the socketmap socket full, a new connection
+# to the policy socket is served all the same.
+pol2 = connect_unix(POL_UNIX)
+got = policy_query(pol2, rcpt("alice@company.dom"))
+result(got == "action=DUNNO", "a full endpoint does not take another endpoint's connections", got)
+pol2.close()
 for e in extra:
     e.close()
 time.sleep(0.3)

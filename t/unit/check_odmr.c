@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "odmr/anvil.h"
 #include "odmr/auth.h"
+#include "odmr/command.h"
 #include "odmr/dsn.h"
 #include "state/snapshot.h"
 #include "odmr/spool.h"
@@ -397,6 +399,114 @@ START_TEST(dsn_text)
 }
 END_TEST
 
+/* Envelope addresses: no control character gets through, quoted, escaped
+ * or bare (issue 17: a quoted bare CR was taken at MAIL, then the message
+ * failed with 451 after its body). */
+START_TEST(envelope_controls)
+{
+    char out[300];
+    const char *params;
+    ck_assert(wp_command_envelope_arg("FROM:<a@b.test> SIZE=10", "FROM:", out, sizeof(out), &params));
+    ck_assert_str_eq(out, "a@b.test");
+    ck_assert_str_eq(params, " SIZE=10");
+    ck_assert(wp_command_envelope_arg("FROM:<\"a b\\\"c\"@b.test>", "FROM:", out, sizeof(out), &params));
+    ck_assert(wp_command_envelope_arg("TO:<@r1,@r2:x@y.test>", "TO:", out, sizeof(out), &params));
+    ck_assert_str_eq(out, "x@y.test");
+    ck_assert(wp_command_envelope_arg("FROM:<>", "FROM:", out, sizeof(out), &params));
+    ck_assert_str_eq(out, "");
+    static const char *const bad[] = {
+        "FROM:<\"a\\\rb\"@b.test>", /* escaped CR in a quoted string */
+        "FROM:<\"a\rb\"@b.test>",     /* bare CR in a quoted string */
+        "FROM:<a\rb@b.test>",           /* bare CR */
+        "FROM:<\"a\\\nb\"@b.test>", /* escaped LF */
+        "FROM:<\"a\tb\"@b.test>",     /* TAB */
+        "FROM:<\"a\x7f\"@b.test>",    /* DEL */
+        "FROM:<a@b.test",              /* unterminated */
+        "FROM:<\"a>@b.test",            /* unterminated quote */
+        "FROM:<@r1x@y.test>",          /* route without a colon */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!wp_command_envelope_arg(bad[i], "FROM:", out, sizeof(out), &params), "accepted %zu", i);
+    char big[400];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "FROM:<", 6);
+    memcpy(big + sizeof(big) - 2, ">", 2);
+    ck_assert(!wp_command_envelope_arg(big, "FROM:", out, sizeof(out), &params));
+    const char *arg;
+    ck_assert(wp_command_is("mail FROM:<>", "MAIL", &arg));
+    ck_assert_str_eq(arg, "FROM:<>");
+    ck_assert(!wp_command_is("MAILX", "MAIL", &arg));
+    ck_assert(wp_command_is("NOOP", "NOOP", &arg) && *arg == '\0');
+}
+END_TEST
+
+/* Per-address accounting: the connection limit, and AUTH checks from one
+ * address spaced by a growing penalty however many connections it uses. */
+START_TEST(anvil_limits)
+{
+    struct wp_anvil *a = wp_anvil_new(4);
+    uint64_t t = 1000000;
+    ck_assert(wp_anvil_connect(a, "192.0.2.1", 2, t));
+    ck_assert(wp_anvil_connect(a, "192.0.2.1", 2, t));
+    ck_assert(!wp_anvil_connect(a, "192.0.2.1", 2, t));
+    ck_assert(wp_anvil_connect(a, "192.0.2.2", 2, t));
+    ck_assert_int_eq(wp_anvil_connections(a, "192.0.2.1"), 2);
+    wp_anvil_disconnect(a, "192.0.2.1", t);
+    ck_assert(wp_anvil_connect(a, "192.0.2.1", 2, t));
+    ck_assert(wp_anvil_connect(a, "192.0.2.1", 0, t)); /* 0: no limit */
+
+    /* No failures: checked at once. */
+    ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.1", 2000, t), t);
+    wp_anvil_auth_failed(a, "192.0.2.1", t);
+    /* 200 parallel attempts: one every penalty, not 200 at once. */
+    uint64_t last = t;
+    for (int i = 0; i < 200; i++) {
+        uint64_t slot = wp_anvil_auth_slot(a, "192.0.2.1", 2000, t);
+        ck_assert_uint_ge(slot, last + 2000);
+        last = slot;
+    }
+    ck_assert_uint_ge(last, t + 200 * 2000);
+    /* Growing with consecutive failures, capped. */
+    for (int i = 0; i < 3; i++)
+        wp_anvil_auth_failed(a, "192.0.2.2", t);
+    ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.2", 2000, t), t + 8000);
+    for (int i = 0; i < 20; i++)
+        wp_anvil_auth_failed(a, "192.0.2.2", t);
+    ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.2", 2000, t + 60000), t + 60000 + WP_ANVIL_PENALTY_MAX_MS);
+    /* A success clears it; an hour forgets it. */
+    wp_anvil_auth_ok(a, "192.0.2.2");
+    ck_assert_uint_eq(wp_anvil_failures(a, "192.0.2.2"), 0);
+    wp_anvil_auth_failed(a, "192.0.2.3", t);
+    ck_assert_uint_eq(wp_anvil_failures(a, "192.0.2.3"), 1);
+    uint64_t later = t + WP_ANVIL_FORGET_MS + 1000 + 200 * 2000;
+    ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.3", 2000, later), later);
+    /* Full: the sweep makes room (the forgotten failure of .3 holds
+     * nothing); past that a new address goes untracked (let through). */
+    ck_assert_uint_eq(wp_anvil_entries(a), 3);
+    ck_assert(wp_anvil_connect(a, "192.0.2.4", 1, t));
+    ck_assert(wp_anvil_connect(a, "192.0.2.5", 1, t));
+    ck_assert_uint_eq(wp_anvil_entries(a), 4);
+    ck_assert(!wp_anvil_full(a));
+    ck_assert(wp_anvil_connect(a, "192.0.2.6", 1, t));
+    ck_assert(wp_anvil_connect(a, "192.0.2.6", 1, t));
+    ck_assert(wp_anvil_full(a));
+    wp_anvil_disconnect(a, "192.0.2.4", t);
+    wp_anvil_sweep(a, t);
+    ck_assert(!wp_anvil_full(a));
+    ck_assert_uint_eq(wp_anvil_entries(a), 3);
+    ck_assert_int_eq(wp_anvil_connections(a, "192.0.2.1"), 3);
+    wp_anvil_free(a);
+}
+END_TEST
+
+START_TEST(printable_text)
+{
+    char s[] = "550 no\rsuch\x01user\x80\x7f.";
+    wp_str_printable(s);
+    ck_assert_str_eq(s, "550 no?such?user??.");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("odmr");
@@ -410,6 +520,9 @@ static Suite *suite(void)
     tcase_add_test(tc, sasl);
     tcase_add_test(tc, odmr_config);
     tcase_add_test(tc, dsn_text);
+    tcase_add_test(tc, envelope_controls);
+    tcase_add_test(tc, printable_text);
+    tcase_add_test(tc, anvil_limits);
     suite_add_tcase(s, tc);
     return s;
 }
