@@ -61,24 +61,25 @@ static bool prepare(struct sized *z)
     long n = z->n;
     for (long i = 0; i < n; i++) {
         switch (i % 10) {
-        case 0: case 1: case 2: case 3: case 4:
-            fprintf(f, "<user%ld@dom%ld.example> = user%ld@company.dom\n", i, i / 10, i);
-            break;
-        case 5: case 6: case 7:
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4: fprintf(f, "<user%ld@dom%ld.example> = user%ld@company.dom\n", i, i / 10, i); break;
+        case 5:
+        case 6:
+        case 7:
             fprintf(f, "Relay:<*@wild%ld.example> = *%%wild%ld.example@host%ld.via\n", i, i, i / 100);
             break;
-        case 8:
-            fprintf(f, "dlevel%ld.example = host%ld.via\n", i, i / 100);
-            break;
-        default:
-            fprintf(f, "*.sub%ld.example = hub%ld.example\n", i, i / 100);
-            break;
+        case 8: fprintf(f, "dlevel%ld.example = host%ld.via\n", i, i / 100); break;
+        default: fprintf(f, "*.sub%ld.example = hub%ld.example\n", i, i / 100); break;
         }
     }
     fclose(f);
     f = fopen(conf, "w");
     fprintf(f, "router: { table = \"r.table\"; main_domain = \"company.dom\";\n"
-               "  domains = ( { name = \"company.dom\"; accounts = \"list:alice,bob\"; mail_to_unknown = \"Rejected\"; } ); };\n");
+               "  domains = ( { name = \"company.dom\"; accounts = \"list:alice,bob\"; mail_to_unknown = "
+               "\"Rejected\"; } ); };\n");
     fclose(f);
     double t0 = now_s();
     struct wp_errors err;
@@ -114,7 +115,7 @@ static bool prepare(struct sized *z)
 /* Resolve addresses for about `seconds`; adds to z->done and z->elapsed. */
 static void measure(struct sized *z, double seconds)
 {
-    struct wp_resolve_opts o = { false, false };
+    struct wp_resolve_opts o = {false, false};
     struct wp_route rt;
     double start = now_s(), elapsed;
     long done = 0;
@@ -161,8 +162,8 @@ int main(int argc, char **argv)
     if (seconds > 0)
         measure(&z, seconds);
     printf("records=%ld load_s=%.3f rss_mb=%.1f resolutions=%ld seconds=%.2f per_s=%.0f ns_each=%.0f\n", z.n,
-           z.load_s, (double)ru.ru_maxrss / 1024.0, z.done, z.elapsed, z.elapsed > 0 ? (double)z.done / z.elapsed : 0,
-           z.done ? z.elapsed * 1e9 / (double)z.done : 0);
+           z.load_s, (double)ru.ru_maxrss / 1024.0, z.done, z.elapsed,
+           z.elapsed > 0 ? (double)z.done / z.elapsed : 0, z.done ? z.elapsed * 1e9 / (double)z.done : 0);
     wp_snapshot_unref(z.snap);
     free(z.addrs);
     return 0;

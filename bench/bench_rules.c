@@ -43,22 +43,28 @@ int main(int argc, char **argv)
         return 1;
     }
     static const struct wp_header headers[] = {
-        { "Received", "from client.test (unknown [192.0.2.10]) by mx.company.dom (Postfix) with ESMTP id 4Xy" },
-        { "From", "\"Sender, Someone\" <someone@client.test>" },
-        { "To", "John <john@friend.com>, alice@company.dom" },
-        { "Cc", "team: bob@company.dom, carol@domain.dom;" },
-        { "Subject", "=?UTF-8?Q?Quarterly_r=C3=A9port?= and plans" },
-        { "Message-ID", "<20261125.1234@client.test>" },
-        { "Date", "Wed, 25 Nov 2026 12:00:00 +0000" },
-        { "MIME-Version", "1.0" },
-        { "Content-Type", "text/plain; charset=utf-8" },
-        { "X-Mailer", "Example Mail 1.0" },
+        {"Received", "from client.test (unknown [192.0.2.10]) by mx.company.dom (Postfix) with ESMTP id 4Xy"},
+        {"From", "\"Sender, Someone\" <someone@client.test>"},
+        {"To", "John <john@friend.com>, alice@company.dom"},
+        {"Cc", "team: bob@company.dom, carol@domain.dom;"},
+        {"Subject", "=?UTF-8?Q?Quarterly_r=C3=A9port?= and plans"},
+        {"Message-ID", "<20261125.1234@client.test>"},
+        {"Date", "Wed, 25 Nov 2026 12:00:00 +0000"},
+        {"MIME-Version", "1.0"},
+        {"Content-Type", "text/plain; charset=utf-8"},
+        {"X-Mailer", "Example Mail 1.0"},
     };
-    static const char *const rcpts[] = { "john@friend.com", "alice@company.dom" };
+    static const char *const rcpts[] = {"john@friend.com", "alice@company.dom"};
     struct wp_message m = {
-        .return_path = "someone@client.test", .rcpts = rcpts, .nrcpts = 2, .headers = headers,
-        .nheaders = sizeof(headers) / sizeof(headers[0]), .size = 4000, .client_addr = "192.0.2.10",
-        .auth_user = "", .now = time(NULL),
+        .return_path = "someone@client.test",
+        .rcpts = rcpts,
+        .nrcpts = 2,
+        .headers = headers,
+        .nheaders = sizeof(headers) / sizeof(headers[0]),
+        .size = 4000,
+        .client_addr = "192.0.2.10",
+        .auth_user = "",
+        .now = time(NULL),
     };
     long done = 0;
     size_t fired = 0;
@@ -73,8 +79,9 @@ int main(int argc, char **argv)
         done += 100;
         elapsed = now_s() - start;
     } while (elapsed < seconds);
-    printf("rules=%zu fired=%zu messages=%ld seconds=%.2f per_s=%.0f us_each=%.1f\n", wp_rules_count(wp_milter_conf(s)->rules),
-           fired, done, elapsed, (double)done / elapsed, elapsed * 1e6 / (double)done);
+    printf("rules=%zu fired=%zu messages=%ld seconds=%.2f per_s=%.0f us_each=%.1f\n",
+           wp_rules_count(wp_milter_conf(s)->rules), fired, done, elapsed, (double)done / elapsed,
+           elapsed * 1e6 / (double)done);
     wp_snapshot_unref(s);
     return 0;
 }

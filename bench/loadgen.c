@@ -87,20 +87,20 @@ enum {
     CONNS_MAX = 10000,
     THREADS_MAX = 256,
     KEYS_MAX = 1000000,
-    KEY_MAX = 1000,          /* bytes of one key; an address is at most 254 */
-    REPLY_MAX = 16384,       /* per connection; far above any answer Waypost gives */
-    BUILTIN_KEYS = 4096,     /* enough distinct keys that a server-side cache misses */
+    KEY_MAX = 1000,      /* bytes of one key; an address is at most 254 */
+    REPLY_MAX = 16384,   /* per connection; far above any answer Waypost gives */
+    BUILTIN_KEYS = 4096, /* enough distinct keys that a server-side cache misses */
     EVENTS_PER_WAIT = 256,
-    POLL_MS = 10,            /* how often a thread looks at the clock when idle */
-    PRIME_EXTRA_S = 10,      /* longest wait for every connection's first reply */
-    ERROR_TEXT_MAX = 80,     /* bytes of a bad reply quoted in the error message */
+    POLL_MS = 10,        /* how often a thread looks at the clock when idle */
+    PRIME_EXTRA_S = 10,  /* longest wait for every connection's first reply */
+    ERROR_TEXT_MAX = 80, /* bytes of a bad reply quoted in the error message */
 };
 #define NS_PER_S 1000000000ull
 #define REQUESTS_BYTES_MAX ((size_t)64 << 20) /* all encoded requests together */
 #define DRAIN_NS (2 * NS_PER_S)               /* wait for last replies after the window */
 
 enum protocol { PROTO_SOCKETMAP, PROTO_POLICY, PROTO_TCP };
-static const char *const protocol_names[] = { "socketmap", "policy", "tcp" };
+static const char *const protocol_names[] = {"socketmap", "policy", "tcp"};
 
 enum reply_class { REPLY_FOUND, REPLY_NOTFOUND, REPLY_FAILED };
 
@@ -143,8 +143,8 @@ struct connection {
 struct load_thread {
     pthread_t thread;
     int epoll_fd;
-    int index;     /* owns connections index, index + thread_count, ... */
-    int active;    /* its connections not yet done */
+    int index;  /* owns connections index, index + thread_count, ... */
+    int active; /* its connections not yet done */
     size_t next_request;
     unsigned long counts[3]; /* by enum reply_class, inside the window */
     unsigned long errors;
@@ -180,10 +180,9 @@ static void fail(const char *what)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen [-c CONNS] [-t THREADS] [-d SECONDS] [-w SECONDS] [-k KEYFILE]\n"
-            "               [-m MAP] [-a CLIENT_ADDRESS] [-f SENDER] TARGET\n"
-            "       TARGET = PROTO:unix:PATH | PROTO:inet:IPV4:PORT, PROTO = socketmap|policy|tcp\n");
+    fprintf(stderr, "usage: loadgen [-c CONNS] [-t THREADS] [-d SECONDS] [-w SECONDS] [-k KEYFILE]\n"
+                    "               [-m MAP] [-a CLIENT_ADDRESS] [-f SENDER] TARGET\n"
+                    "       TARGET = PROTO:unix:PATH | PROTO:inet:IPV4:PORT, PROTO = socketmap|policy|tcp\n");
     exit(2);
 }
 
@@ -221,7 +220,7 @@ static void request_tcp_key(struct request_set *set, const char *key)
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
         if (*p == '%' || *p <= ' ' || *p >= 127) {
-            char quoted[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+            char quoted[3] = {'%', hex[*p >> 4], hex[*p & 15]};
             request_bytes(set, quoted, 3);
         } else {
             request_bytes(set, (const char *)p, 1);
@@ -318,7 +317,8 @@ static void build_requests(const char *key_file, const struct request_options *o
             if (len > 0 && line[len - 1] == '\n')
                 line[--len] = '\0';
             else if (!feof(f)) {
-                fprintf(stderr, "loadgen: %s:%lu: key longer than %d bytes\n", key_file, line_number, KEY_MAX);
+                fprintf(stderr, "loadgen: %s:%lu: key longer than %d bytes\n", key_file, line_number,
+                        KEY_MAX);
                 exit(2);
             }
             if (len > 0 && line[len - 1] == '\r')
@@ -381,8 +381,8 @@ static long parse_reply(const char *in, size_t len, enum reply_class *class, con
             *class = REPLY_FOUND;
         else if (starts_with(payload, payload_len, "NOTFOUND "))
             *class = REPLY_NOTFOUND;
-        else if (starts_with(payload, payload_len, "TEMP ") || starts_with(payload, payload_len, "TIMEOUT ") ||
-                 starts_with(payload, payload_len, "PERM "))
+        else if (starts_with(payload, payload_len, "TEMP ") ||
+                 starts_with(payload, payload_len, "TIMEOUT ") || starts_with(payload, payload_len, "PERM "))
             *class = REPLY_FAILED;
         else if (starts_with(payload, payload_len, "OK")) {
             *why = "OK without a value";
@@ -491,15 +491,15 @@ static void connection_error(struct load_thread *t, struct connection *c, const 
             }
         }
         quoted[q] = '\0';
-        fprintf(stderr, "loadgen: connection %d: %s%s%s%s (further errors are only counted)\n", c->id, message,
-                c->reply_len ? ": \"" : "", quoted, c->reply_len ? "\"" : "");
+        fprintf(stderr, "loadgen: connection %d: %s%s%s%s (further errors are only counted)\n", c->id,
+                message, c->reply_len ? ": \"" : "", quoted, c->reply_len ? "\"" : "");
     }
     finish(t, c);
 }
 
 static void watch(struct load_thread *t, struct connection *c, bool for_writing)
 {
-    struct epoll_event ev = { .events = EPOLLIN | (for_writing ? EPOLLOUT : 0), .data.ptr = c };
+    struct epoll_event ev = {.events = EPOLLIN | (for_writing ? EPOLLOUT : 0), .data.ptr = c};
     if (epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
         fail("epoll_ctl");
     c->waiting_to_write = for_writing;
@@ -601,7 +601,7 @@ static void *thread_main(void *arg)
     t->next_request = requests.count * (size_t)t->index / (size_t)thread_count;
     for (int i = t->index; i < connection_count; i += thread_count) {
         struct connection *c = &connections[i];
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
             fail("epoll_ctl");
         t->active++;
@@ -713,8 +713,8 @@ static double machine_busy_s(void)
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return 0;
-    int fields = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle, &iowait,
-                        &irq, &softirq, &steal);
+    int fields = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle,
+                        &iowait, &irq, &softirq, &steal);
     fclose(f);
     if (fields != 8)
         return 0;
@@ -731,7 +731,7 @@ static double own_cpu_s(void)
 
 static void sleep_s(double seconds)
 {
-    struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
 }
@@ -749,7 +749,7 @@ int main(int argc, char **argv)
 {
     double duration_s = 5.0, warmup_s = 1.0;
     const char *key_file = NULL;
-    struct request_options o = { "transport", "198.51.100.77", "sender@sender.example" };
+    struct request_options o = {"transport", "198.51.100.77", "sender@sender.example"};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int opt;
     while ((opt = getopt(argc, argv, "c:t:d:w:k:m:a:f:")) != -1) {
@@ -766,7 +766,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1 || connection_count < 1 || connection_count > CONNS_MAX || thread_count < 0 ||
-        thread_count > THREADS_MAX || !(duration_s > 0 && duration_s <= 3600) || !(warmup_s >= 0 && warmup_s <= 3600))
+        thread_count > THREADS_MAX || !(duration_s > 0 && duration_s <= 3600) ||
+        !(warmup_s >= 0 && warmup_s <= 3600))
         usage();
     if (!*o.map || !clean_value(o.map, false) || !clean_value(o.client_address, false) ||
         !clean_value(o.sender, false)) {
@@ -829,7 +830,7 @@ int main(int argc, char **argv)
         pthread_join(threads[i].thread, NULL);
 
     static uint64_t histogram[HIST_BUCKETS];
-    unsigned long counts[3] = { 0, 0, 0 }, errors = 0;
+    unsigned long counts[3] = {0, 0, 0}, errors = 0;
     uint64_t max_ns = 0;
     for (int i = 0; i < thread_count; i++) {
         for (size_t b = 0; b < HIST_BUCKETS; b++)
@@ -844,8 +845,8 @@ int main(int argc, char **argv)
     int starved = 0;
     for (int i = 0; i < connection_count; i++)
         starved += connections[i].window_replies == 0;
-    double percentile_us[2] = { 0, 0 };
-    const double fractions[2] = { 0.50, 0.99 };
+    double percentile_us[2] = {0, 0};
+    const double fractions[2] = {0.50, 0.99};
     for (int p = 0; p < 2 && total > 0; p++) {
         /* The smallest bucket holding the ceil(f * total)-th sample. */
         uint64_t rank = (uint64_t)(fractions[p] * (double)total + 0.999999), seen = 0;

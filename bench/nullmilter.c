@@ -18,8 +18,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static sfsistat negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
-                          unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+static sfsistat negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                          unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
+                          unsigned long *pf3)
 {
     (void)ctx;
     (void)f0;
@@ -70,9 +71,15 @@ static sfsistat eom(SMFICTX *ctx)
 int main(int argc, char **argv)
 {
     struct smfiDesc d = {
-        .xxfi_name = "nullmilter", .xxfi_version = SMFI_VERSION, .xxfi_flags = 0,
-        .xxfi_connect = conn, .xxfi_envfrom = envs, .xxfi_envrcpt = envs, .xxfi_header = hdr,
-        .xxfi_eom = eom, .xxfi_negotiate = negotiate,
+        .xxfi_name = "nullmilter",
+        .xxfi_version = SMFI_VERSION,
+        .xxfi_flags = 0,
+        .xxfi_connect = conn,
+        .xxfi_envfrom = envs,
+        .xxfi_envrcpt = envs,
+        .xxfi_header = hdr,
+        .xxfi_eom = eom,
+        .xxfi_negotiate = negotiate,
     };
     if (argc != 2 || smfi_setconn(argv[1]) != MI_SUCCESS || smfi_register(d) != MI_SUCCESS ||
         smfi_opensocket(1) != MI_SUCCESS) {

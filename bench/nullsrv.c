@@ -67,13 +67,13 @@ enum {
 
 enum protocol { PROTO_SOCKETMAP, PROTO_POLICY, PROTO_TCP };
 
-static const char *const protocol_names[] = { "socketmap", "policy", "tcp" };
+static const char *const protocol_names[] = {"socketmap", "policy", "tcp"};
 
 struct listener {
     enum protocol protocol;
     int fd;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* empty for inet */
-    const char *spec;                                              /* as given, for messages */
+    const char *spec;                                            /* as given, for messages */
 };
 
 struct connection {
@@ -219,7 +219,8 @@ static bool answer_requests(struct connection *c)
     while (used < c->input_len) {
         const char *key = NULL;
         size_t key_len = 0;
-        long request_len = complete_request(c->protocol, c->input + used, c->input_len - used, &key, &key_len);
+        long request_len =
+            complete_request(c->protocol, c->input + used, c->input_len - used, &key, &key_len);
         if (request_len < 0)
             return false;
         if (request_len == 0)
@@ -243,7 +244,7 @@ static bool answer_requests(struct connection *c)
 
 static void watch(struct worker *w, struct connection *c, bool for_writing)
 {
-    struct epoll_event ev = { .events = for_writing ? EPOLLOUT : EPOLLIN, .data.ptr = c };
+    struct epoll_event ev = {.events = for_writing ? EPOLLOUT : EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
         fail("epoll_ctl");
     c->waiting_to_write = for_writing;
@@ -356,8 +357,9 @@ static void *worker_main(void *arg)
                 alive = answer_requests(c);
                 if (alive && c->output_len > c->output_sent) {
                     struct batched *b = &batched[w->batch->n];
-                    *b = (struct batched){ w, c };
-                    wp_sendbatch_add(w->batch, c->fd, c->output + c->output_sent, c->output_len - c->output_sent, b);
+                    *b = (struct batched){w, c};
+                    wp_sendbatch_add(w->batch, c->fd, c->output + c->output_sent,
+                                     c->output_len - c->output_sent, b);
                     continue;
                 }
             }
@@ -416,7 +418,7 @@ static void open_listener(const char *spec, struct listener *l)
             }
             unlink(path);
         }
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         memcpy(sa.sun_path, path, strlen(path) + 1);
         l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (l->fd < 0)
@@ -428,7 +430,7 @@ static void open_listener(const char *spec, struct listener *l)
         const char *host = endpoint + 5;
         const char *port_colon = strrchr(host, ':');
         char address[INET_ADDRSTRLEN];
-        struct sockaddr_in sa = { .sin_family = AF_INET };
+        struct sockaddr_in sa = {.sin_family = AF_INET};
         if (!port_colon || (size_t)(port_colon - host) >= sizeof(address)) {
             fprintf(stderr, "nullsrv: %s: expected inet:IPV4:PORT\n", spec);
             exit(2);
@@ -482,7 +484,7 @@ static void accept_connection(const struct listener *l, struct worker *workers, 
     c->fd = fd;
     c->protocol = l->protocol;
     struct worker *w = &workers[(*next_worker)++ % (unsigned)worker_count];
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         close(fd);
         free(c);
@@ -544,8 +546,8 @@ int main(int argc, char **argv)
 
     struct pollfd fds[LISTENERS_MAX + 1];
     for (int i = 0; i < listener_count; i++)
-        fds[i] = (struct pollfd){ .fd = listeners[i].fd, .events = POLLIN };
-    fds[listener_count] = (struct pollfd){ .fd = signal_fd, .events = POLLIN };
+        fds[i] = (struct pollfd){.fd = listeners[i].fd, .events = POLLIN};
+    fds[listener_count] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
 
     fprintf(stderr, "nullsrv: pid %d, %d worker threads%s, listening on", (int)getpid(), worker_count,
             batch_sends ? " (batched sends)" : "");

@@ -65,7 +65,6 @@
 #include "cli/import_int.h"
 #include "lib/strbuf.h"
 
-
 /* One Router record is checked by Waypost's own table parser, so that what
  * router.table holds is exactly what `waypost check` accepts. */
 static bool record_ok(const char *line, const char *main_domain, char *why, size_t whylen)
@@ -121,8 +120,8 @@ static char *mail_to_unknown(struct import *im, const char *domain)
     struct wp_cgp *v = wp_imp_read_cgp(im, file, &present);
     char *out = NULL;
     if (!present) {
-        wp_imp_report(im, "%s: missing; Mail to Unknown of %s taken as Rejected (CommuniGate's default)", file,
-               domain);
+        wp_imp_report(im, "%s: missing; Mail to Unknown of %s taken as Rejected (CommuniGate's default)",
+                      file, domain);
         out = wp_strdup("Rejected");
     } else if (v && v->type != WP_CGP_DICT) {
         wp_imp_error(im, "%s: a dictionary was expected, found %s", file, wp_imp_type_name(v->type));
@@ -151,14 +150,16 @@ static char *mail_to_unknown(struct import *im, const char *domain)
                 pat++;
             if (!pat || !wp_imp_good_target(pat)) {
                 wp_imp_error(im, "%s: Mail to Unknown is Rerouted, but %s", file,
-                      pat ? "the address is not one Waypost can write" : "MailRerouteAddress is missing");
+                             pat ? "the address is not one Waypost can write"
+                                 : "MailRerouteAddress is missing");
             } else {
                 out = wp_asprintf("Rerouted to %s", pat);
             }
         } else {
-            wp_imp_error(im,
-                  "%s: MailToUnknown '%.80s' is none of Rejected, Discarded, Rerouted, Accepted and Bounced",
-                  file, mtu);
+            wp_imp_error(
+                im,
+                "%s: MailToUnknown '%.80s' is none of Rejected, Discarded, Rerouted, Accepted and Bounced",
+                file, mtu);
         }
         /* Everything else of the domain's settings is CommuniGate's own. */
         char *rest = NULL;
@@ -173,9 +174,9 @@ static char *mail_to_unknown(struct import *im, const char *domain)
         fclose(f);
         if (nrest)
             wp_imp_report(im,
-                   "%s: settings not carried over: %s -> no Waypost equivalent; set them on the "
-                   "Postfix/Dovecot side where they matter",
-                   file, rest);
+                          "%s: settings not carried over: %s -> no Waypost equivalent; set them on the "
+                          "Postfix/Dovecot side where they matter",
+                          file, rest);
         free(rest);
     }
     wp_cgp_free(v);
@@ -209,7 +210,8 @@ static void read_domain(struct import *im, struct domain *d)
         if (wp_imp_good_name(names[i]))
             wp_strv_push(&d->accounts, &d->naccounts, names[i]);
         else {
-            wp_imp_report(im, "%s: account '%s' not carried over: not a name Waypost can write", file, names[i]);
+            wp_imp_report(im, "%s: account '%s' not carried over: not a name Waypost can write", file,
+                          names[i]);
             free(names[i]);
         }
     }
@@ -223,7 +225,8 @@ static void read_domain(struct import *im, struct domain *d)
     wp_imp_read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++) {
         if (!wp_imp_good_name(names[i])) { /* it names a file: never a '/' */
-            wp_imp_report(im, "%s: forwarder '%s' not carried over: not a name Waypost can write", file, names[i]);
+            wp_imp_report(im, "%s: forwarder '%s' not carried over: not a name Waypost can write", file,
+                          names[i]);
             continue;
         }
         char *gf = wp_asprintf("GetForwarder.%s@%s", names[i], d->name);
@@ -231,13 +234,14 @@ static void read_domain(struct import *im, struct domain *d)
         struct wp_cgp *v = wp_imp_read_cgp(im, gf, &present);
         const char *target = wp_cgp_str(v);
         if (!present)
-            wp_imp_report(im, "%s: missing; forwarder %s@%s not carried over -> export it again", gf, names[i],
-                   d->name);
+            wp_imp_report(im, "%s: missing; forwarder %s@%s not carried over -> export it again", gf,
+                          names[i], d->name);
         else if (v && !target)
             wp_imp_error(im, "%s: a string was expected, found %s", gf, wp_imp_type_name(v->type));
         else if (v && !wp_imp_good_target(target))
-            wp_imp_report(im, "%s: forwarder %s@%s -> '%s' not carried over: not an address Waypost can write", gf,
-                   names[i], d->name, target);
+            wp_imp_report(im,
+                          "%s: forwarder %s@%s -> '%s' not carried over: not an address Waypost can write",
+                          gf, names[i], d->name, target);
         else if (v) {
             /* A name without a domain is in the main domain (Router.html). */
             char *entry = wp_asprintf("Relay:%s: %s%s%s", names[i], target, strchr(target, '@') ? "" : "@",
@@ -256,7 +260,8 @@ static void read_domain(struct import *im, struct domain *d)
     wp_imp_read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++) {
         if (!wp_imp_good_name(names[i])) { /* it names a file: never a '/' */
-            wp_imp_report(im, "%s: group '%s' not carried over: not a name Waypost can write", file, names[i]);
+            wp_imp_report(im, "%s: group '%s' not carried over: not a name Waypost can write", file,
+                          names[i]);
             continue;
         }
         char *gg = wp_asprintf("GetGroup.%s@%s", names[i], d->name);
@@ -266,7 +271,8 @@ static void read_domain(struct import *im, struct domain *d)
          * answer); a bare array of members is taken as well. */
         const struct wp_cgp *members = v && v->type == WP_CGP_ARRAY ? v : wp_cgp_get_ci(v, "Members");
         if (!present) {
-            wp_imp_report(im, "%s: missing; group %s@%s not carried over -> export it again", gg, names[i], d->name);
+            wp_imp_report(im, "%s: missing; group %s@%s not carried over -> export it again", gg, names[i],
+                          d->name);
         } else if (v && (v->type == WP_CGP_STRING || v->type == WP_CGP_DATA ||
                          (members && members->type != WP_CGP_ARRAY))) {
             wp_imp_error(im, "%s: a dictionary with a Members array was expected", gg);
@@ -280,7 +286,7 @@ static void read_domain(struct import *im, struct domain *d)
                 const char *m = wp_cgp_str(wp_cgp_item(members, k));
                 if (!m || !wp_imp_good_target(m)) {
                     wp_imp_report(im, "%s: member %zu of group %s@%s not written: not an address", gg, k + 1,
-                           names[i], d->name);
+                                  names[i], d->name);
                     continue;
                 }
                 fprintf(groups, "%s%s%s%s", nm++ ? ", " : "", m, strchr(m, '@') ? "" : "@",
@@ -290,8 +296,8 @@ static void read_domain(struct import *im, struct domain *d)
             if (nm)
                 wp_strv_push(&d->groups, &d->ngroups, entry);
             else {
-                wp_imp_report(im, "%s: group %s@%s not carried over: no members Waypost can write", gg, names[i],
-                       d->name);
+                wp_imp_report(im, "%s: group %s@%s not carried over: no members Waypost can write", gg,
+                              names[i], d->name);
                 free(entry);
             }
         }
@@ -304,10 +310,11 @@ static void read_domain(struct import *im, struct domain *d)
     file = wp_asprintf("ListLists.%s", d->name);
     wp_imp_read_names(im, file, true, &names, &n);
     for (size_t i = 0; i < n; i++)
-        wp_imp_report(im,
-               "%s: mailing list %s@%s not carried over -> a list manager (Mailman, Sympa, mlmmj) with its "
-               "Postfix transport; export the subscribers with CommuniGate's ReadSubscribers",
-               file, names[i], d->name);
+        wp_imp_report(
+            im,
+            "%s: mailing list %s@%s not carried over -> a list manager (Mailman, Sympa, mlmmj) with its "
+            "Postfix transport; export the subscribers with CommuniGate's ReadSubscribers",
+            file, names[i], d->name);
     wp_strv_free(names, n);
     free(file);
 }
@@ -382,10 +389,11 @@ static void import_table(struct import *im, FILE *out)
             fprintf(out, "%s\n", p);
         } else {
             fprintf(out, "; not imported (%s): %s\n", why, p);
-            wp_imp_report(im,
-                   "%s: record %d '%s' not carried over: %s -> rewrite it in waypost-router(5) form or as a "
-                   "Postfix map entry",
-                   src, lineno, p, why);
+            wp_imp_report(
+                im,
+                "%s: record %d '%s' not carried over: %s -> rewrite it in waypost-router(5) form or as a "
+                "Postfix map entry",
+                src, lineno, p, why);
         }
         line = nl && nl[1] ? nl + 1 : NULL; /* a last line break ends the last record */
     }
@@ -464,7 +472,8 @@ static void report_unread(struct import *im)
         qsort(names, n, sizeof(char *), wp_imp_cmp_str);
     for (size_t i = 0; i < n; i++)
         if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
-            wp_imp_report(im, "%s: not read (waypost import reads the files listed in waypost-import(8))", names[i]);
+            wp_imp_report(im, "%s: not read (waypost import reads the files listed in waypost-import(8))",
+                          names[i]);
     wp_strv_free(names, n);
 }
 
@@ -612,10 +621,10 @@ int wp_import_main(int argc, char **argv)
         for (size_t i = 0; i < ndoms; i++)
             any_accounts |= doms[i].naccounts > 0;
         if (any_accounts)
-            wp_imp_report(&im,
-                   "ListAccounts: account passwords and settings not carried over (the CLI does not give "
-                   "them) -> set passwords in the *.passwd files or Dovecot's userdb; copy the mail with "
-                   "imapsync or doveadm backup");
+            wp_imp_report(
+                &im, "ListAccounts: account passwords and settings not carried over (the CLI does not give "
+                     "them) -> set passwords in the *.passwd files or Dovecot's userdb; copy the mail with "
+                     "imapsync or doveadm backup");
     }
     report_unread(&im);
     /* Settings outside the files read, which every CommuniGate server has. */

@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -198,7 +197,7 @@ bool wp_imp_read_names(struct import *im, const char *name, bool fold, char ***o
                 wp_strv_push(out, n, fold ? wp_imp_lower(s) : wp_strdup(s));
             else
                 wp_imp_error(im, "%s:%d:%d: a name was expected, found %s", name, v->items[i]->line,
-                      v->items[i]->col, wp_imp_type_name(v->items[i]->type));
+                             v->items[i]->col, wp_imp_type_name(v->items[i]->type));
         }
     } else {
         wp_imp_error(im, "%s: an array of names was expected, found %s", name, wp_imp_type_name(v->type));

@@ -11,7 +11,6 @@
  */
 #include "config.h"
 
-
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -180,17 +179,20 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
     else
         snprintf(label, sizeof(label), "rule %zu", idx + 1);
     if (r->type != WP_CGP_ARRAY || r->n < 2 || r->n > 4 || !wp_cgp_str(r->items[0]) || !name) {
-        wp_imp_error(im, "%s:%d:%d: a rule is (priority, \"name\", (conditions), (actions))", src, r->line, r->col);
+        wp_imp_error(im, "%s:%d:%d: a rule is (priority, \"name\", (conditions), (actions))", src, r->line,
+                     r->col);
         return false;
     }
     bool clamped;
     int prio = rule_priority(r->items[0]->str, &clamped);
     if (prio < 0) {
-        wp_imp_report(im, "%s: %s not carried over: priority '%s' is unreadable", src, label, r->items[0]->str);
+        wp_imp_report(im, "%s: %s not carried over: priority '%s' is unreadable", src, label,
+                      r->items[0]->str);
         return false;
     }
     if (clamped)
-        wp_imp_report(im, "%s: %s: priority %s written as 9, Waypost's highest", src, label, r->items[0]->str);
+        wp_imp_report(im, "%s: %s: priority %s written as 9, Waypost's highest", src, label,
+                      r->items[0]->str);
     const struct wp_cgp *conds = r->n > 2 ? r->items[2] : NULL;
     const struct wp_cgp *acts = r->n > 3 ? r->items[3] : NULL;
     if ((conds && conds->type != WP_CGP_ARRAY) || (acts && acts->type != WP_CGP_ARRAY)) {
@@ -208,8 +210,8 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         for (size_t k = 0; k < 3 && k < wp_cgp_count(c); k++)
             v[k] = wp_cgp_str(c->items[k]);
         if (!v[0] || wp_cgp_count(c) > 3) {
-            wp_imp_error(im, "%s:%d:%d: %s: a condition is (name, operation, parameter)", src, c->line, c->col,
-                  label);
+            wp_imp_error(im, "%s:%d:%d: %s: a condition is (name, operation, parameter)", src, c->line,
+                         c->col, label);
             keep = false;
             break;
         }
@@ -217,10 +219,11 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         while (k < sizeof(cond_names) / sizeof(cond_names[0]) && !wp_strieq(v[0], cond_names[k]))
             k++;
         if (k == sizeof(cond_names) / sizeof(cond_names[0])) {
-            wp_imp_report(im,
-                   "%s: %s not carried over: condition '%s' is not one Waypost checks -> rewrite the rule "
-                   "with Waypost's conditions (waypost.conf(5)) or as a Dovecot Sieve script",
-                   src, label, v[0]);
+            wp_imp_report(
+                im,
+                "%s: %s not carried over: condition '%s' is not one Waypost checks -> rewrite the rule "
+                "with Waypost's conditions (waypost.conf(5)) or as a Dovecot Sieve script",
+                src, label, v[0]);
             keep = false;
             break;
         }
@@ -237,10 +240,11 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         while (v[1] && o < 6 && !wp_strieq(v[1], op_names[o]))
             o++;
         if (!v[1] || o == 6 || !v[2]) {
-            wp_imp_report(im,
-                   "%s: %s not carried over: condition %s has operation '%s' -> is, is not, in, not in, "
-                   "greater than, less than",
-                   src, label, cond_names[k], v[1] ? v[1] : "(none)");
+            wp_imp_report(
+                im,
+                "%s: %s not carried over: condition %s has operation '%s' -> is, is not, in, not in, "
+                "greater than, less than",
+                src, label, cond_names[k], v[1] ? v[1] : "(none)");
             keep = false;
             break;
         }
@@ -254,10 +258,11 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
                     known = false;
             free(dup);
             if (!known) {
-                wp_imp_report(im,
-                       "%s: %s not carried over: Source '%s' -> Waypost knows authenticated, trusted and "
-                       "untrusted; blacklisted sources: Postfix postscreen or smtpd restrictions",
-                       src, label, v[2]);
+                wp_imp_report(
+                    im,
+                    "%s: %s not carried over: Source '%s' -> Waypost knows authenticated, trusted and "
+                    "untrusted; blacklisted sources: Postfix postscreen or smtpd restrictions",
+                    src, label, v[2]);
                 keep = false;
                 break;
             }
@@ -287,11 +292,11 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
             size_t j = 0;
             while (j < sizeof(act_instead) / sizeof(act_instead[0]) && !eq_nospace(an, act_instead[j].name))
                 j++;
-            wp_imp_report(im, "%s: %s: action %s%s%s%s not carried over -> %s", src, label, an, ap ? " \"" : "",
-                   ap ? ap : "", ap ? "\"" : "",
-                   j < sizeof(act_instead) / sizeof(act_instead[0])
-                       ? act_instead[j].instead
-                       : "no Postfix/Dovecot counterpart known to waypost import; rewrite it by hand");
+            wp_imp_report(im, "%s: %s: action %s%s%s%s not carried over -> %s", src, label, an,
+                          ap ? " \"" : "", ap ? ap : "", ap ? "\"" : "",
+                          j < sizeof(act_instead) / sizeof(act_instead[0])
+                              ? act_instead[j].instead
+                              : "no Postfix/Dovecot counterpart known to waypost import; rewrite it by hand");
             dropped++;
             continue;
         }
@@ -314,17 +319,17 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
             free(param);
             param = q;
             if (!ok) {
-                wp_imp_report(im, "%s: %s: action %s \"%s\" not carried over: not a list of addresses", src, label,
-                       an, ap);
+                wp_imp_report(im, "%s: %s: action %s \"%s\" not carried over: not a list of addresses", src,
+                              label, an, ap);
                 free(param);
                 dropped++;
                 continue;
             }
         } else if (k == 6 && param[0] != '~') {
             wp_imp_report(im,
-                   "%s: %s: action Store in \"%s\" not carried over: a Server-wide rule stores into "
-                   "~account/mailbox only -> Dovecot Sieve fileinto for the account's own mailboxes",
-                   src, label, param);
+                          "%s: %s: action Store in \"%s\" not carried over: a Server-wide rule stores into "
+                          "~account/mailbox only -> Dovecot Sieve fileinto for the account's own mailboxes",
+                          src, label, param);
             free(param);
             dropped++;
             continue;
@@ -342,7 +347,8 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
     fputs(" ); }", b);
     fclose(b);
     if (keep && nact == 0) {
-        wp_imp_report(im, "%s: %s not carried over: none of its actions is one Waypost carries out", src, label);
+        wp_imp_report(im, "%s: %s not carried over: none of its actions is one Waypost carries out", src,
+                      label);
         keep = false;
     }
     if (keep && dropped && takes_away && prio != 0) {

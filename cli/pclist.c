@@ -224,4 +224,3 @@ char *wp_pclist_append(const char *v, const char *elem)
         n--;
     return wp_asprintf("%.*s, %s", (int)n, v, elem);
 }
-

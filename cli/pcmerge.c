@@ -32,23 +32,48 @@
 /* ---------------------------------------------------------------- the parameters */
 
 enum {
-    P_RELAY, P_RCPT, P_VIRTUAL, P_TRANSPORT, P_VAD, P_RELAY_R, P_RCPT_R, P_ETRN_R,
-    P_MILTERS, P_NS_MILTERS, P_DEFER, P_FLUSH, P_MYDEST, P_VMD, P_QDIR, P_COUNT
+    P_RELAY,
+    P_RCPT,
+    P_VIRTUAL,
+    P_TRANSPORT,
+    P_VAD,
+    P_RELAY_R,
+    P_RCPT_R,
+    P_ETRN_R,
+    P_MILTERS,
+    P_NS_MILTERS,
+    P_DEFER,
+    P_FLUSH,
+    P_MYDEST,
+    P_VMD,
+    P_QDIR,
+    P_COUNT
 };
 static const char *const pc_names[P_COUNT] = {
-    "relay_domains", "relay_recipient_maps", "virtual_alias_maps", "transport_maps",
-    "virtual_alias_domains", "smtpd_relay_restrictions", "smtpd_recipient_restrictions",
-    "smtpd_etrn_restrictions", "smtpd_milters", "non_smtpd_milters", "defer_transports",
-    "fast_flush_domains", "mydestination", "virtual_mailbox_domains", "queue_directory",
+    "relay_domains",
+    "relay_recipient_maps",
+    "virtual_alias_maps",
+    "transport_maps",
+    "virtual_alias_domains",
+    "smtpd_relay_restrictions",
+    "smtpd_recipient_restrictions",
+    "smtpd_etrn_restrictions",
+    "smtpd_milters",
+    "non_smtpd_milters",
+    "defer_transports",
+    "fast_flush_domains",
+    "mydestination",
+    "virtual_mailbox_domains",
+    "queue_directory",
 };
 
 struct pc_param {
-    bool set;      /* explicitly set in main.cf */
-    char *raw;     /* as set (set), else NULL */
-    char *base;    /* what Waypost edits: raw, the default, or the effective value */
-    char *eff;     /* after $parameter expansion */
-    char *want;    /* the new value (NULL: unchanged) */
-    char *why;     /* what the change does */
+    bool set;   /* explicitly set in main.cf */
+    char *raw;  /* as set (set), else NULL */
+    char *base; /* what Waypost edits: raw, the default, or the effective value */
+    char *eff;  /* after $parameter expansion */
+    char *want; /* the new value (NULL: unchanged) */
+    char *why;  /* what the change does */
 };
 
 struct pc_ctx {
@@ -59,11 +84,11 @@ struct pc_ctx {
     bool chroot;
     struct pc_param p[P_COUNT];
     /* Waypost's elements */
-    char *map[4];  /* relay, recipient, virtual, transport */
-    char *policy;  /* endpoint */
-    char *milter;  /* endpoint */
+    char *map[4]; /* relay, recipient, virtual, transport */
+    char *policy; /* endpoint */
+    char *milter; /* endpoint */
     bool master_add;
-    int problems;  /* elements that could not be placed */
+    int problems; /* elements that could not be placed */
     int conflicts;
 };
 
@@ -129,7 +154,8 @@ static bool pc_read(struct pc_ctx *c)
     bool ok = false;
     char *dl[P_COUNT], *xl[P_COUNT];
     if (rn != 0 || rd != 0 || rx != 0 || !pc_lines(dout, dl) || !pc_lines(xout, xl)) {
-        fprintf(stderr, "waypost: cannot read the Postfix configuration in %s with %s\n", c->dir, c->postconf);
+        fprintf(stderr, "waypost: cannot read the Postfix configuration in %s with %s\n", c->dir,
+                c->postconf);
         goto out;
     }
     for (char *line = nout; *line;) {
@@ -207,7 +233,7 @@ static bool pc_waypost_domain(const struct wp_router *r, const char *v, size_t s
 
 static void pc_conflicts(struct pc_ctx *c)
 {
-    static const int lists[] = { P_MYDEST, P_VMD, P_VAD };
+    static const int lists[] = {P_MYDEST, P_VMD, P_VAD};
     for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
         int i = lists[k];
         const char *v = c->p[i].eff;
@@ -218,7 +244,8 @@ static void pc_conflicts(struct pc_ctx *c)
             c->conflicts++;
             char *dom = wp_strndup(v + s, e - s);
             printf("# conflict: %s is a Waypost domain and is listed in %s: Postfix delivers it itself\n"
-                   "#   and never asks Waypost.  Take it out of %s", dom, pc_names[i], pc_names[i]);
+                   "#   and never asks Waypost.  Take it out of %s",
+                   dom, pc_names[i], pc_names[i]);
             size_t fs, fe;
             if (wp_pclist_find(c->p[i].base, dom, NULL, &fs, &fe)) {
                 char *fixed = wp_pclist_cut(c->p[i].base, fs, fe);
@@ -236,13 +263,14 @@ static void pc_conflicts(struct pc_ctx *c)
 static void pc_plan(struct pc_ctx *c)
 {
     const struct wp_snapshot *s = c->s;
-    static const char *const mapnames[4] = { "relay", "recipient", "virtual", "transport" };
-    static const int mapparams[4] = { P_RELAY, P_RCPT, P_VIRTUAL, P_TRANSPORT };
+    static const char *const mapnames[4] = {"relay", "recipient", "virtual", "transport"};
+    static const int mapparams[4] = {P_RELAY, P_RCPT, P_VIRTUAL, P_TRANSPORT};
     bool far;
     for (int m = 0; m < 4; m++) {
         c->map[m] = wp_pc_map_endpoint(s, c->qdir, mapnames[m], c->chroot, &far);
         if (!c->map[m]) {
-            printf("# %s: no policyd.listen endpoint serves the '%s' map\n", pc_names[mapparams[m]], mapnames[m]);
+            printf("# %s: no policyd.listen endpoint serves the '%s' map\n", pc_names[mapparams[m]],
+                   mapnames[m]);
             c->problems++;
             continue;
         }
@@ -263,12 +291,14 @@ static void pc_plan(struct pc_ctx *c)
         pc_want(c, P_VAD, wp_strdup(old_vam), "the virtual alias domains stay those of the existing maps");
     } else {
         size_t fs, fe;
-        const char *ref = wp_pclist_find(vad->base, "$virtual_alias_maps", NULL, &fs, &fe) ? "$virtual_alias_maps"
-                          : wp_pclist_find(vad->base, "${virtual_alias_maps}", NULL, &fs, &fe) ? "${virtual_alias_maps}"
-                                                                                          : NULL;
+        const char *ref =
+            wp_pclist_find(vad->base, "$virtual_alias_maps", NULL, &fs, &fe)     ? "$virtual_alias_maps"
+            : wp_pclist_find(vad->base, "${virtual_alias_maps}", NULL, &fs, &fe) ? "${virtual_alias_maps}"
+                                                                                 : NULL;
         if (ref) {
-            char *v = wp_pclist_blank(old_vam) ? wp_pclist_cut(vad->base, fs, fe)
-                                        : wp_asprintf("%.*s%s%s", (int)fs, vad->base, old_vam, vad->base + fe);
+            char *v = wp_pclist_blank(old_vam)
+                          ? wp_pclist_cut(vad->base, fs, fe)
+                          : wp_asprintf("%.*s%s%s", (int)fs, vad->base, old_vam, vad->base + fe);
             pc_want(c, P_VAD, v, "the virtual alias domains stay those of the existing maps");
         }
     }
@@ -287,7 +317,7 @@ static void pc_plan(struct pc_ctx *c)
             !wp_pclist_find(c->p[P_RCPT_R].base, "check_policy_service", c->policy, &fs, &fe)) {
             /* Relaying is decided where Postfix decides it: before the
              * first reject/defer_unauth_destination it evaluates. */
-            static const int lists[] = { P_RELAY_R, P_RCPT_R };
+            static const int lists[] = {P_RELAY_R, P_RCPT_R};
             bool placed = false;
             for (size_t k = 0; k < 2 && !placed; k++) {
                 const char *v = c->p[lists[k]].base;
@@ -301,7 +331,8 @@ static void pc_plan(struct pc_ctx *c)
             if (!placed) {
                 printf("# cannot place the policy service: neither smtpd_relay_restrictions nor\n"
                        "#   smtpd_recipient_restrictions names reject_unauth_destination; add\n"
-                       "#   %s before it by hand\n", elem);
+                       "#   %s before it by hand\n",
+                       elem);
                 c->problems++;
             }
         }
@@ -319,7 +350,7 @@ static void pc_plan(struct pc_ctx *c)
     /* Mail that the rules could not see must not get through: tempfail,
      * for this milter only. */
     char *melem = wp_asprintf("{ %s, default_action=tempfail }", c->milter);
-    static const int milters[] = { P_MILTERS, P_NS_MILTERS };
+    static const int milters[] = {P_MILTERS, P_NS_MILTERS};
     for (size_t k = 0; k < 2; k++) {
         size_t fs, fe;
         if (!wp_pclist_find(c->p[milters[k]].base, c->milter, NULL, &fs, &fe))
@@ -368,7 +399,7 @@ static char *pc_master_entry(const struct pc_ctx *c)
 static bool pc_master_exists(struct pc_ctx *c)
 {
     char *name = pc_master_name(c), *out = NULL;
-    char *argv[] = { c->postconf, (char *)"-c", (char *)c->dir, (char *)"-M", name, NULL };
+    char *argv[] = {c->postconf, (char *)"-c", (char *)c->dir, (char *)"-M", name, NULL};
     int rc = wp_pclist_run(argv, &out, true);
     bool exists = rc == 0 && out && !wp_pclist_blank(out);
     free(out);
@@ -381,7 +412,8 @@ static bool pc_master_exists(struct pc_ctx *c)
 static const char *pc_master_chroot(struct pc_ctx *c)
 {
     char *out = NULL;
-    char *argv[] = { c->postconf, (char *)"-c", (char *)c->dir, (char *)"-Fh", (char *)"cleanup/unix/chroot", NULL };
+    char *argv[] = {c->postconf, (char *)"-c", (char *)c->dir, (char *)"-Fh", (char *)"cleanup/unix/chroot",
+                    NULL};
     int rc = wp_pclist_run(argv, &out, true);
     const char *r = NULL;
     if (rc == 0 && out) {
@@ -574,12 +606,12 @@ static bool pc_postconf(struct pc_ctx *c, const char *option, char **args, size_
 /* postfix reload, if this Postfix is running. */
 static void pc_reload(struct pc_ctx *c)
 {
-    char *status[] = { c->postfix, (char *)"-c", (char *)c->dir, (char *)"status", NULL };
+    char *status[] = {c->postfix, (char *)"-c", (char *)c->dir, (char *)"status", NULL};
     if (wp_pclist_run(status, NULL, true) != 0) {
         printf("# Postfix (%s) is not running: the changes apply when it starts\n", c->dir);
         return;
     }
-    char *reload[] = { c->postfix, (char *)"-c", (char *)c->dir, (char *)"reload", NULL };
+    char *reload[] = {c->postfix, (char *)"-c", (char *)c->dir, (char *)"reload", NULL};
     if (wp_pclist_run(reload, NULL, true) == 0)
         printf("# Postfix (%s) reloaded\n", c->dir);
     else
@@ -672,24 +704,25 @@ static char *pc_strip(const struct pc_ctx *c, int i, const char *v)
     char *cur = wp_strdup(v), *n;
 #define PC_STRIP(w, follow) (n = wp_pclist_remove_all(cur, (w), (follow)), free(cur), cur = n)
     switch (i) {
-    case P_RELAY: case P_RCPT: case P_VIRTUAL: case P_TRANSPORT: {
+    case P_RELAY:
+    case P_RCPT:
+    case P_VIRTUAL:
+    case P_TRANSPORT: {
         int m = i - P_RELAY;
         if (c->map[m])
             PC_STRIP(c->map[m], NULL);
         break;
     }
-    case P_RELAY_R: case P_RCPT_R: case P_ETRN_R:
+    case P_RELAY_R:
+    case P_RCPT_R:
+    case P_ETRN_R:
         if (c->policy)
             PC_STRIP("check_policy_service", c->policy);
         break;
-    case P_MILTERS: case P_NS_MILTERS:
-        PC_STRIP(c->milter, NULL);
-        break;
-    case P_DEFER:
-        PC_STRIP(c->s->postfix.hold_transport, NULL);
-        break;
-    default:
-        break;
+    case P_MILTERS:
+    case P_NS_MILTERS: PC_STRIP(c->milter, NULL); break;
+    case P_DEFER: PC_STRIP(c->s->postfix.hold_transport, NULL); break;
+    default: break;
     }
 #undef PC_STRIP
     return cur;
@@ -723,7 +756,8 @@ static int pc_undo(struct pc_ctx *c)
         char *v = pc_strip(c, i, p->raw);
         if (strcmp(v, p->raw) != 0) {
             if (sv)
-                printf("# %s was changed since --apply: only Waypost's elements are taken out\n", pc_names[i]);
+                printf("# %s was changed since --apply: only Waypost's elements are taken out\n",
+                       pc_names[i]);
             set[nset++] = wp_asprintf("%s = %s", pc_names[i], v);
         }
         free(v);
@@ -792,4 +826,3 @@ out:
     pc_free(&c);
     return rc;
 }
-

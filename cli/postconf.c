@@ -112,7 +112,7 @@ const char *wp_pc_socket_path(const char *qdir, const char *path, bool chroot, b
 
 /* The Postfix client syntax of a map endpoint, or NULL if none serves it. */
 char *wp_pc_map_endpoint(const struct wp_snapshot *s, const char *qdir, const char *map, bool chroot,
-                          bool *unreachable)
+                         bool *unreachable)
 {
     const struct wp_policyd_conf *p = wp_policyd_conf(s);
     *unreachable = false;
@@ -121,8 +121,8 @@ char *wp_pc_map_endpoint(const struct wp_snapshot *s, const char *qdir, const ch
         if (l->proto != WP_PROTO_SOCKETMAP)
             continue;
         if (l->ep.family == WP_EP_UNIX)
-            return wp_asprintf("socketmap:unix:%s:%s", wp_pc_socket_path(qdir, l->ep.path, chroot, unreachable),
-                               map);
+            return wp_asprintf("socketmap:unix:%s:%s",
+                               wp_pc_socket_path(qdir, l->ep.path, chroot, unreachable), map);
         if (l->ep.family == WP_EP_INET)
             return wp_asprintf("socketmap:inet:%s:%d:%s", l->ep.host, l->ep.port, map);
         return wp_asprintf("socketmap:inet:[%s]:%d:%s", l->ep.host, l->ep.port, map);
@@ -171,10 +171,10 @@ static int postconf_fresh(const struct wp_snapshot *s, bool chroot, bool want_ma
     static const struct {
         const char *param, *map;
     } maps[] = {
-        { "relay_domains", "relay" },
-        { "relay_recipient_maps", "recipient" },
-        { "virtual_alias_maps", "virtual" },
-        { "transport_maps", "transport" },
+        {"relay_domains", "relay"},
+        {"relay_recipient_maps", "recipient"},
+        {"virtual_alias_maps", "virtual"},
+        {"transport_maps", "transport"},
     };
     const char *qdir = s->postfix.queue_directory;
     int missing = 0;
@@ -203,11 +203,13 @@ static int postconf_fresh(const struct wp_snapshot *s, bool chroot, bool want_ma
         if (unreachable)
             printf("# warning: this socket is outside %s, a chrooted Postfix cannot reach it\n", qdir);
         printf("smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
-               "    check_policy_service %s, reject_unauth_destination\n", pol);
+               "    check_policy_service %s, reject_unauth_destination\n",
+               pol);
         /* The policy service first: a permit before it would skip the
          * merged-domain flushes. */
-        printf("# ETRN: waypost-policyd releases held queues (with their merged domains) to the\n"
-               "# clients policyd.etrn_release allows and refuses the rest; other names: Postfix's default.\n");
+        printf(
+            "# ETRN: waypost-policyd releases held queues (with their merged domains) to the\n"
+            "# clients policyd.etrn_release allows and refuses the rest; other names: Postfix's default.\n");
         printf("smtpd_etrn_restrictions = check_policy_service %s\n", pol);
         printf("# A Waypost daemon that is down or slow must make Postfix try again later.\n");
         printf("smtpd_policy_service_default_action = %s\n", PC_POLICY_DEFAULT);
@@ -239,7 +241,9 @@ static int postconf_fresh(const struct wp_snapshot *s, bool chroot, bool want_ma
          * postfix.odmr_transport; waypost-odmrd listens where it points
          * (odmr.lmtp_listen). */
         printf("# %s queues go to waypost-odmrd over LMTP: transport %s, listening on %s\n",
-               s->router->odmr_queues.count == 0 ? "Held" : s->router->hold_queues.count == 0 ? "ATRN" : "Held and ATRN",
+               s->router->odmr_queues.count == 0   ? "Held"
+               : s->router->hold_queues.count == 0 ? "ATRN"
+                                                   : "Held and ATRN",
                s->postfix.odmr_transport, wp_odmr_conf(s)->lmtp_text);
         if (chroot && wp_odmr_conf(s)->lmtp.family == WP_EP_UNIX &&
             strncmp(s->postfix.odmr_transport, "lmtp:unix:/", 11) == 0) {

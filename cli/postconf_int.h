@@ -19,7 +19,8 @@
 
 /* ---------------------------------------------------------------- endpoints (postconf.c) */
 const char *wp_pc_socket_path(const char *qdir, const char *path, bool chroot, bool *unreachable);
-char *wp_pc_map_endpoint(const struct wp_snapshot *s, const char *qdir, const char *map, bool chroot, bool *unreachable);
+char *wp_pc_map_endpoint(const struct wp_snapshot *s, const char *qdir, const char *map, bool chroot,
+                         bool *unreachable);
 char *wp_pc_policy_endpoint(const struct wp_snapshot *s, const char *qdir, bool chroot, bool *unreachable);
 char *wp_pc_milter_endpoint(const struct wp_snapshot *s, const char *qdir, bool chroot, bool *unreachable);
 

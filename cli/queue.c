@@ -83,8 +83,8 @@ static int queue_list(const struct wp_snapshot *s, bool legacy)
     if (legacy)
         printf("%-32s %8s %10s %12s  %s\n", "QUEUE", "MESSAGES", "RECIPIENTS", "OLDEST", "RELEASED BY");
     else
-        printf("%-32s %-9s %8s %10s %12s %12s  %s\n", "QUEUE", "KIND", "MESSAGES", "RECIPIENTS", "BYTES", "OLDEST",
-               "ATRN ACCOUNTS");
+        printf("%-32s %-9s %8s %10s %12s %12s  %s\n", "QUEUE", "KIND", "MESSAGES", "RECIPIENTS", "BYTES",
+               "OLDEST", "ATRN ACCOUNTS");
     for (size_t q = 0; q < nq; q++) {
         size_t n, rcpts = 0;
         unsigned long long bytes = 0;
@@ -176,8 +176,8 @@ static int queue_flush(const struct wp_snapshot *s, const char *arg)
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (!o->control_socket[0] || !wp_strlcpy(sun.sun_path, o->control_socket, sizeof(sun.sun_path)) || fd < 0 ||
-        connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+    if (!o->control_socket[0] || !wp_strlcpy(sun.sun_path, o->control_socket, sizeof(sun.sun_path)) ||
+        fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
         fprintf(stderr, "waypost: cannot reach waypost-odmrd at %s: %s\n",
                 o->control_socket[0] ? o->control_socket : "(odmr.control_socket is empty)", strerror(errno));
         if (fd >= 0)
@@ -218,7 +218,8 @@ static int queue_remove(const struct wp_snapshot *s, const char *arg, const char
     }
     struct wp_spool_msg m;
     if (!wp_spool_load(o->spool, queue, id, bounce, &m, err, sizeof(err))) {
-        fprintf(stderr, "waypost: no message '%s' in queue %s (see waypost queue show %s)\n", id, queue, queue);
+        fprintf(stderr, "waypost: no message '%s' in queue %s (see waypost queue show %s)\n", id, queue,
+                queue);
         close(dfd);
         return 1;
     }
@@ -237,7 +238,8 @@ static int queue_remove(const struct wp_snapshot *s, const char *arg, const char
             why[r] = (char *)"550 5.0.0 returned to the sender by the mail administrator";
         }
         if (!wp_dsn_return(s, host, &m, all, why, err, sizeof(err))) {
-            fprintf(stderr, "waypost: cannot return %s to <%s>: %s (the message stays)\n", m.id, m.sender, err);
+            fprintf(stderr, "waypost: cannot return %s to <%s>: %s (the message stays)\n", m.id, m.sender,
+                    err);
             rc = 1;
         }
         free(all);
@@ -258,10 +260,10 @@ int wp_queue_main(const char *config, int argc, char **argv)
 {
     bool legacy = strcmp(argv[0], "odmr") == 0;
     const char *cmd = argc > 1 ? argv[1] : "";
-    int want = strcmp(cmd, "list") == 0 ? 2
-               : strcmp(cmd, "show") == 0 || strcmp(cmd, "flush") == 0 ? 3
+    int want = strcmp(cmd, "list") == 0                                   ? 2
+               : strcmp(cmd, "show") == 0 || strcmp(cmd, "flush") == 0    ? 3
                : strcmp(cmd, "delete") == 0 || strcmp(cmd, "bounce") == 0 ? 4
-                                                                        : 0;
+                                                                          : 0;
     if (!want || argc != want || (legacy && want != 2)) {
         fprintf(stderr, "usage: waypost [-c FILE] queue list\n"
                         "       waypost [-c FILE] queue show|flush QUEUE\n"

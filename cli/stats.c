@@ -214,12 +214,13 @@ size_t wp_stats_parse(const char *text, struct wp_sample **out)
 
 /* ------------------------------------------------------------ report */
 
-static double sum_of(const struct wp_sample *s, size_t n, const char *name, const char *label, const char *value)
+static double sum_of(const struct wp_sample *s, size_t n, const char *name, const char *label,
+                     const char *value)
 {
     double sum = 0;
     for (size_t i = 0; i < n; i++)
-        if (strcmp(s[i].name, name) == 0 && (!label || (wp_sample_label(&s[i], label) &&
-                                                       strcmp(wp_sample_label(&s[i], label), value) == 0)))
+        if (strcmp(s[i].name, name) == 0 &&
+            (!label || (wp_sample_label(&s[i], label) && strcmp(wp_sample_label(&s[i], label), value) == 0)))
             sum += s[i].value;
     return sum;
 }
@@ -309,7 +310,8 @@ static void report(const char *daemon, const char *endpoint, const struct wp_sam
         const char *d = lbl(&s[i], "domain");
         if (!any)
             printf("  %-32s %10s %10s %10s\n", "domain", "last hour", "last day", "total");
-        printf("  %-32s %10.0f %10.0f %10.0f\n", d, sum_of(s, n, "waypost_router_unknown_reroutes_last_hour", "domain", d),
+        printf("  %-32s %10.0f %10.0f %10.0f\n", d,
+               sum_of(s, n, "waypost_router_unknown_reroutes_last_hour", "domain", d),
                sum_of(s, n, "waypost_router_unknown_reroutes_last_day", "domain", d), s[i].value);
         any = true;
     }
@@ -324,7 +326,8 @@ static int by_value(const void *a, const void *b)
 }
 
 /* waypost-milter: messages by result, rules by fires. */
-static void report_milter(const char *endpoint, const struct wp_sample *s, size_t n, int top, bool json, bool first)
+static void report_milter(const char *endpoint, const struct wp_sample *s, size_t n, int top, bool json,
+                          bool first)
 {
     const struct wp_sample **rules = wp_calloc(n + 1, sizeof(*rules));
     size_t nrules = 0;
@@ -349,21 +352,20 @@ static void report_milter(const char *endpoint, const struct wp_sample *s, size_
         for (size_t i = 0; i < nrules; i++) {
             printf("%s{\"rule\":", i ? "," : "");
             wp_json_string(stdout, lbl(rules[i], "rule"));
-            printf(",\"priority\":%s,\"fires\":%.0f}", lbl(rules[i], "priority")[0] ? lbl(rules[i], "priority") : "null",
-                   rules[i]->value);
+            printf(",\"priority\":%s,\"fires\":%.0f}",
+                   lbl(rules[i], "priority")[0] ? lbl(rules[i], "priority") : "null", rules[i]->value);
         }
         printf("]}");
         free(rules);
         return;
     }
-    printf("%smilter (%s): configuration generation %.0f; reloads %.0f ok, %.0f failed; messages", first ? "" : "\n",
-           endpoint,
-           sum_of(s, n, "waypost_config_generation", NULL, NULL),
+    printf("%smilter (%s): configuration generation %.0f; reloads %.0f ok, %.0f failed; messages",
+           first ? "" : "\n", endpoint, sum_of(s, n, "waypost_config_generation", NULL, NULL),
            sum_of(s, n, "waypost_reloads_total", "result", "success"),
            sum_of(s, n, "waypost_reloads_total", "result", "failure"));
     for (int r = 0; r < 4; r++)
-        printf("%s %.0f %s", r ? "," : "", sum_of(s, n, "waypost_milter_messages_total", "result", results[r]),
-               results[r]);
+        printf("%s %.0f %s", r ? "," : "",
+               sum_of(s, n, "waypost_milter_messages_total", "result", results[r]), results[r]);
     printf("\n\nTop rules by fires:\n");
     if (!nrules)
         printf("  (no rules)\n");
@@ -446,7 +448,8 @@ int wp_stats_main(const char *config, int argc, char **argv)
     int rc = 0;
     if (!pc->metrics[0] && !mc->metrics[0] && !oc->metrics[0]) {
         fprintf(stderr,
-                "waypost stats: %s: no daemon has a metrics endpoint (policyd.metrics, milter.metrics, odmr.metrics)\n",
+                "waypost stats: %s: no daemon has a metrics endpoint (policyd.metrics, milter.metrics, "
+                "odmr.metrics)\n",
                 config);
         wp_snapshot_unref(snap);
         return 1;

@@ -60,23 +60,25 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: waypost [-c FILE] check\n"
-          "       waypost [-c FILE] show [-n]\n"
-          "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
-          "       waypost [-c FILE] postconf [--apply|--undo] [--chroot|--no-chroot]\n"
-          "       waypost [-c FILE] postconf --fresh [--main|--master] [--chroot|--no-chroot]\n"
-          "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
-          "       waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]\n"
-          "       waypost [-c FILE] queue list\n"
-          "       waypost [-c FILE] queue show|flush QUEUE\n"
-          "       waypost [-c FILE] queue delete|bounce QUEUE ID\n"
-          "       waypost [-c FILE] odmr list           (old name of queue list)\n"
-          "       waypost [-c FILE] stats [--json] [--top N]\n"
-          "       waypost import cgp SOURCE... -o DIR [--force]\n"
-          "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR [--force]\n"
-          "       waypost --version\n"
-          "default FILE: " DEFAULT_CONFIG "\n",
-          out);
+    fputs(
+        "usage: waypost [-c FILE] check\n"
+        "       waypost [-c FILE] show [-n]\n"
+        "       waypost [-c FILE] route [--trusted] [--access] [--json] ADDRESS...\n"
+        "       waypost [-c FILE] postconf [--apply|--undo] [--chroot|--no-chroot]\n"
+        "       waypost [-c FILE] postconf --fresh [--main|--master] [--chroot|--no-chroot]\n"
+        "       waypost [-c FILE] rules --test MESSAGE --from ADDR --to ADDR... [--client IP] [--auth USER]\n"
+        "       waypost [-c FILE] dovecot [--acl] [--dovecot 2.3|2.4]\n"
+        "       waypost [-c FILE] queue list\n"
+        "       waypost [-c FILE] queue show|flush QUEUE\n"
+        "       waypost [-c FILE] queue delete|bounce QUEUE ID\n"
+        "       waypost [-c FILE] odmr list           (old name of queue list)\n"
+        "       waypost [-c FILE] stats [--json] [--top N]\n"
+        "       waypost import cgp SOURCE... -o DIR [--force]\n"
+        "       waypost export cgp --host HOST [--port 106] --user USER --password-file FILE -o DIR "
+        "[--force]\n"
+        "       waypost --version\n"
+        "default FILE: " DEFAULT_CONFIG "\n",
+        out);
 }
 
 static void print_errors(const struct wp_errors *e)
@@ -303,12 +305,12 @@ static void print_route_json(const struct wp_snapshot *s, const char *input, con
 static int cmd_route(const char *path, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "trusted", no_argument, NULL, 't' },
-        { "access", no_argument, NULL, 'a' },
-        { "json", no_argument, NULL, 'j' },
-        { NULL, 0, NULL, 0 },
+        {"trusted", no_argument, NULL, 't'},
+        {"access", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
     };
-    struct wp_resolve_opts ro = { false, false };
+    struct wp_resolve_opts ro = {false, false};
     bool json = false;
     int c;
     optind = 1;
@@ -335,7 +337,9 @@ static int cmd_route(const char *path, int argc, char **argv)
         wp_resolve(s->router, argv[i], &ro, &rt, trace);
         /* 2: the address cannot be delivered (ERROR, UNKNOWN); 3: an account
          * source failed (TEMP); the worst of all addresses is the status. */
-        int st = rt.kind == WP_ROUTE_ERROR || rt.kind == WP_ROUTE_UNKNOWN ? 2 : rt.kind == WP_ROUTE_TEMP ? 3 : 0;
+        int st = rt.kind == WP_ROUTE_ERROR || rt.kind == WP_ROUTE_UNKNOWN ? 2
+                 : rt.kind == WP_ROUTE_TEMP                               ? 3
+                                                                          : 0;
         if (st > status)
             status = st;
         if (ro.access) {
@@ -369,9 +373,9 @@ static int cmd_route(const char *path, int argc, char **argv)
 static int cmd_rules(const char *path, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "test", required_argument, NULL, 'T' }, { "from", required_argument, NULL, 'f' },
-        { "to", required_argument, NULL, 't' },   { "client", required_argument, NULL, 'c' },
-        { "auth", required_argument, NULL, 'a' }, { NULL, 0, NULL, 0 },
+        {"test", required_argument, NULL, 'T'}, {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},   {"client", required_argument, NULL, 'c'},
+        {"auth", required_argument, NULL, 'a'}, {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *from = NULL, *client = "", *auth = "";
     char **rcpts = NULL;
@@ -388,7 +392,10 @@ static int cmd_rules(const char *path, int argc, char **argv)
             break;
         case 'c': client = optarg; break;
         case 'a': auth = optarg; break;
-        default: usage(stderr); free(rcpts); return 2;
+        default:
+            usage(stderr);
+            free(rcpts);
+            return 2;
         }
     }
     if (!file || !from || !nrcpts || optind != argc) {
@@ -445,8 +452,14 @@ static int cmd_rules(const char *path, int argc, char **argv)
         fprintf(stderr, "waypost rules: %s: not a message; judging the envelope only\n", file);
     }
     struct wp_message wm = {
-        .return_path = from[0] == '<' ? "" : from, .rcpts = (const char *const *)rcpts, .nrcpts = nrcpts,
-        .headers = headers, .nheaders = nheaders, .size = size, .client_addr = client, .auth_user = auth,
+        .return_path = from[0] == '<' ? "" : from,
+        .rcpts = (const char *const *)rcpts,
+        .nrcpts = nrcpts,
+        .headers = headers,
+        .nheaders = nheaders,
+        .size = size,
+        .client_addr = client,
+        .auth_user = auth,
         .now = time(NULL),
     };
     struct wp_outcome out;
@@ -460,7 +473,8 @@ static int cmd_rules(const char *path, int argc, char **argv)
     if (out.tempfail)
         printf("result: TEMPFAIL 451 %s\n", out.tempfail_text);
     else if (out.reject)
-        printf("result: REJECT 550 5.7.1 %s\n", out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
+        printf("result: REJECT 550 5.7.1 %s\n",
+               out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
     else if (out.discard)
         printf("result: DISCARD\n");
     else {
@@ -586,8 +600,8 @@ int main(int argc, char **argv)
         return wp_import_main(argc - i, argv + i);
     if (strcmp(argv[i], "export") == 0)
         return wp_export_main(argc - i, argv + i);
-    if (strcmp(argv[i], "queue") == 0 || (strcmp(argv[i], "odmr") == 0 && i + 2 == argc &&
-                                          strcmp(argv[i + 1], "list") == 0))
+    if (strcmp(argv[i], "queue") == 0 ||
+        (strcmp(argv[i], "odmr") == 0 && i + 2 == argc && strcmp(argv[i + 1], "list") == 0))
         return wp_queue_main(path, argc - i, argv + i);
     fprintf(stderr, "waypost: unknown command '%s'\n", argv[i]);
     usage(stderr);

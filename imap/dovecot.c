@@ -36,7 +36,6 @@
 /* Dovecot rights of an administrator: all of RFC 4314's letters. */
 #define ADMIN_RIGHTS "lrwstipekxa"
 
-
 /* ---------------------------------------------------------------- names */
 
 bool wp_imap_name_valid(const char *name)
@@ -173,8 +172,8 @@ char *wp_imap_mail_root(const struct wp_imap_conf *c, const char *home)
 /* ---------------------------------------------------------------- output */
 
 /* Dovecot 2.3 (Debian 12). */
-static void print_conf23(FILE *out, const struct wp_imap_conf *c, const char *domain, const struct location *lp,
-                         const char *conf_path)
+static void print_conf23(FILE *out, const struct wp_imap_conf *c, const char *domain,
+                         const struct location *lp, const char *conf_path)
 {
     struct location l = *lp;
     int tl = (int)l.type_len, pl = (int)l.path_len;
@@ -290,8 +289,7 @@ bool wp_dovecot_conf_supported(const struct wp_imap_conf *c, int version, char *
     if (version != WP_DOVECOT_24)
         return true;
     if (!location_layout24(&l, layout, sizeof(layout))) {
-        snprintf(why, size,
-                 "imap.mail_location '%s': for Dovecot 2.4 the only parameter may be :LAYOUT=NAME",
+        snprintf(why, size, "imap.mail_location '%s': for Dovecot 2.4 the only parameter may be :LAYOUT=NAME",
                  c->mail_location);
         return false;
     }
@@ -304,8 +302,8 @@ bool wp_dovecot_conf_supported(const struct wp_imap_conf *c, int version, char *
 }
 
 /* Dovecot 2.4 (Debian 13): the same behaviour in 2.4's settings. */
-static void print_conf24(FILE *out, const struct wp_imap_conf *c, const char *domain, const struct location *l,
-                         const char *conf_path)
+static void print_conf24(FILE *out, const struct wp_imap_conf *c, const char *domain,
+                         const struct location *l, const char *conf_path)
 {
     int tl = (int)l->type_len, pl = (int)l->path_len;
     char buf[32];
@@ -349,16 +347,15 @@ static void print_conf24(FILE *out, const struct wp_imap_conf *c, const char *do
             tl, l->type, pl, l->path);
     if (*layout)
         fprintf(out, "mailbox_list_layout = %s\n", layout);
-    fprintf(out,
-            "mail_plugins {\n"
-            "  acl = yes\n"
-            "  virtual = yes\n"
-            "}\n"
-            "protocol imap {\n"
-            "  mail_plugins {\n"
-            "    imap_acl = yes\n"
-            "  }\n"
-            "}\n\n");
+    fprintf(out, "mail_plugins {\n"
+                 "  acl = yes\n"
+                 "  virtual = yes\n"
+                 "}\n"
+                 "protocol imap {\n"
+                 "  mail_plugins {\n"
+                 "    imap_acl = yes\n"
+                 "  }\n"
+                 "}\n\n");
     fprintf(out,
             "# account+mailbox@domain is delivered into that mailbox (\"Store in\").\n"
             "recipient_delimiter = +\n"

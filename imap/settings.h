@@ -32,13 +32,13 @@ enum wp_dovecot_version {
 struct wp_imap_conf {
     char *dovecot_version_text; /* imap.dovecot_version as written: "2.3", "2.4" or "auto" */
     int dovecot_version;        /* enum wp_dovecot_version parsed from it */
-    char *mail_location;  /* the accounts' Dovecot mail_location */
-    char *alias_prefix;   /* namespace prefix of the aliases, ends with "/" */
-    char *acl_file;       /* global ACL file (absolute) */
-    char *shared_dict;    /* acl_shared_dict */
-    char *login_helper;   /* post-login program (absolute) */
-    bool lmtp_autocreate; /* account+box@domain creates "box" */
-    char **server_admins; /* addresses, as written (NULL-terminated) */
+    char *mail_location;        /* the accounts' Dovecot mail_location */
+    char *alias_prefix;         /* namespace prefix of the aliases, ends with "/" */
+    char *acl_file;             /* global ACL file (absolute) */
+    char *shared_dict;          /* acl_shared_dict */
+    char *login_helper;         /* post-login program (absolute) */
+    bool lmtp_autocreate;       /* account+box@domain creates "box" */
+    char **server_admins;       /* addresses, as written (NULL-terminated) */
     size_t nserver_admins;
     char **domain_admins;
     size_t ndomain_admins;

@@ -32,7 +32,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
         set_enabled(g, true); /* still out of descriptors: the next error pauses again */
 }
 
-void wp_accept_guard_init(struct wp_accept_guard *g, struct event_base *base, struct evconnlistener **ls, size_t n)
+void wp_accept_guard_init(struct wp_accept_guard *g, struct event_base *base, struct evconnlistener **ls,
+                          size_t n)
 {
     memset(g, 0, sizeof(*g));
     g->base = base;
@@ -95,7 +96,8 @@ void wp_accept_guard_freed(struct wp_accept_guard *g)
     }
 }
 
-bool wp_ratelimit_pass(struct wp_ratelimit *r, uint64_t now_ms, unsigned interval_ms, unsigned long *suppressed)
+bool wp_ratelimit_pass(struct wp_ratelimit *r, uint64_t now_ms, unsigned interval_ms,
+                       unsigned long *suppressed)
 {
     if (now_ms < r->next_ms) {
         r->suppressed++;

@@ -37,7 +37,8 @@ struct wp_accept_guard {
     uint64_t since_ms;
 };
 
-void wp_accept_guard_init(struct wp_accept_guard *g, struct event_base *base, struct evconnlistener **ls, size_t n);
+void wp_accept_guard_init(struct wp_accept_guard *g, struct event_base *base, struct evconnlistener **ls,
+                          size_t n);
 /* Before the listeners are freed, or after: the guard forgets them. */
 void wp_accept_guard_free(struct wp_accept_guard *g);
 /* From the listeners' error callback: errno-style error err. */
@@ -55,6 +56,7 @@ struct wp_ratelimit {
 };
 /* May the warning go out now?  *suppressed: how many were held back since
  * the last one that went out (then reset). */
-bool wp_ratelimit_pass(struct wp_ratelimit *r, uint64_t now_ms, unsigned interval_ms, unsigned long *suppressed);
+bool wp_ratelimit_pass(struct wp_ratelimit *r, uint64_t now_ms, unsigned interval_ms,
+                       unsigned long *suppressed);
 
 #endif

@@ -193,8 +193,7 @@ static bool fold_bang_path(char *local, size_t size)
     return wp_strlcpy(local, out, size);
 }
 
-bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_address *out,
-                      const char **why)
+bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_address *out, const char **why)
 {
     char hops[WP_LOCAL_MAX + 1];
     size_t nhops = 0;
@@ -425,11 +424,11 @@ bool wp_address_format(const char *local, const char *domain, char *out, size_t 
             quote = true;
     if (n > 0 && local[n - 1] == '.')
         quote = true;
-#define PUT(ch)                  \
-    do {                         \
-        if (o + 1 >= outsize)    \
-            return false;        \
-        out[o++] = (char)(ch);   \
+#define PUT(ch)                                                                                              \
+    do {                                                                                                     \
+        if (o + 1 >= outsize)                                                                                \
+            return false;                                                                                    \
+        out[o++] = (char)(ch);                                                                               \
     } while (0)
     if (quote)
         PUT('"');

@@ -41,8 +41,7 @@ enum {
 
 /* Parse len bytes of in.  On failure returns false and points *why at a
  * static explanation. */
-bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_address *out,
-                      const char **why);
+bool wp_address_parse(const char *in, size_t len, unsigned flags, struct wp_address *out, const char **why);
 
 /* Write "local@domain" (or just local when domain is empty), quoting the
  * local part when RFC 5321 needs it.  Returns false if it does not fit. */

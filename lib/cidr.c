@@ -94,7 +94,7 @@ bool wp_nets_contain(const struct wp_nets *list, const char *addr)
         family = AF_INET;
     } else if (inet_pton(AF_INET6, addr, bin) == 1) {
         family = AF_INET6;
-        static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (memcmp(bin, mapped, 12) == 0) {
             memmove(bin, bin + 12, 4);
             family = AF_INET;

@@ -80,8 +80,8 @@ bool wp_unix_socket_in_use(const char *path)
     return true;
 }
 
-int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group,
-                     char *err, size_t errlen)
+int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group, char *err,
+                     size_t errlen)
 {
     int fd = -1;
     if (ep->family == WP_EP_UNIX) {
@@ -181,7 +181,8 @@ bool wp_socket_set_owner(const char *path, int mode, const char *owner, const ch
     return true;
 }
 
-int wp_daemon_args(const char *prog, const char *default_config, int argc, char **argv, struct wp_daemon_args *a)
+int wp_daemon_args(const char *prog, const char *default_config, int argc, char **argv,
+                   struct wp_daemon_args *a)
 {
     a->config = default_config;
     a->foreground = a->test_only = false;
@@ -370,7 +371,8 @@ static void remember_socket(struct wp_daemon *d, int fd, const char *path)
 
 int wp_daemon_listen(struct wp_daemon *d, const struct wp_endpoint *ep, char *err, size_t errlen)
 {
-    int fd = wp_listen_socket(ep, d->conf.socket_mode, d->conf.socket_owner, d->conf.socket_group, err, errlen);
+    int fd =
+        wp_listen_socket(ep, d->conf.socket_mode, d->conf.socket_owner, d->conf.socket_group, err, errlen);
     if (fd >= 0)
         remember_socket(d, fd, ep->family == WP_EP_UNIX ? ep->path : NULL);
     return fd;
@@ -395,7 +397,8 @@ bool wp_daemon_socket_free(const char *path, char *err, size_t errlen)
 bool wp_daemon_adopt_socket(struct wp_daemon *d, const char *path, char *err, size_t errlen)
 {
     remember_socket(d, -1, path); /* ours from now on, even if what follows fails */
-    return wp_socket_set_owner(path, d->conf.socket_mode, d->conf.socket_owner, d->conf.socket_group, err, errlen);
+    return wp_socket_set_owner(path, d->conf.socket_mode, d->conf.socket_owner, d->conf.socket_group, err,
+                               errlen);
 }
 
 bool wp_daemon_detach(struct wp_daemon *d, char *err, size_t errlen)
@@ -445,7 +448,7 @@ int wp_daemon_signals(struct wp_daemon *d)
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    const int sigs[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
+    const int sigs[] = {SIGHUP, SIGUSR1, SIGTERM, SIGINT};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -490,10 +493,12 @@ void *wp_daemon_reload(struct wp_daemon *d)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-               (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull, d->config_path);
+               (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull,
+               d->config_path);
     void *conf = d->hooks.reload(d->config_path, d->hooks.ctx);
     if (!conf) {
-        sd_notifyf(0, "READY=1\nSTATUS=reload of %s failed: the previous configuration stays", d->config_path);
+        sd_notifyf(0, "READY=1\nSTATUS=reload of %s failed: the previous configuration stays",
+                   d->config_path);
         return NULL;
     }
     const char *facility = NULL;

@@ -43,8 +43,8 @@
  * replaced; a non-socket file at the path is an error.  mode/owner/group
  * apply to unix sockets (owner/group "" keep the defaults).  Returns the fd
  * or -1 with a message in err. */
-int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group,
-                     char *err, size_t errlen);
+int wp_listen_socket(const struct wp_endpoint *ep, int mode, const char *owner, const char *group, char *err,
+                     size_t errlen);
 
 /* Connect to a unix stream socket; the fd, or -1 with errno set. */
 int wp_unix_connect(const char *path);
@@ -68,7 +68,8 @@ struct wp_daemon_args {
     bool foreground;
     bool test_only;
 };
-int wp_daemon_args(const char *prog, const char *default_config, int argc, char **argv, struct wp_daemon_args *a);
+int wp_daemon_args(const char *prog, const char *default_config, int argc, char **argv,
+                   struct wp_daemon_args *a);
 
 /* Fork into the background (setsid, stdin/out/err to /dev/null). */
 bool wp_daemonize(char *err, size_t errlen);
@@ -104,8 +105,8 @@ struct wp_daemon_conf {
 };
 
 struct wp_daemon_socket {
-    int fd;            /* -1 once closed */
-    char path[108];    /* a unix socket this process created: removed at the end */
+    int fd;         /* -1 once closed */
+    char path[108]; /* a unix socket this process created: removed at the end */
 };
 
 struct wp_daemon {
@@ -114,17 +115,17 @@ struct wp_daemon {
     bool foreground;
     struct wp_daemon_hooks hooks; /* a copy: the caller's may be a temporary */
     struct wp_daemon_conf conf;
-    pthread_mutex_t lock;       /* guards current */
-    void *current;              /* the configuration new work uses */
-    atomic_uint generation;     /* bumped on every successful reload */
+    pthread_mutex_t lock;   /* guards current */
+    void *current;          /* the configuration new work uses */
+    atomic_uint generation; /* bumped on every successful reload */
     char pidfile[4096];
-    int pid_fd;                 /* holds the flock for the daemon's life */
-    bool pid_created;           /* we created the file (a failed start removes it) */
-    bool pid_written;           /* our PID is in it (the end removes it) */
+    int pid_fd;       /* holds the flock for the daemon's life */
+    bool pid_created; /* we created the file (a failed start removes it) */
+    bool pid_written; /* our PID is in it (the end removes it) */
     struct wp_daemon_socket *sockets;
     size_t nsockets;
-    int signal_fds[2];          /* read end for the loop, write end for the handler */
-    bool ready;                 /* READY=1 was sent: the end says STOPPING=1 */
+    int signal_fds[2]; /* read end for the loop, write end for the handler */
+    bool ready;        /* READY=1 was sent: the end says STOPPING=1 */
 };
 
 /* Start with the loaded startup configuration conf (the skeleton takes the

@@ -12,23 +12,23 @@
 #define WP_DEFAULTS_H
 
 /* ---- limits on input ---- */
-#define WP_ADDR_MAX 1024          /* longest address we accept, in bytes */
-#define WP_LOCAL_MAX 512          /* longest local part (RFC 5321 says 64; real mail exceeds it) */
-#define WP_DOMAIN_MAX 255         /* longest domain (RFC 1035) */
-#define WP_TABLE_LINE_MAX 4096    /* longest Router table line */
+#define WP_ADDR_MAX 1024              /* longest address we accept, in bytes */
+#define WP_LOCAL_MAX 512              /* longest local part (RFC 5321 says 64; real mail exceeds it) */
+#define WP_DOMAIN_MAX 255             /* longest domain (RFC 1035) */
+#define WP_TABLE_LINE_MAX 4096        /* longest Router table line */
 #define WP_TABLE_FILE_MAX (1UL << 30) /* largest Router table file: 1 GiB */
-#define WP_ERRORS_MAX 200         /* errors collected before we give up on a file */
-#define WP_ROUTE_TEXT_MAX 512     /* longest error text of a route */
-#define WP_ROUTE_STEPS_MAX 24     /* steps kept in a route trace */
-#define WP_ROUTE_STEP_LEN 600     /* longest step line */
-#define WP_HEADER_NAME_MAX 76     /* longest header field name we write */
+#define WP_ERRORS_MAX 200             /* errors collected before we give up on a file */
+#define WP_ROUTE_TEXT_MAX 512         /* longest error text of a route */
+#define WP_ROUTE_STEPS_MAX 24         /* steps kept in a route trace */
+#define WP_ROUTE_STEP_LEN 600         /* longest step line */
+#define WP_HEADER_NAME_MAX 76         /* longest header field name we write */
 
 /* ---- router ---- */
 #define WP_ROUTER_REWRITES_MAX 10 /* rewrites before a route is a loop error */
 #define WP_DEFAULT_MAIL_TO_UNKNOWN "Rejected"
-#define WP_DEFAULT_ACCOUNT_CACHE_SECONDS 1   /* passwd-file re-stat and userdb cache lifetime */
-#define WP_DEFAULT_USERDB_TIMEOUT_MS 1000    /* Dovecot auth-userdb answer timeout */
-#define WP_USERDB_CACHE_MAX 10000            /* entries before the userdb cache is flushed */
+#define WP_DEFAULT_ACCOUNT_CACHE_SECONDS 1 /* passwd-file re-stat and userdb cache lifetime */
+#define WP_DEFAULT_USERDB_TIMEOUT_MS 1000  /* Dovecot auth-userdb answer timeout */
+#define WP_USERDB_CACHE_MAX 10000          /* entries before the userdb cache is flushed */
 #define WP_DEFAULT_RECIPIENT_DELIMITER "+"
 #define WP_STR_(x) #x
 #define WP_STR(x) WP_STR_(x) /* a number default as row text */
@@ -37,8 +37,8 @@
 #define WP_DEFAULT_UNIFIED_HEADER "X-Real-To" /* envelope recipients of a Unified Domain-Wide Account */
 
 /* ---- waypost-policyd ---- */
-#define WP_TCP_REPLY_MAX 4096                /* tcp_table reply limit, LF included */
-#define WP_ETRN_OUTPUT_MAX 512               /* bytes of postqueue output kept for the log */
+#define WP_TCP_REPLY_MAX 4096  /* tcp_table reply limit, LF included */
+#define WP_ETRN_OUTPUT_MAX 512 /* bytes of postqueue output kept for the log */
 
 /* ---- waypost-milter ---- */
 #define WP_POSTFIX_HEADER_SIZE_LIMIT 102400 /* Postfix's header_size_limit default: longer fields are cut */

@@ -89,8 +89,8 @@ bool wp_endpoint_parse(const char *text, struct wp_endpoint *ep, const char **wh
             return false;
         }
         for (const char *c = ep->host; *c; c++)
-            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                  (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '*')) {
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                  *c == '.' || *c == '-' || *c == '*')) {
                 *why = "bad host name";
                 return false;
             }

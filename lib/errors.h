@@ -16,9 +16,9 @@
 
 struct wp_errors {
     char **msgs;
-    size_t count;      /* errors */
+    size_t count; /* errors */
     char **warns;
-    size_t nwarn;      /* warnings */
+    size_t nwarn; /* warnings */
     int truncated;
 };
 

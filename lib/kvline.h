@@ -28,7 +28,8 @@ void wp_kvline_init(struct wp_kvline *l);
  * writes key="" like the empty string. */
 void wp_kvline_add(struct wp_kvline *l, const char *key, const char *value);
 /* The same with a printf-formatted value. */
-void wp_kvline_addf(struct wp_kvline *l, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void wp_kvline_addf(struct wp_kvline *l, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The line so far (always NUL-terminated). */
 const char *wp_kvline_text(const struct wp_kvline *l);
 

@@ -19,19 +19,18 @@ static struct {
     char ident[64];
     bool to_syslog;
     atomic_int level;
-} log_settings = { "waypost", false, WP_LOG_INFO };
+} log_settings = {"waypost", false, WP_LOG_INFO};
 
-static const char *const level_names[] = { "error", "warning", "notice", "info", "debug" };
-static const int level_prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+static const int level_prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
 
 static const struct {
     const char *name;
     int code;
 } facilities[] = {
-    { "mail", LOG_MAIL },     { "daemon", LOG_DAEMON }, { "user", LOG_USER },
-    { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
-    { "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
-    { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+    {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"local0", LOG_LOCAL0},
+    {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+    {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 };
 
 bool wp_log_level_parse(const char *name, enum wp_log_level *out)

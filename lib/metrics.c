@@ -146,7 +146,8 @@ int wp_metricsd_bind(const struct wp_endpoint *ep, bool allow_remote, char *err,
         return -1;
     }
     if (!allow_remote && !wp_endpoint_is_loopback(ep->host)) {
-        snprintf(err, errlen, "the metrics endpoint %s is not a loopback address (metrics_allow_remote = true allows it)",
+        snprintf(err, errlen,
+                 "the metrics endpoint %s is not a loopback address (metrics_allow_remote = true allows it)",
                  ep->host);
         return -1;
     }
@@ -204,8 +205,8 @@ static void *metricsd_main(void *arg)
     return NULL;
 }
 
-struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metrics_tick *tick, void *arg, char *err,
-                                      size_t errlen)
+struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metrics_tick *tick, void *arg,
+                                      char *err, size_t errlen)
 {
     struct wp_metricsd *m = wp_calloc(1, sizeof(*m));
     m->render = render;
@@ -221,7 +222,7 @@ struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metr
     m->stop = event_new(m->base, m->stop_fds[0], EV_READ, on_stop, m);
     event_add(m->stop, NULL);
     if (tick) {
-        struct timeval minute = { 60, 0 };
+        struct timeval minute = {60, 0};
         m->minute = event_new(m->base, -1, EV_PERSIST, on_minute, m);
         event_add(m->minute, &minute);
     }

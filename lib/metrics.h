@@ -73,7 +73,7 @@ struct wp_slots {
     pthread_mutex_t lock; /* guards keys/index (writers and readers of keys) */
     char **keys;          /* slot -> key */
     uint32_t n, cap;
-    uint32_t *index;      /* open addressing: slot + 1, 0 empty */
+    uint32_t *index; /* open addressing: slot + 1, 0 empty */
     size_t icap;
     int nwriters;
     struct wp_slot_counters *per; /* one per writer */
@@ -113,8 +113,8 @@ typedef void wp_metrics_tick(void *arg);
 int wp_metricsd_bind(const struct wp_endpoint *ep, bool allow_remote, char *err, size_t errlen);
 /* Serve on fd in a thread of its own: render fills each answer; tick (if
  * not NULL) runs in that thread once a minute. */
-struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metrics_tick *tick, void *arg, char *err,
-                                      size_t errlen);
+struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metrics_tick *tick, void *arg,
+                                      char *err, size_t errlen);
 void wp_metricsd_stop(struct wp_metricsd *m);
 
 #endif

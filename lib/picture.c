@@ -36,8 +36,7 @@ static bool match_simple(const char *pic, size_t plen, const char *star, const c
     return true;
 }
 
-bool wp_picture_match(const char *pic, size_t plen, const char *text, size_t tlen,
-                      struct wp_capture *caps)
+bool wp_picture_match(const char *pic, size_t plen, const char *text, size_t tlen, struct wp_capture *caps)
 {
     size_t cap_start[WP_PICTURE_STARS], cap_end[WP_PICTURE_STARS];
     size_t p = 0, t = 0, nstar = 0;

@@ -24,8 +24,7 @@ struct wp_capture {
 size_t wp_picture_stars(const char *pic, size_t len);
 
 /* True if text matches pic.  caps (may be NULL) receives one capture per star. */
-bool wp_picture_match(const char *pic, size_t plen, const char *text, size_t tlen,
-                      struct wp_capture *caps);
+bool wp_picture_match(const char *pic, size_t plen, const char *text, size_t tlen, struct wp_capture *caps);
 
 /* Replace the k-th '*' of tmpl by caps[k] (stars beyond ncaps stay '*').
  * Returns false if the result does not fit in out. */

@@ -62,8 +62,8 @@ void wp_strmap_seal(struct wp_strmap *m)
     }
 }
 
-const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash,
-                                            const char *key, size_t len)
+const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash, const char *key,
+                                            size_t len)
 {
     if (!wp_strmap_may_contain(m, hash)) /* also for an empty map */
         return NULL;
@@ -98,8 +98,7 @@ static void grow(struct wp_strmap *m)
     free(old.slots);
 }
 
-struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const char *key,
-                                      size_t len)
+struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const char *key, size_t len)
 {
     if (len > WP_STRMAP_KEY_MAX)
         abort(); /* a caller's bug: every key is bounded long before this */

@@ -124,11 +124,10 @@ static inline bool wp_strmap_may_contain(const struct wp_strmap *m, uint64_t has
 }
 
 /* Find the entry for key (compared case-insensitively); NULL if absent. */
-const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash,
-                                            const char *key, size_t len);
+const struct wp_strmap_entry *wp_strmap_get(const struct wp_strmap *m, uint64_t hash, const char *key,
+                                            size_t len);
 /* Find or create; a new entry has every chain WP_NONE and no flags.  len
  * must not pass WP_STRMAP_KEY_MAX (callers' keys are far shorter). */
-struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const char *key,
-                                      size_t len);
+struct wp_strmap_entry *wp_strmap_put(struct wp_strmap *m, uint64_t hash, const char *key, size_t len);
 
 #endif

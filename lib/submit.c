@@ -19,7 +19,6 @@
 #include "lib/submit.h"
 #include "lib/util.h"
 
-
 /* What to send: the arguments of wp_submit. */
 struct submission {
     const char *sender;
@@ -65,7 +64,7 @@ static bool send_smtp(const char *hostport, const struct submission *rm, char *e
         return false;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = { 30, 0 };
+    struct timeval tv = {30, 0};
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -183,7 +182,7 @@ static bool send_sendmail(const char *path, const struct submission *rm, char *e
 bool wp_submit(const char *via, const char *sender, const char *const *rcpts, size_t nrcpts, const char *text,
                char *err, size_t errlen)
 {
-    const struct submission sub = { sender ? sender : "", rcpts, nrcpts, text };
+    const struct submission sub = {sender ? sender : "", rcpts, nrcpts, text};
     if (nrcpts == 0) {
         snprintf(err, errlen, "no recipients");
         return false;

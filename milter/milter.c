@@ -78,7 +78,7 @@ static bool stats_on;
 struct message {
     struct wp_snapshot *snap; /* the snapshot this message started with */
     char *return_path;
-    char **rcpts;             /* as received, without <> */
+    char **rcpts; /* as received, without <> */
     size_t nrcpts;
     struct wp_header *headers;
     size_t nheaders;
@@ -86,7 +86,7 @@ struct message {
     size_t size;
     char *auth_user;
     bool too_big;
-    bool size_from_mail;  /* size came from SIZE=; do not add the body again */
+    bool size_from_mail; /* size came from SIZE=; do not add the body again */
 };
 
 struct connection {
@@ -136,7 +136,8 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     (void)f2;
     (void)f3;
     const unsigned long actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT;
-    const unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
+    const unsigned long noreply =
+        SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
     unsigned long steps = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH;
     struct wp_snapshot *s = current_snapshot();
     if (!wp_rules_need_body(wp_milter_conf(s)->rules))
@@ -167,9 +168,11 @@ static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     if (!c)
         c = wp_calloc(1, sizeof(*c));
     if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->client_addr, sizeof(c->client_addr));
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->client_addr,
+                  sizeof(c->client_addr));
     else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->client_addr, sizeof(c->client_addr));
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->client_addr,
+                  sizeof(c->client_addr));
     smfi_setpriv(ctx, c);
     return step_done(c);
 }
@@ -397,10 +400,11 @@ static void log_message(const char *qid, const struct connection *c, const struc
     wp_kvline_add(&l, "sender", m->return_path);
     wp_kvline_addf(&l, "recipients", "%zu", m->nrcpts);
     wp_kvline_add(&l, "rules", fired);
-    wp_kvline_add(&l, "result", rc == SMFIS_TEMPFAIL  ? "tempfail"
-                                : rc == SMFIS_REJECT  ? "reject"
-                                : rc == SMFIS_DISCARD ? "discard"
-                                                      : "accept");
+    wp_kvline_add(&l, "result",
+                  rc == SMFIS_TEMPFAIL  ? "tempfail"
+                  : rc == SMFIS_REJECT  ? "reject"
+                  : rc == SMFIS_DISCARD ? "discard"
+                                        : "accept");
     wp_info("%s", wp_kvline_text(&l));
     free(fired);
 }
@@ -441,7 +445,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     wp_rules_evaluate_view(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &view, &out);
     for (size_t i = 0; i < out.nlog; i++)
         wp_info("%s: %s", qid, out.log[i]);
-    struct wp_unified_fields uf = { NULL, 0, NULL };
+    struct wp_unified_fields uf = {NULL, 0, NULL};
     if (!out.tempfail && !out.reject && !out.discard)
         unified_fields(&view, &out, m, &uf);
     sfsistat rc = SMFIS_CONTINUE;
@@ -454,7 +458,8 @@ static sfsistat on_eom(SMFICTX *ctx)
                   uf.temp->reason ? uf.temp->reason : "TEMP");
         rc = tempfail_with(ctx, uf.temp->reason ? uf.temp->reason : "", qid);
     } else if (out.reject) {
-        char *text = escape_percent(out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
+        char *text =
+            escape_percent(out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
         if (smfi_setreply(ctx, "550", "5.7.1", text) != MI_SUCCESS)
             wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
         free(text);
@@ -486,9 +491,10 @@ static sfsistat on_eom(SMFICTX *ctx)
                 continue;
             }
             char err[512];
-            if (wp_submit(wp_milter_conf(s)->reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text, err,
-                          sizeof(err)))
-                wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts, rm.nrcpts == 1 ? "" : "s");
+            if (wp_submit(wp_milter_conf(s)->reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text,
+                          err, sizeof(err)))
+                wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts,
+                        rm.nrcpts == 1 ? "" : "s");
             else
                 wp_warn("%s: automatic reply not sent: %s", qid, err);
             wp_reply_message_free(&rm);
@@ -587,7 +593,8 @@ static void poke_listener(const struct wp_endpoint *ep)
         hints.ai_flags = AI_NUMERICSERV;
         char port[8];
         snprintf(port, sizeof(port), "%d", ep->port);
-        const char *host = strcmp(ep->host, "*") == 0 ? (ep->family == WP_EP_INET6 ? "::1" : "127.0.0.1") : ep->host;
+        const char *host =
+            strcmp(ep->host, "*") == 0 ? (ep->family == WP_EP_INET6 ? "::1" : "127.0.0.1") : ep->host;
         if (getaddrinfo(host, port, &hints, &res) == 0) {
             fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
@@ -626,7 +633,7 @@ int main(int argc, char **argv)
         return snap ? 0 : 1;
     }
     const struct wp_milter_conf *mc = wp_milter_conf(snap); /* the endpoint: fixed until restart */
-    struct wp_daemon_conf dc = { mc->pidfile, mc->user, mc->socket_mode, mc->socket_owner, mc->socket_group };
+    struct wp_daemon_conf dc = {mc->pidfile, mc->user, mc->socket_mode, mc->socket_owner, mc->socket_group};
     struct wp_daemon *d = &daemon_state;
     struct wp_daemon_hooks hooks = wp_reload_hooks(wp_milter_sections);
     wp_daemon_init(d, "waypost-milter", path, args.foreground, &hooks, wp_snapshot_ref(snap), &dc);
@@ -693,7 +700,7 @@ int main(int argc, char **argv)
     sigaddset(&ours, SIGTERM);
     sigaddset(&ours, SIGINT);
     pthread_sigmask(SIG_BLOCK, &ours, &old);
-    struct smfi_run run = { MI_FAILURE };
+    struct smfi_run run = {MI_FAILURE};
     pthread_t smfi;
     int e = pthread_create(&smfi, NULL, smfi_thread, &run);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -706,7 +713,7 @@ int main(int argc, char **argv)
     bool stopping = false, ended = false;
     pthread_t stopper;
     while (!ended) {
-        struct pollfd pfd = { sigfd, POLLIN, 0 };
+        struct pollfd pfd = {sigfd, POLLIN, 0};
         int n = poll(&pfd, 1, stopping ? 50 : -1);
         if (n < 0 && errno != EINTR) {
             wp_err("poll: %s", strerror(errno));

@@ -32,7 +32,7 @@ static bool has_header(const char *headers, size_t len, const char *name)
 
 static bool starts_header_block(const char *text)
 {
-    static const char *const starters[] = { "Subject:", "MIME-Version:", "Content-Type:" };
+    static const char *const starters[] = {"Subject:", "MIME-Version:", "Content-Type:"};
     for (size_t i = 0; i < sizeof(starters) / sizeof(starters[0]); i++)
         if (wp_strnieq(text, starters[i], strlen(starters[i])))
             return true;
@@ -107,7 +107,7 @@ bool wp_reply_build_view(struct wp_view *v, const struct wp_reply *r, const char
         hlen = blank ? (size_t)(blank - text) + 1 : strlen(text);
         body = blank ? blank + 2 : "";
     }
-    struct wp_strbuf b = { NULL, 0, 0 };
+    struct wp_strbuf b = {NULL, 0, 0};
     if (!hdr || !has_header(hdr, hlen, "From"))
         wp_strbuf_printf(&b, "From: <%s>\n", from);
     wp_strbuf_printf(&b, "To: ");
@@ -128,7 +128,7 @@ bool wp_reply_build_view(struct wp_view *v, const struct wp_reply *r, const char
     wp_strbuf_printf(&b, "Date: %s\n", date);
     const char *at = strchr(from, '@');
     wp_strbuf_printf(&b, "Message-ID: <%lld.%ld.%u@%s>\n", (long long)now, (long)getpid(), (unsigned)rand(),
-            at ? at + 1 : "waypost");
+                     at ? at + 1 : "waypost");
     const char *mid = wp_message_header(m, "Message-ID");
     if (mid) {
         while (*mid == ' ')

@@ -21,8 +21,8 @@
 struct wp_view;
 
 struct wp_reply_message {
-    char *text;    /* the whole message, LF line ends */
-    char **rcpts;  /* envelope recipients */
+    char *text;   /* the whole message, LF line ends */
+    char **rcpts; /* envelope recipients */
     size_t nrcpts;
 };
 

@@ -26,9 +26,9 @@
 #include "milter/view.h"
 #include "milter/rules_model.h"
 
-const char *const wp_rules_day_names[7] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-const char *const wp_rules_month_names[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+const char *const wp_rules_day_names[7] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+const char *const wp_rules_month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* ---------------------------------------------------------------- evaluation */
 
@@ -113,11 +113,26 @@ static bool cond_header_addresses(const struct cond *c, struct eval *e, const ch
     return test_list(c, v, n);
 }
 
-static bool cond_from(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "From"); }
-static bool cond_sender(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "Sender"); }
-static bool cond_to(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "To"); }
-static bool cond_cc(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "Cc"); }
-static bool cond_reply_to(const struct cond *c, struct eval *e) { return cond_header_addresses(c, e, "Reply-To"); }
+static bool cond_from(const struct cond *c, struct eval *e)
+{
+    return cond_header_addresses(c, e, "From");
+}
+static bool cond_sender(const struct cond *c, struct eval *e)
+{
+    return cond_header_addresses(c, e, "Sender");
+}
+static bool cond_to(const struct cond *c, struct eval *e)
+{
+    return cond_header_addresses(c, e, "To");
+}
+static bool cond_cc(const struct cond *c, struct eval *e)
+{
+    return cond_header_addresses(c, e, "Cc");
+}
+static bool cond_reply_to(const struct cond *c, struct eval *e)
+{
+    return cond_header_addresses(c, e, "Reply-To");
+}
 
 static bool cond_to_cc(const struct cond *c, struct eval *e)
 {
@@ -250,7 +265,8 @@ static bool cond_clock(const struct cond *c, struct eval *e)
     if (c->op != OP_GT && c->op != OP_LT && c->kind == C_DATE) {
         /* pictures with '*' may be written in CommuniGate's "25 Dec 2004" */
         char cgp[32];
-        snprintf(cgp, sizeof(cgp), "%d %s %d", tm->tm_mday, wp_rules_month_names[tm->tm_mon], tm->tm_year + 1900);
+        snprintf(cgp, sizeof(cgp), "%d %s %d", tm->tm_mday, wp_rules_month_names[tm->tm_mon],
+                 tm->tm_year + 1900);
         return negative(c) ? test_value(c, v) && test_value(c, cgp) : test_value(c, v) || test_value(c, cgp);
     }
     if (c->op != OP_GT && c->op != OP_LT)
@@ -279,13 +295,27 @@ static bool cond_clock(const struct cond *c, struct eval *e)
 }
 
 static bool (*const cond_fns[])(const struct cond *, struct eval *) = {
-    [C_FROM] = cond_from,           [C_SENDER] = cond_sender,         [C_RETURN_PATH] = cond_return_path,
-    [C_TO] = cond_to,               [C_CC] = cond_cc,                 [C_REPLY_TO] = cond_reply_to,
-    [C_ANY_TO_CC] = cond_to_cc,     [C_EACH_TO_CC] = cond_to_cc,      [C_ANY_RCPT] = cond_rcpt,
-    [C_EACH_RCPT] = cond_rcpt,      [C_ANY_ROUTE] = cond_route,       [C_EACH_ROUTE] = cond_route,
-    [C_SUBMIT_ADDR] = cond_submit_addr, [C_SOURCE] = cond_source,     [C_SUBJECT] = cond_subject,
-    [C_HEADER_FIELD] = cond_header_field, [C_MESSAGE_SIZE] = cond_size, [C_HUMAN] = cond_human,
-    [C_DATE] = cond_clock,          [C_DAY] = cond_clock,             [C_TIME] = cond_clock,
+    [C_FROM] = cond_from,
+    [C_SENDER] = cond_sender,
+    [C_RETURN_PATH] = cond_return_path,
+    [C_TO] = cond_to,
+    [C_CC] = cond_cc,
+    [C_REPLY_TO] = cond_reply_to,
+    [C_ANY_TO_CC] = cond_to_cc,
+    [C_EACH_TO_CC] = cond_to_cc,
+    [C_ANY_RCPT] = cond_rcpt,
+    [C_EACH_RCPT] = cond_rcpt,
+    [C_ANY_ROUTE] = cond_route,
+    [C_EACH_ROUTE] = cond_route,
+    [C_SUBMIT_ADDR] = cond_submit_addr,
+    [C_SOURCE] = cond_source,
+    [C_SUBJECT] = cond_subject,
+    [C_HEADER_FIELD] = cond_header_field,
+    [C_MESSAGE_SIZE] = cond_size,
+    [C_HUMAN] = cond_human,
+    [C_DATE] = cond_clock,
+    [C_DAY] = cond_clock,
+    [C_TIME] = cond_clock,
 };
 _Static_assert(sizeof(cond_fns) / sizeof(cond_fns[0]) == C_TIME + 1, "a function for every condition kind");
 
@@ -329,9 +359,7 @@ static bool run_actions(const struct rule *r, struct wp_view *v, struct wp_outco
             out->discard = true;
             outlog(out, "%s: Discard", r->name);
             return true;
-        case A_STOP:
-            outlog(out, "%s: Stop Processing", r->name);
-            return true;
+        case A_STOP: outlog(out, "%s: Stop Processing", r->name); return true;
         case A_MIRROR:
             add_rcpts(out, a);
             outlog(out, "%s: Mirror to %zu address%s", r->name, a->naddrs, a->naddrs == 1 ? "" : "es");
@@ -349,7 +377,8 @@ static bool run_actions(const struct rule *r, struct wp_view *v, struct wp_outco
             outlog(out, "%s: Store in %s (as %s)", r->name, a->text, a->addrs[0]);
             break;
         case A_ADD_HEADER:
-            out->add_headers = wp_realloc(out->add_headers, (out->nheaders + a->nfields) * sizeof(*out->add_headers));
+            out->add_headers =
+                wp_realloc(out->add_headers, (out->nheaders + a->nfields) * sizeof(*out->add_headers));
             for (size_t i = 0; i < a->nfields; i++) {
                 out->add_headers[out->nheaders].name = wp_strdup(a->fields[i].name);
                 out->add_headers[out->nheaders].value = wp_strdup(a->fields[i].value);
@@ -384,7 +413,7 @@ void wp_rules_evaluate_view(const struct wp_rules *rs, const struct wp_rules_env
                             struct wp_outcome *out)
 {
     memset(out, 0, sizeof(*out));
-    struct eval e = { .env = env, .v = v };
+    struct eval e = {.env = env, .v = v};
     for (size_t i = 0; rs && i < rs->n; i++) {
         const struct rule *r = &rs->rules[i];
         bool all = true;
@@ -394,9 +423,11 @@ void wp_rules_evaluate_view(const struct wp_rules *rs, const struct wp_rules_env
             /* Undecided: what fired before must not take effect either. */
             wp_outcome_free(out);
             out->tempfail = true;
-            out->tempfail_text = wp_strdup(e.temp->reason && e.temp->reason[0] ? e.temp->reason
-                                                                                : "4.3.0 Account lookup failed, try again later");
-            outlog(out, "%s: a Route condition met a temporary failure (%s): tempfail", r->name, e.temp->text);
+            out->tempfail_text = wp_strdup(e.temp->reason && e.temp->reason[0]
+                                               ? e.temp->reason
+                                               : "4.3.0 Account lookup failed, try again later");
+            outlog(out, "%s: a Route condition met a temporary failure (%s): tempfail", r->name,
+                   e.temp->text);
             return;
         }
         if (!all)

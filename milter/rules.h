@@ -42,8 +42,8 @@ struct wp_rules_env {
 };
 
 /* Load the top-level "rules" list (may be NULL: no rules). */
-struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
-                               const struct wp_rules_env *env, struct wp_errors *err);
+struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file, const struct wp_rules_env *env,
+                               struct wp_errors *err);
 void wp_rules_free(struct wp_rules *r);
 size_t wp_rules_count(const struct wp_rules *r);
 /* The i-th enabled rule (evaluation order): name, priority, and its key
@@ -61,14 +61,14 @@ struct wp_header {
 
 /* One message as the rules see it. */
 struct wp_message {
-    const char *return_path;   /* envelope sender without <>; "" for the null sender */
-    const char *const *rcpts;  /* envelope recipients without <> */
+    const char *return_path;  /* envelope sender without <>; "" for the null sender */
+    const char *const *rcpts; /* envelope recipients without <> */
     size_t nrcpts;
     const struct wp_header *headers;
     size_t nheaders;
-    size_t size;               /* bytes */
-    const char *client_addr;   /* "" if unknown */
-    const char *auth_user;     /* SASL login, "" if none */
+    size_t size;             /* bytes */
+    const char *client_addr; /* "" if unknown */
+    const char *auth_user;   /* SASL login, "" if none */
     time_t now;
 };
 
@@ -80,30 +80,30 @@ struct wp_field {
 };
 
 struct wp_reply {
-    char *text;  /* the rule's text: optional header lines, empty line, body */
+    char *text; /* the rule's text: optional header lines, empty line, body */
     bool to_all;
 };
 
 /* What the rules decided; filled by wp_rules_evaluate, freed by wp_outcome_free. */
 struct wp_outcome {
-    bool tempfail;            /* undecided (a TEMP route): nothing else in the outcome holds */
-    char *tempfail_text;      /* "4.3.0 text" */
+    bool tempfail;       /* undecided (a TEMP route): nothing else in the outcome holds */
+    char *tempfail_text; /* "4.3.0 text" */
     bool reject;
-    char *reject_text;        /* as written in the rule ("" for a default) */
+    char *reject_text; /* as written in the rule ("" for a default) */
     bool discard;
-    bool drop_recipients;     /* Redirect/Forward: the original recipients go */
-    bool forwarded;           /* Forward: add Resent-* fields */
-    char **add_rcpts;         /* Mirror, Redirect, Forward, Store in */
+    bool drop_recipients; /* Redirect/Forward: the original recipients go */
+    bool forwarded;       /* Forward: add Resent-* fields */
+    char **add_rcpts;     /* Mirror, Redirect, Forward, Store in */
     size_t nadd;
     struct wp_field *add_headers;
     size_t nheaders;
-    char *subject;            /* new Subject after Tag Subject, or NULL */
+    char *subject; /* new Subject after Tag Subject, or NULL */
     struct wp_reply *replies;
     size_t nreplies;
-    char **fired;             /* names of the rules that fired, in order */
-    const char **fired_keys;  /* their keys (name and canonical text; borrowed from the rules) */
+    char **fired;            /* names of the rules that fired, in order */
+    const char **fired_keys; /* their keys (name and canonical text; borrowed from the rules) */
     size_t nfired;
-    char **log;               /* one line per action taken, for --test and logs */
+    char **log; /* one line per action taken, for --test and logs */
     size_t nlog;
 };
 
@@ -113,8 +113,8 @@ struct wp_outcome {
 void wp_rules_evaluate_view(const struct wp_rules *r, const struct wp_rules_env *env, struct wp_view *v,
                             struct wp_outcome *out);
 /* The same on a view of its own. */
-void wp_rules_evaluate(const struct wp_rules *r, const struct wp_rules_env *env,
-                       const struct wp_message *m, struct wp_outcome *out);
+void wp_rules_evaluate(const struct wp_rules *r, const struct wp_rules_env *env, const struct wp_message *m,
+                       struct wp_outcome *out);
 void wp_outcome_free(struct wp_outcome *out);
 
 /* The run-time pass of `waypost check`: every Store in target must route

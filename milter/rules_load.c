@@ -32,24 +32,45 @@ static const struct {
     const char *name;
     enum cond_kind kind;
 } cond_names[] = {
-    { "From", C_FROM }, { "Sender", C_SENDER }, { "Return-Path", C_RETURN_PATH }, { "To", C_TO },
-    { "Cc", C_CC }, { "Reply-To", C_REPLY_TO }, { "Any To or Cc", C_ANY_TO_CC },
-    { "Each To or Cc", C_EACH_TO_CC }, { "Any Recipient", C_ANY_RCPT }, { "Each Recipient", C_EACH_RCPT },
-    { "Any Route", C_ANY_ROUTE }, { "Each Route", C_EACH_ROUTE }, { "Submit Address", C_SUBMIT_ADDR },
-    { "Source", C_SOURCE }, { "Subject", C_SUBJECT }, { "Header Field", C_HEADER_FIELD },
-    { "Message Size", C_MESSAGE_SIZE }, { "Human Generated", C_HUMAN }, { "Current Date", C_DATE },
-    { "Current Day", C_DAY }, { "Current Time", C_TIME },
+    {"From", C_FROM},
+    {"Sender", C_SENDER},
+    {"Return-Path", C_RETURN_PATH},
+    {"To", C_TO},
+    {"Cc", C_CC},
+    {"Reply-To", C_REPLY_TO},
+    {"Any To or Cc", C_ANY_TO_CC},
+    {"Each To or Cc", C_EACH_TO_CC},
+    {"Any Recipient", C_ANY_RCPT},
+    {"Each Recipient", C_EACH_RCPT},
+    {"Any Route", C_ANY_ROUTE},
+    {"Each Route", C_EACH_ROUTE},
+    {"Submit Address", C_SUBMIT_ADDR},
+    {"Source", C_SOURCE},
+    {"Subject", C_SUBJECT},
+    {"Header Field", C_HEADER_FIELD},
+    {"Message Size", C_MESSAGE_SIZE},
+    {"Human Generated", C_HUMAN},
+    {"Current Date", C_DATE},
+    {"Current Day", C_DAY},
+    {"Current Time", C_TIME},
 };
-static const char *const op_names[] = { "is", "is not", "in", "not in", "greater than", "less than" };
+static const char *const op_names[] = {"is", "is not", "in", "not in", "greater than", "less than"};
 static const struct {
     const char *name;
     enum act_kind kind;
     int param; /* 0 none, 1 required, 2 optional */
 } act_names[] = {
-    { "Reject with", A_REJECT, 2 }, { "Discard", A_DISCARD, 0 }, { "Stop Processing", A_STOP, 0 },
-    { "Mirror to", A_MIRROR, 1 }, { "Redirect to", A_REDIRECT, 1 }, { "Forward to", A_FORWARD, 1 },
-    { "Store in", A_STORE, 1 }, { "Add Header", A_ADD_HEADER, 1 }, { "Tag Subject", A_TAG_SUBJECT, 1 },
-    { "Reply with", A_REPLY, 1 }, { "Reply to All with", A_REPLY_ALL, 1 },
+    {"Reject with", A_REJECT, 2},
+    {"Discard", A_DISCARD, 0},
+    {"Stop Processing", A_STOP, 0},
+    {"Mirror to", A_MIRROR, 1},
+    {"Redirect to", A_REDIRECT, 1},
+    {"Forward to", A_FORWARD, 1},
+    {"Store in", A_STORE, 1},
+    {"Add Header", A_ADD_HEADER, 1},
+    {"Tag Subject", A_TAG_SUBJECT, 1},
+    {"Reply with", A_REPLY, 1},
+    {"Reply to All with", A_REPLY_ALL, 1},
 };
 
 /* CommuniGate conditions and actions without a faithful meaning at the
@@ -102,13 +123,19 @@ static char *rule_key(const struct rule *r)
     wp_strbuf_printf(&b, "%s\x1f%d", r->name, r->priority);
     for (size_t i = 0; i < r->nconds; i++) {
         const struct cond *c = &r->conds[i];
-        wp_strbuf_printf(&b, "\x1f" "c%d.%d.%s.%lld", (int)c->kind, (int)c->op, c->field ? c->field : "", c->number);
+        wp_strbuf_printf(&b,
+                         "\x1f"
+                         "c%d.%d.%s.%lld",
+                         (int)c->kind, (int)c->op, c->field ? c->field : "", c->number);
         for (size_t k = 0; k < c->npics; k++)
             wp_strbuf_printf(&b, "\x1f%s", c->pics[k]);
     }
     for (size_t i = 0; i < r->nacts; i++) {
         const struct action *a = &r->acts[i];
-        wp_strbuf_printf(&b, "\x1f" "a%d.%s", (int)a->kind, a->text ? a->text : "");
+        wp_strbuf_printf(&b,
+                         "\x1f"
+                         "a%d.%s",
+                         (int)a->kind, a->text ? a->text : "");
         for (size_t k = 0; k < a->naddrs; k++)
             wp_strbuf_printf(&b, "\x1f%s", a->addrs[k]);
     }
@@ -221,11 +248,12 @@ static bool load_cond(const config_setting_t *s, const char *file, bool disabled
 {
     memset(c, 0, sizeof(*c));
     int n = config_setting_length(s);
-    if ((config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) || n < 1 || n > 3) {
+    if ((config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) ||
+        n < 1 || n > 3) {
         LOAD_ERROR("a condition is a list (\"Condition\", \"operation\", \"parameter\")");
         return false;
     }
-    const char *v[3] = { NULL, NULL, NULL };
+    const char *v[3] = {NULL, NULL, NULL};
     for (int i = 0; i < n; i++) {
         v[i] = config_setting_get_string_elem(s, (unsigned)i);
         if (!v[i]) {
@@ -414,7 +442,8 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
 {
     memset(a, 0, sizeof(*a));
     int n = config_setting_length(s);
-    if ((config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) || n < 1 || n > 2) {
+    if ((config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) ||
+        n < 1 || n > 2) {
         LOAD_ERROR("an action is a list (\"Action\", \"parameter\")");
         return false;
     }
@@ -520,9 +549,7 @@ static bool load_action(const config_setting_t *s, const char *file, const struc
         }
         a->text = wp_strdup(param);
         break;
-    default:
-        a->text = wp_strdup(param ? param : "");
-        break;
+    default: a->text = wp_strdup(param ? param : ""); break;
     }
     if (a->kind == A_REJECT) {
         for (const char *c = a->text; *c; c++)
@@ -588,8 +615,8 @@ static bool parse_priority(const config_setting_t *p, int *prio)
     return true;
 }
 
-struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file,
-                               const struct wp_rules_env *env, struct wp_errors *err)
+struct wp_rules *wp_rules_load(const config_setting_t *list, const char *file, const struct wp_rules_env *env,
+                               struct wp_errors *err)
 {
     struct wp_rules *rs = wp_calloc(1, sizeof(*rs));
     size_t before = err->count;

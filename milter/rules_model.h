@@ -14,14 +14,41 @@
 #include "milter/rules.h"
 
 enum cond_kind {
-    C_FROM, C_SENDER, C_RETURN_PATH, C_TO, C_CC, C_REPLY_TO, C_ANY_TO_CC, C_EACH_TO_CC,
-    C_ANY_RCPT, C_EACH_RCPT, C_ANY_ROUTE, C_EACH_ROUTE, C_SUBMIT_ADDR, C_SOURCE, C_SUBJECT,
-    C_HEADER_FIELD, C_MESSAGE_SIZE, C_HUMAN, C_DATE, C_DAY, C_TIME,
+    C_FROM,
+    C_SENDER,
+    C_RETURN_PATH,
+    C_TO,
+    C_CC,
+    C_REPLY_TO,
+    C_ANY_TO_CC,
+    C_EACH_TO_CC,
+    C_ANY_RCPT,
+    C_EACH_RCPT,
+    C_ANY_ROUTE,
+    C_EACH_ROUTE,
+    C_SUBMIT_ADDR,
+    C_SOURCE,
+    C_SUBJECT,
+    C_HEADER_FIELD,
+    C_MESSAGE_SIZE,
+    C_HUMAN,
+    C_DATE,
+    C_DAY,
+    C_TIME,
 };
 enum op { OP_IS, OP_IS_NOT, OP_IN, OP_NOT_IN, OP_GT, OP_LT, OP_NONE };
 enum act_kind {
-    A_REJECT, A_DISCARD, A_STOP, A_MIRROR, A_REDIRECT, A_FORWARD, A_STORE, A_ADD_HEADER,
-    A_TAG_SUBJECT, A_REPLY, A_REPLY_ALL,
+    A_REJECT,
+    A_DISCARD,
+    A_STOP,
+    A_MIRROR,
+    A_REDIRECT,
+    A_FORWARD,
+    A_STORE,
+    A_ADD_HEADER,
+    A_TAG_SUBJECT,
+    A_REPLY,
+    A_REPLY_ALL,
 };
 
 /* "Sun" .. "Sat", as Current Day compares them. */
@@ -36,7 +63,7 @@ struct cond {
     enum op op;
     char *field;   /* Header Field: the field name (of the first element) */
     char **fields; /* Header Field lists: each picture's own field name */
-    char **pics;  /* is/is not: one; in/not in: the list */
+    char **pics;   /* is/is not: one; in/not in: the list */
     size_t *piclens;
     size_t npics;
     long long number; /* Message Size */
@@ -44,8 +71,8 @@ struct cond {
 
 struct action {
     enum act_kind kind;
-    char *text;    /* Reject/Tag/Reply/Add Header text */
-    char **addrs;  /* Mirror/Redirect/Forward/Store in */
+    char *text;   /* Reject/Tag/Reply/Add Header text */
+    char **addrs; /* Mirror/Redirect/Forward/Store in */
     size_t naddrs;
     struct wp_field *fields; /* Add Header: the text's fields, split once at load */
     size_t nfields;

@@ -54,10 +54,12 @@ static void milter_load(void *conf, const config_setting_t *g, const config_sett
         wp_error(err, s->path, wp_conf_member_line(g, "metrics"), "milter.metrics '%s': %s", m->metrics, why);
     else if (m->metrics[0] && m->metrics_ep.family == WP_EP_UNIX)
         wp_error(err, s->path, wp_conf_member_line(g, "metrics"),
-                 "milter.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", m->metrics);
+                 "milter.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT",
+                 m->metrics);
     else if (m->metrics[0] && !m->metrics_allow_remote && !wp_endpoint_is_loopback(m->metrics_ep.host))
         wp_error(err, s->path, wp_conf_member_line(g, "metrics"),
-                 "milter.metrics '%s': not a loopback address (set milter.metrics_allow_remote = true to allow it)",
+                 "milter.metrics '%s': not a loopback address (set milter.metrics_allow_remote = true to "
+                 "allow it)",
                  m->metrics);
 }
 

@@ -118,13 +118,17 @@ void wp_mstats_render(struct evbuffer *b, void *arg)
     }
     help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
     evbuffer_add_printf(b, "waypost_reloads_total{result=\"success\"} %u\n", atomic_load(&st->reloads_ok));
-    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n", atomic_load(&st->reloads_failed));
-    help(b, "waypost_config_generation", "gauge", "The configuration generation in use (0: the startup one).");
+    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n",
+                        atomic_load(&st->reloads_failed));
+    help(b, "waypost_config_generation", "gauge",
+         "The configuration generation in use (0: the startup one).");
     evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
-    help(b, "waypost_config_last_reload_timestamp_seconds", "gauge", "When the last reload was tried (0: never).");
+    help(b, "waypost_config_last_reload_timestamp_seconds", "gauge",
+         "When the last reload was tried (0: never).");
     evbuffer_add_printf(b, "waypost_config_last_reload_timestamp_seconds %lld\n",
                         (long long)atomic_load(&st->last_reload));
-    help(b, "waypost_config_last_reload_success", "gauge", "Whether the last reload succeeded (1 before any).");
+    help(b, "waypost_config_last_reload_success", "gauge",
+         "Whether the last reload succeeded (1 before any).");
     evbuffer_add_printf(b, "waypost_config_last_reload_success %d\n",
                         atomic_load(&st->last_reload) == 0 || atomic_load(&st->last_reload_ok) ? 1 : 0);
     st->d->hooks.unref(snap);

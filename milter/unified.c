@@ -23,7 +23,8 @@ static bool listed(const struct wp_unified_field *f, const char *address)
     return false;
 }
 
-void wp_unified_fields(struct wp_view *v, const char *const *rcpts, size_t nrcpts, struct wp_unified_fields *out)
+void wp_unified_fields(struct wp_view *v, const char *const *rcpts, size_t nrcpts,
+                       struct wp_unified_fields *out)
 {
     memset(out, 0, sizeof(*out));
     if (!v->router || !v->router->nunified)

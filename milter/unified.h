@@ -45,7 +45,8 @@ struct wp_unified_fields {
 /* The fields for a message with these envelope recipients (without <>);
  * none when no recipient routes to a unified account.  Routes come from
  * the view (resolved once per message, trusted), which must outlive out. */
-void wp_unified_fields(struct wp_view *v, const char *const *rcpts, size_t nrcpts, struct wp_unified_fields *out);
+void wp_unified_fields(struct wp_view *v, const char *const *rcpts, size_t nrcpts,
+                       struct wp_unified_fields *out);
 void wp_unified_fields_free(struct wp_unified_fields *f);
 
 /* One recipient per account: Postfix rewrites every address of a unified

@@ -50,7 +50,8 @@ bool wp_message_human(const struct wp_message *m)
     char *at = strchr(local, '@');
     if (at)
         *at = '\0';
-    return !wp_strieq(local, "MAILER-DAEMON") && !wp_strnieq(local, "owner-", 6) && !strstr(local, "-request");
+    return !wp_strieq(local, "MAILER-DAEMON") && !wp_strnieq(local, "owner-", 6) &&
+           !strstr(local, "-request");
 }
 
 static void add_mailbox(InternetAddress *ia, char ***v, size_t *n)
@@ -109,7 +110,7 @@ static void decode_piece(struct wp_strbuf *b, const char *raw, size_t len)
  * that another encoded word follows (the white space between goes). */
 static char *decode_words(const char *raw)
 {
-    struct wp_strbuf b = { NULL, 0, 0 };
+    struct wp_strbuf b = {NULL, 0, 0};
     const char *seg = raw;
     for (const char *p = raw; (p = strstr(p, "=?")) != NULL;) {
         const char *q = memchr(p + 2, '?', strnlen(p + 2, 76));
@@ -175,7 +176,8 @@ void wp_view_init(struct wp_view *v, const struct wp_message *m, const struct wp
     v->router = router;
     if (m) {
         v->authenticated = m->auth_user && m->auth_user[0];
-        v->net_trusted = router && m->client_addr && m->client_addr[0] && wp_nets_contain(&router->trusted, m->client_addr);
+        v->net_trusted = router && m->client_addr && m->client_addr[0] &&
+                         wp_nets_contain(&router->trusted, m->client_addr);
     }
 }
 
@@ -271,7 +273,7 @@ static uint64_t route_hash(const char *address, bool trusted)
 static void route_fill(struct wp_view_route *vr, const struct wp_router *r, const char *address, bool trusted)
 {
     struct wp_route rt;
-    struct wp_resolve_opts o = { trusted, false };
+    struct wp_resolve_opts o = {trusted, false};
     wp_resolve(r, address, &o, &rt, NULL);
     memset(vr, 0, sizeof(*vr));
     vr->kind = rt.kind;
@@ -319,7 +321,8 @@ const struct wp_view_route *wp_view_route(struct wp_view *v, const char *address
         struct view_slot *slots = wp_calloc(cap, sizeof(*slots));
         for (size_t i = 0; i < v->nslots; i++)
             if (v->slots[i].address)
-                *slot_find(slots, cap, v->slots[i].hash, v->slots[i].address, v->slots[i].trusted) = v->slots[i];
+                *slot_find(slots, cap, v->slots[i].hash, v->slots[i].address, v->slots[i].trusted) =
+                    v->slots[i];
         free(v->slots);
         v->slots = slots;
         v->nslots = cap;

@@ -31,11 +31,11 @@
  * struct wp_route is kilobytes, a message may have 100000 recipients). */
 struct wp_view_route {
     enum wp_route_kind kind;
-    char *text;         /* what a Route condition sees: "LOCAL()acct@dom", "SMTP(queue)addr", ... */
-    char *address;      /* the final envelope recipient */
-    char *reason;       /* ERROR/UNKNOWN/TEMP: the route's text, starting with a status code */
+    char *text;    /* what a Route condition sees: "LOCAL()acct@dom", "SMTP(queue)addr", ... */
+    char *address; /* the final envelope recipient */
+    char *reason;  /* ERROR/UNKNOWN/TEMP: the route's text, starting with a status code */
     const struct wp_unified *unified; /* the Unified Domain-Wide Account on the way, or NULL */
-    char *unified_rcpt; /* with unified: the address in its domain */
+    char *unified_rcpt;               /* with unified: the address in its domain */
 };
 
 struct wp_view_counts {
@@ -50,13 +50,13 @@ struct view_slot;
 struct wp_view {
     const struct wp_message *m; /* NULL: a view for routes only */
     const struct wp_router *router;
-    bool authenticated;         /* SASL login */
-    bool net_trusted;           /* the client is in router.trusted */
-    struct view_names *names;   /* per header name: its addresses */
+    bool authenticated;       /* SASL login */
+    bool net_trusted;         /* the client is in router.trusted */
+    struct view_names *names; /* per header name: its addresses */
     size_t nnames;
-    char **decoded;             /* per header index, NULL until asked */
-    char *subject;              /* decoded Subject, NULL until asked */
-    struct view_slot *slots;    /* routes by (address, trust): open addressing */
+    char **decoded;          /* per header index, NULL until asked */
+    char *subject;           /* decoded Subject, NULL until asked */
+    struct view_slot *slots; /* routes by (address, trust): open addressing */
     size_t nslots, nroutes;
     struct wp_view_counts counts;
 };

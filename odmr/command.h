@@ -21,6 +21,7 @@ bool wp_command_is(const char *line, const char *cmd, const char **arg);
 
 /* The address of "FROM:<addr> params" or "TO:<addr> params": copied into
  * out; *params points after it.  A source route (@a,@b:) is dropped. */
-bool wp_command_envelope_arg(const char *arg, const char *prefix, char *out, size_t size, const char **params);
+bool wp_command_envelope_arg(const char *arg, const char *prefix, char *out, size_t size,
+                             const char **params);
 
 #endif

@@ -431,7 +431,8 @@ static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr 
     }
 }
 
-void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                       void *arg)
 {
     (void)l;
     (void)salen;
@@ -445,4 +446,3 @@ void wp_conn_on_accept_error(struct evconnlistener *l, void *arg)
     struct listener_arg *la = arg;
     wp_accept_guard_error(&la->srv->guard, EVUTIL_SOCKET_ERROR(), "waypost-odmrd");
 }
-

@@ -31,7 +31,6 @@
 #include "odmr/settings.h"
 #include "state/snapshot.h"
 
-
 #define LMTP_RCPTS_MAX 1000
 #define OUTPUT_MAX (1024 * 1024) /* unread replies before we give up on a peer */
 #define SYNC_EVERY 64            /* removals in a reversed session between directory fsyncs */
@@ -42,18 +41,18 @@ struct server {
     struct wp_snapshot *snap; /* d's current one (borrowed); new connections take a reference */
     SSL_CTX *tls;
     char hostname[256];
-    int connections;      /* customer side */
+    int connections; /* customer side */
     int max_connections;
     int lmtp_connections; /* the intake: its own limit, customers cannot take it */
     int lmtp_max_connections;
-    struct wp_anvil *anvil;          /* per client address: connections, AUTH penalty */
-    struct wp_accept_guard guard;    /* out of descriptors: listeners paused */
-    struct wp_ratelimit refuse_log;  /* refusals: a warning a minute */
-    char **busy; /* queues an ATRN session is delivering */
+    struct wp_anvil *anvil;         /* per client address: connections, AUTH penalty */
+    struct wp_accept_guard guard;   /* out of descriptors: listeners paused */
+    struct wp_ratelimit refuse_log; /* refusals: a warning a minute */
+    char **busy;                    /* queues an ATRN session is delivering */
     size_t nbusy;
     struct event *expire_ev;
-    struct conn *conns; /* every open connection, freed at shutdown */
-    struct wp_control *control; /* the control socket and running releases (odmr/control.h), or NULL */
+    struct conn *conns;          /* every open connection, freed at shutdown */
+    struct wp_control *control;  /* the control socket and running releases (odmr/control.h), or NULL */
     struct wp_odmr_stats *stats; /* counters (odmr.metrics set), else NULL */
 };
 
@@ -121,7 +120,7 @@ struct conn {
     struct event *auth_deadline; /* customer: odmr.auth_timeout from the greeting until AUTH succeeds */
     char *auth_pending;          /* an AUTH response waiting for the address's penalty slot */
     bool auth_pending_cram;      /* ... for CRAM-MD5 (else PLAIN) */
-    struct event *closer; /* ST_CLOSING: frees the connection once its output is out */
+    struct event *closer;        /* ST_CLOSING: frees the connection once its output is out */
     uint64_t close_deadline;
     /* reversed delivery */
     char **queues; /* locked while we deliver */
@@ -157,7 +156,8 @@ void wp_conn_set_timeouts(struct conn *c);
 void wp_conn_process(struct conn *c);
 void wp_conn_on_read(struct bufferevent *bev, void *arg);
 void wp_conn_on_event(struct bufferevent *bev, short what, void *arg);
-void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
+void wp_conn_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                       void *arg);
 /* accept() failed (out of descriptors): the guard pauses the listeners. */
 void wp_conn_on_accept_error(struct evconnlistener *l, void *arg);
 

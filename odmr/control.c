@@ -62,7 +62,7 @@ static void send_line(int fd, const char *fmt, ...)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
     ssize_t w = write(fd, line, (size_t)n); /* a socket or the result pipe; SIGPIPE is ignored */
-    (void)w; /* a client that left does not want the answer */
+    (void)w;                                /* a client that left does not want the answer */
 }
 
 /* The release process: deliver, write the answer to fd when asked to wait
@@ -90,16 +90,17 @@ static void release_child(struct server *srv, const char *queue, int fd, bool wa
         break;
     case WP_DELIVER_DONE:
     case WP_DELIVER_FAIL:
-        wp_notice("queue %s released: %u message%s, %u recipient%s delivered, %u returned, %u waiting%s%s%s%s",
-                  queue, res.messages, res.messages == 1 ? "" : "s", res.delivered, res.delivered == 1 ? "" : "s",
-                  res.returned, res.waiting, res.relay[0] ? ", relay=" : "", res.relay, res.error[0] ? ": " : "",
-                  res.error);
+        wp_notice(
+            "queue %s released: %u message%s, %u recipient%s delivered, %u returned, %u waiting%s%s%s%s",
+            queue, res.messages, res.messages == 1 ? "" : "s", res.delivered, res.delivered == 1 ? "" : "s",
+            res.returned, res.waiting, res.relay[0] ? ", relay=" : "", res.relay, res.error[0] ? ": " : "",
+            res.error);
         if (wait && st == WP_DELIVER_DONE)
             send_line(fd, "OK %s: %u delivered, %u returned, %u waiting", queue, res.delivered, res.returned,
                       res.waiting);
         else if (wait)
-            send_line(fd, "FAIL %s: %s (%u delivered, %u returned, %u waiting)", queue, res.error, res.delivered,
-                      res.returned, res.waiting);
+            send_line(fd, "FAIL %s: %s (%u delivered, %u returned, %u waiting)", queue, res.error,
+                      res.delivered, res.returned, res.waiting);
         break;
     }
     _exit(st == WP_DELIVER_DONE ? 0 : 1);
@@ -191,7 +192,8 @@ static void control_request(struct wp_control *ctl, int fd)
     wp_info("queue %s: release started (pid %d)", queue, (int)pid);
 }
 
-static void on_control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+static void on_control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                              void *arg)
 {
     (void)l;
     (void)sa;

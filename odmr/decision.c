@@ -14,8 +14,8 @@
 #include "odmr/decision.h"
 #include "odmr/spool.h"
 
-void wp_odmr_log_intake(struct wp_odmr_stats *st, const char *queue, const char *id, const char *sender, size_t size,
-                        size_t nrcpt, const char *result, const char *reason)
+void wp_odmr_log_intake(struct wp_odmr_stats *st, const char *queue, const char *id, const char *sender,
+                        size_t size, size_t nrcpt, const char *result, const char *reason)
 {
     if (st)
         wp_counter_add(&st->intake[strcmp(result, "queued") == 0 ? 0 : 1], 1);
@@ -32,8 +32,8 @@ void wp_odmr_log_intake(struct wp_odmr_stats *st, const char *queue, const char 
     wp_log(strcmp(result, "queued") == 0 ? WP_LOG_INFO : WP_LOG_NOTICE, "%s", wp_kvline_text(&l));
 }
 
-void wp_odmr_log_session(struct wp_odmr_stats *st, const char *client, const char *user, const char *mech, bool tls,
-                         bool ok)
+void wp_odmr_log_session(struct wp_odmr_stats *st, const char *client, const char *user, const char *mech,
+                         bool tls, bool ok)
 {
     if (st)
         wp_counter_add(&st->sessions[ok ? 0 : 1], 1);
@@ -93,7 +93,8 @@ static void help(struct evbuffer *b, const char *name, const char *type, const c
 static void counter(struct evbuffer *b, const char *name, const char *result, const wp_counter *c)
 {
     if (result)
-        evbuffer_add_printf(b, "%s{result=\"%s\"} %llu\n", name, result, (unsigned long long)wp_counter_get(c));
+        evbuffer_add_printf(b, "%s{result=\"%s\"} %llu\n", name, result,
+                            (unsigned long long)wp_counter_get(c));
     else
         evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)wp_counter_get(c));
 }
@@ -101,7 +102,8 @@ static void counter(struct evbuffer *b, const char *name, const char *result, co
 void wp_odmr_stats_render(struct evbuffer *b, void *arg)
 {
     struct wp_odmr_stats *st = arg;
-    help(b, "waypost_odmr_intake_total", "counter", "Messages offered over LMTP (per queue stored), by result.");
+    help(b, "waypost_odmr_intake_total", "counter",
+         "Messages offered over LMTP (per queue stored), by result.");
     counter(b, "waypost_odmr_intake_total", "queued", &st->intake[0]);
     counter(b, "waypost_odmr_intake_total", "refused", &st->intake[1]);
     help(b, "waypost_odmr_sessions_total", "counter", "Customer authentications, by result.");
@@ -112,18 +114,21 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
         counter(b, "waypost_odmr_atrn_total", atrn_results[i], &st->atrn[i]);
     help(b, "waypost_odmr_released_messages_total", "counter", "Messages ATRN released.");
     counter(b, "waypost_odmr_released_messages_total", NULL, &st->released);
-    help(b, "waypost_odmr_deliveries_total", "counter", "Recipients delivered in reversed sessions, by result.");
+    help(b, "waypost_odmr_deliveries_total", "counter",
+         "Recipients delivered in reversed sessions, by result.");
     counter(b, "waypost_odmr_deliveries_total", "sent", &st->delivery[0]);
     counter(b, "waypost_odmr_deliveries_total", "refused", &st->delivery[1]);
     help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
     counter(b, "waypost_reloads_total", "success", &st->reloads[0]);
     counter(b, "waypost_reloads_total", "failure", &st->reloads[1]);
-    help(b, "waypost_config_generation", "gauge", "The configuration generation in use (0: the startup one).");
+    help(b, "waypost_config_generation", "gauge",
+         "The configuration generation in use (0: the startup one).");
     evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
     /* The spool as it is now (a message that leaves while we read is skipped). */
     static const char *const names[3] = {"waypost_odmr_queue_messages", "waypost_odmr_queue_bytes",
                                          "waypost_odmr_queue_oldest_age_seconds"};
-    static const char *const helps[3] = {"Messages waiting in an ODMR queue.", "Bytes waiting in an ODMR queue.",
+    static const char *const helps[3] = {"Messages waiting in an ODMR queue.",
+                                         "Bytes waiting in an ODMR queue.",
                                          "Age of the oldest message of an ODMR queue."};
     size_t nq = 0;
     char **queues = wp_spool_queues(st->spool, &nq);

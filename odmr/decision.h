@@ -23,7 +23,7 @@
  * thread (relaxed loads, lib/metrics.h). */
 struct wp_odmr_stats {
     struct wp_daemon *d;
-    const char *spool; /* the startup spool directory, read at each scrape */
+    const char *spool;      /* the startup spool directory, read at each scrape */
     wp_counter intake[2];   /* queued, refused */
     wp_counter sessions[2]; /* authenticated, failed */
     wp_counter atrn[4];     /* released, refused, empty, busy */
@@ -36,14 +36,15 @@ struct wp_odmr_stats {
 void wp_odmr_stats_render(struct evbuffer *out, void *st);
 
 /* result: queued or refused; id, queue "" when refused before the spool. */
-void wp_odmr_log_intake(struct wp_odmr_stats *st, const char *queue, const char *id, const char *sender, size_t size, size_t nrcpt,
-                        const char *result, const char *reason);
-void wp_odmr_log_session(struct wp_odmr_stats *st, const char *client, const char *user, const char *mech, bool tls, bool ok);
+void wp_odmr_log_intake(struct wp_odmr_stats *st, const char *queue, const char *id, const char *sender,
+                        size_t size, size_t nrcpt, const char *result, const char *reason);
+void wp_odmr_log_session(struct wp_odmr_stats *st, const char *client, const char *user, const char *mech,
+                         bool tls, bool ok);
 /* result: released, refused, empty, busy. */
-void wp_odmr_log_atrn(struct wp_odmr_stats *st, const char *client, const char *user, const char *domains, size_t messages,
-                      const char *result);
+void wp_odmr_log_atrn(struct wp_odmr_stats *st, const char *client, const char *user, const char *domains,
+                      size_t messages, const char *result);
 /* result: sent or refused; reply: the customer's reply text. */
-void wp_odmr_log_delivery(struct wp_odmr_stats *st, const char *queue, const char *id, const char *rcpt, const char *result,
-                          const char *reply);
+void wp_odmr_log_delivery(struct wp_odmr_stats *st, const char *queue, const char *id, const char *rcpt,
+                          const char *result, const char *reply);
 
 #endif

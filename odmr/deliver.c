@@ -173,7 +173,8 @@ static bool connect_timeout(struct peer *p, const struct wp_mx_addr *a, int seco
         struct pollfd pf = {p->fd, POLLOUT, 0};
         int err = 0;
         socklen_t el = sizeof(err);
-        r = poll(&pf, 1, seconds * 1000) == 1 && getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && !err
+        r = poll(&pf, 1, seconds * 1000) == 1 && getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 &&
+                    !err
                 ? 0
                 : -1;
         if (err)
@@ -368,8 +369,8 @@ mail_reply:
             refused[i] = true;
             why[i] = wp_strdup(text);
         } else {
-            wp_info("%s/%s: to=<%s>, relay=%s, status=deferred (%s)", m->queue, m->id, m->rcpts[i], r->res->relay,
-                    text);
+            wp_info("%s/%s: to=<%s>, relay=%s, status=deferred (%s)", m->queue, m->id, m->rcpts[i],
+                    r->res->relay, text);
         }
     }
     if (!r->pipelining && (!mail_ok || nacc == 0))
@@ -407,13 +408,14 @@ mail_reply:
         if (code / 100 == 2) {
             done[i] = true;
             r->res->delivered++;
-            wp_info("%s/%s: to=<%s>, relay=%s, status=sent (%s)", m->queue, m->id, m->rcpts[i], r->res->relay, text);
+            wp_info("%s/%s: to=<%s>, relay=%s, status=sent (%s)", m->queue, m->id, m->rcpts[i], r->res->relay,
+                    text);
         } else if (code / 100 == 5) {
             refused[i] = true;
             why[i] = wp_strdup(text);
         } else {
-            wp_info("%s/%s: to=<%s>, relay=%s, status=deferred (%s)", m->queue, m->id, m->rcpts[i], r->res->relay,
-                    text);
+            wp_info("%s/%s: to=<%s>, relay=%s, status=deferred (%s)", m->queue, m->id, m->rcpts[i],
+                    r->res->relay, text);
         }
     }
 settle:
@@ -445,8 +447,8 @@ static bool queue_route(const struct wp_snapshot *s, const char *queue, const st
                         struct wp_route *rt, char *err, size_t errlen)
 {
     if (!wp_router_queue_listed(s->router, WP_ROUTE_HOLD, queue)) {
-        snprintf(err, errlen, "queue %s is not listed in router.hold_queues (ATRN only: the customer collects it)",
-                 queue);
+        snprintf(err, errlen,
+                 "queue %s is not listed in router.hold_queues (ATRN only: the customer collects it)", queue);
         return false;
     }
     struct wp_resolve_opts opts = {.trusted = true, .access = false};

@@ -36,9 +36,9 @@ struct wp_deliver_result {
 };
 
 enum wp_deliver_status {
-    WP_DELIVER_DONE,  /* the queue was worked through (some may wait after 4xx) */
-    WP_DELIVER_BUSY,  /* another release or an ATRN session holds the queue */
-    WP_DELIVER_FAIL,  /* no connection, or it broke: the rest waits */
+    WP_DELIVER_DONE, /* the queue was worked through (some may wait after 4xx) */
+    WP_DELIVER_BUSY, /* another release or an ATRN session holds the queue */
+    WP_DELIVER_FAIL, /* no connection, or it broke: the rest waits */
 };
 
 enum wp_deliver_status wp_deliver_queue(const struct wp_snapshot *s, const char *hostname, const char *queue,

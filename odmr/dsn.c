@@ -69,42 +69,45 @@ char *wp_dsn_text(const char *hostname, const struct wp_spool_msg *m, const bool
     wp_strbuf_printf(&t, "Date: %s\n", date);
     wp_strbuf_printf(&t, "Auto-Submitted: auto-replied\n");
     wp_strbuf_printf(&t, "MIME-Version: 1.0\n");
-    wp_strbuf_printf(&t, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
+    wp_strbuf_printf(
+        &t, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
     wp_strbuf_printf(&t, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
     wp_strbuf_printf(&t, "Content-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n");
     wp_strbuf_printf(&t, "This is the mail system at host %s.\n\n", hostname);
     if (expired)
         wp_strbuf_printf(&t,
-             "Your message was held for a customer who collects mail on demand (ATRN),\n"
-             "and it was not collected within %s.  It has been returned to you.\n\n",
-             dur);
+                         "Your message was held for a customer who collects mail on demand (ATRN),\n"
+                         "and it was not collected within %s.  It has been returned to you.\n\n",
+                         dur);
     else
         wp_strbuf_printf(&t, "Your message was held for a customer who collects mail on demand (ATRN).\n"
-                 "When it was collected, the customer's mail server refused it.\n\n");
+                             "When it was collected, the customer's mail server refused it.\n\n");
     for (size_t i = 0; i < m->nrcpts; i++)
         if (which[i])
             wp_strbuf_printf(&t, "<%s>: %s\n", m->rcpts[i],
-                 expired  ? "not collected in time"
-                 : why[i] ? why[i]
-                          : "refused");
-    wp_strbuf_printf(&t, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n",
-         boundary);
-    wp_strbuf_printf(&t, "Reporting-MTA: dns; %s\nX-Waypost-Queue-ID: %s/%s\nArrival-Date: %s\n", hostname, m->queue,
-         m->id, arrival);
+                             expired  ? "not collected in time"
+                             : why[i] ? why[i]
+                                      : "refused");
+    wp_strbuf_printf(
+        &t, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n",
+        boundary);
+    wp_strbuf_printf(&t, "Reporting-MTA: dns; %s\nX-Waypost-Queue-ID: %s/%s\nArrival-Date: %s\n", hostname,
+                     m->queue, m->id, arrival);
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!which[i])
             continue;
         const char *reason = expired ? NULL : why[i] ? why[i] : "550 refused";
         status_of(reason, expired, status, sizeof(status));
-        wp_strbuf_printf(&t, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", m->rcpts[i], status);
+        wp_strbuf_printf(&t, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", m->rcpts[i],
+                         status);
         if (expired)
             wp_strbuf_printf(&t, "Diagnostic-Code: X-Waypost; not collected by ATRN within %s\n", dur);
         else
             wp_strbuf_printf(&t, "Remote-MTA: dns; %s\nDiagnostic-Code: smtp; %s\n", m->queue, reason);
     }
-    wp_strbuf_printf(&t,
-         "\n--%s\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n",
-         boundary);
+    wp_strbuf_printf(
+        &t, "\n--%s\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n",
+        boundary);
     /* The original header block, CRLF turned into LF. */
     const char *p = m->body ? m->body : "";
     size_t left = m->body ? m->body_len : 0, copied = 0;
@@ -138,7 +141,7 @@ bool wp_dsn_return(const struct wp_snapshot *s, const char *hostname, const stru
         return true;
     }
     char *text = wp_dsn_text(hostname, m, which, why, wp_odmr_conf(s)->expire);
-    const char *const to[] = { m->sender };
+    const char *const to[] = {m->sender};
     bool ok = wp_submit(wp_odmr_conf(s)->dsn_via, "", to, 1, text, err, errlen);
     if (ok)
         wp_info("%s/%s: sender non-delivery notification sent to <%s>", m->queue, m->id, m->sender);

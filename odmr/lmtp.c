@@ -62,7 +62,8 @@ static void lmtp_rcpt(struct conn *c, const char *arg)
     }
     wp_str_lower(route.queue);
     /* Held (ETRN) and ATRN queues share the store (DESIGN §5). */
-    if ((route.kind != WP_ROUTE_ODMR && route.kind != WP_ROUTE_HOLD) || !wp_spool_queue_name_valid(route.queue)) {
+    if ((route.kind != WP_ROUTE_ODMR && route.kind != WP_ROUTE_HOLD) ||
+        !wp_spool_queue_name_valid(route.queue)) {
         wp_notice("lmtp: <%s> is not routed to a held or ODMR queue (%s), refused", addr,
                   wp_route_kind_name(route.kind));
         wp_odmr_log_intake(c->srv->stats, "", "", c->sender, 0, 1, "refused", "not an ODMR queue");
@@ -164,8 +165,8 @@ static void lmtp_deliver(struct conn *c)
                 group[n++] = c->rcpts[k].addr;
         char id[WP_SPOOL_ID_MAX], err[512];
         char *st;
-        if (wp_spool_store(wp_odmr_conf(c->snap)->spool, c->rcpts[i].queue, c->sender, group, n, body, len, now, id,
-                           err, sizeof(err))) {
+        if (wp_spool_store(wp_odmr_conf(c->snap)->spool, c->rcpts[i].queue, c->sender, group, n, body, len,
+                           now, id, err, sizeof(err))) {
             wp_info("%s/%s: from=<%s>, size=%zu, nrcpt=%zu (queued)", c->rcpts[i].queue, id, c->sender, len,
                     n);
             wp_odmr_log_intake(c->srv->stats, c->rcpts[i].queue, id, c->sender, len, n, "queued", "");
@@ -224,4 +225,3 @@ bool wp_lmtp_data(struct conn *c)
         }
     }
 }
-

@@ -34,7 +34,8 @@ static bool res_open(res_state rs, const char *servers, char *err, size_t errlen
         return false;
     }
     int n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < MAXNS; t = strtok_r(NULL, ", ", &save)) {
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < MAXNS;
+         t = strtok_r(NULL, ", ", &save)) {
         struct sockaddr_in sin;
         memset(&sin, 0, sizeof(sin));
         sin.sin_family = AF_INET;
@@ -97,7 +98,8 @@ static int mx_query(res_state rs, const char *domain, struct mx_host *hosts, int
     return n;
 }
 
-static void add_addr(struct wp_mx_addr *out, size_t *n, const struct sockaddr *sa, socklen_t len, const char *host)
+static void add_addr(struct wp_mx_addr *out, size_t *n, const struct sockaddr *sa, socklen_t len,
+                     const char *host)
 {
     if (*n >= WP_MX_ADDRS_MAX)
         return;

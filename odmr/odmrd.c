@@ -215,7 +215,7 @@ int main(int argc, char **argv)
         return snap ? 0 : 1;
     }
     const struct wp_odmr_conf *o = wp_odmr_conf(snap); /* endpoints: fixed until restart */
-    struct wp_daemon_conf dc = { o->pidfile, o->user, o->socket_mode, o->socket_owner, o->socket_group };
+    struct wp_daemon_conf dc = {o->pidfile, o->user, o->socket_mode, o->socket_owner, o->socket_group};
     struct wp_daemon daemon;
     struct wp_daemon_hooks hooks = wp_reload_hooks(wp_odmr_sections);
     wp_daemon_init(&daemon, "waypost-odmrd", path, args.foreground, &hooks, wp_snapshot_ref(snap), &dc);
@@ -255,7 +255,8 @@ int main(int argc, char **argv)
         goto out;
     }
     /* The spool is written after the privilege drop: odmr.user's. */
-    if (!wp_daemon_user_dir(o->spool, o->user, why, sizeof(why)) || !wp_spool_open(o->spool, why, sizeof(why))) {
+    if (!wp_daemon_user_dir(o->spool, o->user, why, sizeof(why)) ||
+        !wp_spool_open(o->spool, why, sizeof(why))) {
         fprintf(stderr, "waypost-odmrd: spool: %s\n", why);
         goto out;
     }
@@ -274,8 +275,8 @@ int main(int argc, char **argv)
         struct wp_endpoint cep = {.family = WP_EP_UNIX};
         wp_strlcpy(cep.path, o->control_socket, sizeof(cep.path));
         control_fd = wp_daemon_listen(&daemon, &cep, why, sizeof(why));
-        if (control_fd < 0 || !wp_socket_set_owner(cep.path, o->control_mode, o->socket_owner, o->socket_group, why,
-                                                   sizeof(why))) {
+        if (control_fd < 0 || !wp_socket_set_owner(cep.path, o->control_mode, o->socket_owner,
+                                                   o->socket_group, why, sizeof(why))) {
             fprintf(stderr, "waypost-odmrd: cannot listen on %s: %s\n", o->control_socket, why);
             goto out;
         }
@@ -362,4 +363,3 @@ out:
     free(path);
     return rc;
 }
-

@@ -369,7 +369,6 @@ static void cmd_atrn(struct conn *c, const char *arg)
 
 /* ------------------------------------------------------------ customer: STARTTLS */
 
-
 static void cmd_starttls(struct conn *c, const char *arg)
 {
     if (!c->srv->tls) {
@@ -442,12 +441,12 @@ void wp_session_command(struct conn *c, const char *line)
     } else if (wp_command_is(line, "QUIT", &arg)) {
         wp_conn_reply(c, "221 2.0.0 %s closing connection", c->srv->hostname);
         wp_conn_close(c);
-    } else if (wp_command_is(line, "MAIL", &arg) || wp_command_is(line, "RCPT", &arg) || wp_command_is(line, "DATA", &arg) ||
-               wp_command_is(line, "VRFY", &arg) || wp_command_is(line, "EXPN", &arg) || wp_command_is(line, "ETRN", &arg) ||
+    } else if (wp_command_is(line, "MAIL", &arg) || wp_command_is(line, "RCPT", &arg) ||
+               wp_command_is(line, "DATA", &arg) || wp_command_is(line, "VRFY", &arg) ||
+               wp_command_is(line, "EXPN", &arg) || wp_command_is(line, "ETRN", &arg) ||
                wp_command_is(line, "TURN", &arg) || wp_command_is(line, "BDAT", &arg)) {
         wp_conn_refuse(c, "503 5.5.1 This is an ODMR service: EHLO, AUTH, STARTTLS, ATRN, QUIT only");
     } else {
         wp_conn_refuse(c, "502 5.5.2 Command not implemented");
     }
 }
-

@@ -113,11 +113,13 @@ static void odmr_load(void *conf, const config_setting_t *g, const config_settin
         wp_error(err, path, wp_conf_member_line(g, "metrics"), "odmr.metrics '%s': %s", o->metrics, mwhy);
     else if (o->metrics[0] && o->metrics_ep.family == WP_EP_UNIX)
         wp_error(err, path, wp_conf_member_line(g, "metrics"),
-                 "odmr.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", o->metrics);
-    else if (o->metrics[0] && !o->metrics_allow_remote && !wp_endpoint_is_loopback(o->metrics_ep.host))
-        wp_error(err, path, wp_conf_member_line(g, "metrics"),
-                 "odmr.metrics '%s': not a loopback address (set odmr.metrics_allow_remote = true to allow it)",
+                 "odmr.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT",
                  o->metrics);
+    else if (o->metrics[0] && !o->metrics_allow_remote && !wp_endpoint_is_loopback(o->metrics_ep.host))
+        wp_error(
+            err, path, wp_conf_member_line(g, "metrics"),
+            "odmr.metrics '%s': not a loopback address (set odmr.metrics_allow_remote = true to allow it)",
+            o->metrics);
     if (!o->tls_cert[0] != !o->tls_key[0])
         wp_error(err, path, wp_conf_member_line(g, o->tls_cert[0] ? "tls_cert" : "tls_key"),
                  "odmr.tls_cert and odmr.tls_key go together");

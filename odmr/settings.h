@@ -50,16 +50,16 @@ struct wp_odmr_conf {
     int max_connections_per_ip; /* customer connections from one address; 0: no limit */
     int auth_timeout;           /* seconds from the greeting to a successful AUTH */
     bool auth_penalty;          /* AUTH failures delay the address's next attempts (anvil.h) */
-    int timeout;            /* seconds */
-    int max_message_size;   /* bytes */
-    int auth_failure_delay; /* seconds */
-    int expire;             /* seconds a message waits before it is returned */
-    char *dsn_via;          /* "smtp:HOST:PORT" or "sendmail:PATH" */
+    int timeout;                /* seconds */
+    int max_message_size;       /* bytes */
+    int auth_failure_delay;     /* seconds */
+    int expire;                 /* seconds a message waits before it is returned */
+    char *dsn_via;              /* "smtp:HOST:PORT" or "sendmail:PATH" */
     char *control_socket; /* unix socket for "FLUSH queue" (policyd's ETRN, waypost queue flush); "" none */
     int control_mode;
     int smtp_port;     /* held-queue delivery to a next hop without a port (MX or host) */
     char *dns_servers; /* "" = resolv.conf; else "IP[:PORT],..." (tests point it at their DNS server) */
-    char *metrics;          /* "" off, else inet:HOST:PORT of the metrics endpoint */
+    char *metrics;     /* "" off, else inet:HOST:PORT of the metrics endpoint */
     bool metrics_allow_remote;
     struct wp_endpoint metrics_ep;
 };

@@ -356,4 +356,3 @@ bool wp_turn_input(struct conn *c)
     }
     return c->state != ST_CLOSING;
 }
-

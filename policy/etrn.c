@@ -34,7 +34,6 @@ static bool parse_release(const char *text, enum wp_etrn_release *out)
     return false;
 }
 
-
 static const struct wp_etrn_queue *queue_conf(const struct wp_etrn_conf *c, const char *queue)
 {
     for (size_t i = 0; i < c->nqueues; i++)

@@ -84,8 +84,8 @@ static void etrn_job_done(struct etrn_job *job)
         snprintf(action, sizeof(action), "458 4.3.0 unable to release queue %s now", job->d.queue);
     else
         snprintf(action, sizeof(action), "%s", job->d.action);
-    wp_notice("ETRN %s: queue %s %s%s%s", job->d.name, job->d.queue, job->failed ? "not released" : "released",
-              job->outlen ? ": " : "", job->output);
+    wp_notice("ETRN %s: queue %s %s%s%s", job->d.name, job->d.queue,
+              job->failed ? "not released" : "released", job->outlen ? ": " : "", job->output);
     wp_server_send_answer(c, false, "action=", action, "\n\n");
     c->job = NULL;
     wp_etrnjob_free(job);
@@ -172,7 +172,8 @@ static void on_etrn_start(evutil_socket_t fd, short what, void *arg)
     job->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (job->fd < 0 || (connect(job->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 && errno != EINPROGRESS &&
                         errno != EAGAIN)) {
-        wp_warn("ETRN %s: cannot reach waypost-odmrd at %s: %s", job->d.name, job->socket_path, strerror(errno));
+        wp_warn("ETRN %s: cannot reach waypost-odmrd at %s: %s", job->d.name, job->socket_path,
+                strerror(errno));
         job->failed = true;
         etrn_job_done(job);
         return;
@@ -199,7 +200,8 @@ bool wp_etrnjob_start(struct conn *c)
     const struct wp_snapshot *s = wp_server_snapshot(c->w);
     const struct wp_policy_request *req = &c->policy.req;
     struct wp_etrn_decision d;
-    wp_etrn_decide(s->router, &wp_policyd_conf(s)->etrn, req->etrn_domain, req->client_address, req->sasl_username, &d);
+    wp_etrn_decide(s->router, &wp_policyd_conf(s)->etrn, req->etrn_domain, req->client_address,
+                   req->sasl_username, &d);
     const char *who = req->sasl_username[0] ? req->sasl_username : "-";
     wp_pstats_log_etrn(req, &d);
     struct wp_pstats *stats = c->w->srv->stats;
@@ -208,13 +210,14 @@ bool wp_etrnjob_start(struct conn *c)
                                 : d.outcome == WP_ETRN_REFUSE ? WP_PE_REFUSED
                                                               : WP_PE_PASS;
         wp_counter_add(&stats->workers[c->w->index].etrn[e], 1);
-        wp_counter_add(&stats->workers[c->w->index].req[WP_PROTO_POLICY][WP_PSTATS_POLICY_MAP][WP_PA_ETRN], 1);
+        wp_counter_add(&stats->workers[c->w->index].req[WP_PROTO_POLICY][WP_PSTATS_POLICY_MAP][WP_PA_ETRN],
+                       1);
     }
     switch (d.outcome) {
     case WP_ETRN_PASS: wp_debug("ETRN %s from %s: not a held queue", d.name, req->client_address); break;
     case WP_ETRN_REFUSE:
-        wp_notice("ETRN %s from %s (login %s): refused: %s", d.name[0] ? d.name : "(invalid)", req->client_address,
-                  who, d.action);
+        wp_notice("ETRN %s from %s (login %s): refused: %s", d.name[0] ? d.name : "(invalid)",
+                  req->client_address, who, d.action);
         break;
     case WP_ETRN_RELEASE:
         wp_notice("ETRN %s from %s (login %s): releasing queue %s, %zu more merged domain%s", d.name,
@@ -234,10 +237,9 @@ bool wp_etrnjob_start(struct conn *c)
     job->timeout = wp_policyd_conf(s)->etrn.timeout;
     job->deadline = evtimer_new(c->w->base, on_etrn_deadline, job);
     job->start = evtimer_new(c->w->base, on_etrn_start, job);
-    struct timeval limit = { job->timeout, 0 };
+    struct timeval limit = {job->timeout, 0};
     evtimer_add(job->deadline, &limit);
     c->job = job;
     event_active(job->start, EV_TIMEOUT, 0);
     return true;
 }
-

@@ -87,7 +87,8 @@ enum wp_frame wp_framing_policy(struct wp_policy_reader *r, char *in, size_t len
             n--;
         line[n] = '\0';
         if (n == 0) {
-            result = strcmp(r->req.request, "smtpd_access_policy") == 0 ? WP_FRAME_REQUEST : WP_FRAME_NOT_POLICY;
+            result =
+                strcmp(r->req.request, "smtpd_access_policy") == 0 ? WP_FRAME_REQUEST : WP_FRAME_NOT_POLICY;
             break;
         }
         char *eq = memchr(line, '=', n);

@@ -278,8 +278,9 @@ static bool decide_rcpt(const struct wp_router *r, const char *rcpt, bool truste
     /* Relaying opened: an untrusted client's mail leaves the server because
      * a Relay:/RelayAll: record or a Mail to Unknown reroute granted it. */
     if (depth == 0)
-        dec->kind = !trusted && wp_route_leaves_server(&rt) && rt.relay_class >= WP_RC_RELAY ? WP_DECIDED_RELAY
-                                                                                            : WP_DECIDED_ACCEPT;
+        dec->kind = !trusted && wp_route_leaves_server(&rt) && rt.relay_class >= WP_RC_RELAY
+                        ? WP_DECIDED_RELAY
+                        : WP_DECIDED_ACCEPT;
     return false;
 }
 

@@ -31,7 +31,14 @@
 enum wp_answer { WP_ANS_FOUND, WP_ANS_NOTFOUND, WP_ANS_TEMP, WP_ANS_PERM };
 
 /* The tables, named as in socketmap requests and tcp listeners. */
-enum wp_map { WP_MAP_RELAY, WP_MAP_RECIPIENT, WP_MAP_VIRTUAL, WP_MAP_TRANSPORT, WP_MAP_ACCOUNT, WP_MAP_COUNT };
+enum wp_map {
+    WP_MAP_RELAY,
+    WP_MAP_RECIPIENT,
+    WP_MAP_VIRTUAL,
+    WP_MAP_TRANSPORT,
+    WP_MAP_ACCOUNT,
+    WP_MAP_COUNT
+};
 
 /* The table a name (len bytes, exact lower case as Postfix sends it)
  * stands for; false if none.  Parsed once: at load for a tcp listener, once
@@ -111,11 +118,11 @@ void wp_policy_decide(const struct wp_snapshot *s, const struct wp_policy_reques
 /* What decided a lookup or a policy request, for logs and counters. */
 enum wp_decision_kind { WP_DECIDED_NONE, WP_DECIDED_ACCEPT, WP_DECIDED_RELAY, WP_DECIDED_REFUSE };
 struct wp_decision {
-    enum wp_decision_kind kind;   /* policy: RELAY = an untrusted client may relay through a grant */
-    bool resolved;                /* a route was resolved (the fields below mean something) */
-    bool trusted;                 /* policy: the client is trusted */
+    enum wp_decision_kind kind; /* policy: RELAY = an untrusted client may relay through a grant */
+    bool resolved;              /* a route was resolved (the fields below mean something) */
+    bool trusted;               /* policy: the client is trusted */
     enum wp_relay_class relay_class;
-    const struct wp_record *record; /* route->record */
+    const struct wp_record *record;  /* route->record */
     const struct wp_domain *unknown; /* route->unknown */
 };
 /* The same, saying what decided (dec may be NULL). */

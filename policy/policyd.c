@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     /* The startup snapshot stays ours to the end: the endpoints in it are
      * fixed until restart. */
     const struct wp_policyd_conf *pc = wp_policyd_conf(snap);
-    struct wp_daemon_conf dc = { pc->pidfile, pc->user, pc->socket_mode, pc->socket_owner, pc->socket_group };
+    struct wp_daemon_conf dc = {pc->pidfile, pc->user, pc->socket_mode, pc->socket_owner, pc->socket_group};
     struct wp_daemon daemon;
     struct wp_daemon_hooks hooks = wp_reload_hooks(wp_policyd_sections);
     wp_daemon_init(&daemon, "waypost-policyd", path, args.foreground, &hooks, wp_snapshot_ref(snap), &dc);
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
         wp_pstats_init(&stats, &daemon, nworkers);
         srv.stats = &stats;
     }
-    struct control ctl = { &srv, NULL };
+    struct control ctl = {&srv, NULL};
     struct event *sigev = NULL;
     int rc = 1;
     char why[512];
@@ -175,11 +175,11 @@ int main(int argc, char **argv)
     }
     sigev = event_new(ctl.base, sigfd, EV_READ | EV_PERSIST, on_signal, &ctl);
     event_add(sigev, NULL);
-    wp_notice("ready: %zu endpoint%s, %d worker thread%s, %u router records, answers sent with %s", srv.nlisten,
-              srv.nlisten == 1 ? "" : "s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
+    wp_notice("ready: %zu endpoint%s, %d worker thread%s, %u router records, answers sent with %s",
+              srv.nlisten, srv.nlisten == 1 ? "" : "s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
               snap->router->table->nrecs, srv.workers[0].batch.uring ? "io_uring" : "send(2)");
-    wp_daemon_ready(&daemon, "ready: %zu endpoint%s, %u router records", srv.nlisten, srv.nlisten == 1 ? "" : "s",
-                    snap->router->table->nrecs);
+    wp_daemon_ready(&daemon, "ready: %zu endpoint%s, %u router records", srv.nlisten,
+                    srv.nlisten == 1 ? "" : "s", snap->router->table->nrecs);
     event_base_dispatch(ctl.base);
     rc = 0;
     wp_notice("stopped");

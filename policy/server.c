@@ -165,10 +165,11 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
             if (st == WP_FRAME_NO_KEY) {
                 wp_server_send_answer(c, true, "PERM expected \"<map> <key>\"", NULL, NULL);
             } else {
-                wp_notice("socketmap: %s request, closing", st == WP_FRAME_TOO_BIG ? "oversized" : "malformed");
-                wp_server_send_answer(c, true,
-                                      st == WP_FRAME_TOO_BIG ? "PERM request too large" : "PERM malformed netstring",
-                                      NULL, NULL);
+                wp_notice("socketmap: %s request, closing",
+                          st == WP_FRAME_TOO_BIG ? "oversized" : "malformed");
+                wp_server_send_answer(
+                    c, true, st == WP_FRAME_TOO_BIG ? "PERM request too large" : "PERM malformed netstring",
+                    NULL, NULL);
             }
             wp_server_count_error(c);
             keep = false;
@@ -191,8 +192,8 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
         case WP_ANS_PERM: wp_server_send_answer(c, true, "PERM ", value, NULL); break;
         }
         if (stats && known) { /* an unknown map name is counted as an error */
-            wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_SOCKETMAP, (int)m, (enum wp_pstats_answer)a,
-                            &dec);
+            wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_SOCKETMAP, (int)m,
+                            (enum wp_pstats_answer)a, &dec);
             wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
         } else if (!known) {
             wp_server_count_error(c);
@@ -236,8 +237,8 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
         char value[WP_TCP_REPLY_MAX], enc[WP_TCP_REPLY_MAX];
         struct wp_decision dec;
         struct wp_pstats *stats = c->w->srv->stats;
-        enum wp_answer a = wp_map_lookup_ex(wp_server_snapshot(c->w), c->listen->map, key, value, sizeof(value),
-                                            stats ? &dec : NULL);
+        enum wp_answer a = wp_map_lookup_ex(wp_server_snapshot(c->w), c->listen->map, key, value,
+                                            sizeof(value), stats ? &dec : NULL);
         if (stats) {
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_TCP, (int)c->listen->map,
                             (enum wp_pstats_answer)a, &dec);
@@ -249,7 +250,8 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
             if (wp_xencode(value, enc, WP_TCP_REPLY_MAX - 5)) {
                 wp_server_send_answer(c, false, "200 ", enc, "\n");
             } else {
-                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit", wp_map_name(c->listen->map), key);
+                wp_warn("tcp_table %s %s: answer longer than the 4096-byte limit",
+                        wp_map_name(c->listen->map), key);
                 wp_server_send_answer(c, false, "400 answer too long for tcp_table\n", NULL, NULL);
             }
             break;
@@ -288,7 +290,9 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
             switch (st) {
             case WP_FRAME_TOO_BIG: wp_notice("policy: request over %zu bytes, closing", max); break;
             case WP_FRAME_NUL: wp_notice("policy: NUL byte in request, closing"); break;
-            case WP_FRAME_LONG_ATTR: wp_notice("policy: attribute %s too long, closing", c->policy.long_attr); break;
+            case WP_FRAME_LONG_ATTR:
+                wp_notice("policy: attribute %s too long, closing", c->policy.long_attr);
+                break;
             case WP_FRAME_NOT_POLICY:
                 wp_notice("policy: request without request=smtpd_access_policy, closing");
                 break;
@@ -611,7 +615,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     /* Counted here, not when the worker opens it, so that a burst of
      * connections spreads before any worker has run. */
     atomic_fetch_add(&best->nconns, 1);
-    struct handoff msg = { fd, (int)idx }; /* the listener accepted it non-blocking already */
+    struct handoff msg = {fd, (int)idx}; /* the listener accepted it non-blocking already */
     if (write(best->inbox_fds[1], &msg, sizeof(msg)) != (ssize_t)sizeof(msg)) {
         wp_warn("cannot hand a connection on %s to a worker: %s", srv->listens[idx].text, strerror(errno));
         atomic_fetch_sub(&best->nconns, 1);
@@ -642,8 +646,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-
-
 bool wp_server_start(struct server *srv, struct event_base *base, int nworkers, bool io_uring)
 {
     srv->nworkers = nworkers;
@@ -669,7 +671,7 @@ bool wp_server_start(struct server *srv, struct event_base *base, int nworkers, 
         w->inbox = event_new(w->base, w->inbox_fds[0], EV_READ | EV_PERSIST, on_inbox, w);
         event_add(w->inbox, NULL);
         w->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        struct itimerspec second = { { 1, 0 }, { 1, 0 } };
+        struct itimerspec second = {{1, 0}, {1, 0}};
         if (w->tick_fd < 0 || timerfd_settime(w->tick_fd, 0, &second, NULL) < 0) {
             wp_err("cannot set up worker %d: %s", i, strerror(errno));
             event_config_free(cfg);
@@ -720,7 +722,7 @@ void wp_server_stop(struct server *srv)
     srv->listeners = NULL;
     wp_accept_guard_free(&srv->guard);
     for (int i = 0; i < srv->nworkers; i++) {
-        struct handoff stop = { -1, 0 };
+        struct handoff stop = {-1, 0};
         if (srv->workers[i].started &&
             write(srv->workers[i].inbox_fds[1], &stop, sizeof(stop)) != (ssize_t)sizeof(stop))
             wp_warn("cannot stop worker %d: %s", i, strerror(errno));

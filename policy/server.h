@@ -31,25 +31,25 @@
 #include "state/snapshot.h"
 
 struct server {
-    struct wp_daemon *d;           /* the skeleton: the current snapshot and its generation */
-    atomic_int connections;        /* all endpoints */
-    atomic_int *ep_connections;    /* per endpoint (index into listens): each has max_connections of
-                                    * its own, so a client holding one endpoint's cannot starve
-                                    * another (the socketmap Postfix's lookups use) */
-    int max_connections;           /* per endpoint */
-    struct wp_accept_guard guard;  /* out of descriptors: listeners paused (main thread) */
+    struct wp_daemon *d;            /* the skeleton: the current snapshot and its generation */
+    atomic_int connections;         /* all endpoints */
+    atomic_int *ep_connections;     /* per endpoint (index into listens): each has max_connections of
+                                     * its own, so a client holding one endpoint's cannot starve
+                                     * another (the socketmap Postfix's lookups use) */
+    int max_connections;            /* per endpoint */
+    struct wp_accept_guard guard;   /* out of descriptors: listeners paused (main thread) */
     struct wp_ratelimit refuse_log; /* refusals: a warning a minute (main thread) */
     int idle_timeout;
     size_t max_request;
-    struct wp_listen *listens;     /* from the startup snapshot: fixed until restart */
+    struct wp_listen *listens; /* from the startup snapshot: fixed until restart */
     int *fds;
     size_t nlisten;
     struct evconnlistener **listeners; /* in main()'s event base */
     struct worker *workers;
     int nworkers;
-    int next_worker;               /* where the search for the least busy worker starts */
-    struct wp_pstats *stats;       /* counters (NULL: none kept, the metrics endpoint is off) */
-    const char *metrics_text;      /* policyd.metrics at startup */
+    int next_worker;          /* where the search for the least busy worker starts */
+    struct wp_pstats *stats;  /* counters (NULL: none kept, the metrics endpoint is off) */
+    const char *metrics_text; /* policyd.metrics at startup */
 };
 
 struct conn;
@@ -60,18 +60,18 @@ struct etrn_job;
 struct worker {
     struct server *srv;
     pthread_t thread;
-    bool started;             /* the thread runs (join it) */
+    bool started; /* the thread runs (join it) */
     struct event_base *base;
-    struct event *tick;       /* once a second: the clock of the idle timeout */
-    int tick_fd;              /* the timerfd behind it */
-    struct event *inbox;      /* new connections (and the stop message) from main() */
-    int inbox_fds[2];         /* a pipe: read end, write end */
-    atomic_int nconns;        /* open connections, read by main() to balance the load */
-    unsigned ticks;           /* seconds since the worker started */
-    struct conn *conns;       /* every open connection, for the idle sweep */
-    struct conn *flush_head;  /* connections with answers to send at the end of this pass */
-    struct wp_snapshot *snap; /* this worker's reference */
-    int index;                /* in srv->workers: its counters in srv->stats */
+    struct event *tick;         /* once a second: the clock of the idle timeout */
+    int tick_fd;                /* the timerfd behind it */
+    struct event *inbox;        /* new connections (and the stop message) from main() */
+    int inbox_fds[2];           /* a pipe: read end, write end */
+    atomic_int nconns;          /* open connections, read by main() to balance the load */
+    unsigned ticks;             /* seconds since the worker started */
+    struct conn *conns;         /* every open connection, for the idle sweep */
+    struct conn *flush_head;    /* connections with answers to send at the end of this pass */
+    struct wp_snapshot *snap;   /* this worker's reference */
+    int index;                  /* in srv->workers: its counters in srv->stats */
     struct wp_pstats_map *smap; /* the slots of snap's records (with stats) */
     unsigned generation;
     struct wp_sendbatch batch; /* the answers of one pass (see flush_queued) */
@@ -88,19 +88,19 @@ struct conn {
     struct worker *w;
     struct conn *prev, *next; /* the worker's list */
     evutil_socket_t fd;
-    struct event *rev;   /* persistent read event, armed while we read */
-    struct event *wev;   /* write event, armed only while answers wait to be sent */
+    struct event *rev; /* persistent read event, armed while we read */
+    struct event *wev; /* write event, armed only while answers wait to be sent */
     const struct wp_listen *listen;
-    bool closing;        /* close once the output is flushed */
-    bool reading;        /* rev is armed */
+    bool closing;         /* close once the output is flushed */
+    bool reading;         /* rev is armed */
     unsigned last_active; /* worker tick of the last byte read or written */
-    char *in;            /* unparsed request bytes */
+    char *in;             /* unparsed request bytes */
     size_t in_len, in_cap, in_max;
-    char *out;           /* answers not yet written: out[out_sent .. out_len) */
+    char *out; /* answers not yet written: out[out_sent .. out_len) */
     size_t out_len, out_sent, out_cap;
     struct wp_policy_reader policy; /* the policy request read so far */
-    struct etrn_job *job; /* an ETRN release whose answer is pending: input waits */
-    struct conn *flush_next; /* on the worker's flush list */
+    struct etrn_job *job;           /* an ETRN release whose answer is pending: input waits */
+    struct conn *flush_next;        /* on the worker's flush list */
     bool flush_queued;
 };
 

@@ -111,10 +111,12 @@ static void policyd_load(void *conf, const config_setting_t *g, const config_set
         wp_error(err, path, wp_conf_member_line(g, "metrics"), "policyd.metrics '%s': %s", p->metrics, why);
     else if (p->metrics[0] && p->metrics_ep.family == WP_EP_UNIX)
         wp_error(err, path, wp_conf_member_line(g, "metrics"),
-                 "policyd.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT", p->metrics);
+                 "policyd.metrics '%s': the metrics endpoint is inet:HOST:PORT or inet6:[ADDRESS]:PORT",
+                 p->metrics);
     else if (p->metrics[0] && !p->metrics_allow_remote && !wp_endpoint_is_loopback(p->metrics_ep.host))
         wp_error(err, path, wp_conf_member_line(g, "metrics"),
-                 "policyd.metrics '%s': not a loopback address (set policyd.metrics_allow_remote = true to allow it)",
+                 "policyd.metrics '%s': not a loopback address (set policyd.metrics_allow_remote = true to "
+                 "allow it)",
                  p->metrics);
 }
 

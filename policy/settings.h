@@ -25,7 +25,7 @@ struct wp_listen {
     enum wp_proto proto;
     struct wp_endpoint ep;
     enum wp_map map; /* tcp: the one map this port answers */
-    char *text;   /* as written, for logs */
+    char *text;      /* as written, for logs */
 };
 
 struct wp_policyd_conf {
@@ -38,13 +38,13 @@ struct wp_policyd_conf {
     char *pidfile; /* "" writes none */
     int threads;   /* 0: one per core */
     int max_connections;
-    int idle_timeout;         /* seconds */
-    int max_request;          /* bytes */
-    bool io_uring;            /* send a pass's answers in one io_uring submission */
-    char *etrn_release;       /* as written; etrn.release is the parsed value */
-    struct wp_etrn_conf etrn; /* ETRN for held queues */
-    char *metrics;            /* "" off, else inet:HOST:PORT of the metrics endpoint */
-    bool metrics_allow_remote; /* a non-loopback metrics address is allowed */
+    int idle_timeout;              /* seconds */
+    int max_request;               /* bytes */
+    bool io_uring;                 /* send a pass's answers in one io_uring submission */
+    char *etrn_release;            /* as written; etrn.release is the parsed value */
+    struct wp_etrn_conf etrn;      /* ETRN for held queues */
+    char *metrics;                 /* "" off, else inet:HOST:PORT of the metrics endpoint */
+    bool metrics_allow_remote;     /* a non-loopback metrics address is allowed */
     struct wp_endpoint metrics_ep; /* parsed metrics (when metrics is not "") */
 };
 

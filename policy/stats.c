@@ -170,7 +170,8 @@ enum wp_pstats_answer wp_pstats_policy_answer(const char *action, const struct w
 static void add_record(struct wp_kvline *l, const struct wp_router *r, const struct wp_decision *dec)
 {
     if (dec && dec->record && r && r->table) {
-        wp_kvline_addf(l, "record", "%s:%u", r->table->name ? r->table->name : "", (unsigned)dec->record->line);
+        wp_kvline_addf(l, "record", "%s:%u", r->table->name ? r->table->name : "",
+                       (unsigned)dec->record->line);
     } else {
         wp_kvline_add(l, "record", "");
     }
@@ -180,15 +181,16 @@ static void add_record(struct wp_kvline *l, const struct wp_router *r, const str
 static void add_client(struct wp_kvline *l, const struct wp_policy_request *req)
 {
     wp_kvline_add(l, "queue_id", req->queue_id);
-    wp_kvline_addf(l, "client", "%s[%s]", req->client_name[0] ? req->client_name : "unknown", req->client_address);
+    wp_kvline_addf(l, "client", "%s[%s]", req->client_name[0] ? req->client_name : "unknown",
+                   req->client_address);
     wp_kvline_add(l, "sasl_username", req->sasl_username);
 }
 
 void wp_pstats_log_policy(const struct wp_router *r, const struct wp_policy_request *req, const char *action,
                           const struct wp_decision *dec)
 {
-    enum wp_log_level level = dec->kind == WP_DECIDED_REFUSE || dec->kind == WP_DECIDED_RELAY ? WP_LOG_INFO
-                                                                                             : WP_LOG_DEBUG;
+    enum wp_log_level level =
+        dec->kind == WP_DECIDED_REFUSE || dec->kind == WP_DECIDED_RELAY ? WP_LOG_INFO : WP_LOG_DEBUG;
     struct wp_kvline l;
     wp_kvline_init(&l);
     wp_kvline_add(&l, "event", "policy");
@@ -214,9 +216,10 @@ void wp_pstats_log_etrn(const struct wp_policy_request *req, const struct wp_etr
     wp_kvline_add(&l, "domain", d->name[0] ? d->name : req->etrn_domain);
     wp_kvline_add(&l, "queue", d->queue);
     wp_kvline_add(&l, "action", d->action);
-    wp_kvline_add(&l, "result", d->outcome == WP_ETRN_RELEASE  ? "released"
-                                : d->outcome == WP_ETRN_REFUSE ? "refused"
-                                                               : "pass");
+    wp_kvline_add(&l, "result",
+                  d->outcome == WP_ETRN_RELEASE  ? "released"
+                  : d->outcome == WP_ETRN_REFUSE ? "refused"
+                                                 : "pass");
     wp_log(d->outcome == WP_ETRN_PASS ? WP_LOG_DEBUG : WP_LOG_NOTICE, "%s", wp_kvline_text(&l));
 }
 
@@ -260,23 +263,26 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
                 for (int w = 0; w < nw; w++)
                     sum += wp_counter_get(&st->workers[w].req[p][m][a]);
                 if (sum)
-                    evbuffer_add_printf(b,
-                                        "waypost_policy_requests_total{protocol=\"%s\",map=\"%s\",answer=\"%s\"} "
-                                        "%llu\n",
-                                        proto_names[p], m == WP_PSTATS_POLICY_MAP ? "policy" : wp_map_name(m),
-                                        answer_names[a], (unsigned long long)sum);
+                    evbuffer_add_printf(
+                        b,
+                        "waypost_policy_requests_total{protocol=\"%s\",map=\"%s\",answer=\"%s\"} "
+                        "%llu\n",
+                        proto_names[p], m == WP_PSTATS_POLICY_MAP ? "policy" : wp_map_name(m),
+                        answer_names[a], (unsigned long long)sum);
             }
     uint64_t errors = 0, timeouts = 0;
     for (int w = 0; w < nw; w++) {
         errors += wp_counter_get(&st->workers[w].errors);
         timeouts += wp_counter_get(&st->workers[w].timeouts);
     }
-    help(b, "waypost_policy_errors_total", "counter", "Malformed or oversized requests (the connection closed).");
+    help(b, "waypost_policy_errors_total", "counter",
+         "Malformed or oversized requests (the connection closed).");
     evbuffer_add_printf(b, "waypost_policy_errors_total %llu\n", (unsigned long long)errors);
     help(b, "waypost_policy_timeouts_total", "counter", "Connections closed after the idle timeout.");
     evbuffer_add_printf(b, "waypost_policy_timeouts_total %llu\n", (unsigned long long)timeouts);
 
-    help(b, "waypost_policy_request_duration_seconds", "histogram", "Time from a whole request to its answer.");
+    help(b, "waypost_policy_request_duration_seconds", "histogram",
+         "Time from a whole request to its answer.");
     uint64_t cum = 0, sum_ns = 0;
     for (int k = 0; k <= WP_HIST_BUCKETS; k++) {
         for (int w = 0; w < nw; w++)
@@ -313,13 +319,17 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
 
     help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
     evbuffer_add_printf(b, "waypost_reloads_total{result=\"success\"} %u\n", atomic_load(&st->reloads_ok));
-    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n", atomic_load(&st->reloads_failed));
-    help(b, "waypost_config_generation", "gauge", "The configuration generation in use (0: the startup one).");
+    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n",
+                        atomic_load(&st->reloads_failed));
+    help(b, "waypost_config_generation", "gauge",
+         "The configuration generation in use (0: the startup one).");
     evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
-    help(b, "waypost_config_last_reload_timestamp_seconds", "gauge", "When the last reload was tried (0: never).");
+    help(b, "waypost_config_last_reload_timestamp_seconds", "gauge",
+         "When the last reload was tried (0: never).");
     evbuffer_add_printf(b, "waypost_config_last_reload_timestamp_seconds %lld\n",
                         (long long)atomic_load(&st->last_reload));
-    help(b, "waypost_config_last_reload_success", "gauge", "Whether the last reload succeeded (1 before any).");
+    help(b, "waypost_config_last_reload_success", "gauge",
+         "Whether the last reload succeeded (1 before any).");
     evbuffer_add_printf(b, "waypost_config_last_reload_success %d\n",
                         atomic_load(&st->last_reload) == 0 || atomic_load(&st->last_reload_ok) ? 1 : 0);
     help(b, "waypost_start_time_seconds", "gauge", "When the daemon started.");

@@ -41,8 +41,15 @@
 #include "policy/settings.h"
 
 enum wp_pstats_answer {
-    WP_PA_FOUND, WP_PA_NOTFOUND, WP_PA_TEMP, WP_PA_PERM, /* lookups */
-    WP_PA_ACCEPT, WP_PA_RELAY, WP_PA_REJECT, WP_PA_DEFER, WP_PA_ETRN, /* policy */
+    WP_PA_FOUND,
+    WP_PA_NOTFOUND,
+    WP_PA_TEMP,
+    WP_PA_PERM, /* lookups */
+    WP_PA_ACCEPT,
+    WP_PA_RELAY,
+    WP_PA_REJECT,
+    WP_PA_DEFER,
+    WP_PA_ETRN, /* policy */
     WP_PA_COUNT
 };
 #define WP_PSTATS_POLICY_MAP WP_MAP_COUNT /* the "map" of policy requests */
@@ -64,8 +71,8 @@ struct wp_pstats_map {
     const struct wp_router *router;
     int refs; /* under the slots' lock */
     uint32_t nrecs;
-    uint32_t *rec_slot;     /* table order -> slot (for the render) */
-    uint32_t *id_slot;      /* record id (its arena offset / 8) -> slot: the request path's one lookup */
+    uint32_t *rec_slot; /* table order -> slot (for the render) */
+    uint32_t *id_slot;  /* record id (its arena offset / 8) -> slot: the request path's one lookup */
     uint32_t nids;
     uint32_t *unknown_slot; /* domain index -> slot (WP_SLOT_NONE: no reroute) */
     struct wp_pstats_map *next;

@@ -75,8 +75,7 @@ static bool set_has(const struct name_set *s, const char *name)
 }
 
 /* Parse Dovecot passwd-file text; entries for other domains are skipped. */
-static struct name_set *parse_passwd(char *buf, const char *domain, const char *path,
-                                     struct wp_errors *err)
+static struct name_set *parse_passwd(char *buf, const char *domain, const char *path, struct wp_errors *err)
 {
     struct name_set *s = wp_calloc(1, sizeof(*s));
     s->buf = buf;
@@ -113,8 +112,8 @@ static struct name_set *parse_passwd(char *buf, const char *domain, const char *
     return s;
 }
 
-static struct name_set *read_passwd(const char *path, const char *domain, struct stat *st,
-                                    char *why, size_t whylen)
+static struct name_set *read_passwd(const char *path, const char *domain, struct stat *st, char *why,
+                                    size_t whylen)
 {
     if (stat(path, st) < 0) {
         snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
@@ -290,7 +289,7 @@ static enum wp_account_answer userdb_ask(const char *path, const char *name, int
             wp_warn("userdb %s: no answer within %d ms", path, timeout_ms);
             break;
         }
-        struct pollfd pfd = { fd, POLLIN, 0 };
+        struct pollfd pfd = {fd, POLLIN, 0};
         int pr = poll(&pfd, 1, (int)(deadline - now));
         if (pr < 0 && errno == EINTR)
             continue;

@@ -19,7 +19,7 @@
 
 static const char *const kind_names[] = {"LOCAL", "RELAY",   "HOLD", "ODMR", "DISCARD",
                                          "ERROR", "UNKNOWN", "TEMP", "GROUP"};
-static const char *const class_names[] = { "none", "NoRelay", "Relay", "RelayAll", "MailToUnknown" };
+static const char *const class_names[] = {"none", "NoRelay", "Relay", "RelayAll", "MailToUnknown"};
 
 const char *wp_route_kind_name(enum wp_route_kind k)
 {
@@ -42,12 +42,9 @@ bool wp_route_relay_permitted(const struct wp_route *route, bool trusted)
         return true;
     switch (route->relay_class) {
     case WP_RC_RELAYALL:
-    case WP_RC_UNKNOWN_REROUTE:
-        return true;
-    case WP_RC_RELAY:
-        return !route->routed_input;
-    default:
-        return false;
+    case WP_RC_UNKNOWN_REROUTE: return true;
+    case WP_RC_RELAY: return !route->routed_input;
+    default: return false;
     }
 }
 
@@ -81,7 +78,8 @@ static void step_record(struct wp_trace *t, const struct wp_table *table, const 
     t->steps[t->nsteps - 1].record = rec;
 }
 
-static void finish_error(struct wp_route *route, struct wp_trace *trace, enum wp_route_kind kind, const char *text)
+static void finish_error(struct wp_route *route, struct wp_trace *trace, enum wp_route_kind kind,
+                         const char *text)
 {
     route->kind = kind;
     /* Texts without an enhanced status code get a generic permanent one. */
@@ -259,7 +257,8 @@ static bool parse_nexthop(const char *hop, struct wp_route *route, const char **
  * Parsed straight into *a, not copied in: on failure the resolution ends
  * and *a is not looked at again.  Whether the address carried routing is
  * a property of what was received, so it survives the rewrite. */
-static bool set_address(struct wp_address *a, const char *text, struct wp_route *route, struct wp_trace *trace)
+static bool set_address(struct wp_address *a, const char *text, struct wp_route *route,
+                        struct wp_trace *trace)
 {
     const char *why;
     bool routed = a->routed;
@@ -309,9 +308,8 @@ static void finish_relay(const struct wp_router *r, const struct wp_address *a, 
         route->kind = WP_ROUTE_ODMR;
     else if (in_set(&r->hold_queues, route->queue))
         route->kind = WP_ROUTE_HOLD;
-    step(trace, "route: %s to %s%s%.0d%s (queue %s), envelope %s", kind_names[route->kind],
-         route->nexthop, route->port ? ":" : "", route->port, route->mx ? " by MX" : "",
-         route->queue, route->address);
+    step(trace, "route: %s to %s%s%.0d%s (queue %s), envelope %s", kind_names[route->kind], route->nexthop,
+         route->port ? ":" : "", route->port, route->mx ? " by MX" : "", route->queue, route->address);
 }
 
 static void grant(struct wp_route *route, enum wp_relay_class c)
@@ -357,7 +355,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
         format_current(&a, cur, sizeof(cur));
         step(trace, "address %s%s", cur, a.routed ? " (carries routing)" : "");
     }
-    const struct wp_lookup_mode mode = { o->access, o->trusted };
+    const struct wp_lookup_mode mode = {o->access, o->trusted};
 
     for (int rewrites = 0;; rewrites++) {
         if (rewrites > WP_ROUTER_REWRITES_MAX) {
@@ -402,8 +400,9 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                                                              d.len, d.hash, &mode, caps, &ncaps);
         if (rec) {
             static const enum wp_relay_class grants[] = {
-                [WP_PFX_NONE] = WP_RC_NONE, [WP_PFX_RELAY] = WP_RC_RELAY, [WP_PFX_RELAYALL] = WP_RC_RELAYALL,
-                [WP_PFX_NORELAY] = WP_RC_NORELAY, [WP_PFX_MAIL] = WP_RC_NONE, [WP_PFX_ACCESS] = WP_RC_NONE,
+                [WP_PFX_NONE] = WP_RC_NONE,         [WP_PFX_RELAY] = WP_RC_RELAY,
+                [WP_PFX_RELAYALL] = WP_RC_RELAYALL, [WP_PFX_NORELAY] = WP_RC_NORELAY,
+                [WP_PFX_MAIL] = WP_RC_NONE,         [WP_PFX_ACCESS] = WP_RC_NONE,
                 [WP_PFX_SIGNAL] = WP_RC_NONE,
             };
             grant(route, grants[rec->prefix]);
@@ -417,7 +416,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             }
             if (rec->target_kind == WP_TGT_ERROR) {
                 format_current(&a, route->address, sizeof(route->address));
-                finish_error(route, trace, WP_ROUTE_ERROR, rec->target[0] ? rec->target : "5.1.1 Address rejected");
+                finish_error(route, trace, WP_ROUTE_ERROR,
+                             rec->target[0] ? rec->target : "5.1.1 Address rejected");
                 return;
             }
             char target[WP_ADDR_MAX + 1];
@@ -539,7 +539,7 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
                 finish_error(route, trace, WP_ROUTE_ERROR, WP_TEXT_BOUNCE_UNKNOWN);
                 return;
             case WP_UNKNOWN_REROUTE: {
-                struct wp_capture cap = { a.local, strlen(a.local) };
+                struct wp_capture cap = {a.local, strlen(a.local)};
                 char target[WP_ADDR_MAX + 1];
                 if (!wp_picture_expand(dom->reroute, &cap, 1, target, sizeof(target))) {
                     finish_error(route, trace, WP_ROUTE_ERROR, "5.1.3 Address too long after rewriting");
@@ -564,7 +564,8 @@ void wp_resolve(const struct wp_router *r, const char *address, const struct wp_
             route->kind = WP_ROUTE_ODMR;
         else if (in_set(&r->hold_queues, route->queue))
             route->kind = WP_ROUTE_HOLD;
-        step(trace, "route: %s to %s by MX (queue %s)", kind_names[route->kind], route->nexthop, route->queue);
+        step(trace, "route: %s to %s by MX (queue %s)", kind_names[route->kind], route->nexthop,
+             route->queue);
         return;
     }
 }

@@ -71,7 +71,7 @@ static void add_main_domain(struct wp_router *r, struct wp_errors *err);
 static void add_listed(struct wp_router *r, enum wp_router_list which, const char *v, const char *file,
                        int line, struct wp_errors *err)
 {
-    static const char *const names[] = { "trusted_networks", "own_addresses", "hold_queues", "odmr_queues" };
+    static const char *const names[] = {"trusted_networks", "own_addresses", "hold_queues", "odmr_queues"};
     const char *name = names[which];
     if (which == WP_ROUTER_TRUSTED) {
         struct wp_net n;
@@ -92,9 +92,10 @@ static void add_listed(struct wp_router *r, enum wp_router_list which, const cha
         wp_error(err, file, line, "%s: '%s' is not a host name", name, v);
         return;
     }
-    set_put(r, which == WP_ROUTER_OWN_ADDRESS ? &r->own_ips
-               : which == WP_ROUTER_HOLD_QUEUE ? &r->hold_queues
-                                               : &r->odmr_queues,
+    set_put(r,
+            which == WP_ROUTER_OWN_ADDRESS  ? &r->own_ips
+            : which == WP_ROUTER_HOLD_QUEUE ? &r->hold_queues
+                                            : &r->odmr_queues,
             v, 0);
 }
 
@@ -220,9 +221,9 @@ void wp_router_add_domain(struct wp_router *r, const struct wp_domain_spec *spec
     d->unknown_line = spec->unknown_line ? spec->unknown_line : line;
     d->file = spec->file ? wp_strdup(spec->file) : NULL;
     d->name = (char *)own_key(r, name);
-    d->accounts = wp_accounts_new(spec->accounts ? spec->accounts : "list:", d->name, r->basedir,
-                                  r->cache_seconds, r->userdb_timeout_ms, file,
-                                  spec->accounts_line ? spec->accounts_line : line, err);
+    d->accounts =
+        wp_accounts_new(spec->accounts ? spec->accounts : "list:", d->name, r->basedir, r->cache_seconds,
+                        r->userdb_timeout_ms, file, spec->accounts_line ? spec->accounts_line : line, err);
     const char *why;
     const char *unknown = spec->mail_to_unknown ? spec->mail_to_unknown : WP_DEFAULT_MAIL_TO_UNKNOWN;
     if (!parse_unknown(unknown, d, &why))

@@ -63,24 +63,24 @@ struct wp_trace {
 
 struct wp_route {
     enum wp_route_kind kind;
-    char address[WP_ADDR_MAX + 1];  /* final envelope recipient */
-    char account[WP_LOCAL_MAX + 1]; /* LOCAL: the account name */
-    char domain[WP_DOMAIN_MAX + 1]; /* LOCAL: the local domain */
-    char nexthop[WP_DOMAIN_MAX + 1];/* RELAY/HOLD/ODMR: host, or [ip] */
-    int port;                       /* 0: default */
-    bool mx;                        /* look up MX records for nexthop */
-    char queue[WP_DOMAIN_MAX + 1];  /* next-hop host without port: the queue name */
+    char address[WP_ADDR_MAX + 1];   /* final envelope recipient */
+    char account[WP_LOCAL_MAX + 1];  /* LOCAL: the account name */
+    char domain[WP_DOMAIN_MAX + 1];  /* LOCAL: the local domain */
+    char nexthop[WP_DOMAIN_MAX + 1]; /* RELAY/HOLD/ODMR: host, or [ip] */
+    int port;                        /* 0: default */
+    bool mx;                         /* look up MX records for nexthop */
+    char queue[WP_DOMAIN_MAX + 1];   /* next-hop host without port: the queue name */
     enum wp_relay_class relay_class;
-    bool routed_input;              /* the address as received carried routing */
-    bool bounce;                    /* ERROR to be accepted, then bounced */
-    char text[WP_ROUTE_TEXT_MAX];   /* ERROR/UNKNOWN/TEMP text, starting with a status code */
-    const struct wp_unified *unified;      /* the Unified Domain-Wide Account on the way, or NULL */
-    const struct wp_record *record; /* the last Router record applied (what decided), or NULL */
-    const struct wp_domain *unknown;/* the local domain whose Mail to Unknown decided, or NULL */
-    const struct wp_group *group;   /* GROUP: the group; else the last forwarder on the way, or NULL */
+    bool routed_input;                /* the address as received carried routing */
+    bool bounce;                      /* ERROR to be accepted, then bounced */
+    char text[WP_ROUTE_TEXT_MAX];     /* ERROR/UNKNOWN/TEMP text, starting with a status code */
+    const struct wp_unified *unified; /* the Unified Domain-Wide Account on the way, or NULL */
+    const struct wp_record *record;   /* the last Router record applied (what decided), or NULL */
+    const struct wp_domain *unknown;  /* the local domain whose Mail to Unknown decided, or NULL */
+    const struct wp_group *group;     /* GROUP: the group; else the last forwarder on the way, or NULL */
     /* wp_resolve() clears each field it does not set: a new field here
      * needs a line there. */
-    char unified_rcpt[WP_ADDR_MAX + 1];    /* with unified: the address in its domain (for the header) */
+    char unified_rcpt[WP_ADDR_MAX + 1]; /* with unified: the address in its domain (for the header) */
 };
 
 struct wp_domain {
@@ -90,7 +90,7 @@ struct wp_domain {
     int unknown_line; /* of mail_to_unknown */
     struct wp_accounts *accounts;
     enum wp_unknown_mode unknown;
-    char *reroute; /* pattern for WP_UNKNOWN_REROUTE */
+    char *reroute;           /* pattern for WP_UNKNOWN_REROUTE */
     struct wp_groups groups; /* its groups and forwarders */
 };
 
@@ -113,18 +113,18 @@ struct wp_router {
     struct wp_strmap domain_index; /* name or alias -> chain of one domain index */
     char *domain_names;            /* storage for alias keys */
     struct wp_nets trusted;
-    struct wp_strmap own_ips;      /* IP literal texts that mean "this server" */
+    struct wp_strmap own_ips; /* IP literal texts that mean "this server" */
     struct wp_strmap hold_queues;
     struct wp_strmap odmr_queues;
-    struct wp_unified *unified;    /* router.unified_accounts */
+    struct wp_unified *unified; /* router.unified_accounts */
     size_t nunified;
-    struct wp_strmap unified_index;/* domain -> index into unified */
-    char **owned_strings;          /* keys of the maps above */
+    struct wp_strmap unified_index; /* domain -> index into unified */
+    char **owned_strings;           /* keys of the maps above */
     size_t nowned;
-    char delimiter;                /* recipient delimiter, '\0' for none */
+    char delimiter; /* recipient delimiter, '\0' for none */
     struct wp_table *table;
-    char *basedir;                 /* relative account files start here */
-    int cache_seconds;             /* account sources: re-stat/cache lifetime */
+    char *basedir;     /* relative account files start here */
+    int cache_seconds; /* account sources: re-stat/cache lifetime */
     int userdb_timeout_ms;
 };
 

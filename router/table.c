@@ -17,8 +17,8 @@ static const struct {
     const char *name;
     enum wp_prefix prefix;
 } prefixes[] = {
-    { "Relay", WP_PFX_RELAY },   { "RelayAll", WP_PFX_RELAYALL }, { "NoRelay", WP_PFX_NORELAY },
-    { "Mail", WP_PFX_MAIL },     { "Access", WP_PFX_ACCESS },     { "Signal", WP_PFX_SIGNAL },
+    {"Relay", WP_PFX_RELAY}, {"RelayAll", WP_PFX_RELAYALL}, {"NoRelay", WP_PFX_NORELAY},
+    {"Mail", WP_PFX_MAIL},   {"Access", WP_PFX_ACCESS},     {"Signal", WP_PFX_SIGNAL},
 };
 
 const char *wp_prefix_name(enum wp_prefix p)
@@ -33,10 +33,11 @@ bool wp_table_record_format(const struct wp_record *rec, char *out, size_t size)
 {
     bool error = rec->target_kind == WP_TGT_ERROR;
     const char *target = rec->target_kind == WP_TGT_NULL ? "null" : error ? "error" : rec->target;
-    int n = snprintf(out, size, "%s%s%s%.*s%s%.*s%s = %s%s%s", wp_prefix_name((enum wp_prefix)rec->prefix),
-                     rec->prefix ? ":" : "", rec->local ? "<" : "", rec->local ? (int)rec->local_len : 0,
-                     rec->local ? rec->local : "", rec->local ? "@" : "", (int)rec->domain_len, rec->domain,
-                     rec->local ? ">" : "", target, error && rec->target[0] ? " " : "", error ? rec->target : "");
+    int n =
+        snprintf(out, size, "%s%s%s%.*s%s%.*s%s = %s%s%s", wp_prefix_name((enum wp_prefix)rec->prefix),
+                 rec->prefix ? ":" : "", rec->local ? "<" : "", rec->local ? (int)rec->local_len : 0,
+                 rec->local ? rec->local : "", rec->local ? "@" : "", (int)rec->domain_len, rec->domain,
+                 rec->local ? ">" : "", target, error && rec->target[0] ? " " : "", error ? rec->target : "");
     return n >= 0 && (size_t)n < size;
 }
 
@@ -48,8 +49,8 @@ static bool is_space(char c)
 /* Characters of a left-side domain picture. */
 static bool pic_domain_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '*' || c == '[' || c == ']' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '*' || c == '[' || c == ']' || c == ':';
 }
 
 /* Bytes over 0x7F are UTF-8 here: the line was checked as a whole. */
@@ -322,7 +323,8 @@ static void parse_line(struct parse_ctx *c, char *line, size_t len, uint32_t lin
         }
         for (char *d = p; d < q; d++) {
             if (*d == '@' || *d == '>') {
-                wp_error(c->err, c->fname, (int)lineno, "address records need angle brackets: <local@domain>");
+                wp_error(c->err, c->fname, (int)lineno,
+                         "address records need angle brackets: <local@domain>");
                 return;
             }
             if (!pic_domain_char(*d)) {
@@ -382,8 +384,8 @@ static void parse_line(struct parse_ctx *c, char *line, size_t len, uint32_t lin
         }
         size_t ts = wp_picture_stars(q, strlen(q));
         if (ts > r.lhs_stars) {
-            wp_error(c->err, c->fname, (int)lineno,
-                     "the target has %zu '*' but the left side only %u", ts, (unsigned)r.lhs_stars);
+            wp_error(c->err, c->fname, (int)lineno, "the target has %zu '*' but the left side only %u", ts,
+                     (unsigned)r.lhs_stars);
             return;
         }
         bool address = r.local != NULL || strchr(q, '@') != NULL;
@@ -420,8 +422,9 @@ static bool mask_has(const uint64_t *mask, unsigned bit)
     return (mask[(bit / 64) & 3] >> (bit % 64)) & 1;
 }
 
-static void index_domain_picture(struct wp_table *t, struct wp_picture_map *suffix, struct wp_picture_map *prefix,
-                                 struct wp_strmap_entry *any, const struct wp_record *r, uint32_t id)
+static void index_domain_picture(struct wp_table *t, struct wp_picture_map *suffix,
+                                 struct wp_picture_map *prefix, struct wp_strmap_entry *any,
+                                 const struct wp_record *r, uint32_t id)
 {
     const char *star = memchr(r->domain, '*', r->domain_len);
     size_t pre = (size_t)(star - r->domain), suf = r->domain_len - pre - 1;
@@ -668,7 +671,7 @@ static void scan_chain(const struct wp_table *t, uint32_t head, const char *loca
         const struct wp_record *r = wp_table_record(t, i);
         if (!applies(r, m))
             continue;
-        struct wp_capture lc[1], dc[1], got[2] = { { NULL, 0 }, { NULL, 0 } };
+        struct wp_capture lc[1], dc[1], got[2] = {{NULL, 0}, {NULL, 0}};
         size_t n = 0;
         if (r->local) {
             if (!wp_picture_match(r->local, r->local_len, local, llen, lc))
@@ -733,9 +736,9 @@ static const struct wp_record *found(const struct wp_table *t, const struct cand
     return wp_table_record(t, best->idx);
 }
 
-const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local,
-                                        const char *domain, const struct wp_lookup_mode *m,
-                                        struct wp_capture caps[2], size_t *ncaps)
+const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local, const char *domain,
+                                        const struct wp_lookup_mode *m, struct wp_capture caps[2],
+                                        size_t *ncaps)
 {
     size_t dlen = strlen(domain);
     return wp_table_lookup_hashed(t, local, strlen(local), domain, dlen, wp_hash_fwd(domain, dlen), m, caps,
@@ -777,7 +780,8 @@ const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const c
     const struct wp_strmap_entry *d = wp_strmap_get(&t->domains, dhash, domain, dlen);
     if (d && d->head != WP_NONE)
         scan_chain(t, d->head, local, llen, domain, dlen, m, &best);
-    scan_domain_pictures(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, local, llen, domain, dlen, m, &best);
+    scan_domain_pictures(t, &t->addr_dsuffix, &t->addr_dprefix, &t->addr_any, local, llen, domain, dlen, m,
+                         &best);
     /* 3. exact domain */
     if (best.idx == WP_NONE && d && d->head2 != WP_NONE)
         scan_chain(t, d->head2, NULL, 0, domain, dlen, m, &best);

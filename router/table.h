@@ -30,8 +30,15 @@
 #include "lib/picture.h"
 #include "lib/strmap.h"
 
-enum wp_prefix { WP_PFX_NONE, WP_PFX_RELAY, WP_PFX_RELAYALL, WP_PFX_NORELAY,
-                 WP_PFX_MAIL, WP_PFX_ACCESS, WP_PFX_SIGNAL };
+enum wp_prefix {
+    WP_PFX_NONE,
+    WP_PFX_RELAY,
+    WP_PFX_RELAYALL,
+    WP_PFX_NORELAY,
+    WP_PFX_MAIL,
+    WP_PFX_ACCESS,
+    WP_PFX_SIGNAL
+};
 enum wp_target_kind { WP_TGT_ADDRESS, WP_TGT_DOMAIN, WP_TGT_NULL, WP_TGT_ERROR };
 
 /* A record lives in one block of the table's arena together with its text:
@@ -43,7 +50,7 @@ struct wp_record {
     const char *domain; /* picture, terminated (domain_len) */
     const char *target; /* terminated; error text ("" if none) for ERROR, NULL for NULL */
     uint32_t line;
-    uint32_t next;      /* id of the next record under the same index key, in table order */
+    uint32_t next; /* id of the next record under the same index key, in table order */
     uint16_t local_len;
     uint16_t domain_len;
     uint8_t prefix;
@@ -64,14 +71,14 @@ struct wp_picture_map {
 #define WP_DOMAIN_MAIL_ADDRESSES 1 /* exact address records other than Access:/Signal: */
 
 struct wp_table {
-    char *name;   /* file name without directories, for traces */
-    char *arena;  /* record blocks in table order; a record's id is its offset / 8 */
+    char *name;    /* file name without directories, for traces */
+    char *arena;   /* record blocks in table order; a record's id is its offset / 8 */
     uint32_t *ids; /* the ids in table order */
     uint32_t nrecs;
-    bool has_norelay; /* some record is NoRelay: (untrusted lookups differ) */
-    struct wp_strmap addr_exact; /* "local@domain", hashed wp_hash_pair(local, domain) */
-    struct wp_strmap domains;    /* an exact domain: head = its records with a wildcard local part,
-                                  * head2 = its domain-level records; flags WP_DOMAIN_* */
+    bool has_norelay;                   /* some record is NoRelay: (untrusted lookups differ) */
+    struct wp_strmap addr_exact;        /* "local@domain", hashed wp_hash_pair(local, domain) */
+    struct wp_strmap domains;           /* an exact domain: head = its records with a wildcard local part,
+                                         * head2 = its domain-level records; flags WP_DOMAIN_* */
     struct wp_picture_map addr_dsuffix; /* domain picture "P*S", S non-empty: key S (backward hash) */
     struct wp_picture_map addr_dprefix; /* domain picture "P*": key P */
     struct wp_strmap_entry addr_any;
@@ -94,8 +101,8 @@ struct wp_lookup_mode {
 /* Parse a table held in buf (taken over and freed, must be NUL-terminated at len).
  * Every problem goes to err as "fname:line: message"; returns NULL if there
  * was any error. */
-struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname,
-                                const char *main_domain, struct wp_errors *err);
+struct wp_table *wp_table_parse(char *buf, size_t len, const char *fname, const char *main_domain,
+                                struct wp_errors *err);
 struct wp_table *wp_table_load(const char *path, const char *main_domain, struct wp_errors *err);
 void wp_table_free(struct wp_table *t);
 
@@ -112,9 +119,9 @@ bool wp_table_mentions_domain(const struct wp_table *t, const char *domain);
 /* The first applicable record, in the CommuniGate order: exact address,
  * wildcard address, exact domain, wildcard domain.  caps receive the '*'
  * matches (local's first); *ncaps their number.  NULL if none. */
-const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local,
-                                        const char *domain, const struct wp_lookup_mode *mode,
-                                        struct wp_capture caps[2], size_t *ncaps);
+const struct wp_record *wp_table_lookup(const struct wp_table *t, const char *local, const char *domain,
+                                        const struct wp_lookup_mode *mode, struct wp_capture caps[2],
+                                        size_t *ncaps);
 /* The same, for a caller that has the lengths and wp_hash_fwd(domain) at
  * hand already (the resolver hashes each domain once for all its maps). */
 const struct wp_record *wp_table_lookup_hashed(const struct wp_table *t, const char *local, size_t llen,

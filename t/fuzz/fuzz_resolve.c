@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     addr[size] = '\0';
     struct wp_trace trace;
     struct wp_route rt;
-    struct wp_resolve_opts o = { size & 1, (size & 2) != 0 };
+    struct wp_resolve_opts o = {size & 1, (size & 2) != 0};
     wp_resolve(snap->router, addr, &o, &rt, &trace);
     (void)wp_route_relay_permitted(&rt, o.trusted);
     return 0;

@@ -20,10 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct wp_table *t = wp_table_parse(buf, size, "fuzz.table", "company.dom", &err);
     if (t) {
         static const char *const probes[][2] = {
-            { "u", "d.com" }, { "loginpage", "x.domain.dom" }, { "", "" }, { "a", "b.c.d.e" }, { "*", "*" },
+            {"u", "d.com"}, {"loginpage", "x.domain.dom"}, {"", ""}, {"a", "b.c.d.e"}, {"*", "*"},
         };
         for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
-            struct wp_lookup_mode m = { i & 1, i & 2 };
+            struct wp_lookup_mode m = {i & 1, i & 2};
             struct wp_capture caps[2];
             size_t n;
             const struct wp_record *r = wp_table_lookup(t, probes[i][0], probes[i][1], &m, caps, &n);

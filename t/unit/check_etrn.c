@@ -22,9 +22,9 @@ static const char *table_text = "Relay:domain1.dom = domain1.dom.via\n"
                                 "Relay:<*@domain3.dom> = *%domain3.dom@domain1.dom.via\n"
                                 "<joe@other.dom> = joe%other.dom@domain1.dom.via\n"
                                 "<ann@other.dom> = ann%other.dom@elsewhere.dom.via\n"
-    "<*@domain5.dom> = *%domain5.dom@hub\n"
-    "hub = domain1.dom.via\n"
-    "<*@alias.dom> = *@company.dom\n"
+                                "<*@domain5.dom> = *%domain5.dom@hub\n"
+                                "hub = domain1.dom.via\n"
+                                "<*@alias.dom> = *@company.dom\n"
                                 "isp1.dom = client.isp.dom.via\n"
                                 "isp2.dom = client.isp.dom:2525.via\n"
                                 "*.wild.dom = domain1.dom.via\n"
@@ -155,7 +155,8 @@ START_TEST(release_by_account)
     ck_assert_str_eq(d.action, "OK");
     ck_assert_str_eq(d.queue, "domain1.dom");
     join(d.domains, d.ndomains, text, sizeof(text));
-    ck_assert_str_eq(text, "domain2.dom domain3.dom domain5.dom hub other.dom"); /* Postfix flushes domain1.dom */
+    ck_assert_str_eq(text,
+                     "domain2.dom domain3.dom domain5.dom hub other.dom"); /* Postfix flushes domain1.dom */
     wp_etrn_decision_free(&d);
     decide("@DOMAIN1.Dom.", "192.0.2.1", "cust1@company.dom", &d);
     ck_assert_int_eq(d.outcome, WP_ETRN_RELEASE);
@@ -285,7 +286,10 @@ START_TEST(config_errors)
          " etrn_queues = ( { queue = \"open.dom\"; accounts = [ \"x\" ]; } );\n};\n",
          ":11: policyd.etrn_release is \"accounts\" but held queue"},
         {"policyd: {\n etrn_timeout = 0;\n};\n", ":11: policyd.etrn_timeout = 0 is below the minimum 1"},
-        {"policyd: {\n etrn_socket = \"/run/waypost/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\";\n};\n",
+        {"policyd: {\n etrn_socket = "
+         "\"/run/waypost/"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxx\";\n};\n",
          ":11: policyd.etrn_socket '/run/waypost/x"},
         {"policyd: {\n etrn_queues = ( { release = \"anyone\"; } );\n};\n",
          "missing required setting 'queue'"},
@@ -310,7 +314,8 @@ START_TEST(defaults)
     struct wp_snapshot *s = load_with("", NULL);
     ck_assert(s != NULL);
     ck_assert_int_eq(wp_policyd_conf(s)->etrn.release, WP_ETRN_TRUSTED);
-    ck_assert_str_eq(wp_policyd_conf(s)->etrn.socket, "/run/waypost/odmrd-control.sock"); /* = odmr.control_socket */
+    ck_assert_str_eq(wp_policyd_conf(s)->etrn.socket,
+                     "/run/waypost/odmrd-control.sock"); /* = odmr.control_socket */
     ck_assert_int_eq(wp_policyd_conf(s)->etrn.timeout, 10);
     ck_assert_str_eq(s->postfix.config_directory, "/etc/postfix");
     wp_snapshot_unref(s);

@@ -50,10 +50,11 @@ START_TEST(socketmap)
     n = load("x:");
     ck_assert_int_eq(wp_framing_socketmap(buf, n, 100, &map, &key, &used), WP_FRAME_MALFORMED);
     /* Netstrings, but not "<map> <key>". */
-    const char *nokey[] = { "5:relay,", "6:relay ,", "6: relay,", "0:," };
+    const char *nokey[] = {"5:relay,", "6:relay ,", "6: relay,", "0:,"};
     for (size_t i = 0; i < sizeof(nokey) / sizeof(nokey[0]); i++) {
         n = load(nokey[i]);
-        ck_assert_msg(wp_framing_socketmap(buf, n, 100, &map, &key, &used) == WP_FRAME_NO_KEY, "%s", nokey[i]);
+        ck_assert_msg(wp_framing_socketmap(buf, n, 100, &map, &key, &used) == WP_FRAME_NO_KEY, "%s",
+                      nokey[i]);
     }
     memcpy(buf, "7:rel\0y a,", 10);
     ck_assert_int_eq(wp_framing_socketmap(buf, 10, 100, &map, &key, &used), WP_FRAME_NO_KEY);
@@ -86,7 +87,7 @@ START_TEST(tcp_table)
     ck_assert_int_eq(wp_framing_tcp(buf, n, 10, &key, &used), WP_FRAME_TOO_BIG);
     n = load("get abcdefghijklmnop\n");
     ck_assert_int_eq(wp_framing_tcp(buf, n, 10, &key, &used), WP_FRAME_TOO_BIG);
-    const char *bad[] = { "put x\n", "get \n", "get\n", "\n", "get %zz\n", "get %00\n", "GET x\n" };
+    const char *bad[] = {"put x\n", "get \n", "get\n", "\n", "get %zz\n", "get %00\n", "GET x\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         n = load(bad[i]);
         ck_assert_msg(wp_framing_tcp(buf, n, 100, &key, &used) == WP_FRAME_MALFORMED, "%s", bad[i]);

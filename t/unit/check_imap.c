@@ -132,7 +132,8 @@ START_TEST(defaults)
     ck_assert_str_eq(wp_imap_conf(s)->alias_prefix, "Aliases/");
     ck_assert_str_eq(wp_imap_conf(s)->acl_file, "/etc/dovecot/waypost-global.acl");
     ck_assert(!wp_imap_conf(s)->lmtp_autocreate);
-    ck_assert_uint_eq(wp_imap_conf(s)->nsubscriptions + wp_imap_conf(s)->naliases + wp_imap_conf(s)->nserver_admins, 0);
+    ck_assert_uint_eq(
+        wp_imap_conf(s)->nsubscriptions + wp_imap_conf(s)->naliases + wp_imap_conf(s)->nserver_admins, 0);
     ck_assert_int_eq(wp_imap_storage_separator(wp_imap_conf(s)), '.');
     char *root = wp_imap_mail_root(wp_imap_conf(s), "/home/alice");
     ck_assert_str_eq(root, "/home/alice/Maildir");
@@ -141,7 +142,8 @@ START_TEST(defaults)
     /* relative files start at the configuration's directory */
     ck_assert_str_eq(load("imap: { acl_file = \"global.acl\"; login_helper = \"bin/helper\"; };\n", &s), "");
     ck_assert(wp_imap_conf(s)->acl_file[0] == '/' && strstr(wp_imap_conf(s)->acl_file, "/global.acl"));
-    ck_assert(wp_imap_conf(s)->login_helper[0] == '/' && strstr(wp_imap_conf(s)->login_helper, "/bin/helper"));
+    ck_assert(wp_imap_conf(s)->login_helper[0] == '/' &&
+              strstr(wp_imap_conf(s)->login_helper, "/bin/helper"));
     wp_snapshot_unref(s);
 }
 END_TEST
@@ -315,8 +317,10 @@ START_TEST(fragment24)
     ck_assert(wp_dovecot_conf_supported(wp_imap_conf(s), WP_DOVECOT_24, why, sizeof(why)));
     char *conf = print_to_string(false, s, WP_DOVECOT_24);
     static const char *const want[] = {
-        "protocol lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', '\\\\1')}\n}\n",
-        "protocol !lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', '\\\\1')}\n}\n",
+        "protocol lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', "
+        "'\\\\1')}\n}\n",
+        "protocol !lmtp {\n  auth_username_format = %{user | lower | regexp('^(.*)@company[.]dom$', "
+        "'\\\\1')}\n}\n",
         "\nmail_driver = maildir\n",
         "\nmail_path = ~/Mail\n",
         "\nmail_inbox_path =\n",
@@ -341,8 +345,8 @@ START_TEST(fragment24)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         ck_assert_msg(strstr(conf, want[i]), "missing %s in\n%s", want[i], conf);
     /* Nothing of 2.3's syntax. */
-    static const char *const not_want[] = { "mail_location", "location =", "acl_shared_dict", "%%", "%L",
-                                            "plugin {", "acl_anyone" };
+    static const char *const not_want[] = {"mail_location", "location =", "acl_shared_dict", "%%", "%L",
+                                           "plugin {",      "acl_anyone"};
     for (size_t i = 0; i < sizeof(not_want) / sizeof(not_want[0]); i++)
         ck_assert_msg(!strstr(conf, not_want[i]), "2.3 syntax %s in\n%s", not_want[i], conf);
     free(conf);
@@ -351,7 +355,8 @@ START_TEST(fragment24)
     /* No LAYOUT= parameter: no mailbox_list_layout line. */
     ck_assert_str_eq(load("", &s), "");
     conf = print_to_string(false, s, WP_DOVECOT_24);
-    ck_assert_msg(strstr(conf, "\nmail_path = ~/Maildir\n") && !strstr(conf, "mailbox_list_layout"), "%s", conf);
+    ck_assert_msg(strstr(conf, "\nmail_path = ~/Maildir\n") && !strstr(conf, "mailbox_list_layout"), "%s",
+                  conf);
     free(conf);
     wp_snapshot_unref(s);
 
@@ -393,7 +398,8 @@ START_TEST(dovecot_versions)
     ck_assert_str_eq(load("", &s), "");
     ck_assert_int_eq(wp_imap_conf(s)->dovecot_version, WP_DOVECOT_AUTO);
     int installed = wp_dovecot_version_installed();
-    ck_assert_int_eq(wp_dovecot_version_choose(wp_imap_conf(s), WP_DOVECOT_AUTO), installed ? installed : WP_DOVECOT_24);
+    ck_assert_int_eq(wp_dovecot_version_choose(wp_imap_conf(s), WP_DOVECOT_AUTO),
+                     installed ? installed : WP_DOVECOT_24);
     wp_snapshot_unref(s);
     ck_assert_str_eq(load("imap: {\n dovecot_version = \"2.2\";\n};\n", NULL),
                      "w.conf:6: imap.dovecot_version '2.2' must be \"2.3\", \"2.4\" or \"auto\"\n");

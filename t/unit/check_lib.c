@@ -40,9 +40,19 @@ START_TEST(endpoints)
     ck_assert_int_eq(ep.family, WP_EP_INET6);
     ck_assert_str_eq(ep.host, "::1");
     static const char *const bad[] = {
-        "unix:", "tcp:1.2.3.4:5", "inet:1.2.3.4", "inet:1.2.3.4:0", "inet:1.2.3.4:65536",
-        "inet:1.2.3.4:12a", "inet::25", "inet:::1:25", "inet6:::1:25", "inet6:[::1]25",
-        "inet6:[nonsense]:25", "inet:bad host:25", "",
+        "unix:",
+        "tcp:1.2.3.4:5",
+        "inet:1.2.3.4",
+        "inet:1.2.3.4:0",
+        "inet:1.2.3.4:65536",
+        "inet:1.2.3.4:12a",
+        "inet::25",
+        "inet:::1:25",
+        "inet6:::1:25",
+        "inet6:[::1]25",
+        "inet6:[nonsense]:25",
+        "inet:bad host:25",
+        "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!wp_endpoint_parse(bad[i], &ep, &why), "accepted '%s'", bad[i]);
@@ -55,7 +65,7 @@ END_TEST
 
 START_TEST(networks)
 {
-    struct wp_nets nets = { NULL, 0 };
+    struct wp_nets nets = {NULL, 0};
     struct wp_net n;
     ck_assert(wp_net_parse("127.0.0.0/8", &n));
     wp_nets_add(&nets, &n);
@@ -138,15 +148,17 @@ START_TEST(config_errors)
                      "w.conf:3: unknown setting 'bogus' in router\n");
     ck_assert_str_eq(load_text("router: {\n main_domain = 5;\n};\n"),
                      "w.conf:2: 'main_domain' must be a string\n");
-    ck_assert_str_eq(load_text("log = { level = \"info\"; };\n"), "w.conf: missing required setting 'router'\n");
-    ck_assert_str_eq(load_text("router: {\n main_domain = \"c.dom\"\n"),
-                     "w.conf:3: syntax error\n");
+    ck_assert_str_eq(load_text("log = { level = \"info\"; };\n"),
+                     "w.conf: missing required setting 'router'\n");
+    ck_assert_str_eq(load_text("router: {\n main_domain = \"c.dom\"\n"), "w.conf:3: syntax error\n");
     ck_assert_str_eq(load_text("router: {\n main_domain = \"c.dom\";\n domains = ( { name = \"d.dom\";\n"
                                "  mail_to_unknown = \"Bounced\"; } );\n};\n"),
-                     "w.conf:4: mail_to_unknown: expected \"Rejected\", \"Discarded\", \"Accepted and Bounced\" or \"Rerouted to PATTERN\"\n");
+                     "w.conf:4: mail_to_unknown: expected \"Rejected\", \"Discarded\", \"Accepted and "
+                     "Bounced\" or \"Rerouted to PATTERN\"\n");
     char *m = load_text("router: {\n main_domain = \"c.dom\";\n domains = ( { name = \"d.dom\";\n"
                         "  accounts = \"passwd-file:missing.passwd\"; } );\n};\n");
-    ck_assert_msg(strstr(m, "w.conf:4: accounts file /tmp/") && strstr(m, "missing.passwd: No such file"), "%s", m);
+    ck_assert_msg(strstr(m, "w.conf:4: accounts file /tmp/") && strstr(m, "missing.passwd: No such file"),
+                  "%s", m);
 }
 END_TEST
 
@@ -160,13 +172,15 @@ START_TEST(config_error_lines)
     ck_assert_msg(strstr(m, "w.conf:4: unknown account source 'ldap:x'"), "%s", m);
     m = load_text("router: {\n main_domain = \"c.dom\";\n trusted_networks = [ \"10.0.0.0/40\" ];\n};\n");
     ck_assert_msg(strstr(m, "w.conf:3: trusted_networks: '10.0.0.0/40' is not a network"), "%s", m);
-    m = load_text("router: {\n main_domain = \"c.dom\";\n domains = ( { name = \"c.dom\"; },\n { name = \"C.DOM\"; } );\n};\n");
+    m = load_text("router: {\n main_domain = \"c.dom\";\n domains = ( { name = \"c.dom\"; },\n { name = "
+                  "\"C.DOM\"; } );\n};\n");
     ck_assert_msg(strstr(m, "w.conf:4: domain c.dom is listed twice"), "%s", m);
     m = load_text("router: {\n main_domain = \"bad domain\";\n};\n");
     ck_assert_msg(strstr(m, "w.conf:2: main_domain 'bad domain' is not a domain name"), "%s", m);
     m = load_text("log = { level = \"loud\"; };\nrouter: { main_domain = \"c.dom\"; };\n");
     ck_assert_msg(strstr(m, "w.conf:1: log.level 'loud'"), "%s", m);
-    m = load_text("router: {\n main_domain = \"c.dom\";\n domains = ( { name = \"d.dom\"; aliases = \"x.dom\"; } );\n};\n");
+    m = load_text("router: {\n main_domain = \"c.dom\";\n domains = ( { name = \"d.dom\"; aliases = "
+                  "\"x.dom\"; } );\n};\n");
     ck_assert_msg(strstr(m, "w.conf:3: 'aliases' must be a list of strings"), "%s", m);
 }
 END_TEST
@@ -185,7 +199,7 @@ END_TEST
 
 START_TEST(strbuf_and_strv)
 {
-    struct wp_strbuf b = { NULL, 0, 0 };
+    struct wp_strbuf b = {NULL, 0, 0};
     char *empty = wp_strbuf_take(&b);
     ck_assert_str_eq(empty, "");
     free(empty);
@@ -230,14 +244,15 @@ START_TEST(submit_sendmail)
     ck_assert(mkdtemp(dir));
     char *script = wp_asprintf("%s/sendmail", dir);
     char *body = wp_asprintf("#!/bin/sh\nprintf '%%s|' \"$@\" > %s/args\ncat > %s/stdin\n"
-                             "[ \"$4\" = -- ] || exit 3\nexit 0\n", dir, dir);
+                             "[ \"$4\" = -- ] || exit 3\nexit 0\n",
+                             dir, dir);
     FILE *f = fopen(script, "w");
     ck_assert(f);
     fputs(body, f);
     fclose(f);
     chmod(script, 0755);
     char *via = wp_asprintf("sendmail:%s", script);
-    const char *const rcpts[] = { "a@x.dom", "b@y.dom" };
+    const char *const rcpts[] = {"a@x.dom", "b@y.dom"};
     const char *text = "Subject: t\n\n.dot line\nbody\n";
     char err[256] = "";
     ck_assert_msg(wp_submit(via, "", rcpts, 2, text, err, sizeof(err)), "%s", err);
@@ -329,14 +344,15 @@ START_TEST(submit_smtp)
     close(ls);
     close(lfd);
     char *via = wp_asprintf("smtp:127.0.0.1:%d", ntohs(sin.sin_port));
-    const char *const rcpts[] = { "a@x.dom", "no@y.dom" };
+    const char *const rcpts[] = {"a@x.dom", "no@y.dom"};
     char err[256] = "";
     ck_assert_msg(wp_submit(via, "", rcpts, 2, "Subject: t\n\n.dot\nend", err, sizeof(err)), "%s", err);
     int status;
     waitpid(pid, &status, 0);
     char *got = slurp(log);
-    ck_assert_str_eq(got, "EHLO waypost\r\nMAIL FROM:<>\r\nRCPT TO:<a@x.dom>\r\nRCPT TO:<no@y.dom>\r\nDATA\r\n"
-                          "Subject: t\r\n\r\n..dot\r\nend\r\n.\r\nQUIT\r\n");
+    ck_assert_str_eq(got,
+                     "EHLO waypost\r\nMAIL FROM:<>\r\nRCPT TO:<a@x.dom>\r\nRCPT TO:<no@y.dom>\r\nDATA\r\n"
+                     "Subject: t\r\n\r\n..dot\r\nend\r\n.\r\nQUIT\r\n");
     free(got);
     unlink(log);
     /* nobody listening */

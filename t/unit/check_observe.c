@@ -21,8 +21,9 @@ START_TEST(kvline_fields_and_escapes)
     wp_kvline_add(&l, "recipient", "x\r\ny\x7f");
     wp_kvline_add(&l, "record", NULL);
     wp_kvline_addf(&l, "n", "%d", 3);
-    ck_assert_str_eq(wp_kvline_text(&l),
-                     "event=policy queue_id=\"\" sender=\"a b\\\"c\\\\d=e\" recipient=x\\x0d\\x0ay\\x7f record=\"\" n=3");
+    ck_assert_str_eq(
+        wp_kvline_text(&l),
+        "event=policy queue_id=\"\" sender=\"a b\\\"c\\\\d=e\" recipient=x\\x0d\\x0ay\\x7f record=\"\" n=3");
 }
 END_TEST
 
@@ -78,9 +79,9 @@ START_TEST(histogram_and_labels)
 {
     struct wp_hist h;
     memset(&h, 0, sizeof(h));
-    wp_hist_add(&h, 5000);        /* 5 us: the first bucket */
-    wp_hist_add(&h, 10000);       /* 10 us: not below 10, the second */
-    wp_hist_add(&h, 2000000000);  /* 2 s: +Inf */
+    wp_hist_add(&h, 5000);       /* 5 us: the first bucket */
+    wp_hist_add(&h, 10000);      /* 10 us: not below 10, the second */
+    wp_hist_add(&h, 2000000000); /* 2 s: +Inf */
     ck_assert_uint_eq(wp_counter_get(&h.bucket[0]), 1);
     ck_assert_uint_eq(wp_counter_get(&h.bucket[1]), 1);
     ck_assert_uint_eq(wp_counter_get(&h.bucket[WP_HIST_BUCKETS]), 1);

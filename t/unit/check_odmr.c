@@ -334,7 +334,8 @@ START_TEST(odmr_config)
     ck_assert(wp_odmr_conf(snap)->listen[1].tls);
     ck_assert_int_eq(wp_odmr_conf(snap)->expire, 7200);
     ck_assert_int_eq(wp_odmr_conf(snap)->lmtp.family, WP_EP_UNIX);
-    ck_assert_str_eq(wp_odmr_conf(snap)->lmtp.path, "/run/waypost/odmrd.sock"); /* from postfix.odmr_transport */
+    ck_assert_str_eq(wp_odmr_conf(snap)->lmtp.path,
+                     "/run/waypost/odmrd.sock"); /* from postfix.odmr_transport */
     char *want = wp_asprintf("%s/spool", dir);
     ck_assert_str_eq(wp_odmr_conf(snap)->spool, want);
     free(want);
@@ -416,17 +417,18 @@ START_TEST(envelope_controls)
     ck_assert_str_eq(out, "");
     static const char *const bad[] = {
         "FROM:<\"a\\\rb\"@b.test>", /* escaped CR in a quoted string */
-        "FROM:<\"a\rb\"@b.test>",     /* bare CR in a quoted string */
-        "FROM:<a\rb@b.test>",           /* bare CR */
+        "FROM:<\"a\rb\"@b.test>",   /* bare CR in a quoted string */
+        "FROM:<a\rb@b.test>",       /* bare CR */
         "FROM:<\"a\\\nb\"@b.test>", /* escaped LF */
-        "FROM:<\"a\tb\"@b.test>",     /* TAB */
-        "FROM:<\"a\x7f\"@b.test>",    /* DEL */
-        "FROM:<a@b.test",              /* unterminated */
-        "FROM:<\"a>@b.test",            /* unterminated quote */
-        "FROM:<@r1x@y.test>",          /* route without a colon */
+        "FROM:<\"a\tb\"@b.test>",   /* TAB */
+        "FROM:<\"a\x7f\"@b.test>",  /* DEL */
+        "FROM:<a@b.test",           /* unterminated */
+        "FROM:<\"a>@b.test",        /* unterminated quote */
+        "FROM:<@r1x@y.test>",       /* route without a colon */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(!wp_command_envelope_arg(bad[i], "FROM:", out, sizeof(out), &params), "accepted %zu", i);
+        ck_assert_msg(!wp_command_envelope_arg(bad[i], "FROM:", out, sizeof(out), &params), "accepted %zu",
+                      i);
     char big[400];
     memset(big, 'a', sizeof(big));
     memcpy(big, "FROM:<", 6);
@@ -472,7 +474,8 @@ START_TEST(anvil_limits)
     ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.2", 2000, t), t + 8000);
     for (int i = 0; i < 20; i++)
         wp_anvil_auth_failed(a, "192.0.2.2", t);
-    ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.2", 2000, t + 60000), t + 60000 + WP_ANVIL_PENALTY_MAX_MS);
+    ck_assert_uint_eq(wp_anvil_auth_slot(a, "192.0.2.2", 2000, t + 60000),
+                      t + 60000 + WP_ANVIL_PENALTY_MAX_MS);
     /* A success clears it; an hour forgets it. */
     wp_anvil_auth_ok(a, "192.0.2.2");
     ck_assert_uint_eq(wp_anvil_failures(a, "192.0.2.2"), 0);

@@ -42,7 +42,7 @@ END_TEST
 
 START_TEST(expansion)
 {
-    struct wp_capture c[2] = { { "john", 4 }, { "friend.com", 10 } };
+    struct wp_capture c[2] = {{"john", 4}, {"friend.com", 10}};
     char out[64];
     ck_assert(wp_picture_expand("*%friend.com@friend.com.via", c, 1, out, sizeof(out)));
     ck_assert_str_eq(out, "john%friend.com@friend.com.via");

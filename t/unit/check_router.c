@@ -53,33 +53,42 @@ START_TEST(golden)
         }
         char mode[4], addr[512], kind[16], env[512], hop[256], port[8], mx[8], queue[256], cls[32], relay[16];
         int textpos = 0;
-        int n = sscanf(line, "%3s %511s => %15s %511s %255s %7s %7s %255s %31s %15s %n", mode, addr, kind, env,
-                       hop, port, mx, queue, cls, relay, &textpos);
+        int n = sscanf(line, "%3s %511s => %15s %511s %255s %7s %7s %255s %31s %15s %n", mode, addr, kind,
+                       env, hop, port, mx, queue, cls, relay, &textpos);
         if (n < 10) {
             /* Addresses with spaces are not used; a short line is a typo in the data. */
             ck_abort_msg("golden.txt:%d: malformed line", lineno);
         }
         const char *text = textpos ? line + textpos : "";
-        struct wp_resolve_opts o = { mode[0] == 'T', mode[0] == 'A' };
+        struct wp_resolve_opts o = {mode[0] == 'T', mode[0] == 'A'};
         struct wp_route rt;
         wp_resolve(s->router, addr, &o, &rt, trace);
         char portbuf[16];
         snprintf(portbuf, sizeof(portbuf), "%d", rt.port);
         const char *why = NULL;
-        if (strcmp(kind, wp_route_kind_name(rt.kind)) != 0) why = "kind";
-        else if (!field_eq(env, rt.address)) why = "envelope";
-        else if (!field_eq(hop, rt.nexthop)) why = "nexthop";
-        else if (strcmp(port, "-") == 0 ? rt.port != 0 : strcmp(port, portbuf) != 0) why = "port";
-        else if (strcmp(mx, "-") != 0 && (strcmp(mx, "yes") == 0) != rt.mx) why = "mx";
-        else if (!field_eq(queue, rt.queue)) why = "queue";
-        else if (strcmp(cls, wp_relay_class_name(rt.relay_class)) != 0) why = "relay class";
-        else if ((strcmp(relay, "ok") == 0) != wp_route_relay_permitted(&rt, o.trusted)) why = "relay decision";
-        else if (*text && strncmp(rt.text, text, strlen(text)) != 0) why = "text";
+        if (strcmp(kind, wp_route_kind_name(rt.kind)) != 0)
+            why = "kind";
+        else if (!field_eq(env, rt.address))
+            why = "envelope";
+        else if (!field_eq(hop, rt.nexthop))
+            why = "nexthop";
+        else if (strcmp(port, "-") == 0 ? rt.port != 0 : strcmp(port, portbuf) != 0)
+            why = "port";
+        else if (strcmp(mx, "-") != 0 && (strcmp(mx, "yes") == 0) != rt.mx)
+            why = "mx";
+        else if (!field_eq(queue, rt.queue))
+            why = "queue";
+        else if (strcmp(cls, wp_relay_class_name(rt.relay_class)) != 0)
+            why = "relay class";
+        else if ((strcmp(relay, "ok") == 0) != wp_route_relay_permitted(&rt, o.trusted))
+            why = "relay decision";
+        else if (*text && strncmp(rt.text, text, strlen(text)) != 0)
+            why = "text";
         cases++;
         if (why) {
             failures++;
-            fprintf(stderr, "golden.txt:%d: %s: %s differs: got %s %s %s %d %s %s %s %s '%s'\n", lineno, addr, why,
-                    wp_route_kind_name(rt.kind), rt.address, rt.nexthop, rt.port, rt.mx ? "yes" : "no",
+            fprintf(stderr, "golden.txt:%d: %s: %s differs: got %s %s %s %d %s %s %s %s '%s'\n", lineno, addr,
+                    why, wp_route_kind_name(rt.kind), rt.address, rt.nexthop, rt.port, rt.mx ? "yes" : "no",
                     rt.queue, wp_relay_class_name(rt.relay_class),
                     wp_route_relay_permitted(&rt, o.trusted) ? "ok" : "denied", rt.text);
             for (int k = 0; k < trace->nsteps; k++)
@@ -102,7 +111,7 @@ START_TEST(route_names_unknown_domain)
     struct wp_snapshot *s = load_conf(srcpath("conf/waypost.conf"));
     ck_assert(s);
     struct wp_route rt;
-    struct wp_resolve_opts o = { true, false };
+    struct wp_resolve_opts o = {true, false};
     wp_resolve(s->router, "nobody@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
     ck_assert(rt.unknown && strcmp(rt.unknown->name, "domain.dom") == 0);
@@ -125,7 +134,7 @@ START_TEST(trace_names_each_step)
     wp_errors_free(&err);
     struct wp_trace trace;
     struct wp_route rt;
-    struct wp_resolve_opts o = { true, false };
+    struct wp_resolve_opts o = {true, false};
     wp_resolve(r, "bob@client57.com", &o, &rt, &trace);
     ck_assert_int_ge(trace.nsteps, 4);
     ck_assert(strstr(trace.steps[0].text, "address bob@client57.com"));
@@ -167,14 +176,14 @@ START_TEST(account_created_goes_local)
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("company.dom", "test", dir);
     wp_router_set_accounts(r, 0, 1000); /* account_cache_seconds = 0 */
-    struct wp_domain_spec dom = { .name = "domain.dom",
-                                  .accounts = "passwd-file:users",
-                                  .mail_to_unknown = "Rerouted to *%domain.dom@otherserver.dom.via" };
+    struct wp_domain_spec dom = {.name = "domain.dom",
+                                 .accounts = "passwd-file:users",
+                                 .mail_to_unknown = "Rerouted to *%domain.dom@otherserver.dom.via"};
     wp_router_add_domain(r, &dom, &err);
     wp_router_finish(r, &err);
     ck_assert_uint_eq(err.count, 0);
     wp_errors_free(&err);
-    struct wp_resolve_opts o = { false, false };
+    struct wp_resolve_opts o = {false, false};
     struct wp_route rt;
     wp_resolve(r, "aname@domain.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_RELAY);
@@ -200,22 +209,22 @@ START_TEST(router_from_table_text)
     struct wp_errors err;
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("Company.DOM", "test.conf", NULL);
-    static const char *const aliases[] = { "mail.company.dom", NULL };
-    struct wp_domain_spec company = { .name = "company.dom", .aliases = aliases };
+    static const char *const aliases[] = {"mail.company.dom", NULL};
+    struct wp_domain_spec company = {.name = "company.dom", .aliases = aliases};
     company.accounts = "list:alice,bob";
     wp_router_add_domain(r, &company, &err);
     wp_router_add_domain(r,
-                         &(struct wp_domain_spec){ .name = "other.dom",
-                                                   .accounts = "list:carol",
-                                                   .mail_to_unknown = "Rerouted to *%other.dom@old.dom.via",
-                                                   .line = 4 },
+                         &(struct wp_domain_spec){.name = "other.dom",
+                                                  .accounts = "list:carol",
+                                                  .mail_to_unknown = "Rerouted to *%other.dom@old.dom.via",
+                                                  .line = 4},
                          &err);
     wp_router_add(r, WP_ROUTER_HOLD_QUEUE, "held.dom", NULL, 0, &err);
     wp_router_table_text(r, "<postmaster> = alice\n", "inline", &err);
     wp_router_finish(r, &err);
     ck_assert_msg(err.count == 0, "%s", err.count ? err.msgs[0] : "");
     ck_assert_str_eq(r->main_domain, "company.dom");
-    struct wp_resolve_opts o = { true, false };
+    struct wp_resolve_opts o = {true, false};
     struct wp_route rt;
     wp_resolve(r, "postmaster@mail.company.dom", &o, &rt, NULL);
     ck_assert_int_eq(rt.kind, WP_ROUTE_LOCAL);
@@ -231,15 +240,13 @@ START_TEST(router_from_table_text)
 
     /* Errors name the file and line given. */
     r = wp_router_new("company.dom", "test.conf", NULL);
-    struct wp_domain_spec bad = { .name = "bad domain", .file = "w.conf", .line = 7 };
+    struct wp_domain_spec bad = {.name = "bad domain", .file = "w.conf", .line = 7};
     wp_router_add_domain(r, &bad, &err);
-    wp_router_add_domain(r,
-                         &(struct wp_domain_spec){ .name = "a.dom",
-                                                   .mail_to_unknown = "Bounced",
-                                                   .file = "w.conf",
-                                                   .line = 8,
-                                                   .unknown_line = 9 },
-                         &err);
+    wp_router_add_domain(
+        r,
+        &(struct wp_domain_spec){
+            .name = "a.dom", .mail_to_unknown = "Bounced", .file = "w.conf", .line = 8, .unknown_line = 9},
+        &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "10.0.0.0/40", "w.conf", 10, &err);
     ck_assert_uint_eq(err.count, 3);
     ck_assert_str_eq(err.msgs[0], "w.conf:7: domain needs a valid name");

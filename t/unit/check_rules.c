@@ -193,10 +193,10 @@ static struct wp_router *sample_router(void)
     struct wp_errors err;
     wp_errors_init(&err);
     struct wp_router *r = wp_router_new("company.dom", "test", NULL);
-    static const char *const aliases[] = { "mail.company.dom", NULL };
-    struct wp_domain_spec company = { .name = "company.dom",
-                                      .aliases = aliases,
-                                      .accounts = "list:alice,bob,security,public,marketing,boss,prices" };
+    static const char *const aliases[] = {"mail.company.dom", NULL};
+    struct wp_domain_spec company = {.name = "company.dom",
+                                     .aliases = aliases,
+                                     .accounts = "list:alice,bob,security,public,marketing,boss,prices"};
     wp_router_add_domain(r, &company, &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "127.0.0.0/8", NULL, 0, &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "::1/128", NULL, 0, &err);
@@ -401,7 +401,7 @@ END_TEST
 START_TEST(cond_routes)
 {
     struct wp_router *r = sample_router();
-    const struct wp_rules_env renv = { r, "%a+%m@%d" }, *env = &renv;
+    const struct wp_rules_env renv = {r, "%a+%m@%d"}, *env = &renv;
     struct wp_message m = msg("alice@company.dom", RCPTS("john@friend.com", "alice@company.dom"), NULL);
     YES_E(env, &m, "Any Route", "is", "SMTP(*");
     YES_E(env, &m, "Any Route", "is", "SMTP(friend.com)john@friend.com");
@@ -454,7 +454,7 @@ END_TEST
 START_TEST(cond_source)
 {
     struct wp_router *r = sample_router(); /* trusted_networks 127.0.0.0/8, ::1/128 */
-    const struct wp_rules_env renv = { r, "%a+%m@%d" }, *env = &renv;
+    const struct wp_rules_env renv = {r, "%a+%m@%d"}, *env = &renv;
     struct wp_message m = msg("s@x.dom", RCPTS("r@y.dom"), NULL);
     /* untrusted */
     m.client_addr = "192.0.2.7";
@@ -953,10 +953,10 @@ START_TEST(cgp_forms)
         struct wp_errors gerr;
         wp_errors_init(&gerr);
         struct wp_router *gr = wp_router_new("company.dom", "test", NULL);
-        static const char *const groups[] = { "team: alice, x@y.dom", NULL };
-        wp_router_add_domain(gr, &(struct wp_domain_spec){ .name = "company.dom", .accounts = "list:alice",
-                                                          .groups = groups },
-                             &gerr);
+        static const char *const groups[] = {"team: alice, x@y.dom", NULL};
+        wp_router_add_domain(
+            gr, &(struct wp_domain_spec){.name = "company.dom", .accounts = "list:alice", .groups = groups},
+            &gerr);
         wp_router_table_text(gr, "", "inline", &gerr);
         wp_router_finish(gr, &gerr);
         ck_assert_uint_eq(gerr.count, 0);
@@ -2061,21 +2061,26 @@ static struct wp_snapshot *load_conf_text(const char *dir, const char *text)
  * the Subject and a field decoded once. */
 START_TEST(view_parses_once)
 {
-    struct wp_message m = msg("a@b.dom", RCPTS("c@d.dom"),
-                              HDRS({"From", "Ann <ann@x.dom>"}, {"To", "b@y.dom"}, {"To", "G: c@z.dom;"},
-                                   {"Subject", "=?utf-8?q?caf=C3=A9?= menu"}, {"X-Tool", "=?utf-8?q?T=C3=B6ol?= 1"}));
+    struct wp_message m =
+        msg("a@b.dom", RCPTS("c@d.dom"),
+            HDRS({"From", "Ann <ann@x.dom>"}, {"To", "b@y.dom"}, {"To", "G: c@z.dom;"},
+                 {"Subject", "=?utf-8?q?caf=C3=A9?= menu"}, {"X-Tool", "=?utf-8?q?T=C3=B6ol?= 1"}));
     struct wp_rules *r = rules_ok(
         "rules = (\n"
         " { name = \"a\"; data = ( (\"From\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); },\n"
         " { name = \"b\"; data = ( (\"From\", \"is not\", \"*@x.dom\") ); action = ( (\"Discard\") ); },\n"
         " { name = \"c\"; data = ( (\"Reply-To\", \"is\", \"*\") ); action = ( (\"Discard\") ); },\n"
-        " { name = \"d\"; data = ( (\"Any To or Cc\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); },\n"
+        " { name = \"d\"; data = ( (\"Any To or Cc\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); "
+        "},\n"
         " { name = \"e\"; data = ( (\"To\", \"is\", \"*@nowhere\") ); action = ( (\"Discard\") ); },\n"
         " { name = \"f\"; data = ( (\"Subject\", \"is\", \"x*\") ); action = ( (\"Discard\") ); },\n"
         " { name = \"g\"; data = ( (\"Subject\", \"is\", \"y*\") ); action = ( (\"Discard\") ); },\n"
-        " { name = \"h\"; data = ( (\"Header Field\", \"is\", \"X-Tool: x*\") ); action = ( (\"Discard\") ); },\n"
-        " { name = \"i\"; data = ( (\"Header Field\", \"is\", \"X-Tool: T\xc3\xb6ol*\") ); action = ( (\"Tag Subject\", \"[t]\") ); },\n"
-        " { name = \"j\"; data = ( (\"Each To or Cc\", \"in\", \"*@y.dom,*@z.dom\") ); action = ( (\"Reply with\", \"hi\") ); }\n"
+        " { name = \"h\"; data = ( (\"Header Field\", \"is\", \"X-Tool: x*\") ); action = ( (\"Discard\") ); "
+        "},\n"
+        " { name = \"i\"; data = ( (\"Header Field\", \"is\", \"X-Tool: T\xc3\xb6ol*\") ); action = ( (\"Tag "
+        "Subject\", \"[t]\") ); },\n"
+        " { name = \"j\"; data = ( (\"Each To or Cc\", \"in\", \"*@y.dom,*@z.dom\") ); action = ( (\"Reply "
+        "with\", \"hi\") ); }\n"
         ");",
         &no_router);
     struct wp_view v;
@@ -2110,7 +2115,8 @@ START_TEST(view_routes_once)
 {
     char dir[] = "/tmp/wp-view-XXXXXX";
     ck_assert(mkdtemp(dir));
-    struct wp_snapshot *s = load_conf_text(dir,
+    struct wp_snapshot *s = load_conf_text(
+        dir,
         "router: { main_domain = \"corp.dom\";\n"
         "  domains = ( { name = \"corp.dom\"; accounts = \"list:ann,bob,uni\"; } );\n"
         "  unified_accounts = ( { domain = \"client.com\"; account = \"uni@corp.dom\"; } ); };\n"
@@ -2119,9 +2125,11 @@ START_TEST(view_routes_once)
         " { name = \"b\"; data = ( (\"Each Route\", \"is\", \"SMTP(*\") ); action = ( (\"Discard\") ); },\n"
         " { name = \"c\"; data = ( (\"Any Route\", \"is\", \"LOCAL()ann@corp.dom\") );\n"
         "   action = ( (\"Add Header\", \"X-Ann: yes\") ); },\n"
-        " { name = \"d\"; data = ( (\"Any Route\", \"is not\", \"ERROR(*\") ); action = ( (\"Add Header\", \"X-Ok: 1\") ); }\n"
+        " { name = \"d\"; data = ( (\"Any Route\", \"is not\", \"ERROR(*\") ); action = ( (\"Add Header\", "
+        "\"X-Ok: 1\") ); }\n"
         ");\n");
-    struct wp_message m = msg("x@outside.dom", RCPTS("ann@corp.dom", "bob@corp.dom", "joe@client.com", "friend@far.example"), NULL);
+    struct wp_message m = msg(
+        "x@outside.dom", RCPTS("ann@corp.dom", "bob@corp.dom", "joe@client.com", "friend@far.example"), NULL);
     m.auth_user = "ann"; /* trusted: the rules' routes are the unified fields' routes */
     struct wp_view v;
     wp_view_init(&v, &m, s->router);
@@ -2168,17 +2176,18 @@ START_TEST(view_temp_route_tempfails)
 {
     char dir[] = "/tmp/wp-view-XXXXXX";
     ck_assert(mkdtemp(dir));
-    char *text = wp_asprintf(
-        "router: { main_domain = \"corp.dom\"; userdb_timeout_ms = 200;\n"
-        "  domains = ( { name = \"corp.dom\"; accounts = \"list:ann\"; },\n"
-        "              { name = \"dove.dom\"; accounts = \"userdb:unix:%s/absent.sock\"; } );\n"
-        "  unified_accounts = ( { domain = \"client.com\"; account = \"uni@dove.dom\"; } ); };\n"
-        "rules = (\n"
-        " { name = \"first\"; priority = 9; action = ( (\"Add Header\", \"X-First: 1\") ); },\n"
-        " { name = \"route\"; data = ( (\"Any Route\", \"is\", \"SMTP(*\") ); action = ( (\"Discard\") ); },\n"
-        " { name = \"after\"; priority = 1; action = ( (\"Add Header\", \"X-After: 1\") ); }\n"
-        ");\n",
-        dir);
+    char *text =
+        wp_asprintf("router: { main_domain = \"corp.dom\"; userdb_timeout_ms = 200;\n"
+                    "  domains = ( { name = \"corp.dom\"; accounts = \"list:ann\"; },\n"
+                    "              { name = \"dove.dom\"; accounts = \"userdb:unix:%s/absent.sock\"; } );\n"
+                    "  unified_accounts = ( { domain = \"client.com\"; account = \"uni@dove.dom\"; } ); };\n"
+                    "rules = (\n"
+                    " { name = \"first\"; priority = 9; action = ( (\"Add Header\", \"X-First: 1\") ); },\n"
+                    " { name = \"route\"; data = ( (\"Any Route\", \"is\", \"SMTP(*\") ); action = ( "
+                    "(\"Discard\") ); },\n"
+                    " { name = \"after\"; priority = 1; action = ( (\"Add Header\", \"X-After: 1\") ); }\n"
+                    ");\n",
+                    dir);
     struct wp_snapshot *s = load_conf_text(dir, text);
     free(text);
     struct wp_message m = msg("x@outside.dom", RCPTS("ann@corp.dom", "carol@dove.dom"), NULL);
@@ -2208,7 +2217,7 @@ START_TEST(view_temp_route_tempfails)
      * cannot be made, and say so. */
     struct wp_view v;
     wp_view_init(&v, &l, s->router);
-    const char *const uni[] = { "ann@corp.dom", "joe@client.com" };
+    const char *const uni[] = {"ann@corp.dom", "joe@client.com"};
     struct wp_unified_fields uf;
     wp_unified_fields(&v, uni, 2, &uf);
     ck_assert_ptr_nonnull(uf.temp);
@@ -2234,7 +2243,8 @@ START_TEST(view_header_pairs)
     struct wp_outcome out;
     eval_text("rules = ( { name = \"h\"; data = ( (\"Each To or Cc\", \"in\", \"ann@x.dom,bob@y.dom\"),\n"
               "  (\"Header Field\", \"is\", \"X-Folded: first part\\tsecond  part\") );\n"
-              "  action = ( (\"Add Header\", \"X-Tight:value\\nX-Spaced:  \\t two  words  \\nX-Colons: a: b:c\") ); } );",
+              "  action = ( (\"Add Header\", \"X-Tight:value\\nX-Spaced:  \\t two  words  \\nX-Colons: a: "
+              "b:c\") ); } );",
               &no_router, &m, &out);
     ck_assert_uint_eq(out.nfired, 1);
     ck_assert_uint_eq(out.nheaders, 3);

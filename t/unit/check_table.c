@@ -32,41 +32,40 @@ static void parse_error(const char *text, const char *want)
 static const struct wp_record *look(const struct wp_table *t, const char *local, const char *domain,
                                     bool trusted, bool access, struct wp_capture *caps, size_t *n)
 {
-    struct wp_lookup_mode m = { access, trusted };
+    struct wp_lookup_mode m = {access, trusted};
     return wp_table_lookup(t, local, domain, &m, caps, n);
 }
 
 START_TEST(every_form)
 {
     struct wp_errors err;
-    struct wp_table *t = parse(
-        "; comment line\n"
-        "   ; indented comment\n"
-        "\n"
-        "<exact@d.com> = target@x.com   ; trailing comment\n"
-        "<local> = other\n"
-        "<*@wild.com> = *@new.com\n"
-        "<list-*@lists.com> = *@x.com\n"
-        "<LoginPage@*.domain.dom> = *@domain.dom\n"
-        "<*@*.both.com> = *%*@hop.via\n"
-        "old.dom = new.dom\n"
-        "*.sub.dom = sub.dom\n"
-        "pre.* = [1.2.3.4]\n"
-        "Relay:<*@friend.com> = *%friend.com@friend.com.via\n"
-        "RelayAll:friend2.com = friend2.com._via\n"
-        "NoRelay:<*@hq> = *@hq.company.dom\n"
-        "Mail:<m@d.com> = m2@d.com\n"
-        "Access:<login> = alice\n"
-        "Signal:<sip@d.com> = x@d.com\n"
-        "relay:<case@d.com> = y@d.com\n"
-        "<n@d.com> = null\n"
-        "<e@d.com> = error\n"
-        "<e2@d.com> = error 5.1.6 Gone; left\n"
-        "<p@d.com> = x%y@host:26.via\n"
-        "<q@d.com> = x@[1.2.3.4]:25\n"
-        "<r@d.com> = x%d.com@host.smtp\r\n"
-        "trailingdot.com. = other.com\n",
-        &err);
+    struct wp_table *t = parse("; comment line\n"
+                               "   ; indented comment\n"
+                               "\n"
+                               "<exact@d.com> = target@x.com   ; trailing comment\n"
+                               "<local> = other\n"
+                               "<*@wild.com> = *@new.com\n"
+                               "<list-*@lists.com> = *@x.com\n"
+                               "<LoginPage@*.domain.dom> = *@domain.dom\n"
+                               "<*@*.both.com> = *%*@hop.via\n"
+                               "old.dom = new.dom\n"
+                               "*.sub.dom = sub.dom\n"
+                               "pre.* = [1.2.3.4]\n"
+                               "Relay:<*@friend.com> = *%friend.com@friend.com.via\n"
+                               "RelayAll:friend2.com = friend2.com._via\n"
+                               "NoRelay:<*@hq> = *@hq.company.dom\n"
+                               "Mail:<m@d.com> = m2@d.com\n"
+                               "Access:<login> = alice\n"
+                               "Signal:<sip@d.com> = x@d.com\n"
+                               "relay:<case@d.com> = y@d.com\n"
+                               "<n@d.com> = null\n"
+                               "<e@d.com> = error\n"
+                               "<e2@d.com> = error 5.1.6 Gone; left\n"
+                               "<p@d.com> = x%y@host:26.via\n"
+                               "<q@d.com> = x@[1.2.3.4]:25\n"
+                               "<r@d.com> = x%d.com@host.smtp\r\n"
+                               "trailingdot.com. = other.com\n",
+                               &err);
     ck_assert_msg(t != NULL, "%s", err.count ? err.msgs[0] : "");
     ck_assert_uint_eq(t->nrecs, 23);
     struct wp_capture c[2];
@@ -193,17 +192,16 @@ END_TEST
 START_TEST(lookup_order)
 {
     struct wp_errors err;
-    struct wp_table *t = parse(
-        "d.com = domain-level.com\n"          /* 1 */
-        "*.com = wild-domain.com\n"           /* 2 */
-        "<*@d.com> = wild-address@x.com\n"    /* 3 */
-        "<u@d.com> = exact@x.com\n"           /* 4 */
-        "<*@*.com> = second-wild@x.com\n"     /* 5 */
-        "<v*@d.com> = later-wild@x.com\n"     /* 6 */
-        "<*@*> = catch-all@x.com\n"           /* 7 */
-        "e.org = e2.org\n"                    /* 8 */
-        "* = any.org\n",                      /* 9 */
-        &err);
+    struct wp_table *t = parse("d.com = domain-level.com\n"       /* 1 */
+                               "*.com = wild-domain.com\n"        /* 2 */
+                               "<*@d.com> = wild-address@x.com\n" /* 3 */
+                               "<u@d.com> = exact@x.com\n"        /* 4 */
+                               "<*@*.com> = second-wild@x.com\n"  /* 5 */
+                               "<v*@d.com> = later-wild@x.com\n"  /* 6 */
+                               "<*@*> = catch-all@x.com\n"        /* 7 */
+                               "e.org = e2.org\n"                 /* 8 */
+                               "* = any.org\n",                   /* 9 */
+                               &err);
     ck_assert(t);
     struct wp_capture c[2];
     size_t n;

@@ -223,7 +223,8 @@ START_TEST(maps_and_policy)
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "client.com", v, sizeof(v)), WP_ANS_NOTFOUND);
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "Bob@Client.COM", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_str_eq(v, "client-com@company.dom");
-    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "client-com@company.dom", v, sizeof(v)), WP_ANS_NOTFOUND);
+    ck_assert_int_eq(wp_map_lookup(s, WP_MAP_VIRTUAL, "client-com@company.dom", v, sizeof(v)),
+                     WP_ANS_NOTFOUND);
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_RECIPIENT, "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_int_eq(wp_map_lookup(s, WP_MAP_TRANSPORT, "anyone@client.com", v, sizeof(v)), WP_ANS_FOUND);
     ck_assert_str_eq(v, "lmtp:unix:private/dovecot-lmtp");

@@ -57,7 +57,7 @@ START_TEST(xcoding)
     ck_assert_str_eq(s, "a b%c@d");
     strcpy(s, "%7e%7E");
     ck_assert_int_eq(wp_xdecode(s, strlen(s)), 2);
-    static const char *const bad[] = { "a%", "a%4", "a%zz", "%g0", "a%00b" };
+    static const char *const bad[] = {"a%", "a%4", "a%zz", "%g0", "a%00b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         strcpy(s, bad[i]);
         ck_assert_msg(wp_xdecode(s, strlen(s)) < 0, "accepted %s", bad[i]);
@@ -87,7 +87,12 @@ static const char *map(struct wp_snapshot *s, const char *m, const char *key)
     enum wp_map id;
     ck_assert_msg(wp_map_parse(m, strlen(m), &id), "map %s", m);
     enum wp_answer a = wp_map_lookup(s, id, key, value, sizeof(value));
-    snprintf(out, sizeof(out), "%s %s", a == WP_ANS_FOUND ? "FOUND" : a == WP_ANS_NOTFOUND ? "NOTFOUND" : a == WP_ANS_TEMP ? "TEMP" : "PERM", value);
+    snprintf(out, sizeof(out), "%s %s",
+             a == WP_ANS_FOUND      ? "FOUND"
+             : a == WP_ANS_NOTFOUND ? "NOTFOUND"
+             : a == WP_ANS_TEMP     ? "TEMP"
+                                    : "PERM",
+             value);
     return out;
 }
 
@@ -183,9 +188,9 @@ END_TEST
 START_TEST(policy_kept_names)
 {
     /* queue_id and client_name: kept for the decision log lines (issue 14) */
-    static const char *const kept_names[] = {"request",        "protocol_state", "recipient", "sender",
-                                             "client_address", "sasl_username",  "etrn_domain", "queue_id",
-                                             "client_name"};
+    static const char *const kept_names[] = {"request",     "protocol_state", "recipient",
+                                             "sender",      "client_address", "sasl_username",
+                                             "etrn_domain", "queue_id",       "client_name"};
     static const char *const ignored[] = {
         "protocol_name",
         "helo_name",

@@ -68,7 +68,8 @@ int main(int argc, char **argv)
                 for (int i = 3; i < argc; i++)
                     found |= strcmp(argv[i], name) == 0;
                 if (found)
-                    snprintf(reply, sizeof(reply), "USER\t1\t%.400s\tuid=1000\tgid=1000\thome=/home/x\n", name);
+                    snprintf(reply, sizeof(reply), "USER\t1\t%.400s\tuid=1000\tgid=1000\thome=/home/x\n",
+                             name);
                 else
                     snprintf(reply, sizeof(reply), "NOTFOUND\t1\n");
             }
