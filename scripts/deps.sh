@@ -10,7 +10,7 @@ case $(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}") in
 esac
 WAYPOST_PACKAGES="gcc make autoconf automake libtool pkg-config libconfig-dev libssl-dev \
 libevent-dev liburing-dev libsystemd-dev check libmilter-dev libgmime-3.0-dev clang $WP_CLANG_RT python3 openssl \
-build-essential debhelper dh-autoreconf fakeroot lintian dpkg-dev systemd dnsmasq-base"
+clang-format build-essential debhelper dh-autoreconf fakeroot lintian dpkg-dev systemd dnsmasq-base"
 
 install_missing() {
     missing=""
