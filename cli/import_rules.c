@@ -28,6 +28,7 @@
 #include "lib/util.h"
 #include "router/table.h"
 #include "cli/import_int.h"
+#include "milter/rules.h"
 #include "lib/strbuf.h"
 
 /* ---------------------------------------------------------------- rules */
@@ -67,41 +68,6 @@ static const struct {
     {"Redirect to", 1}, {"Forward to", 1}, {"Store in", 1},          {"Add Header", 1},
     {"Tag Subject", 1}, {"Reply with", 1}, {"Reply to All with", 1},
 };
-/* CommuniGate actions Waypost does not carry out, and what does the job
- * on the Postfix/Dovecot side.  Matched without case, spaces ignored. */
-static const struct {
-    const char *name;
-    const char *instead;
-} act_instead[] = {
-    {"Execute", "run the program as a Postfix content_filter or pipe(8) transport"},
-    {"ExternalFilter", "run the filter as a milter (DKIM signing: opendkim in smtpd_milters and "
-                       "non_smtpd_milters)"},
-    {"FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients"},
-    {"Remember 'From' in", "Dovecot Sieve vacation, which remembers whom it answered"},
-    {"React with", "Dovecot Sieve vacation or reject"},
-    {"Send Notification", "Dovecot Sieve enotify"},
-    {"Write To Log", "Postfix header_checks with WARN"},
-    {"Store Encrypted in", "Dovecot's mail-crypt plugin"},
-    {"Copy attachments into", "none in Postfix/Dovecot; a content_filter"},
-    {"Accept Request", "none: a Signal (SIP) rule action"},
-    {"Redirect Request", "none: a Signal (SIP) rule action"},
-    {"Fork Request", "none: a Signal (SIP) rule action"},
-};
-
-static bool eq_nospace(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a == ' ')
-            a++;
-        while (*b == ' ')
-            b++;
-        if (!*a || !*b)
-            return !*a && !*b;
-        if (wp_lower(*a++) != wp_lower(*b++))
-            return false;
-    }
-}
-
 /* CommuniGate's priority: 1..9, "Inactive" or 0 (not applied), "Highest"
  * (9) and "Lowest" (1), with "9 (Highest)"-style labels accepted too.
  * Returns 0 for disabled, -1 if unreadable. */
@@ -289,13 +255,11 @@ static bool import_rule(struct import *im, const char *src, size_t idx, const st
         while (k < sizeof(act_names) / sizeof(act_names[0]) && !wp_strieq(an, act_names[k].name))
             k++;
         if (k == sizeof(act_names) / sizeof(act_names[0])) {
-            size_t j = 0;
-            while (j < sizeof(act_instead) / sizeof(act_instead[0]) && !eq_nospace(an, act_instead[j].name))
-                j++;
+            const char *instead = wp_rules_replacement(an, true);
             wp_imp_report(im, "%s: %s: action %s%s%s%s not carried over -> %s", src, label, an,
                           ap ? " \"" : "", ap ? ap : "", ap ? "\"" : "",
-                          j < sizeof(act_instead) / sizeof(act_instead[0])
-                              ? act_instead[j].instead
+                          instead
+                              ? instead
                               : "no Postfix/Dovecot counterpart known to waypost import; rewrite it by hand");
             dropped++;
             continue;

@@ -120,6 +120,12 @@ void wp_outcome_free(struct wp_outcome *out);
 /* The run-time pass of `waypost check`: every Store in target must route
  * to a local account, every Mirror/Redirect/Forward address must route
  * somewhere (not ERROR or UNKNOWN); errors with the action's file:line. */
+/* For a CommuniGate condition (action false) or action Waypost does not
+ * carry out: what does the job on the Postfix/Dovecot side, or NULL if the
+ * name is none Waypost knows.  The loader refuses such elements naming it;
+ * `waypost import cgp` reports them with it. */
+const char *wp_rules_replacement(const char *name, bool action);
+
 void wp_rules_check(const struct wp_rules *rs, const struct wp_router *r, struct wp_errors *err);
 
 #endif

@@ -100,16 +100,40 @@ static const struct instead act_instead[] = {
     {"FingerNotify", "none (obsolete); Dovecot's IMAP IDLE notifies clients"},
     {"Store Encrypted in", "Dovecot's mail-crypt plugin"},
     {"Copy attachments into", "a Postfix content_filter"},
+    {"Accept Request", "none: a Signal (SIP) rule action"},
+    {"Redirect Request", "none: a Signal (SIP) rule action"},
+    {"Fork Request", "none: a Signal (SIP) rule action"},
 };
+
+/* Names compare without case and without spaces ("ExternalFilter",
+ * "External Filter"), as CommuniGate's own spellings vary. */
+static bool same_name(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == ' ')
+            a++;
+        while (*b == ' ')
+            b++;
+        if (!*a || !*b)
+            return !*a && !*b;
+        if (wp_lower(*a++) != wp_lower(*b++))
+            return false;
+    }
+}
 
 /* The replacement for an element name of a table above, or NULL. */
 #define INSTEAD(table, name) instead_of((table), sizeof(table) / sizeof((table)[0]), (name))
 static const char *instead_of(const struct instead *t, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (wp_strieq(t[i].name, name))
+        if (same_name(t[i].name, name))
             return t[i].instead;
     return NULL;
+}
+
+const char *wp_rules_replacement(const char *name, bool action)
+{
+    return action ? INSTEAD(act_instead, name) : INSTEAD(cond_instead, name);
 }
 
 /* ---------------------------------------------------------------- loading */
