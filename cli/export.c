@@ -329,40 +329,12 @@ static bool export_domain(struct export *ex, const char *d)
 
 static int write_all(const char *dir, const struct export *ex, bool force)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "waypost export: %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
-    int clash = 0;
-    for (size_t i = 0; i < ex->nfiles; i++) {
-        char *p = wp_asprintf("%s/%s", dir, ex->files[i].name);
-        struct stat st;
-        if (!force && lstat(p, &st) == 0) {
-            fprintf(stderr, "waypost export: %s exists (--force replaces it)\n", p);
-            clash++;
-        }
-        free(p);
-    }
-    if (clash)
-        return 1;
-    for (size_t i = 0; i < ex->nfiles; i++) {
-        char *p = wp_asprintf("%s/%s", dir, ex->files[i].name);
-        char *tmp = wp_asprintf("%s/.%s.tmp", dir, ex->files[i].name);
-        FILE *f = fopen(tmp, "w");
-        bool ok = f && fprintf(f, "%s\n", ex->files[i].data) >= 0;
-        if (f && fclose(f) != 0)
-            ok = false;
-        if (!ok || rename(tmp, p) != 0) {
-            fprintf(stderr, "waypost export: %s: %s\n", p, strerror(errno));
-            unlink(tmp);
-            free(p);
-            free(tmp);
-            return 1;
-        }
-        free(p);
-        free(tmp);
-    }
-    return 0;
+    struct wp_outfile *out = wp_calloc(ex->nfiles + 1, sizeof(*out));
+    for (size_t i = 0; i < ex->nfiles; i++)
+        out[i] = (struct wp_outfile){ex->files[i].name, ex->files[i].data, strlen(ex->files[i].data), true};
+    int rc = wp_write_files("waypost export", dir, out, ex->nfiles, force);
+    free(out);
+    return rc;
 }
 
 static void usage(FILE *out)

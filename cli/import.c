@@ -408,46 +408,6 @@ struct outfile {
     size_t len;
 };
 
-/* Write every file, or none: all names are checked before the first is
- * written; each goes through a temporary name and rename(2). */
-static int write_files(const char *dir, struct outfile *files, size_t n, bool force)
-{
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "waypost import: %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
-    int clash = 0;
-    for (size_t i = 0; i < n; i++) {
-        char *p = wp_asprintf("%s/%s", dir, files[i].name);
-        struct stat st;
-        if (!force && lstat(p, &st) == 0) {
-            fprintf(stderr, "waypost import: %s exists (--force replaces it)\n", p);
-            clash++;
-        }
-        free(p);
-    }
-    if (clash)
-        return 1;
-    for (size_t i = 0; i < n; i++) {
-        char *p = wp_asprintf("%s/%s", dir, files[i].name);
-        char *tmp = wp_asprintf("%s/.%s.tmp", dir, files[i].name);
-        FILE *f = fopen(tmp, "w");
-        bool ok = f && fwrite(files[i].text, 1, files[i].len, f) == files[i].len;
-        if (f && fclose(f) != 0)
-            ok = false;
-        if (!ok || rename(tmp, p) != 0) {
-            fprintf(stderr, "waypost import: %s: %s\n", p, strerror(errno));
-            unlink(tmp);
-            free(p);
-            free(tmp);
-            return 1;
-        }
-        free(p);
-        free(tmp);
-    }
-    return 0;
-}
-
 /* Files in the source directories that nothing read. */
 static void report_unread(struct import *im)
 {
@@ -654,7 +614,11 @@ int wp_import_main(int argc, char **argv)
         files[nfiles++] = (struct outfile){wp_strdup("router.table"), table, tablelen};
         files[nfiles++] = (struct outfile){wp_strdup("IMPORT-REPORT"), rep, replen};
         conf = table = rep = NULL;
-        rc = write_files(outdir, files, nfiles, force);
+        struct wp_outfile *out = wp_calloc(nfiles + 1, sizeof(*out));
+        for (size_t i = 0; i < nfiles; i++)
+            out[i] = (struct wp_outfile){files[i].name, files[i].text, files[i].len, false};
+        rc = wp_write_files("waypost import", outdir, out, nfiles, force);
+        free(out);
         if (rc == 0)
             printf("waypost import: wrote %zu files to %s; %zu items in %s/IMPORT-REPORT\n", nfiles, outdir,
                    im.nreport, outdir);

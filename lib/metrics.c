@@ -123,6 +123,28 @@ uint64_t wp_slots_sum(struct wp_slots *s, uint32_t slot)
 
 /* ------------------------------------------------------------ text */
 
+void wp_metrics_help(struct evbuffer *b, const char *name, const char *type, const char *text)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+void wp_metrics_reloads(struct evbuffer *b, unsigned ok, unsigned failed, unsigned generation, long long last,
+                        bool last_ok)
+{
+    wp_metrics_help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
+    evbuffer_add_printf(b, "waypost_reloads_total{result=\"success\"} %u\n", ok);
+    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n", failed);
+    wp_metrics_help(b, "waypost_config_generation", "gauge",
+                    "The configuration generation in use (0: the startup one).");
+    evbuffer_add_printf(b, "waypost_config_generation %u\n", generation);
+    wp_metrics_help(b, "waypost_config_last_reload_timestamp_seconds", "gauge",
+                    "When the last reload was tried (0: never).");
+    evbuffer_add_printf(b, "waypost_config_last_reload_timestamp_seconds %lld\n", last);
+    wp_metrics_help(b, "waypost_config_last_reload_success", "gauge",
+                    "Whether the last reload succeeded (1 before any).");
+    evbuffer_add_printf(b, "waypost_config_last_reload_success %d\n", last == 0 || last_ok ? 1 : 0);
+}
+
 void wp_metrics_label(struct evbuffer *b, const char *value)
 {
     const char *run = value;

@@ -99,6 +99,15 @@ uint64_t wp_slots_sum(struct wp_slots *s, uint32_t slot);
  * (backslash, double quote, newline). */
 void wp_metrics_label(struct evbuffer *b, const char *value);
 
+/* A metric's "# HELP" and "# TYPE" lines. */
+void wp_metrics_help(struct evbuffer *b, const char *name, const char *type, const char *text);
+
+/* The reload metrics every daemon serves: waypost_reloads_total{result},
+ * waypost_config_generation, waypost_config_last_reload_timestamp_seconds
+ * and waypost_config_last_reload_success (last is 0 before any reload). */
+void wp_metrics_reloads(struct evbuffer *b, unsigned ok, unsigned failed, unsigned generation, long long last,
+                        bool last_ok);
+
 /* ------------------------------------------------------------ endpoint */
 
 #define WP_METRICS_MAX_HEADERS 8192

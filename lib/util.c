@@ -268,3 +268,42 @@ uint64_t wp_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+int wp_write_files(const char *prog, const char *dir, const struct wp_outfile *files, size_t n, bool force)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    int clash = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *p = wp_asprintf("%s/%s", dir, files[i].name);
+        struct stat st;
+        if (!force && lstat(p, &st) == 0) {
+            fprintf(stderr, "%s: %s exists (--force replaces it)\n", prog, p);
+            clash++;
+        }
+        free(p);
+    }
+    if (clash)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        char *p = wp_asprintf("%s/%s", dir, files[i].name);
+        char *tmp = wp_asprintf("%s/.%s.tmp", dir, files[i].name);
+        FILE *f = fopen(tmp, "w");
+        bool ok = f && fwrite(files[i].text, 1, files[i].len, f) == files[i].len &&
+                  (!files[i].newline || fputc('\n', f) != EOF);
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok || rename(tmp, p) != 0) {
+            fprintf(stderr, "%s: %s: %s\n", prog, p, strerror(errno));
+            unlink(tmp);
+            free(p);
+            free(tmp);
+            return 1;
+        }
+        free(p);
+        free(tmp);
+    }
+    return 0;
+}

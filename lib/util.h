@@ -64,6 +64,19 @@ char *wp_path_relative_to(const char *dir, const char *path);
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
 char *wp_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
+/* Files a command writes into an output directory as one set. */
+struct wp_outfile {
+    const char *name; /* in the directory */
+    const char *text;
+    size_t len;
+    bool newline; /* write a '\n' after the text */
+};
+/* Write every file, or none: dir is created if missing, every name is
+ * checked before the first is written (an existing file is an error
+ * unless force), and each goes through a temporary name and rename(2).
+ * Messages on standard error start with prog.  Returns 0, or 1. */
+int wp_write_files(const char *prog, const char *dir, const struct wp_outfile *files, size_t n, bool force);
+
 /* The current time as an RFC 5322 date ("Wed, 25 Nov 2026 12:00:00 +0000"). */
 void wp_rfc5322_date(char *buf, size_t size);
 

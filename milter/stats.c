@@ -86,15 +86,11 @@ void wp_mstats_reload(struct wp_mstats *st, bool ok)
     atomic_store(&st->last_reload, (long long)time(NULL));
 }
 
-static void help(struct evbuffer *b, const char *name, const char *type, const char *text)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
-}
-
 void wp_mstats_render(struct evbuffer *b, void *arg)
 {
     struct wp_mstats *st = arg;
-    help(b, "waypost_milter_messages_total", "counter", "Messages the rules looked at, by result.");
+    wp_metrics_help(b, "waypost_milter_messages_total", "counter",
+                    "Messages the rules looked at, by result.");
     for (int r = 0; r < WP_MR_COUNT; r++) {
         uint64_t sum = 0;
         for (int w = 0; w < WP_MSTATS_WRITERS; w++)
@@ -102,8 +98,8 @@ void wp_mstats_render(struct evbuffer *b, void *arg)
         evbuffer_add_printf(b, "waypost_milter_messages_total{result=\"%s\"} %llu\n", result_names[r],
                             (unsigned long long)sum);
     }
-    help(b, "waypost_milter_rule_fires_total", "counter",
-         "Messages a rule fired for (the current rules; a changed rule counts from zero).");
+    wp_metrics_help(b, "waypost_milter_rule_fires_total", "counter",
+                    "Messages a rule fired for (the current rules; a changed rule counts from zero).");
     struct wp_snapshot *snap = wp_daemon_current(st->d);
     const struct wp_rules *rules = wp_milter_conf(snap)->rules;
     for (size_t i = 0; i < wp_rules_count(rules); i++) {
@@ -116,20 +112,8 @@ void wp_mstats_render(struct evbuffer *b, void *arg)
         evbuffer_add_printf(b, "\",priority=\"%d\"} %llu\n", wp_rules_priority(rules, i),
                             (unsigned long long)wp_slots_sum(&st->slots, slot));
     }
-    help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
-    evbuffer_add_printf(b, "waypost_reloads_total{result=\"success\"} %u\n", atomic_load(&st->reloads_ok));
-    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n",
-                        atomic_load(&st->reloads_failed));
-    help(b, "waypost_config_generation", "gauge",
-         "The configuration generation in use (0: the startup one).");
-    evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
-    help(b, "waypost_config_last_reload_timestamp_seconds", "gauge",
-         "When the last reload was tried (0: never).");
-    evbuffer_add_printf(b, "waypost_config_last_reload_timestamp_seconds %lld\n",
-                        (long long)atomic_load(&st->last_reload));
-    help(b, "waypost_config_last_reload_success", "gauge",
-         "Whether the last reload succeeded (1 before any).");
-    evbuffer_add_printf(b, "waypost_config_last_reload_success %d\n",
-                        atomic_load(&st->last_reload) == 0 || atomic_load(&st->last_reload_ok) ? 1 : 0);
+    wp_metrics_reloads(b, atomic_load(&st->reloads_ok), atomic_load(&st->reloads_failed),
+                       atomic_load(&st->d->generation), (long long)atomic_load(&st->last_reload),
+                       atomic_load(&st->last_reload_ok));
     st->d->hooks.unref(snap);
 }

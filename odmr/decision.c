@@ -85,11 +85,6 @@ void wp_odmr_log_delivery(struct wp_odmr_stats *st, const char *queue, const cha
     wp_log(strcmp(result, "sent") == 0 ? WP_LOG_INFO : WP_LOG_NOTICE, "%s", wp_kvline_text(&l));
 }
 
-static void help(struct evbuffer *b, const char *name, const char *type, const char *text)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
-}
-
 static void counter(struct evbuffer *b, const char *name, const char *result, const wp_counter *c)
 {
     if (result)
@@ -102,27 +97,27 @@ static void counter(struct evbuffer *b, const char *name, const char *result, co
 void wp_odmr_stats_render(struct evbuffer *b, void *arg)
 {
     struct wp_odmr_stats *st = arg;
-    help(b, "waypost_odmr_intake_total", "counter",
-         "Messages offered over LMTP (per queue stored), by result.");
+    wp_metrics_help(b, "waypost_odmr_intake_total", "counter",
+                    "Messages offered over LMTP (per queue stored), by result.");
     counter(b, "waypost_odmr_intake_total", "queued", &st->intake[0]);
     counter(b, "waypost_odmr_intake_total", "refused", &st->intake[1]);
-    help(b, "waypost_odmr_sessions_total", "counter", "Customer authentications, by result.");
+    wp_metrics_help(b, "waypost_odmr_sessions_total", "counter", "Customer authentications, by result.");
     counter(b, "waypost_odmr_sessions_total", "authenticated", &st->sessions[0]);
     counter(b, "waypost_odmr_sessions_total", "failed", &st->sessions[1]);
-    help(b, "waypost_odmr_atrn_total", "counter", "ATRN commands, by result.");
+    wp_metrics_help(b, "waypost_odmr_atrn_total", "counter", "ATRN commands, by result.");
     for (int i = 0; i < 4; i++)
         counter(b, "waypost_odmr_atrn_total", atrn_results[i], &st->atrn[i]);
-    help(b, "waypost_odmr_released_messages_total", "counter", "Messages ATRN released.");
+    wp_metrics_help(b, "waypost_odmr_released_messages_total", "counter", "Messages ATRN released.");
     counter(b, "waypost_odmr_released_messages_total", NULL, &st->released);
-    help(b, "waypost_odmr_deliveries_total", "counter",
-         "Recipients delivered in reversed sessions, by result.");
+    wp_metrics_help(b, "waypost_odmr_deliveries_total", "counter",
+                    "Recipients delivered in reversed sessions, by result.");
     counter(b, "waypost_odmr_deliveries_total", "sent", &st->delivery[0]);
     counter(b, "waypost_odmr_deliveries_total", "refused", &st->delivery[1]);
-    help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
+    wp_metrics_help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
     counter(b, "waypost_reloads_total", "success", &st->reloads[0]);
     counter(b, "waypost_reloads_total", "failure", &st->reloads[1]);
-    help(b, "waypost_config_generation", "gauge",
-         "The configuration generation in use (0: the startup one).");
+    wp_metrics_help(b, "waypost_config_generation", "gauge",
+                    "The configuration generation in use (0: the startup one).");
     evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
     /* The spool as it is now (a message that leaves while we read is skipped). */
     static const char *const names[3] = {"waypost_odmr_queue_messages", "waypost_odmr_queue_bytes",
@@ -153,7 +148,7 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
         wp_spool_names_free(ids, n);
     }
     for (int k = 0; k < 3; k++) {
-        help(b, names[k], "gauge", helps[k]);
+        wp_metrics_help(b, names[k], "gauge", helps[k]);
         for (size_t q = 0; v && q < nq; q++) {
             evbuffer_add_printf(b, "%s{queue=\"", names[k]);
             wp_metrics_label(b, queues[q]);

@@ -245,17 +245,13 @@ static uint64_t drain_since_locked(const struct wp_pstats *st, const struct wp_d
 
 /* ------------------------------------------------------------ render */
 
-static void help(struct evbuffer *b, const char *name, const char *type, const char *text)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
-}
-
 void wp_pstats_render(struct evbuffer *b, void *arg)
 {
     struct wp_pstats *st = arg;
     int nw = st->nworkers;
 
-    help(b, "waypost_policy_requests_total", "counter", "Requests answered, by protocol, map and answer.");
+    wp_metrics_help(b, "waypost_policy_requests_total", "counter",
+                    "Requests answered, by protocol, map and answer.");
     for (int p = 0; p < WP_PSTATS_PROTOS; p++)
         for (int m = 0; m <= WP_MAP_COUNT; m++)
             for (int a = 0; a < WP_PA_COUNT; a++) {
@@ -275,14 +271,15 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
         errors += wp_counter_get(&st->workers[w].errors);
         timeouts += wp_counter_get(&st->workers[w].timeouts);
     }
-    help(b, "waypost_policy_errors_total", "counter",
-         "Malformed or oversized requests (the connection closed).");
+    wp_metrics_help(b, "waypost_policy_errors_total", "counter",
+                    "Malformed or oversized requests (the connection closed).");
     evbuffer_add_printf(b, "waypost_policy_errors_total %llu\n", (unsigned long long)errors);
-    help(b, "waypost_policy_timeouts_total", "counter", "Connections closed after the idle timeout.");
+    wp_metrics_help(b, "waypost_policy_timeouts_total", "counter",
+                    "Connections closed after the idle timeout.");
     evbuffer_add_printf(b, "waypost_policy_timeouts_total %llu\n", (unsigned long long)timeouts);
 
-    help(b, "waypost_policy_request_duration_seconds", "histogram",
-         "Time from a whole request to its answer.");
+    wp_metrics_help(b, "waypost_policy_request_duration_seconds", "histogram",
+                    "Time from a whole request to its answer.");
     uint64_t cum = 0, sum_ns = 0;
     for (int k = 0; k <= WP_HIST_BUCKETS; k++) {
         for (int w = 0; w < nw; w++)
@@ -299,8 +296,8 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
     evbuffer_add_printf(b, "waypost_policy_request_duration_seconds_sum %.9f\n", sum_ns / 1e9);
     evbuffer_add_printf(b, "waypost_policy_request_duration_seconds_count %llu\n", (unsigned long long)cum);
 
-    help(b, "waypost_policy_relay_total", "counter",
-         "Accepted policy requests whose mail leaves the server, by the relay grant met.");
+    wp_metrics_help(b, "waypost_policy_relay_total", "counter",
+                    "Accepted policy requests whose mail leaves the server, by the relay grant met.");
     for (int c = 1; c < WP_PSTATS_RELAY_CLASSES; c++) {
         uint64_t sum = 0;
         for (int w = 0; w < nw; w++)
@@ -308,7 +305,7 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
         evbuffer_add_printf(b, "waypost_policy_relay_total{class=\"%s\"} %llu\n", relay_class_names[c],
                             (unsigned long long)sum);
     }
-    help(b, "waypost_policy_etrn_total", "counter", "ETRN requests, by result.");
+    wp_metrics_help(b, "waypost_policy_etrn_total", "counter", "ETRN requests, by result.");
     for (int e = 0; e < WP_PE_COUNT; e++) {
         uint64_t sum = 0;
         for (int w = 0; w < nw; w++)
@@ -317,22 +314,10 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
                             (unsigned long long)sum);
     }
 
-    help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
-    evbuffer_add_printf(b, "waypost_reloads_total{result=\"success\"} %u\n", atomic_load(&st->reloads_ok));
-    evbuffer_add_printf(b, "waypost_reloads_total{result=\"failure\"} %u\n",
-                        atomic_load(&st->reloads_failed));
-    help(b, "waypost_config_generation", "gauge",
-         "The configuration generation in use (0: the startup one).");
-    evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
-    help(b, "waypost_config_last_reload_timestamp_seconds", "gauge",
-         "When the last reload was tried (0: never).");
-    evbuffer_add_printf(b, "waypost_config_last_reload_timestamp_seconds %lld\n",
-                        (long long)atomic_load(&st->last_reload));
-    help(b, "waypost_config_last_reload_success", "gauge",
-         "Whether the last reload succeeded (1 before any).");
-    evbuffer_add_printf(b, "waypost_config_last_reload_success %d\n",
-                        atomic_load(&st->last_reload) == 0 || atomic_load(&st->last_reload_ok) ? 1 : 0);
-    help(b, "waypost_start_time_seconds", "gauge", "When the daemon started.");
+    wp_metrics_reloads(b, atomic_load(&st->reloads_ok), atomic_load(&st->reloads_failed),
+                       atomic_load(&st->d->generation), (long long)atomic_load(&st->last_reload),
+                       atomic_load(&st->last_reload_ok));
+    wp_metrics_help(b, "waypost_start_time_seconds", "gauge", "When the daemon started.");
     evbuffer_add_printf(b, "waypost_start_time_seconds %lld\n", (long long)st->started);
 
     /* Per record and per domain: the current configuration's. */
@@ -340,8 +325,8 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
     struct wp_pstats_map *m = wp_pstats_map_get(st, snap->router);
     const struct wp_router *r = snap->router;
     const struct wp_table *t = r->table;
-    help(b, "waypost_router_record_hits_total", "counter",
-         "Lookups and policy requests a Router record decided (records with hits only).");
+    wp_metrics_help(b, "waypost_router_record_hits_total", "counter",
+                    "Lookups and policy requests a Router record decided (records with hits only).");
     char text[2048];
     for (uint32_t i = 0; i < m->nrecs; i++) {
         uint64_t hits = wp_slots_sum(&st->slots, m->rec_slot[i]);
@@ -363,7 +348,7 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
         "The same, in the last 60 minutes (since the start if shorter).",
         "The same, in the last 24 hours (since the start if shorter)."};
     for (int k = 0; k < 3; k++) {
-        help(b, drain_names[k], k == 0 ? "counter" : "gauge", drain_help[k]);
+        wp_metrics_help(b, drain_names[k], k == 0 ? "counter" : "gauge", drain_help[k]);
         pthread_mutex_lock(&st->slots.lock);
         for (size_t i = 0; i < r->ndomains; i++) {
             uint32_t slot = m->unknown_slot[i];
