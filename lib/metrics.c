@@ -128,6 +128,27 @@ void wp_metrics_help(struct evbuffer *b, const char *name, const char *type, con
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+void wp_metrics_hist(struct evbuffer *b, const char *name, const char *help, const struct wp_hist *h,
+                     size_t stride, int n)
+{
+    wp_metrics_help(b, name, "histogram", help);
+    uint64_t cum = 0, sum_ns = 0;
+    for (int k = 0; k <= WP_HIST_BUCKETS; k++) {
+        for (int w = 0; w < n; w++)
+            cum +=
+                wp_counter_get(&((const struct wp_hist *)((const char *)h + (size_t)w * stride))->bucket[k]);
+        if (k < WP_HIST_BUCKETS)
+            evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, wp_hist_bounds_us[k] / 1e6,
+                                (unsigned long long)cum);
+        else
+            evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    for (int w = 0; w < n; w++)
+        sum_ns += wp_counter_get(&((const struct wp_hist *)((const char *)h + (size_t)w * stride))->sum_ns);
+    evbuffer_add_printf(b, "%s_sum %.9f\n", name, sum_ns / 1e9);
+    evbuffer_add_printf(b, "%s_count %llu\n", name, (unsigned long long)cum);
+}
+
 void wp_metrics_reloads(struct evbuffer *b, unsigned ok, unsigned failed, unsigned generation, long long last,
                         bool last_ok)
 {

@@ -102,6 +102,11 @@ void wp_metrics_label(struct evbuffer *b, const char *value);
 /* A metric's "# HELP" and "# TYPE" lines. */
 void wp_metrics_help(struct evbuffer *b, const char *name, const char *type, const char *text);
 
+/* A histogram (name_bucket, name_sum, name_count, in seconds) summed over
+ * n copies kept per writer: the first at h, the next stride bytes on. */
+void wp_metrics_hist(struct evbuffer *b, const char *name, const char *help, const struct wp_hist *h,
+                     size_t stride, int n);
+
 /* The reload metrics every daemon serves: waypost_reloads_total{result},
  * waypost_config_generation, waypost_config_last_reload_timestamp_seconds
  * and waypost_config_last_reload_success (last is 0 before any reload). */

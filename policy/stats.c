@@ -278,23 +278,8 @@ void wp_pstats_render(struct evbuffer *b, void *arg)
                     "Connections closed after the idle timeout.");
     evbuffer_add_printf(b, "waypost_policy_timeouts_total %llu\n", (unsigned long long)timeouts);
 
-    wp_metrics_help(b, "waypost_policy_request_duration_seconds", "histogram",
-                    "Time from a whole request to its answer.");
-    uint64_t cum = 0, sum_ns = 0;
-    for (int k = 0; k <= WP_HIST_BUCKETS; k++) {
-        for (int w = 0; w < nw; w++)
-            cum += wp_counter_get(&st->workers[w].latency.bucket[k]);
-        if (k < WP_HIST_BUCKETS)
-            evbuffer_add_printf(b, "waypost_policy_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                                wp_hist_bounds_us[k] / 1e6, (unsigned long long)cum);
-        else
-            evbuffer_add_printf(b, "waypost_policy_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-                                (unsigned long long)cum);
-    }
-    for (int w = 0; w < nw; w++)
-        sum_ns += wp_counter_get(&st->workers[w].latency.sum_ns);
-    evbuffer_add_printf(b, "waypost_policy_request_duration_seconds_sum %.9f\n", sum_ns / 1e9);
-    evbuffer_add_printf(b, "waypost_policy_request_duration_seconds_count %llu\n", (unsigned long long)cum);
+    wp_metrics_hist(b, "waypost_policy_request_duration_seconds", "Time from a whole request to its answer.",
+                    &st->workers[0].latency, sizeof(st->workers[0]), nw);
 
     wp_metrics_help(b, "waypost_policy_relay_total", "counter",
                     "Accepted policy requests whose mail leaves the server, by the relay grant met.");
