@@ -24,12 +24,17 @@ const unsigned wp_hist_bounds_us[WP_HIST_BUCKETS] = {10, 25, 50, 100, 250, 500, 
 
 void wp_hist_add(struct wp_hist *h, uint64_t ns)
 {
+    wp_hist_add_n(h, ns, 1);
+}
+
+void wp_hist_add_n(struct wp_hist *h, uint64_t ns, uint64_t n)
+{
     uint64_t us = ns / 1000;
     int i = 0;
     while (i < WP_HIST_BUCKETS && us >= wp_hist_bounds_us[i])
         i++;
-    wp_counter_add(&h->bucket[i], 1);
-    wp_counter_add(&h->sum_ns, ns);
+    wp_counter_add(&h->bucket[i], n);
+    wp_counter_add(&h->sum_ns, ns * n);
 }
 
 /* ------------------------------------------------------------ slots */

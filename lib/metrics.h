@@ -57,6 +57,8 @@ struct wp_hist {
     wp_counter sum_ns;
 };
 void wp_hist_add(struct wp_hist *h, uint64_t ns);
+/* n samples of ns each. */
+void wp_hist_add_n(struct wp_hist *h, uint64_t ns, uint64_t n);
 
 /* ------------------------------------------------------------ slots */
 
@@ -90,6 +92,14 @@ static inline void wp_slots_hit(struct wp_slots *s, int writer, uint32_t slot)
         return;
     wp_counter *c = atomic_load_explicit(&s->per[writer].chunk[slot / WP_SLOT_CHUNK], memory_order_acquire);
     wp_counter_add(&c[slot % WP_SLOT_CHUNK], 1);
+}
+/* Bring slot's counter of writer into the cache before wp_slots_hit. */
+static inline void wp_slots_prefetch(struct wp_slots *s, int writer, uint32_t slot)
+{
+    if (slot == WP_SLOT_NONE)
+        return;
+    wp_counter *c = atomic_load_explicit(&s->per[writer].chunk[slot / WP_SLOT_CHUNK], memory_order_acquire);
+    __builtin_prefetch(&c[slot % WP_SLOT_CHUNK], 1);
 }
 uint64_t wp_slots_sum(struct wp_slots *s, uint32_t slot);
 

@@ -51,6 +51,7 @@ const struct wp_snapshot *wp_server_snapshot(struct worker *w)
         w->generation = atomic_load(&d->generation);
         pthread_mutex_unlock(&d->lock);
         if (w->srv->stats && (!w->smap || w->smap->router != w->snap->router)) {
+            wp_pstats_fold(w->srv->stats, w->index, w->smap); /* the pending ids are the old map's */
             wp_pstats_map_put(w->srv->stats, w->smap);
             w->smap = wp_pstats_map_get(w->srv->stats, w->snap->router);
         }
@@ -150,7 +151,8 @@ void wp_server_send_answer(struct conn *c, bool netstring, const char *a, const 
  * bytes they took.  Returns false when the connection must close. */
 static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 {
-    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
+    uint64_t t0 =
+        c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0; /* the same for the whole pass */
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     bool keep = true;
@@ -193,8 +195,7 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
         }
         if (stats && known) { /* an unknown map name is counted as an error */
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_SOCKETMAP, (int)m,
-                            (enum wp_pstats_answer)a, &dec);
-            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
+                            (enum wp_pstats_answer)a, &dec, t0);
         } else if (!known) {
             wp_server_count_error(c);
         }
@@ -208,7 +209,8 @@ static bool serve_socketmap(struct conn *c, char *in, size_t len, size_t *used)
 
 static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
 {
-    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
+    uint64_t t0 =
+        c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0; /* the same for the whole pass */
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     bool keep = true;
@@ -241,8 +243,7 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
                                             sizeof(value), stats ? &dec : NULL);
         if (stats) {
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_TCP, (int)c->listen->map,
-                            (enum wp_pstats_answer)a, &dec);
-            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
+                            (enum wp_pstats_answer)a, &dec, t0);
         }
         switch (a) {
         case WP_ANS_FOUND:
@@ -277,7 +278,8 @@ static bool serve_tcp(struct conn *c, char *in, size_t len, size_t *used)
  * in several reads); the empty line ends the request. */
 static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
 {
-    uint64_t t0 = c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0;
+    uint64_t t0 =
+        c->w->srv->stats ? wp_server_pass_start_ns(c->w->base) : 0; /* the same for the whole pass */
     size_t max = c->w->srv->max_request;
     size_t pos = 0;
     while (pos < len && wp_server_output_pending(c) <= OUTPUT_HIGH_WATER) {
@@ -319,8 +321,7 @@ static bool serve_policy(struct conn *c, char *in, size_t len, size_t *used)
         wp_policy_decide_ex(snap, req, action, sizeof(action), &dec);
         if (stats) {
             wp_pstats_count(stats, c->w->index, c->w->smap, WP_PROTO_POLICY, WP_PSTATS_POLICY_MAP,
-                            wp_pstats_policy_answer(action, &dec), &dec);
-            wp_hist_add(&stats->workers[c->w->index].latency, wp_server_since_ns(t0));
+                            wp_pstats_policy_answer(action, &dec), &dec, t0);
         }
         wp_pstats_log_policy(snap->router, req, action, &dec);
         wp_server_send_answer(c, false, "action=", action, "\n\n");
@@ -639,6 +640,10 @@ static void *worker_main(void *arg)
      * answers of the pass go out together. */
     while (!event_base_got_break(w->base)) {
         int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        /* Counted before the answers leave, so that a client that has its
+         * answer finds it counted. */
+        if (w->srv->stats)
+            wp_pstats_pass_end(w->srv->stats, w->index, w->smap);
         flush_queued(w);
         if (rc != 0)
             break; /* an error, or no events left at all */

@@ -121,25 +121,18 @@ static inline size_t wp_server_output_pending(const struct conn *c)
     return c->out_len - c->out_sent;
 }
 
-/* The latency histogram measures from the start of the event-loop pass
- * that read a request (libevent's cached time, which it takes after every
- * wait anyway: free) to its answer (one clock read).  A clock read costs
- * some 30 ns, 2-3 % of a whole lookup: one per request, not two.  Both are
- * wall-clock time (libevent's cache is); a step of the clock between the
- * two gives a 0 or an outsized sample, nothing worse. */
+/* The start of the event-loop pass that read a request: libevent's cached
+ * time, which it takes after every wait anyway (free), the same for every
+ * request of the pass.  The latency histogram measures from there to the
+ * end of the pass, when its answers go out (wp_pstats_pass_end: one clock read a
+ * pass).  Wall-clock time (libevent's cache is): a step of the clock gives
+ * a 0 or an outsized sample, nothing worse. */
 static inline uint64_t wp_server_pass_start_ns(struct event_base *base)
 {
     struct timeval tv;
     if (event_base_gettimeofday_cached(base, &tv) != 0)
         return 0;
     return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
-}
-static inline uint64_t wp_server_since_ns(uint64_t start)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    return now > start ? now - start : 0;
 }
 
 /* Count a malformed or oversized request (with counters on). */

@@ -137,16 +137,19 @@ void wp_pstats_map_put(struct wp_pstats *st, struct wp_pstats_map *m)
 }
 
 void wp_pstats_count(struct wp_pstats *st, int w, const struct wp_pstats_map *m, int proto, int map,
-                     enum wp_pstats_answer a, const struct wp_decision *dec)
+                     enum wp_pstats_answer a, const struct wp_decision *dec, uint64_t pass_start_ns)
 {
     struct wp_pstats_worker *ws = &st->workers[w];
     wp_counter_add(&ws->req[proto][map][a], 1);
+    if (ws->pass_requests++ == 0)
+        ws->pass_start_ns = pass_start_ns;
     if (!dec || !dec->resolved || !m)
         return;
     if (dec->record) {
-        size_t id = (size_t)((const char *)dec->record - m->router->table->arena) / 8;
-        if (id < m->nids)
-            wp_slots_hit(&st->slots, w, m->id_slot[id]);
+        if (ws->npending == WP_PSTATS_PENDING)
+            wp_pstats_fold(st, w, m);
+        ws->pending[ws->npending++] =
+            (uint32_t)((size_t)((const char *)dec->record - m->router->table->arena) / 8);
     }
     if (map != WP_PSTATS_POLICY_MAP || (a != WP_PA_ACCEPT && a != WP_PA_RELAY))
         return;
@@ -154,6 +157,41 @@ void wp_pstats_count(struct wp_pstats *st, int w, const struct wp_pstats_map *m,
         wp_slots_hit(&st->slots, w, m->unknown_slot[dec->unknown - m->router->domains]);
     if (dec->relay_class < WP_PSTATS_RELAY_CLASSES && dec->relay_class != WP_RC_NONE)
         wp_counter_add(&ws->relay_class[dec->relay_class], 1);
+}
+
+void wp_pstats_fold(struct wp_pstats *st, int w, const struct wp_pstats_map *m)
+{
+    struct wp_pstats_worker *ws = &st->workers[w];
+    uint32_t *ids = ws->pending;
+    unsigned n = ws->npending;
+    ws->npending = 0;
+    if (!m)
+        return;
+    /* Three sweeps, so that the cache misses of one sweep overlap instead
+     * of following each other: the slots, then the counters, then the adds. */
+    for (unsigned i = 0; i < n; i++)
+        if (ids[i] < m->nids)
+            __builtin_prefetch(&m->id_slot[ids[i]]);
+    for (unsigned i = 0; i < n; i++) {
+        ids[i] = ids[i] < m->nids ? m->id_slot[ids[i]] : WP_SLOT_NONE;
+        wp_slots_prefetch(&st->slots, w, ids[i]);
+    }
+    for (unsigned i = 0; i < n; i++)
+        wp_slots_hit(&st->slots, w, ids[i]);
+}
+
+void wp_pstats_pass_end(struct wp_pstats *st, int w, const struct wp_pstats_map *m)
+{
+    struct wp_pstats_worker *ws = &st->workers[w];
+    if (ws->npending)
+        wp_pstats_fold(st, w, m);
+    if (!ws->pass_requests)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    wp_hist_add_n(&ws->latency, now > ws->pass_start_ns ? now - ws->pass_start_ns : 0, ws->pass_requests);
+    ws->pass_requests = 0;
 }
 
 enum wp_pstats_answer wp_pstats_policy_answer(const char *action, const struct wp_decision *dec)

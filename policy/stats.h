@@ -19,6 +19,15 @@
  * map (record ordinal -> slot) from wp_pstats_map_get the first time a
  * worker or a scrape meets it.
  *
+ * Why hits wait for the end of the pass: a table of many records spreads
+ * its hits over more memory than the caches hold, and finding a record's
+ * counter costs two dependent cache misses (its slot, then the counter).
+ * Taken one request at a time they stall the request; taken together at
+ * the end of the pass (before its answers go out) the misses of many hits
+ * overlap (prefetched).  The latency histogram takes its one clock read a
+ * pass the same way: every request of a pass waits from the start of the
+ * pass (libevent's cached time) to the send of the pass's answers.
+ *
  * Counted per request: protocol, map (policy requests: map="policy") and
  * answer; a hit on the Router record that decided (route->record) for
  * every lookup and policy request that resolved; a reroute for the Mail to
@@ -57,6 +66,8 @@ enum wp_pstats_answer {
 #define WP_PSTATS_RELAY_CLASSES 5
 enum wp_pstats_etrn { WP_PE_RELEASED, WP_PE_REFUSED, WP_PE_PASS, WP_PE_COUNT };
 
+#define WP_PSTATS_PENDING 256
+
 struct wp_pstats_worker {
     wp_counter req[WP_PSTATS_PROTOS][WP_MAP_COUNT + 1][WP_PA_COUNT];
     wp_counter errors;   /* malformed or oversized requests */
@@ -64,6 +75,13 @@ struct wp_pstats_worker {
     struct wp_hist latency;
     wp_counter relay_class[WP_PSTATS_RELAY_CLASSES];
     wp_counter etrn[WP_PE_COUNT];
+    /* The worker's current event-loop pass (the worker's alone): the
+     * record ids its requests hit, folded into the slots at the end of the
+     * pass, and how many requests it answered since pass_start_ns. */
+    uint32_t pending[WP_PSTATS_PENDING];
+    unsigned npending;
+    unsigned pass_requests;
+    uint64_t pass_start_ns;
 };
 
 /* What slots a Router's records and domains have. */
@@ -108,9 +126,18 @@ void wp_pstats_free(struct wp_pstats *st);
 struct wp_pstats_map *wp_pstats_map_get(struct wp_pstats *st, const struct wp_router *r);
 void wp_pstats_map_put(struct wp_pstats *st, struct wp_pstats_map *m);
 
-/* Count one request of worker w (dec may be NULL). */
+/* Count one request of worker w (dec may be NULL), answered in the pass
+ * that started at pass_start_ns (ns since the epoch).  Its record hit waits
+ * in the pass's pending ids: call wp_pstats_pass_end (or wp_pstats_fold)
+ * with the same map before a scrape can see it. */
 void wp_pstats_count(struct wp_pstats *st, int w, const struct wp_pstats_map *m, int proto, int map,
-                     enum wp_pstats_answer a, const struct wp_decision *dec);
+                     enum wp_pstats_answer a, const struct wp_decision *dec, uint64_t pass_start_ns);
+/* Add the pending record hits of worker w (their ids are m's records). */
+void wp_pstats_fold(struct wp_pstats *st, int w, const struct wp_pstats_map *m);
+/* The end of worker w's pass, before its answers are sent (so that a
+ * client that has its answer finds it counted): fold the hits, and one
+ * latency sample, now - pass start, for each request the pass answered. */
+void wp_pstats_pass_end(struct wp_pstats *st, int w, const struct wp_pstats_map *m);
 
 /* The answer kind of a policy action. */
 enum wp_pstats_answer wp_pstats_policy_answer(const char *action, const struct wp_decision *dec);

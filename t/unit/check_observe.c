@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests: decision log lines (lib/kvline.h), per-worker counters,
- * slots and label escaping (lib/metrics.h). */
+ * slots and label escaping (lib/metrics.h), and policyd's per-record
+ * counting (policy/stats.h). */
 #include "config.h"
 
 #include <event2/buffer.h>
@@ -9,6 +10,9 @@
 
 #include "lib/kvline.h"
 #include "lib/metrics.h"
+#include "policy/stats.h"
+#include "router/router.h"
+#include "router/table.h"
 #include "unit.h"
 
 START_TEST(kvline_fields_and_escapes)
@@ -86,6 +90,9 @@ START_TEST(histogram_and_labels)
     ck_assert_uint_eq(wp_counter_get(&h.bucket[1]), 1);
     ck_assert_uint_eq(wp_counter_get(&h.bucket[WP_HIST_BUCKETS]), 1);
     ck_assert_uint_eq(wp_counter_get(&h.sum_ns), 2000015000ULL);
+    wp_hist_add_n(&h, 30000, 4); /* 30 us, 4 times: the third bucket */
+    ck_assert_uint_eq(wp_counter_get(&h.bucket[2]), 4);
+    ck_assert_uint_eq(wp_counter_get(&h.sum_ns), 2000135000ULL);
     struct evbuffer *b = evbuffer_new();
     wp_metrics_label(b, "a\"b\\c\nd");
     size_t n = evbuffer_get_length(b);
@@ -93,6 +100,48 @@ START_TEST(histogram_and_labels)
     evbuffer_remove(b, out, n);
     ck_assert_str_eq(out, "a\\\"b\\\\c\\nd");
     evbuffer_free(b);
+}
+END_TEST
+
+/* Record hits wait in the worker's pass and are folded at its end (or when
+ * the pending ids are full, or before the worker changes maps): counted
+ * exactly once each, in the slot of the record that decided. */
+START_TEST(pstats_hits_fold_at_pass_end)
+{
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
+    wp_router_load_table(r, srcpath("conf/router.table"), &err);
+    wp_router_finish(r, &err);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
+    const struct wp_table *t = r->table;
+    ck_assert_uint_ge(t->nrecs, 2);
+
+    struct wp_pstats st;
+    wp_pstats_init(&st, NULL, 2);
+    struct wp_pstats_map *m = wp_pstats_map_get(&st, r);
+    struct wp_decision d0 = {.resolved = true, .record = wp_table_record(t, t->ids[0])};
+    struct wp_decision d1 = {.resolved = true, .record = wp_table_record(t, t->ids[t->nrecs - 1])};
+    uint64_t start = 1;                              /* long ago: every sample lands in +Inf */
+    for (int i = 0; i < WP_PSTATS_PENDING + 44; i++) /* past the pending ids: one fold on the way */
+        wp_pstats_count(&st, 0, m, 0, 0, WP_PA_FOUND, &d0, start);
+    wp_pstats_count(&st, 1, m, 0, 0, WP_PA_FOUND, &d1, start);
+    wp_pstats_count(&st, 1, m, 0, 0, WP_PA_NOTFOUND, NULL, start);                 /* no decision: no hit */
+    ck_assert_uint_eq(wp_slots_sum(&st.slots, m->rec_slot[0]), WP_PSTATS_PENDING); /* the rest waits */
+    ck_assert_uint_eq(wp_slots_sum(&st.slots, m->rec_slot[t->nrecs - 1]), 0);
+    wp_pstats_pass_end(&st, 0, m);
+    wp_pstats_pass_end(&st, 1, m);
+    ck_assert_uint_eq(wp_slots_sum(&st.slots, m->rec_slot[0]), WP_PSTATS_PENDING + 44);
+    ck_assert_uint_eq(wp_slots_sum(&st.slots, m->rec_slot[t->nrecs - 1]), 1);
+    ck_assert_uint_eq(wp_counter_get(&st.workers[0].latency.bucket[WP_HIST_BUCKETS]), WP_PSTATS_PENDING + 44);
+    ck_assert_uint_eq(wp_counter_get(&st.workers[1].latency.bucket[WP_HIST_BUCKETS]), 2);
+    /* a pass without requests adds no sample */
+    wp_pstats_pass_end(&st, 1, m);
+    ck_assert_uint_eq(wp_counter_get(&st.workers[1].latency.bucket[WP_HIST_BUCKETS]), 2);
+    wp_pstats_map_put(&st, m);
+    wp_pstats_free(&st);
+    wp_router_free(r);
 }
 END_TEST
 
@@ -104,6 +153,7 @@ static Suite *suite(void)
     tcase_add_test(tc, kvline_cut);
     tcase_add_test(tc, slots_keep_keys);
     tcase_add_test(tc, histogram_and_labels);
+    tcase_add_test(tc, pstats_hits_fold_at_pass_end);
     suite_add_tcase(s, tc);
     return s;
 }
