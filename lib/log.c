@@ -83,6 +83,11 @@ bool wp_log_set(const char *facility, enum wp_log_level level)
     return true;
 }
 
+bool wp_log_enabled(enum wp_log_level level)
+{
+    return (int)level <= atomic_load_explicit(&log_settings.level, memory_order_relaxed);
+}
+
 void wp_log(enum wp_log_level level, const char *fmt, ...)
 {
     if ((int)level > atomic_load_explicit(&log_settings.level, memory_order_relaxed))

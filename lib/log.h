@@ -29,6 +29,8 @@ bool wp_log_level_parse(const char *name, enum wp_log_level *out);
 bool wp_log_facility_valid(const char *name);
 
 void wp_log(enum wp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether a line at level would be logged: lets a caller skip building one. */
+bool wp_log_enabled(enum wp_log_level level);
 #define wp_err(...) wp_log(WP_LOG_ERR, __VA_ARGS__)
 #define wp_warn(...) wp_log(WP_LOG_WARNING, __VA_ARGS__)
 #define wp_notice(...) wp_log(WP_LOG_NOTICE, __VA_ARGS__)

@@ -229,6 +229,8 @@ void wp_pstats_log_policy(const struct wp_router *r, const struct wp_policy_requ
 {
     enum wp_log_level level =
         dec->kind == WP_DECIDED_REFUSE || dec->kind == WP_DECIDED_RELAY ? WP_LOG_INFO : WP_LOG_DEBUG;
+    if (!wp_log_enabled(level)) /* most requests at the default level: no line to build */
+        return;
     struct wp_kvline l;
     wp_kvline_init(&l);
     wp_kvline_add(&l, "event", "policy");
