@@ -26,7 +26,7 @@ void wp_pstats_init(struct wp_pstats *st, struct wp_daemon *d, int nworkers)
     memset(st, 0, sizeof(*st));
     st->d = d;
     st->nworkers = nworkers;
-    st->workers = wp_calloc((size_t)nworkers, sizeof(*st->workers));
+    st->workers = wp_calloc_huge((size_t)nworkers * sizeof(*st->workers)); /* line-aligned */
     wp_slots_init(&st->slots, nworkers);
     st->started = time(NULL);
 }

@@ -68,8 +68,10 @@ enum wp_pstats_etrn { WP_PE_RELEASED, WP_PE_REFUSED, WP_PE_PASS, WP_PE_COUNT };
 
 #define WP_PSTATS_PENDING 256
 
+/* Cache-line aligned (and so sized): a worker's hot fields never share a
+ * line with another worker's. */
 struct wp_pstats_worker {
-    wp_counter req[WP_PSTATS_PROTOS][WP_MAP_COUNT + 1][WP_PA_COUNT];
+    _Alignas(64) wp_counter req[WP_PSTATS_PROTOS][WP_MAP_COUNT + 1][WP_PA_COUNT];
     wp_counter errors;   /* malformed or oversized requests */
     wp_counter timeouts; /* connections closed idle */
     struct wp_hist latency;
