@@ -13,7 +13,7 @@
 #include "policy/stats.h"
 #include "router/router.h"
 #include "router/table.h"
-#include "unit.h"
+#include "unit_router.h"
 
 START_TEST(kvline_fields_and_escapes)
 {
@@ -108,13 +108,7 @@ END_TEST
  * exactly once each, in the slot of the record that decided. */
 START_TEST(pstats_hits_fold_at_pass_end)
 {
-    struct wp_errors err;
-    wp_errors_init(&err);
-    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
-    wp_router_load_table(r, srcpath("conf/router.table"), &err);
-    wp_router_finish(r, &err);
-    ck_assert_uint_eq(err.count, 0);
-    wp_errors_free(&err);
+    struct wp_router *r = unit_sample_router();
     const struct wp_table *t = r->table;
     ck_assert_uint_ge(t->nrecs, 2);
 

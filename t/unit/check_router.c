@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "state/snapshot.h"
-#include "unit.h"
+#include "unit_router.h"
 #include "lib/util.h"
 #include "cli/sections.h"
 
@@ -125,13 +125,7 @@ END_TEST
 START_TEST(trace_names_each_step)
 {
     /* Only the table matters here: a Router without waypost.conf. */
-    struct wp_errors err;
-    wp_errors_init(&err);
-    struct wp_router *r = wp_router_new("company.dom", "test", NULL);
-    wp_router_load_table(r, srcpath("conf/router.table"), &err);
-    wp_router_finish(r, &err);
-    ck_assert_uint_eq(err.count, 0);
-    wp_errors_free(&err);
+    struct wp_router *r = unit_sample_router();
     struct wp_trace trace;
     struct wp_route rt;
     struct wp_resolve_opts o = {true, false};

@@ -21,7 +21,7 @@
 #include "milter/view.h"
 #include "state/snapshot.h"
 #include "router/router.h"
-#include "unit.h"
+#include "unit_router.h"
 #include "lib/util.h"
 #include "milter/settings.h"
 #include "cli/sections.h"
@@ -200,12 +200,11 @@ static struct wp_router *sample_router(void)
     wp_router_add_domain(r, &company, &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "127.0.0.0/8", NULL, 0, &err);
     wp_router_add(r, WP_ROUTER_TRUSTED, "::1/128", NULL, 0, &err);
-    wp_router_load_table(r, srcpath("conf/router.table"), &err);
-    wp_router_finish(r, &err);
     for (size_t i = 0; i < err.count; i++)
         fprintf(stderr, "%s\n", err.msgs[i]);
     ck_assert_uint_eq(err.count, 0);
     wp_errors_free(&err);
+    unit_router_load_sample(r);
     return r;
 }
 
