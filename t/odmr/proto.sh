@@ -114,9 +114,14 @@ if command -v promtool >/dev/null 2>&1; then
 fi
 "$top_builddir/waypost" -c "$dir/waypost.conf" stats > "$dir/stats.out" 2>&1
 sed 's/^/# /' "$dir/stats.out"
+"$top_builddir/waypost" -c "$dir/waypost.conf" stats --json > "$dir/stats.json" 2>&1
+check "waypost stats --json: held.dom, kind held, 1 message" python3 -c '
+import json, sys
+q = [q for q in json.load(open(sys.argv[1]))["odmr"]["queues"] if q["queue"] == "held.dom"]
+sys.exit(not (len(q) == 1 and q[0]["kind"] == "held" and q[0]["messages"] == 1))' "$dir/stats.json"
 while read -r q kind n; do
     [ "$n" -gt 0 ] || continue
-    check "waypost stats lists $q with $n" grep -Eq "^  $q +$n +[0-9]+ +[0-9]+\$" "$dir/stats.out"
+    check "waypost stats lists $q ($kind) with $n" grep -Eq "^  $q +$kind +$n +[0-9]+ +[0-9]+\$" "$dir/stats.out"
 done < "$dir/gauges.txt"
 # SIGHUP with a broken configuration: refused with file:line, the daemon
 # keeps serving on the one it had; then a good one (an account fewer) is
