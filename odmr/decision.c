@@ -218,7 +218,7 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
     size_t nq = 0;
     char **queues = wp_spool_queues(st->spool, &nq);
     struct wp_snapshot *snap = wp_daemon_current(st->d);
-    unsigned long long(*v)[3] = calloc(nq + 1, sizeof(*v));
+    unsigned long long(*v)[4] = calloc(nq + 1, sizeof(*v)); /* messages, bytes, age; the kind */
     time_t now = time(NULL);
     for (size_t q = 0; v && q < nq; q++) {
         size_t n = 0;
@@ -235,17 +235,17 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
                 oldest = m.arrival;
             wp_spool_msg_free(&m);
         }
-        v[q][2] = v[q][0] ? (unsigned long long)(now - oldest) : 0;
+        v[q][2] = v[q][0] && now > oldest ? (unsigned long long)(now - oldest) : 0; /* a clock set back: 0 */
+        v[q][3] = (wp_router_queue_listed(snap->router, WP_ROUTE_HOLD, queues[q]) ? 1 : 0) +
+                  (wp_router_queue_listed(snap->router, WP_ROUTE_ODMR, queues[q]) ? 2 : 0);
         wp_spool_names_free(ids, n);
     }
     for (int k = 0; k < 3; k++) {
         wp_metrics_help(b, names[k], "gauge", helps[k]);
         for (size_t q = 0; v && q < nq; q++) {
-            int kind = (wp_router_queue_listed(snap->router, WP_ROUTE_HOLD, queues[q]) ? 1 : 0) +
-                       (wp_router_queue_listed(snap->router, WP_ROUTE_ODMR, queues[q]) ? 2 : 0);
             evbuffer_add_printf(b, "%s{queue=\"", names[k]);
             wp_metrics_label(b, queues[q]);
-            evbuffer_add_printf(b, "\",kind=\"%s\"} %llu\n", kinds[kind], v[q][k]);
+            evbuffer_add_printf(b, "\",kind=\"%s\"} %llu\n", kinds[v[q][3]], v[q][k]);
         }
     }
     st->d->hooks.unref(snap);
