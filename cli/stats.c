@@ -376,7 +376,7 @@ static void report_milter(const char *endpoint, const struct wp_sample *s, size_
     free(rules);
 }
 
-/* waypost-odmrd: the queues, ATRN releases. */
+/* waypost-odmrd: the queues (held and ATRN, with their kind), ATRN releases. */
 static void report_odmr(const char *endpoint, const struct wp_sample *s, size_t n, bool json, bool first)
 {
     if (json) {
@@ -386,7 +386,8 @@ static void report_odmr(const char *endpoint, const struct wp_sample *s, size_t 
                sum_of(s, n, "waypost_config_generation", NULL, NULL),
                sum_of(s, n, "waypost_odmr_released_messages_total", NULL, NULL));
     } else {
-        printf("%sodmr (%s): configuration generation %.0f; %.0f messages released by ATRN\n\nODMR queues:\n",
+        printf("%sodmr (%s): configuration generation %.0f; %.0f messages released by ATRN\n\nqueues (held "
+               "and ATRN):\n",
                first ? "" : "\n", endpoint, sum_of(s, n, "waypost_config_generation", NULL, NULL),
                sum_of(s, n, "waypost_odmr_released_messages_total", NULL, NULL));
     }
@@ -395,16 +396,19 @@ static void report_odmr(const char *endpoint, const struct wp_sample *s, size_t 
         if (strcmp(s[i].name, "waypost_odmr_queue_messages") != 0)
             continue;
         const char *q = lbl(&s[i], "queue");
+        const char *kind = lbl(&s[i], "kind"); /* "" from a daemon before kinds */
         double bytes = sum_of(s, n, "waypost_odmr_queue_bytes", "queue", q);
         double age = sum_of(s, n, "waypost_odmr_queue_oldest_age_seconds", "queue", q);
         if (json) {
             printf("%s{\"queue\":", any ? "," : "");
             wp_json_string(stdout, q);
+            printf(",\"kind\":");
+            wp_json_string(stdout, kind);
             printf(",\"messages\":%.0f,\"bytes\":%.0f,\"oldest_age_seconds\":%.0f}", s[i].value, bytes, age);
         } else {
             if (!any)
-                printf("  %-32s %10s %12s %12s\n", "queue", "messages", "bytes", "oldest (s)");
-            printf("  %-32s %10.0f %12.0f %12.0f\n", q, s[i].value, bytes, age);
+                printf("  %-32s %-9s %10s %12s %12s\n", "queue", "kind", "messages", "bytes", "oldest (s)");
+            printf("  %-32s %-9s %10.0f %12.0f %12.0f\n", q, kind[0] ? kind : "-", s[i].value, bytes, age);
         }
         any = true;
     }

@@ -53,6 +53,56 @@ void wp_conn_free_line(const void *data, size_t len, void *arg)
     free((void *)data);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void wp_conn_cmd_begin(struct conn *c, enum wp_odmr_cmd cmd, unsigned replies)
+{
+    if (!c->srv->stats)
+        return;
+    c->cmd = (int)cmd;
+    c->cmd_replies = replies ? replies : 1;
+    c->cmd_code = 0;
+    c->cmd_paused = 0;
+    c->cmd_start = now_ns();
+}
+
+void wp_conn_cmd_pause(struct conn *c)
+{
+    if (c->cmd >= 0 && !c->cmd_paused) {
+        uint64_t spent = now_ns() - c->cmd_start;
+        c->cmd_paused = spent ? spent : 1;
+    }
+}
+
+void wp_conn_cmd_resume(struct conn *c)
+{
+    if (c->cmd >= 0 && c->cmd_paused) {
+        c->cmd_start = now_ns() - c->cmd_paused;
+        c->cmd_paused = 0;
+    }
+}
+
+/* A reply line of ours: a final one ("ddd " or "ddd") counts towards the
+ * command being answered. */
+static void cmd_replied(struct conn *c, const char *line, size_t n)
+{
+    if (c->cmd < 0 || n < 3 || line[0] < '2' || line[0] > '5' || (n > 3 && line[3] != ' '))
+        return;
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if (code > c->cmd_code)
+        c->cmd_code = code;
+    if (--c->cmd_replies > 0)
+        return;
+    uint64_t ns = c->cmd_paused ? c->cmd_paused : now_ns() - c->cmd_start;
+    wp_odmr_count_command(c->srv->stats, wp_conn_proto(c), (enum wp_odmr_cmd)c->cmd, c->cmd_code, ns);
+    c->cmd = -1;
+}
+
 void wp_conn_reply(struct conn *c, const char *fmt, ...)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -65,6 +115,7 @@ void wp_conn_reply(struct conn *c, const char *fmt, ...)
         return;
     if ((size_t)n > sizeof(buf) - 3)
         n = (int)sizeof(buf) - 3;
+    cmd_replied(c, buf, (size_t)n);
     memcpy(buf + n, "\r\n", 2);
     n += 2;
     if (wp_conn_line_records(c))
@@ -228,6 +279,7 @@ void wp_conn_close(struct conn *c)
 /* A refused command; too many of them end the connection. */
 bool wp_conn_refuse(struct conn *c, const char *text)
 {
+    wp_odmr_count_error(c->srv->stats, wp_conn_proto(c), wp_odmr_error_of(atoi(text)));
     wp_conn_reply(c, "%s", text);
     if (++c->bad_commands >= WP_ODMR_BAD_COMMANDS_MAX) {
         wp_notice("%s: too many refused commands, closing", c->peer);
@@ -271,12 +323,14 @@ void wp_conn_process(struct conn *c)
         if (r == 0)
             return;
         if (r < 0) {
+            wp_odmr_count_error(c->srv->stats, wp_conn_proto(c), WP_OE_LINE);
             wp_notice("%s: line too long or with a NUL byte, closing", c->peer);
             wp_conn_reply(c, "500 5.5.2 Line too long or malformed");
             wp_conn_close(c);
             return;
         }
         if (c->state == ST_AUTH_PLAIN || c->state == ST_AUTH_CRAM) {
+            wp_conn_cmd_begin(c, WP_OC_AUTH_RESPONSE, 1);
             if (strcmp(line, "*") == 0) {
                 c->state = ST_CMD;
                 wp_conn_refuse(c, "501 5.0.0 Authentication cancelled");
@@ -287,6 +341,7 @@ void wp_conn_process(struct conn *c)
             }
             continue;
         }
+        wp_conn_cmd_begin(c, wp_odmr_command_of(line), 1);
         if (c->side == SIDE_LMTP)
             wp_lmtp_command(c, line);
         else
@@ -305,6 +360,7 @@ void wp_conn_on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct conn *c = arg;
     if (what & BEV_EVENT_TIMEOUT) {
+        wp_odmr_count_timeout(c->srv->stats, wp_conn_proto(c), WP_OT_IDLE);
         wp_notice("%s: timeout, closing", c->peer);
         if ((what & BEV_EVENT_READING) && c->state < ST_TURN_GREET) {
             wp_conn_reply(c, "421 4.4.2 %s Timeout, closing", c->srv->hostname);
@@ -350,6 +406,7 @@ static void on_auth_deadline(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     if (c->user[0] || c->state >= ST_TURN_GREET || c->state == ST_CLOSING)
         return;
+    wp_odmr_count_timeout(c->srv->stats, WP_OP_ODMR, WP_OT_AUTH);
     wp_notice("%s: no successful AUTH within %d s, closing", c->peer, wp_odmr_conf(c->snap)->auth_timeout);
     wp_conn_reply(c, "421 4.4.2 %s Authentication timeout, closing", c->srv->hostname);
     wp_conn_close(c);
@@ -391,6 +448,7 @@ static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr 
     c->snap = wp_snapshot_ref(srv->snap);
     c->side = side;
     c->state = ST_CMD;
+    c->cmd = -1;
     c->counted_ip = side == SIDE_CUSTOMER;
     if (side == SIDE_LMTP)
         srv->lmtp_connections++;

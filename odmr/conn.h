@@ -132,6 +132,13 @@ struct conn {
     struct txn prev; /* sent in full, its final reply due (before cur's replies) */
     unsigned delivered;
     unsigned unsynced; /* removals from the current queue not yet fsync'ed */
+    /* The command being answered, counted at its final reply (decision.h);
+     * only with counters on. */
+    int cmd;              /* enum wp_odmr_cmd, or -1: none */
+    unsigned cmd_replies; /* final replies still due (END-OF-MESSAGE: one per recipient) */
+    int cmd_code;         /* the highest reply code so far */
+    uint64_t cmd_start;   /* monotonic ns: the whole command read (moved on by a resume) */
+    uint64_t cmd_paused;  /* ns spent when a deliberate delay began, 0: the clock runs */
 };
 
 /* The arguments of one listener's accept callback. */
@@ -142,6 +149,16 @@ struct listener_arg {
 };
 
 /* conn.c */
+static inline enum wp_odmr_proto wp_conn_proto(const struct conn *c)
+{
+    return c->side == SIDE_LMTP ? WP_OP_LMTP : WP_OP_ODMR;
+}
+/* A command begins (its whole line read); replies: its final replies. */
+void wp_conn_cmd_begin(struct conn *c, enum wp_odmr_cmd cmd, unsigned replies);
+/* A deliberate delay of the answer (a failed AUTH): the clock stops, and
+ * runs again at the resume. */
+void wp_conn_cmd_pause(struct conn *c);
+void wp_conn_cmd_resume(struct conn *c);
 bool wp_conn_line_records(const struct conn *c);
 void wp_conn_free_line(const void *data, size_t len, void *arg);
 void wp_conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

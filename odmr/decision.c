@@ -11,8 +11,68 @@
 
 #include "lib/kvline.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "odmr/decision.h"
+#include "odmr/settings.h"
 #include "odmr/spool.h"
+#include "router/router.h"
+#include "state/snapshot.h"
+
+/* ------------------------------------------------------------ counting */
+
+static const char *const proto_names[WP_OP_COUNT] = {"lmtp", "odmr"};
+static const char *const cmd_names[WP_OC_COUNT] = {
+    "LHLO", "EHLO", "HELO", "MAIL",     "RCPT", "DATA",          "END-OF-MESSAGE",
+    "RSET", "NOOP", "QUIT", "STARTTLS", "AUTH", "AUTH-RESPONSE", "ATRN",
+    "VRFY", "EXPN", "ETRN", "TURN",     "BDAT", "HELP",          "other"};
+static const char *const answer_names[WP_ODMR_ANSWERS] = {"2xx", "3xx", "4xx", "5xx"};
+static const char *const error_names[WP_OE_COUNT] = {"line", "syntax", "sequence", "unknown", "reply"};
+static const char *const timeout_names[WP_OT_COUNT] = {"idle", "auth"};
+
+enum wp_odmr_cmd wp_odmr_command_of(const char *line)
+{
+    size_t n = strcspn(line, " ");
+    for (int i = 0; i < WP_OC_OTHER; i++)
+        if (i != WP_OC_EOM && i != WP_OC_AUTH_RESPONSE && strlen(cmd_names[i]) == n &&
+            wp_strnieq(line, cmd_names[i], n))
+            return (enum wp_odmr_cmd)i;
+    return WP_OC_OTHER;
+}
+
+void wp_odmr_count_command(struct wp_odmr_stats *st, enum wp_odmr_proto p, enum wp_odmr_cmd cmd, int code,
+                           uint64_t ns)
+{
+    if (!st)
+        return;
+    int a = code / 100 - 2; /* our replies are 2xx to 5xx */
+    wp_counter_add(&st->commands[p][cmd][a < 0 ? 0 : a > 3 ? 3 : a], 1);
+    wp_hist_add(&st->latency, ns);
+}
+
+void wp_odmr_count_error(struct wp_odmr_stats *st, enum wp_odmr_proto p, enum wp_odmr_error e)
+{
+    if (st)
+        wp_counter_add(&st->errors[p][e], 1);
+}
+
+enum wp_odmr_error wp_odmr_error_of(int code)
+{
+    switch (code) {
+    case 502: return WP_OE_UNKNOWN;
+    case 503:
+    case 530:
+    case 538: return WP_OE_SEQUENCE;
+    default: /* 500, 501, 504 */ return WP_OE_SYNTAX;
+    }
+}
+
+void wp_odmr_count_timeout(struct wp_odmr_stats *st, enum wp_odmr_proto p, enum wp_odmr_timeout t)
+{
+    if (st)
+        wp_counter_add(&st->timeouts[p][t], 1);
+}
+
+/* ------------------------------------------------------------ decision lines */
 
 void wp_odmr_log_intake(struct wp_odmr_stats *st, const char *queue, const char *id, const char *sender,
                         size_t size, size_t nrcpt, const char *result, const char *reason)
@@ -113,21 +173,52 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
                     "Recipients delivered in reversed sessions, by result.");
     counter(b, "waypost_odmr_deliveries_total", "sent", &st->delivery[0]);
     counter(b, "waypost_odmr_deliveries_total", "refused", &st->delivery[1]);
-    wp_metrics_help(b, "waypost_reloads_total", "counter", "Configuration reloads, by result.");
-    counter(b, "waypost_reloads_total", "success", &st->reloads[0]);
-    counter(b, "waypost_reloads_total", "failure", &st->reloads[1]);
-    wp_metrics_help(b, "waypost_config_generation", "gauge",
-                    "The configuration generation in use (0: the startup one).");
-    evbuffer_add_printf(b, "waypost_config_generation %u\n", atomic_load(&st->d->generation));
+    wp_metrics_help(
+        b, "waypost_odmr_commands_total", "counter",
+        "Commands answered on the LMTP intake and the customer side, by command and reply class.");
+    for (int p = 0; p < WP_OP_COUNT; p++)
+        for (int c = 0; c < WP_OC_COUNT; c++)
+            for (int a = 0; a < WP_ODMR_ANSWERS; a++) {
+                uint64_t n = wp_counter_get(&st->commands[p][c][a]);
+                if (n)
+                    evbuffer_add_printf(
+                        b,
+                        "waypost_odmr_commands_total{protocol=\"%s\",command=\"%s\",answer=\"%s\"} "
+                        "%llu\n",
+                        proto_names[p], cmd_names[c], answer_names[a], (unsigned long long)n);
+            }
+    wp_metrics_hist(b, "waypost_odmr_command_duration_seconds",
+                    "Time from a whole command (or the end of an LMTP message) to its final reply.",
+                    &st->latency, sizeof(st->latency), 1);
+    wp_metrics_help(b, "waypost_odmr_errors_total", "counter",
+                    "Protocol errors: bad lines, refused commands by kind, malformed customer replies.");
+    for (int p = 0; p < WP_OP_COUNT; p++)
+        for (int e = 0; e < WP_OE_COUNT; e++)
+            if (p == WP_OP_ODMR || e != WP_OE_REPLY)
+                evbuffer_add_printf(b, "waypost_odmr_errors_total{protocol=\"%s\",kind=\"%s\"} %llu\n",
+                                    proto_names[p], error_names[e],
+                                    (unsigned long long)wp_counter_get(&st->errors[p][e]));
+    wp_metrics_help(b, "waypost_odmr_timeouts_total", "counter", "Connections closed on a timeout, by kind.");
+    for (int p = 0; p < WP_OP_COUNT; p++)
+        for (int t = 0; t < WP_OT_COUNT; t++)
+            if (p == WP_OP_ODMR || t != WP_OT_AUTH)
+                evbuffer_add_printf(b, "waypost_odmr_timeouts_total{protocol=\"%s\",kind=\"%s\"} %llu\n",
+                                    proto_names[p], timeout_names[t],
+                                    (unsigned long long)wp_counter_get(&st->timeouts[p][t]));
+    wp_metrics_reloads(b, (unsigned)wp_counter_get(&st->reloads[0]),
+                       (unsigned)wp_counter_get(&st->reloads[1]), atomic_load(&st->d->generation),
+                       atomic_load(&st->last_reload), atomic_load(&st->last_reload_ok));
     /* The spool as it is now (a message that leaves while we read is skipped). */
     static const char *const names[3] = {"waypost_odmr_queue_messages", "waypost_odmr_queue_bytes",
                                          "waypost_odmr_queue_oldest_age_seconds"};
-    static const char *const helps[3] = {"Messages waiting in an ODMR queue.",
-                                         "Bytes waiting in an ODMR queue.",
-                                         "Age of the oldest message of an ODMR queue."};
+    static const char *const helps[3] = {"Messages waiting in a queue of the spool (ATRN or held).",
+                                         "Bytes waiting in a queue of the spool (ATRN or held).",
+                                         "Age of the oldest message of a queue of the spool (ATRN or held)."};
+    static const char *const kinds[4] = {"none", "held", "atrn", "held+atrn"};
     size_t nq = 0;
     char **queues = wp_spool_queues(st->spool, &nq);
-    unsigned long long(*v)[3] = calloc(nq + 1, sizeof(*v));
+    struct wp_snapshot *snap = wp_daemon_current(st->d);
+    unsigned long long(*v)[4] = calloc(nq + 1, sizeof(*v)); /* messages, bytes, age; the kind */
     time_t now = time(NULL);
     for (size_t q = 0; v && q < nq; q++) {
         size_t n = 0;
@@ -144,7 +235,9 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
                 oldest = m.arrival;
             wp_spool_msg_free(&m);
         }
-        v[q][2] = v[q][0] ? (unsigned long long)(now - oldest) : 0;
+        v[q][2] = v[q][0] && now > oldest ? (unsigned long long)(now - oldest) : 0; /* a clock set back: 0 */
+        v[q][3] = (wp_router_queue_listed(snap->router, WP_ROUTE_HOLD, queues[q]) ? 1 : 0) +
+                  (wp_router_queue_listed(snap->router, WP_ROUTE_ODMR, queues[q]) ? 2 : 0);
         wp_spool_names_free(ids, n);
     }
     for (int k = 0; k < 3; k++) {
@@ -152,9 +245,10 @@ void wp_odmr_stats_render(struct evbuffer *b, void *arg)
         for (size_t q = 0; v && q < nq; q++) {
             evbuffer_add_printf(b, "%s{queue=\"", names[k]);
             wp_metrics_label(b, queues[q]);
-            evbuffer_add_printf(b, "\"} %llu\n", v[q][k]);
+            evbuffer_add_printf(b, "\",kind=\"%s\"} %llu\n", kinds[v[q][3]], v[q][k]);
         }
     }
+    st->d->hooks.unref(snap);
     free(v);
     wp_spool_names_free(queues, nq);
 }

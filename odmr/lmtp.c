@@ -210,6 +210,7 @@ bool wp_lmtp_data(struct conn *c)
             if ((n == 2 && head[1] == '\n') || (n == 3 && head[1] == '\r' && head[2] == '\n')) {
                 evbuffer_drain(in, n);
                 c->state = ST_CMD;
+                wp_conn_cmd_begin(c, WP_OC_EOM, (unsigned)c->nrcpts);
                 lmtp_deliver(c);
                 return true;
             }

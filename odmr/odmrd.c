@@ -156,8 +156,11 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
             return;
         }
         struct wp_snapshot *s = wp_daemon_reload(srv->d);
-        if (srv->stats)
+        if (srv->stats) {
             wp_counter_add(&srv->stats->reloads[s ? 0 : 1], 1);
+            atomic_store(&srv->stats->last_reload, (long long)time(NULL));
+            atomic_store(&srv->stats->last_reload_ok, s != NULL);
+        }
         if (!s)
             continue;
         srv->snap = s;

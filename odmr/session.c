@@ -68,6 +68,7 @@ static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     if (c->state == ST_CLOSING) /* odmr.auth_timeout came first */
         return;
+    wp_conn_cmd_resume(c);
     if (c->auth_pending) {
         char *line = c->auth_pending;
         c->auth_pending = NULL;
@@ -125,6 +126,7 @@ static void auth_result(struct conn *c, const char *user, bool ok, const char *m
     wp_odmr_log_session(c->srv->stats, c->peer, user, mech, c->tls, false);
     c->state = ST_AUTH_DELAY;
     bufferevent_disable(c->bev, EV_READ);
+    wp_conn_cmd_pause(c);
     timer_in(c, (uint64_t)wp_odmr_conf(c->snap)->auth_failure_delay * 1000);
 }
 
@@ -144,6 +146,7 @@ static bool auth_defer(struct conn *c, const char *b64, bool cram)
     c->auth_pending_cram = cram;
     c->state = ST_AUTH_DELAY;
     bufferevent_disable(c->bev, EV_READ);
+    wp_conn_cmd_pause(c);
     timer_in(c, slot - now);
     return true;
 }

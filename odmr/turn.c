@@ -307,6 +307,7 @@ bool wp_turn_input(struct conn *c)
     if (r == 0)
         return false;
     if (r < 0) {
+        wp_odmr_count_error(c->srv->stats, WP_OP_ODMR, WP_OE_REPLY);
         wp_notice("%s: malformed reply in the reversed session, closing", c->peer);
         wp_conn_close(c);
         return false;

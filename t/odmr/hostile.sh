@@ -7,15 +7,22 @@
 # few guesses a second; a bare CR in an envelope address is refused at
 # MAIL/RCPT; out of descriptors the daemon neither spins nor floods its log
 # and serves again once descriptors free; an unprivileged user cannot
-# connect to the default intake socket.
+# connect to the default intake socket.  Counters: the NOOP session is one
+# auth timeout; the guessers' waits for their penalty slots are not in the
+# latency histogram.
 . "$top_srcdir/t/lib.sh"
 scratch
 . "$top_srcdir/t/daemon/lib.sh"
 ODMRD="$top_builddir/odmr/waypost-odmrd"
 H="$top_srcdir/t/odmr/hostile.py"
-port=$(free_ports 1)
+port=$(free_ports 2) # customers, metrics
 printf 'Relay:domain1.dom = domain1.dom.via\n' > "$dir/router.table"
 printf 'cust1:{PLAIN}secret::::::\n' > "$dir/odmr.passwd"
+M='metrics = "inet:127.0.0.1:'$((port + 1))'";'
+# metric NAME{LABELS}: its value in a fresh scrape.
+metric() {
+    curl -s "http://127.0.0.1:$((port + 1))/metrics" | grep -v '^#' | grep -F "$1 " | awk '{ print $NF }'
+}
 write_conf() { # write_conf EXTRA-ODMR-SETTINGS
     cat > "$dir/waypost.conf" <<C
 log = { level = "notice"; };
@@ -38,7 +45,7 @@ start() {
 trap 'touch "$dir/release"; kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 py() { python3 "$H" "$@" > "$dir/py.out" 2>&1; _rc=$?; sed 's/^/# /' "$dir/py.out"; return $_rc; }
 
-write_conf 'max_connections_per_ip = 0; auth_timeout = 3;'
+write_conf "max_connections_per_ip = 0; auth_timeout = 3; $M"
 start
 check "daemon starts" kill -0 "$pid"
 # The client holds 2 000 sockets: its own descriptor limit, in its subshell.
@@ -49,19 +56,32 @@ sleep 0.5
 n=$(grep -c "refusing a connection" "$dir/log")
 check "... refusals logged once a minute, not once each ($n lines)" [ "$n" -le 2 ]
 
-write_conf 'auth_timeout = 3;' # max_connections_per_ip at its default, 10
+write_conf "auth_timeout = 3; $M" # max_connections_per_ip at its default, 10
 kill -HUP "$pid"
 wait_until 10 'grep -q "reloaded" "$dir/log"'
 check "12 connections from one address: 2 refused (max_connections_per_ip 10)" py perip "$port" 10
+auth0=$(metric 'waypost_odmr_timeouts_total{protocol="odmr",kind="auth"}')
+idle0=$(metric 'waypost_odmr_timeouts_total{protocol="odmr",kind="idle"}')
 check "NOOPs do not extend odmr.auth_timeout" py noop "$port" 3
+auth1=$(metric 'waypost_odmr_timeouts_total{protocol="odmr",kind="auth"}')
+idle1=$(metric 'waypost_odmr_timeouts_total{protocol="odmr",kind="idle"}')
+check "metrics: that was one auth timeout ($auth0 -> $auth1), no idle one ($idle0 -> $idle1)" \
+    [ "$((auth1 - auth0)) $((idle1 - idle0))" = "1 0" ]
 check "a bare CR in an envelope address: 501 at MAIL and RCPT" py cr "$dir"
-write_conf '' # the guessers get the default odmr.auth_timeout: time to wait for their turn
+write_conf "$M" # the guessers get the default odmr.auth_timeout: time to wait for their turn
 kill -HUP "$pid"
 wait_until 10 '[ "$(grep -c "reloaded" "$dir/log")" -ge 2 ]'
 before=$(grep -c "authentication failed" "$dir/log")
+HIST='waypost_odmr_command_duration_seconds'
+sum0=$(metric "${HIST}_sum"); count0=$(metric "${HIST}_count")
 check "200 parallel AUTH guessers from one address: a few guesses a second" py guess "$dir" "$port" 8
 n=$(( $(grep -c "authentication failed" "$dir/log") - before ))
 check "... the log agrees ($n failures in 8 s)" [ "$n" -le 24 ]
+sum1=$(metric "${HIST}_sum"); count1=$(metric "${HIST}_count")
+# Each checked guess waited its penalty slot, then odmr.auth_failure_delay:
+# seconds each, none of it in the histogram.
+check "... metrics: $((count1 - count0)) commands measured, $n of them failed guesses, in $sum0 -> $sum1 s" \
+    awk -v a="$sum0" -v b="$sum1" -v n="$((count1 - count0))" -v f="$n" 'BEGIN { exit !(n >= f && f > 0 && b - a < 1.0) }'
 check "... and a good login from elsewhere is not delayed" python3 - "$port" <<'PY'
 import base64, hashlib, hmac, socket, sys, time
 # From 127.0.0.2: another address, no penalty.

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Black-box protocol tests for a running waypost-odmrd.
 
-Usage: proto.py DIR PORT TLS_PORT
+Usage: proto.py DIR PORT TLS_PORT [METRICS_PORT]
 DIR holds lmtp.sock, spool/, cert.pem, and dsn/ (where the fake sendmail
 drops the reports it is given).  PORT is the customer endpoint, TLS_PORT the
-implicit-TLS one.  The daemon runs with timeout = 3, auth_failure_delay = 1,
+implicit-TLS one, METRICS_PORT the metrics endpoint (then a known mix of
+commands, bad lines and idle connections runs first and the counters must
+move by exactly what it sent).  held.dom is a held (ETRN) queue.  The daemon runs with timeout = 3, auth_failure_delay = 1,
 max_message_size = 65536, max_connections = 60 (t/odmr/proto.sh).
 Prints TAP-style "ok N - ..." lines; exits 1 if anything failed.
 """
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tap import done, result  # noqa: E402
 
 DIR, PORT, TLS_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+METRICS = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 LMTP = os.path.join(DIR, "lmtp.sock")
 SPOOL = os.path.join(DIR, "spool")
 
@@ -189,6 +192,118 @@ def serve_reversed(sess, rcpt_code=lambda r: 250, data_code=250, pipelining=True
         else:
             sess.send("500 what\r\n")
 
+
+# ---------------------------------------------------------------- counters
+def scrape():
+    """The metrics endpoint's samples: {'name{labels}': value}."""
+    s = socket.create_connection(("127.0.0.1", METRICS), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    b = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        b += d
+    s.close()
+    m = {}
+    for l in b.decode().partition("\r\n\r\n")[2].splitlines():
+        if l and not l.startswith("#"):
+            k, _, v = l.rpartition(" ")
+            m[k] = float(v)
+    return m
+
+
+def delta(after, before, prefix):
+    """The samples under prefix that moved, as {labels: increase}."""
+    return {k[len(prefix):]: after[k] - before.get(k, 0) for k in after
+            if k.startswith(prefix) and after[k] != before.get(k, 0)}
+
+
+def cmd_key(proto, command, answer):
+    return '{protocol="%s",command="%s",answer="%s"}' % (proto, command, answer)
+
+
+if METRICS:
+    # Run first, while nothing else talks to the daemon: every count below
+    # is what this mix sends, no more.
+    before = scrape()
+    idle = [Session.tcp(), Session.lmtp()]  # say nothing: odmr.timeout (3 s) closes them
+    for i in idle:
+        i.reply()
+    s = Session.lmtp()
+    s.reply()
+    got = [s.cmd("LHLO postfix.test")[0], s.cmd("MAIL FROM:<s@sender.test>")[0], s.cmd("RCPT TO:<h@held.dom>")[0],
+           s.cmd("RCPT TO:<u@company.dom>")[0], s.cmd("DATA")[0]]
+    s.send("Subject: held\r\n\r\nx\r\n.\r\n")
+    got.append(s.reply()[0])
+    stored = time.time()
+    got += [s.cmd(c)[0] for c in ("MAIL FROM:<a@b> SIZE=99999999", "DATA", "MAIL FROM:a@b", "XYZZY", "NOOP", "RSET",
+                                  "QUIT")]
+    s.close()
+    s = Session.lmtp()
+    s.reply()
+    got.append(s.cmd("LHLO postfix.test")[0])
+    s.send("NOOP " + "x" * 5000 + "\r\n")
+    got.append(s.reply()[0])
+    s.close()
+    want = [250, 250, 250, 550, 354, 250, 552, 503, 501, 502, 250, 250, 221, 250, 500]
+    s = Session.tcp()
+    s.reply()
+    got += [s.cmd(c)[0] for c in ("EHLO customer.test", "NOOP", "ATRN", "MAIL FROM:<a@b>", "HELP")]
+    got += [cram(s, "cust1", "wrong"), cram(s, "cust1", "secret")]
+    got += [s.cmd(c)[0] for c in ("ATRN other.dom", "RSET", "QUIT")]
+    s.close()
+    s = Session.tcp()
+    s.reply()
+    s.send("EHLO a\0b\r\n")
+    got.append(s.reply()[0])
+    s.close()
+    want += [250, 250, 530, 503, 502, 535, 235, 450, 250, 221, 500]
+    for i in idle:
+        got.append(i.reply()[0])
+        got.append(i.eof())
+        i.close()
+    want += [421, True, 421, True]
+    result(got == want, "metrics mix: the replies are the expected ones", got)
+    time.sleep(0.2)  # the idle connections' ends reach the loop
+    after = scrape()
+    commands = delta(after, before, "waypost_odmr_commands_total")
+    want_commands = {
+        cmd_key("lmtp", "LHLO", "2xx"): 2, cmd_key("lmtp", "MAIL", "2xx"): 1, cmd_key("lmtp", "MAIL", "5xx"): 2,
+        cmd_key("lmtp", "RCPT", "2xx"): 1, cmd_key("lmtp", "RCPT", "5xx"): 1, cmd_key("lmtp", "DATA", "3xx"): 1,
+        cmd_key("lmtp", "DATA", "5xx"): 1, cmd_key("lmtp", "END-OF-MESSAGE", "2xx"): 1,
+        cmd_key("lmtp", "other", "5xx"): 1, cmd_key("lmtp", "NOOP", "2xx"): 1, cmd_key("lmtp", "RSET", "2xx"): 1,
+        cmd_key("lmtp", "QUIT", "2xx"): 1,
+        cmd_key("odmr", "EHLO", "2xx"): 1, cmd_key("odmr", "NOOP", "2xx"): 1, cmd_key("odmr", "ATRN", "5xx"): 1,
+        cmd_key("odmr", "MAIL", "5xx"): 1, cmd_key("odmr", "HELP", "5xx"): 1, cmd_key("odmr", "AUTH", "3xx"): 2,
+        cmd_key("odmr", "AUTH-RESPONSE", "5xx"): 1, cmd_key("odmr", "AUTH-RESPONSE", "2xx"): 1,
+        cmd_key("odmr", "ATRN", "4xx"): 1, cmd_key("odmr", "RSET", "2xx"): 1, cmd_key("odmr", "QUIT", "2xx"): 1}
+    result(commands == want_commands, "metrics: commands_total moved by exactly the mix (26 commands)",
+           sorted(set(commands.items()) ^ set(want_commands.items())))
+    errors = delta(after, before, "waypost_odmr_errors_total")
+    want_errors = {'{protocol="lmtp",kind="line"}': 1, '{protocol="lmtp",kind="syntax"}': 1,
+                   '{protocol="lmtp",kind="sequence"}': 1, '{protocol="lmtp",kind="unknown"}': 1,
+                   '{protocol="odmr",kind="line"}': 1, '{protocol="odmr",kind="sequence"}': 2,
+                   '{protocol="odmr",kind="unknown"}': 1}
+    result(errors == want_errors, "metrics: errors_total by protocol and kind", errors)
+    timeouts = delta(after, before, "waypost_odmr_timeouts_total")
+    result(timeouts == {'{protocol="lmtp",kind="idle"}': 1, '{protocol="odmr",kind="idle"}': 1},
+           "metrics: one idle timeout on each side", timeouts)
+    hist = "waypost_odmr_command_duration_seconds"
+    n = after[hist + "_count"] - before.get(hist + "_count", 0)
+    inf = after[hist + '_bucket{le="+Inf"}'] - before.get(hist + '_bucket{le="+Inf"}', 0)
+    spent = after[hist + "_sum"] - before.get(hist + "_sum", 0)
+    result(n == sum(want_commands.values()) == inf, "metrics: the histogram measured each command once (%d)" % n,
+           (n, inf))
+    result(0 < spent < 1.0, "metrics: a failed AUTH's 1 s delay is not in the latency (sum %.6f s)" % spent, spent)
+    files = spool_files("held.dom")
+    key = '{queue="held.dom",kind="held"}'
+    age = after.get("waypost_odmr_queue_oldest_age_seconds" + key, -1)
+    result(len(files) == 1 and after.get("waypost_odmr_queue_messages" + key) == 1 and
+           after.get("waypost_odmr_queue_bytes" + key) == os.path.getsize(files[0]) and
+           0 <= age <= time.time() - stored + 1,
+           "metrics: the held queue's messages, bytes and age (kind=held)",
+           (files, {k: v for k, v in after.items() if "held.dom" in k}))
 
 # ---------------------------------------------------------------- LMTP intake
 body = "Subject: proto\n\n.starts with a dot\n..two dots\nend"

@@ -12,6 +12,7 @@
 #include "odmr/anvil.h"
 #include "odmr/auth.h"
 #include "odmr/command.h"
+#include "odmr/decision.h"
 #include "odmr/dsn.h"
 #include "state/snapshot.h"
 #include "odmr/spool.h"
@@ -510,6 +511,52 @@ START_TEST(printable_text)
 }
 END_TEST
 
+START_TEST(command_counting)
+{
+    /* The command label: known verbs whatever their case, else other;
+     * the two pseudo-commands are never taken from a client's line. */
+    ck_assert_int_eq(wp_odmr_command_of("MAIL FROM:<a@b>"), WP_OC_MAIL);
+    ck_assert_int_eq(wp_odmr_command_of("rcpt TO:<a@b>"), WP_OC_RCPT);
+    ck_assert_int_eq(wp_odmr_command_of("STARTTLS"), WP_OC_STARTTLS);
+    ck_assert_int_eq(wp_odmr_command_of("LHLO x"), WP_OC_LHLO);
+    ck_assert_int_eq(wp_odmr_command_of("EHLOX"), WP_OC_OTHER);
+    ck_assert_int_eq(wp_odmr_command_of("EHL"), WP_OC_OTHER);
+    ck_assert_int_eq(wp_odmr_command_of(""), WP_OC_OTHER);
+    ck_assert_int_eq(wp_odmr_command_of(" QUIT"), WP_OC_OTHER);
+    ck_assert_int_eq(wp_odmr_command_of("END-OF-MESSAGE"), WP_OC_OTHER);
+    ck_assert_int_eq(wp_odmr_command_of("AUTH-RESPONSE"), WP_OC_OTHER);
+    ck_assert_int_eq(wp_odmr_command_of("AUTH PLAIN AGN1"), WP_OC_AUTH);
+    ck_assert_int_eq(wp_odmr_error_of(500), WP_OE_SYNTAX);
+    ck_assert_int_eq(wp_odmr_error_of(501), WP_OE_SYNTAX);
+    ck_assert_int_eq(wp_odmr_error_of(504), WP_OE_SYNTAX);
+    ck_assert_int_eq(wp_odmr_error_of(503), WP_OE_SEQUENCE);
+    ck_assert_int_eq(wp_odmr_error_of(530), WP_OE_SEQUENCE);
+    ck_assert_int_eq(wp_odmr_error_of(538), WP_OE_SEQUENCE);
+    ck_assert_int_eq(wp_odmr_error_of(502), WP_OE_UNKNOWN);
+
+    struct wp_odmr_stats *st = calloc(1, sizeof(*st));
+    wp_odmr_count_command(st, WP_OP_LMTP, WP_OC_MAIL, 250, 5000);       /* 5 us */
+    wp_odmr_count_command(st, WP_OP_LMTP, WP_OC_DATA, 354, 20000);      /* 20 us */
+    wp_odmr_count_command(st, WP_OP_ODMR, WP_OC_ATRN, 453, 2000000);    /* 2 ms */
+    wp_odmr_count_command(st, WP_OP_ODMR, WP_OC_OTHER, 502, 200000000); /* 200 ms: +Inf */
+    wp_odmr_count_command(NULL, WP_OP_ODMR, WP_OC_OTHER, 502, 1);       /* counters off */
+    ck_assert_uint_eq(wp_counter_get(&st->commands[WP_OP_LMTP][WP_OC_MAIL][0]), 1);
+    ck_assert_uint_eq(wp_counter_get(&st->commands[WP_OP_LMTP][WP_OC_DATA][1]), 1);
+    ck_assert_uint_eq(wp_counter_get(&st->commands[WP_OP_ODMR][WP_OC_ATRN][2]), 1);
+    ck_assert_uint_eq(wp_counter_get(&st->commands[WP_OP_ODMR][WP_OC_OTHER][3]), 1);
+    ck_assert_uint_eq(wp_counter_get(&st->latency.bucket[0]), 1);               /* < 10 us */
+    ck_assert_uint_eq(wp_counter_get(&st->latency.bucket[1]), 1);               /* < 25 us */
+    ck_assert_uint_eq(wp_counter_get(&st->latency.bucket[7]), 1);               /* < 5 ms */
+    ck_assert_uint_eq(wp_counter_get(&st->latency.bucket[WP_HIST_BUCKETS]), 1); /* +Inf */
+    ck_assert_uint_eq(wp_counter_get(&st->latency.sum_ns), 202025000);
+    wp_odmr_count_error(st, WP_OP_ODMR, WP_OE_LINE);
+    wp_odmr_count_timeout(st, WP_OP_LMTP, WP_OT_IDLE);
+    ck_assert_uint_eq(wp_counter_get(&st->errors[WP_OP_ODMR][WP_OE_LINE]), 1);
+    ck_assert_uint_eq(wp_counter_get(&st->timeouts[WP_OP_LMTP][WP_OT_IDLE]), 1);
+    free(st);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("odmr");
@@ -526,6 +573,7 @@ static Suite *suite(void)
     tcase_add_test(tc, envelope_controls);
     tcase_add_test(tc, printable_text);
     tcase_add_test(tc, anvil_limits);
+    tcase_add_test(tc, command_counting);
     suite_add_tcase(s, tc);
     return s;
 }
