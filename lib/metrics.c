@@ -291,14 +291,32 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
     conn_cap_update(m);
 }
 
+static void on_stop(evutil_socket_t fd, short what, void *arg);
+
+/* event_base_foreach_event: the endpoint is the argument of its stop event,
+ * always pending on its base. */
+static int find_self(const struct event_base *base, const struct event *ev, void *arg)
+{
+    (void)base;
+    if (event_get_callback(ev) != on_stop)
+        return 0;
+    *(struct wp_metricsd **)arg = event_get_callback_arg(ev);
+    return 1;
+}
+
 /* accept() failed for another reason than a retry (EMFILE, ENFILE,
  * ENOBUFS): the listening socket stays readable, so rather than spin on
- * it the endpoint waits a second. */
-static void on_accept_error(struct evconnlistener *l, void *arg)
+ * it the endpoint waits a second.  The listener's callbacks are evhttp's
+ * and so is their argument: the endpoint is found through the base. */
+static void on_accept_error(struct evconnlistener *l, void *evhttp)
 {
-    (void)l;
-    struct wp_metricsd *m = arg;
-    wp_warn("metrics endpoint: cannot accept a connection: %s (pausing 1 s)", strerror(errno));
+    (void)evhttp;
+    int err = errno;
+    struct wp_metricsd *m = NULL;
+    event_base_foreach_event(evconnlistener_get_base(l), find_self, &m);
+    if (!m)
+        return;
+    wp_warn("metrics endpoint: cannot accept a connection: %s (pausing 1 s)", strerror(err));
     m->backoff = true;
     conn_cap_update(m);
     struct timeval second = {1, 0};
