@@ -250,7 +250,12 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
  * descriptor).  libevent 2.1 has no connection cap and no hook for a new
  * connection but this one, which runs before the connection exists; the
  * close callback is set by on_adopt, later in the same pass of the loop.
- * The extra reference keeps the bufferevent valid until then.  NULL (out of
+ * The extra reference keeps the bufferevent valid until then.  (Not a
+ * bufferevent_filter with a free_context: its write callback fires when the
+ * bytes reach the socket bufferevent, not the socket, so evhttp shuts a
+ * "Connection: close" reply down unsent, and it moves a reply added while
+ * writing is disabled only if the socket's write event is still pending:
+ * both seen with libevent 2.1.12.)  NULL (out of
  * memory, or more fresh connections than the cap, which the paused
  * listener prevents) makes evhttp use one of its own, not counted. */
 static struct bufferevent *on_conn_new(struct event_base *base, void *arg)

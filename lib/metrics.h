@@ -31,11 +31,12 @@
  * least 1).  At the cap the endpoint stops accepting: further clients wait
  * in the kernel's listen backlog, which costs no descriptor, and are
  * accepted as open connections close (answered or timed out).  libevent 2.1
- * has no such cap (evhttp_set_max_connections is 2.2's): each connection's
- * bufferevent is a pass-through filter whose free_context counts it gone.
- * If accept() fails (no descriptor left in the process), the endpoint
- * pauses a second rather than spin.  Limit: a flood delays scrapes (a
- * scraper queues behind the flood in the backlog), never Postfix.
+ * has no such cap (evhttp_set_max_connections is 2.2's): the endpoint makes
+ * each connection's bufferevent (evhttp_set_bevcb) and sets a close
+ * callback on its evhttp_connection, which evhttp calls as it closes the
+ * descriptor.  If accept() fails (no descriptor left in the process), the
+ * endpoint pauses a second rather than spin.  Limit: a flood delays scrapes
+ * (a scraper queues behind the flood in the backlog), never Postfix.
  */
 #ifndef WP_METRICS_H
 #define WP_METRICS_H

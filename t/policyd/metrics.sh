@@ -62,8 +62,11 @@ sed -i 's/metrics = /metrics_allow_remote = true; metrics = /' "$dir/remote.conf
 expect_exit "metrics_allow_remote allows it" 0 "$POLICYD" -t -c "$dir/remote.conf"
 printf 'router: { main_domain = "c.dom"; };\npolicyd: { listen = [ "socketmap:unix:%s/x.sock" ]; metrics = "unix:/x"; };\n' "$dir" > "$dir/unix.conf"
 expect_output "a unix metrics endpoint is refused" "the metrics endpoint is inet:HOST:PORT" "$POLICYD" -t -c "$dir/unix.conf"
-kill "$pid"; wait "$pid"
+kill "$pid"; wait "$pid"; rc=$?
 pid=
+# (in the sanitizer build: no leak, no use after free at the endpoint's stop)
+check "the daemon stops cleanly (status $rc)" [ "$rc" -eq 0 ]
+check "no sanitizer report" sh -c "! grep -q Sanitizer '$dir/policyd.log'"
 # Under a low RLIMIT_NOFILE the endpoint's cap is a quarter of it: a flood
 # of idle scrapers leaves the daemon descriptors for Postfix's connections
 # (t/policyd/metrics_flood.py).
@@ -80,7 +83,9 @@ python3 "$top_srcdir/t/policyd/metrics_flood.py" "$dir/low" "$port2" "$pid" "$no
 grep -v '^1\.\.' "$dir/flood.out" | sed 's/^\(\(not \)\{0,1\}ok [0-9]* - \)/\1metrics_flood.py: /'
 check "metrics_flood.py tests pass" [ "$rc" -eq 0 ]
 check "the daemon under ulimit -n $nofile still running" kill -0 "$pid"
-sed 's/^/# /' "$dir/low.log"
-kill "$pid"; wait "$pid"
+kill "$pid"; wait "$pid"; rc=$?
 pid=
+sed 's/^/# /' "$dir/low.log"
+check "the daemon under ulimit -n $nofile stops cleanly (status $rc)" [ "$rc" -eq 0 ]
+check "no sanitizer report" sh -c "! grep -q Sanitizer '$dir/low.log'"
 done_testing
