@@ -249,15 +249,16 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
  * evhttp makes its own (a socket bufferevent, no options: evhttp closes the
  * descriptor).  libevent 2.1 has no connection cap and no hook for a new
  * connection but this one, which runs before the connection exists; the
- * close callback is set by on_adopt, later in the same pass of the loop.
- * The extra reference keeps the bufferevent valid until then.  (Not a
- * bufferevent_filter with a free_context: its write callback fires when the
- * bytes reach the socket bufferevent, not the socket, so evhttp shuts a
- * "Connection: close" reply down unsent, and it moves a reply added while
- * writing is disabled only if the socket's write event is still pending:
- * both seen with libevent 2.1.12.)  NULL (out of
- * memory, or more fresh connections than the cap, which the paused
- * listener prevents) makes evhttp use one of its own, not counted. */
+ * close callback is set by on_adopt, later in the same pass of the loop,
+ * and the extra reference keeps the bufferevent valid until then.  NULL
+ * (out of memory, or more fresh connections than the cap, which the paused
+ * listener prevents) makes evhttp use one of its own, not counted.
+ *
+ * Not a bufferevent_filter with a free_context as the "gone" hook: a
+ * filter's write callback fires when the bytes reach the socket
+ * bufferevent, not the socket, so evhttp shuts a "Connection: close" reply
+ * down unsent; and a reply added while writing is disabled moves on only
+ * if the socket's write event is still pending (both seen with 2.1.12). */
 static struct bufferevent *on_conn_new(struct event_base *base, void *arg)
 {
     struct wp_metricsd *m = arg;
@@ -276,8 +277,8 @@ static struct bufferevent *on_conn_new(struct event_base *base, void *arg)
 
 /* After the listener's callback (evhttp_get_request): evhttp has set each
  * fresh bufferevent's callbacks with its connection as their argument, or
- * freed it (its callbacks cleared) if it failed to set the connection up;
- * then the descriptor is closed already. */
+ * freed it (its callbacks cleared) if it failed to set the connection up,
+ * and closed the descriptor. */
 static void on_adopt(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
