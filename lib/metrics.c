@@ -7,11 +7,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "lib/daemon.h"
@@ -212,7 +215,145 @@ struct wp_metricsd {
     struct event *minute;
     int stop_fds[2]; /* the base has no locks: another thread stops it through this pipe */
     struct event *stop;
+    /* The connection cap; all of it is touched in the endpoint's thread only
+     * (and by wp_metricsd_stop after that thread has ended). */
+    struct evconnlistener *listener; /* evhttp's; NULL once stopping */
+    int open;                        /* connections whose descriptor is open */
+    int cap;
+    bool accepting;             /* the listener is enabled */
+    bool backoff;               /* accept() failed: paused until retry fires */
+    struct event *retry;        /* ends the backoff */
+    struct bufferevent **fresh; /* accepted, closecb not set yet (cap of them) */
+    int nfresh;
+    struct event *adopt; /* sets it, once evhttp_get_request is done */
 };
+
+/* Accept only while fewer than cap connections are open and no accept()
+ * error is being waited out.  A paused listener leaves new clients in the
+ * kernel's backlog, where they cost the process no descriptor. */
+static void conn_cap_update(struct wp_metricsd *m)
+{
+    bool want = m->listener && m->open < m->cap && !m->backoff;
+    if (want == m->accepting || !m->listener)
+        return;
+    if ((want ? evconnlistener_enable(m->listener) : evconnlistener_disable(m->listener)) == 0)
+        m->accepting = want;
+}
+
+/* evhttp_connection_set_closecb: evhttp is closing the connection's
+ * descriptor (it closes it before returning to the loop). */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct wp_metricsd *m = arg;
+    m->open--;
+    conn_cap_update(m);
+}
+
+/* evhttp_set_bevcb: the bufferevent of each accepted connection, made as
+ * evhttp makes its own (a socket bufferevent, no options: evhttp closes the
+ * descriptor).  libevent 2.1 has no connection cap and no hook for a new
+ * connection but this one, which runs before the connection exists; the
+ * close callback is set by on_adopt, later in the same pass of the loop,
+ * and the extra reference keeps the bufferevent valid until then.  NULL
+ * (out of memory, or more fresh connections than the cap, which the paused
+ * listener prevents) makes evhttp use one of its own, not counted.
+ *
+ * Not a bufferevent_filter with a free_context as the "gone" hook: a
+ * filter's write callback fires when the bytes reach the socket
+ * bufferevent, not the socket, so evhttp shuts a "Connection: close" reply
+ * down unsent; and a reply added while writing is disabled moves on only
+ * if the socket's write event is still pending (both seen with 2.1.12). */
+static struct bufferevent *on_conn_new(struct event_base *base, void *arg)
+{
+    struct wp_metricsd *m = arg;
+    if (m->nfresh >= m->cap)
+        return NULL;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    if (!bev)
+        return NULL;
+    bufferevent_incref(bev);
+    m->fresh[m->nfresh++] = bev;
+    event_active(m->adopt, EV_TIMEOUT, 1);
+    m->open++;
+    conn_cap_update(m);
+    return bev;
+}
+
+/* After the listener's callback (evhttp_get_request): evhttp has set each
+ * fresh bufferevent's callbacks with its connection as their argument, or
+ * freed it (its callbacks cleared) if it failed to set the connection up,
+ * and closed the descriptor. */
+static void on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_metricsd *m = arg;
+    for (int i = 0; i < m->nfresh; i++) {
+        void *evcon = NULL;
+        bufferevent_getcb(m->fresh[i], NULL, NULL, NULL, &evcon);
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, on_conn_close, m);
+        else
+            m->open--;
+        bufferevent_decref(m->fresh[i]);
+    }
+    m->nfresh = 0;
+    conn_cap_update(m);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg);
+
+/* event_base_foreach_event: the endpoint is the argument of its stop event,
+ * always pending on its base. */
+static int find_self(const struct event_base *base, const struct event *ev, void *arg)
+{
+    (void)base;
+    if (event_get_callback(ev) != on_stop)
+        return 0;
+    *(struct wp_metricsd **)arg = event_get_callback_arg(ev);
+    return 1;
+}
+
+/* accept() failed for another reason than a retry (EMFILE, ENFILE,
+ * ENOBUFS): the listening socket stays readable, so rather than spin on
+ * it the endpoint waits a second.  The listener's callbacks are evhttp's
+ * and so is their argument: the endpoint is found through the base. */
+static void on_accept_error(struct evconnlistener *l, void *evhttp)
+{
+    (void)evhttp;
+    int err = errno;
+    struct wp_metricsd *m = NULL;
+    event_base_foreach_event(evconnlistener_get_base(l), find_self, &m);
+    if (!m)
+        return;
+    wp_warn("metrics endpoint: cannot accept a connection: %s (pausing 1 s)", strerror(err));
+    m->backoff = true;
+    conn_cap_update(m);
+    struct timeval second = {1, 0};
+    event_add(m->retry, &second);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wp_metricsd *m = arg;
+    m->backoff = false;
+    conn_cap_update(m);
+}
+
+/* The cap: WP_METRICS_MAX_CONNECTIONS, at most a quarter of the soft
+ * RLIMIT_NOFILE (at least 1), so that a flood of scrapers leaves the
+ * descriptors the daemon needs for Postfix's connections. */
+static int conn_cap(void)
+{
+    struct rlimit rl;
+    int cap = WP_METRICS_MAX_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < (rlim_t)cap)
+        cap = rl.rlim_cur / 4 > 0 ? (int)(rl.rlim_cur / 4) : 1;
+    return cap;
+}
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -263,10 +404,19 @@ struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metr
     m->stop_fds[0] = m->stop_fds[1] = -1;
     m->base = event_base_new();
     m->http = m->base ? evhttp_new(m->base) : NULL;
-    if (!m->http || evhttp_accept_socket(m->http, fd) != 0 || pipe2(m->stop_fds, O_CLOEXEC) != 0) {
+    struct evhttp_bound_socket *bound = m->http ? evhttp_accept_socket_with_handle(m->http, fd) : NULL;
+    m->retry = bound ? event_new(m->base, -1, 0, on_retry, m) : NULL;
+    m->adopt = m->retry ? event_new(m->base, -1, 0, on_adopt, m) : NULL;
+    if (!m->adopt || pipe2(m->stop_fds, O_CLOEXEC) != 0) {
         snprintf(err, errlen, "cannot serve metrics: %s", strerror(errno));
         goto fail;
     }
+    m->listener = evhttp_bound_socket_get_listener(bound);
+    m->accepting = true;
+    m->cap = conn_cap();
+    m->fresh = wp_calloc((size_t)m->cap, sizeof(*m->fresh));
+    evconnlistener_set_error_cb(m->listener, on_accept_error);
+    evhttp_set_bevcb(m->http, on_conn_new, m);
     m->stop = event_new(m->base, m->stop_fds[0], EV_READ, on_stop, m);
     event_add(m->stop, NULL);
     if (tick) {
@@ -285,6 +435,11 @@ struct wp_metricsd *wp_metricsd_start(int fd, wp_metrics_render *render, wp_metr
     }
     return m;
 fail:
+    m->listener = NULL;
+    if (m->adopt)
+        event_free(m->adopt);
+    if (m->retry)
+        event_free(m->retry);
     if (m->minute)
         event_free(m->minute);
     if (m->stop)
@@ -297,6 +452,7 @@ fail:
         close(m->stop_fds[0]);
         close(m->stop_fds[1]);
     }
+    free(m->fresh);
     free(m);
     return NULL;
 }
@@ -308,6 +464,15 @@ void wp_metricsd_stop(struct wp_metricsd *m)
     if (write(m->stop_fds[1], "", 1) != 1)
         wp_warn("cannot stop the metrics thread: %s", strerror(errno));
     pthread_join(m->thread, NULL);
+    /* evhttp_free frees the listener, then the connections (on_conn_close
+     * must not touch the listener then); fresh ones that on_adopt has not
+     * seen drop the extra reference here. */
+    m->listener = NULL;
+    for (int i = 0; i < m->nfresh; i++)
+        bufferevent_decref(m->fresh[i]);
+    free(m->fresh);
+    event_free(m->adopt);
+    event_free(m->retry);
     event_free(m->stop);
     if (m->minute)
         event_free(m->minute);

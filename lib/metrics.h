@@ -22,9 +22,21 @@
  * never delays an answer to Postfix.  Bounded: request headers (URL
  * included) WP_METRICS_MAX_HEADERS bytes, no body, a WP_METRICS_TIMEOUT
  * second timeout per connection (slow clients: a connection that sends
- * nothing is closed after it).  GET /metrics only.  Limit: libevent 2.1's
- * evhttp has no connection cap; many connections cost the endpoint's
- * thread and descriptors, never the workers' time.
+ * nothing is closed after it).  GET /metrics only.
+ *
+ * Connection cap: descriptors are the whole process's, so clients of the
+ * endpoint could otherwise take those the daemon needs to accept Postfix's
+ * connections.  At most WP_METRICS_MAX_CONNECTIONS connections are open at
+ * once, fewer under a small RLIMIT_NOFILE (a quarter of its soft limit, at
+ * least 1).  At the cap the endpoint stops accepting: further clients wait
+ * in the kernel's listen backlog, which costs no descriptor, and are
+ * accepted as open connections close (answered or timed out).  libevent 2.1
+ * has no such cap (evhttp_set_max_connections is 2.2's): the endpoint makes
+ * each connection's bufferevent (evhttp_set_bevcb) and sets a close
+ * callback on its evhttp_connection, which evhttp calls as it closes the
+ * descriptor.  If accept() fails (no descriptor left in the process), the
+ * endpoint pauses a second rather than spin.  Limit: a flood delays scrapes
+ * (a scraper queues behind the flood in the backlog), never Postfix.
  */
 #ifndef WP_METRICS_H
 #define WP_METRICS_H
@@ -127,6 +139,7 @@ void wp_metrics_reloads(struct evbuffer *b, unsigned ok, unsigned failed, unsign
 
 #define WP_METRICS_MAX_HEADERS 8192
 #define WP_METRICS_TIMEOUT 5
+#define WP_METRICS_MAX_CONNECTIONS 32
 
 struct wp_metricsd;
 typedef void wp_metrics_render(struct evbuffer *out, void *arg);

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """Decision log lines and the metrics endpoint of a running waypost-policyd.
 
-Usage: metrics.py DIR METRICS_PORT PID
+Usage: metrics.py DIR METRICS_PORT PID (WP_METRICS_MAX_CONNECTIONS and
+WP_METRICS_TIMEOUT in the environment)
 DIR holds sm.sock, policy.sock, router.table and policyd.log; the last good
 scrape is written to DIR/scrape.txt (for promtool).  Prints TAP-style lines.
 """
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -18,6 +20,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tap import done, result  # noqa: E402
 
 DIR, PORT, PID = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# the endpoint's connection cap and timeout (lib/metrics.h), from metrics.sh
+CAP = int(os.environ["WP_METRICS_MAX_CONNECTIONS"])
+WP_TIMEOUT = int(os.environ["WP_METRICS_TIMEOUT"])
 LOG = os.path.join(DIR, "policyd.log")
 TABLE = os.path.join(DIR, "router.table")
 
@@ -81,6 +86,62 @@ def scrape(path="/metrics", timeout=5):
     s.close()
     head, _, body = buf.partition(b"\r\n\r\n")
     return head.decode(errors="replace"), body.decode()
+
+
+def nfds():
+    return len(os.listdir("/proc/%d/fd" % PID))
+
+
+class FdWatch:
+    """The highest descriptor count of the daemon, sampled every 20 ms."""
+
+    def __init__(self):
+        self.peak = nfds()
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, nfds())
+            time.sleep(0.02)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        return self.peak
+
+
+def flood(n):
+    """n slow clients of the endpoint: each sends the start of a request."""
+    out = []
+    for _ in range(n):
+        try:
+            c = socket.create_connection(("127.0.0.1", PORT), timeout=2)
+            c.sendall(b"GET /metr")
+            out.append(c)
+        except OSError:
+            break
+    return out
+
+
+def hung_up(conns):
+    """The connections the server has closed (EOF or reset), by a poll."""
+    out = []
+    p = select.poll()
+    for c in conns:
+        p.register(c, select.POLLIN)
+    ready = {fd for fd, _ in p.poll(200)}
+    for c in conns:
+        if c.fileno() in ready:
+            try:
+                if c.recv(100, socket.MSG_DONTWAIT) == b"":
+                    out.append(c)
+            except ConnectionResetError:
+                out.append(c)
+            except OSError:
+                pass
+    return out
 
 
 LINE = re.compile(r'^([a-z_]+)(\{(.*)\})? (\S+)$')
@@ -247,17 +308,20 @@ h, _ = scrape("/" + "a" * 20000)
 result(" 200 " not in h.split("\r\n")[0], "a 20 kB URL is refused", h[:60])
 h, _ = scrape("/other")
 result(" 404 " in h.split("\r\n")[0], "another path: 404", h[:60])
-idle = []
-for _ in range(200):
-    try:
-        c = socket.create_connection(("127.0.0.1", PORT), timeout=2)
-        c.sendall(b"GET /metr")  # a slow client: never finishes its request
-        idle.append(c)
-    except OSError:
-        break
-result(len(idle) >= 100, "the endpoint takes 100+ slow connections", len(idle))
+# Many more slow clients than the endpoint's connection cap: it holds at
+# most CAP open (the rest wait in the kernel's backlog, costing no
+# descriptor), so the daemon's descriptors stay bounded and Postfix's new
+# connections are still accepted.
+base = nfds()
+idle = flood(200)
+result(len(idle) >= 100, "100+ slow clients connect (past the cap they wait in the backlog)", len(idle))
+time.sleep(0.5)  # the endpoint accepts what it will
+peak = FdWatch()
+during = nfds()
+result(CAP - 2 <= during - base <= CAP + 2,
+       "descriptors bounded by the cap (%d): %d at rest, %d with %d slow clients" % (CAP, base, during, len(idle)),
+       during - base)
 slow = 0
-t0 = time.time()
 for i in range(300):
     t = time.time()
     a = lookup("transport", "bob@friend.com")
@@ -265,21 +329,38 @@ for i in range(300):
     if not a.startswith("OK"):
         break
 result(a.startswith("OK") and slow < 0.5, "lookups answered meanwhile (slowest %.3f s)" % slow, a)
-time.sleep(6.5)  # past WP_METRICS_TIMEOUT: the slow clients are closed
-closed = 0
-for c in idle:
+fresh = []
+for i in range(20):  # new Postfix connections need descriptors of their own
     try:
-        c.settimeout(0.2)
-        if c.recv(100) == b"":  # the server hung up (an answer would be bytes, silence a timeout)
-            closed += 1
-    except ConnectionResetError:
-        closed += 1
-    except (socket.timeout, OSError):
-        pass
+        c = unix(os.path.join(DIR, "sm.sock"))
+        c.sendall(netstring(b"transport bob@friend.com"))
+        fresh.append(read_netstring(c))
+        c.close()
+    except OSError as e:
+        fresh.append(str(e))
+result(fresh == [fresh[0]] * 20 and fresh[0].startswith("OK"), "20 new socketmap connections answered meanwhile",
+       fresh[:3])
+result(policy("bob@friend.com") == "DUNNO", "a new policy connection answered meanwhile")
+try:
+    scrape(timeout=1)
+    waited = False
+except OSError:  # socket.timeout: connected (the backlog) but not accepted
+    waited = True
+result(waited, "at the cap a new scraper waits (not accepted)")
+time.sleep(WP_TIMEOUT + 1.5)  # past the endpoint's timeout: the first CAP are closed, the next accepted
+closed = hung_up(idle)
+result(CAP <= len(closed) < len(idle), "slow clients closed after the timeout, CAP at a time (%d of %d)" %
+       (len(closed), len(idle)))
+result(peak.stop() - base <= CAP + 2, "descriptors stayed bounded while they rotated (peak %d over %d)" %
+       (peak.peak - base, base), peak.peak)
+for c in idle:
     c.close()
-result(closed == len(idle), "slow clients closed after the timeout", "%d of %d" % (closed, len(idle)))
-h, body = scrape()
-result(" 200 " in h.split("\r\n")[0] and "waypost_policy_requests_total" in body, "the endpoint answers afterwards", h[:60])
+t = time.time()
+h, body = scrape(timeout=10)
+result(" 200 " in h.split("\r\n")[0] and "waypost_policy_requests_total" in body,
+       "the endpoint answers once they close (%.2f s)" % (time.time() - t), h[:60])
+time.sleep(0.3)
+result(nfds() <= base + 1, "descriptors back to the rest level", nfds() - base)
 
 # --- the migration drain: an account created on this server stops counting
 with open(os.path.join(DIR, "users.passwd"), "a") as f:

@@ -26,6 +26,10 @@ command -v promtool >/dev/null 2>&1 || install_missing prometheus >/dev/null 2>&
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 i=0; while [ ! -S "$dir/policy.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+# the endpoint's connection cap and timeout, as lib/metrics.h has them
+WP_METRICS_MAX_CONNECTIONS=$(sed -n 's/^#define WP_METRICS_MAX_CONNECTIONS \([0-9]*\)$/\1/p' "$top_srcdir/lib/metrics.h")
+WP_METRICS_TIMEOUT=$(sed -n 's/^#define WP_METRICS_TIMEOUT \([0-9]*\)$/\1/p' "$top_srcdir/lib/metrics.h")
+export WP_METRICS_MAX_CONNECTIONS WP_METRICS_TIMEOUT
 python3 "$top_srcdir/t/policyd/metrics.py" "$dir" "$port" "$pid" > "$dir/metrics.out" 2>&1; rc=$?
 # its ok/not ok lines count as tests of their own
 grep -v '^1\.\.' "$dir/metrics.out" | sed 's/^\(\(not \)\{0,1\}ok [0-9]* - \)/\1metrics.py: /'
@@ -58,6 +62,30 @@ sed -i 's/metrics = /metrics_allow_remote = true; metrics = /' "$dir/remote.conf
 expect_exit "metrics_allow_remote allows it" 0 "$POLICYD" -t -c "$dir/remote.conf"
 printf 'router: { main_domain = "c.dom"; };\npolicyd: { listen = [ "socketmap:unix:%s/x.sock" ]; metrics = "unix:/x"; };\n' "$dir" > "$dir/unix.conf"
 expect_output "a unix metrics endpoint is refused" "the metrics endpoint is inet:HOST:PORT" "$POLICYD" -t -c "$dir/unix.conf"
-kill "$pid"; wait "$pid"
+kill "$pid"; wait "$pid"; rc=$?
 pid=
+# (in the sanitizer build: no leak, no use after free at the endpoint's stop)
+check "the daemon stops cleanly (status $rc)" [ "$rc" -eq 0 ]
+check "no sanitizer report" sh -c "! grep -q Sanitizer '$dir/policyd.log'"
+# Under a low RLIMIT_NOFILE the endpoint's cap is a quarter of it: a flood
+# of idle scrapers leaves the daemon descriptors for Postfix's connections
+# (t/policyd/metrics_flood.py).
+nofile=64
+port2=$(free_ports 1)
+sed -e "s|$dir/sm.sock|$dir/low-sm.sock|" -e "s|$dir/policy.sock|$dir/low-policy.sock|" \
+    -e "s|127.0.0.1:$port|127.0.0.1:$port2|" "$dir/waypost.conf" > "$dir/low.conf"
+(ulimit -n $nofile && exec "$POLICYD" -f -c "$dir/low.conf") 2> "$dir/low.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+i=0; while [ ! -S "$dir/low-policy.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+mkdir "$dir/low" && ln -s "$dir/low-sm.sock" "$dir/low/sm.sock" && ln -s "$dir/low-policy.sock" "$dir/low/policy.sock"
+python3 "$top_srcdir/t/policyd/metrics_flood.py" "$dir/low" "$port2" "$pid" "$nofile" > "$dir/flood.out" 2>&1; rc=$?
+grep -v '^1\.\.' "$dir/flood.out" | sed 's/^\(\(not \)\{0,1\}ok [0-9]* - \)/\1metrics_flood.py: /'
+check "metrics_flood.py tests pass" [ "$rc" -eq 0 ]
+check "the daemon under ulimit -n $nofile still running" kill -0 "$pid"
+kill "$pid"; wait "$pid"; rc=$?
+pid=
+sed 's/^/# /' "$dir/low.log"
+check "the daemon under ulimit -n $nofile stops cleanly (status $rc)" [ "$rc" -eq 0 ]
+check "no sanitizer report" sh -c "! grep -q Sanitizer '$dir/low.log'"
 done_testing
