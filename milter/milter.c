@@ -557,6 +557,8 @@ static sfsistat on_eom(SMFICTX *ctx)
         smfi_setreply(ctx, "452", "4.3.1", "Too many recipients or headers for the rules");
         rc = SMFIS_TEMPFAIL;
         errors |= 1u << WP_ME_OVERSIZED;
+        struct wp_outcome none = {0}; /* no rule looked at it; its decision line says so */
+        log_message(qid, c, m, &none, rc);
         if (stats_on)
             wp_mstats_message(&stats_state, c->map, result_of(rc), ns_since(&t0), errors, 0, NULL);
         touch(c); /* libmilter's timeout runs from the answer */

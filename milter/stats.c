@@ -192,7 +192,7 @@ void wp_mstats_render(struct evbuffer *b, void *arg)
 {
     struct wp_mstats *st = arg;
     wp_metrics_help(b, "waypost_milter_messages_total", "counter",
-                    "Messages the rules looked at, by result.");
+                    "Messages that reached the end of message, by result.");
     for (int r = 0; r < WP_MR_COUNT; r++)
         evbuffer_add_printf(b, "waypost_milter_messages_total{result=\"%s\"} %llu\n", result_names[r],
                             (unsigned long long)sum_of(st, offsetof(struct wp_mstats_writer, messages) +
