@@ -612,9 +612,9 @@ static sfsistat on_close(SMFICTX *ctx)
         if (stats_on) {
             if (c->msg) /* a QUIT amid a transaction: libmilter calls no abort */
                 wp_mstats_aborted(&stats_state);
-            /* libmilter closes a connection whose next command did not
-             * come within its timeout and tells us nothing more: a close
-             * that long after the last command is that. */
+            /* libmilter does not say why a connection ends: an idle one
+             * it closed (its pool looks every 10 minutes) and one Postfix
+             * ended after that long idle both count (waypost-milter(8)). */
             if (c->last.tv_sec && ns_since(&c->last) >= (uint64_t)stats_state.timeout * 1000000000u)
                 wp_mstats_timeout(&stats_state);
             wp_mstats_map_put(&stats_state, c->map);

@@ -213,7 +213,7 @@ void wp_mstats_render(struct evbuffer *b, void *arg)
     evbuffer_add_printf(b, "waypost_milter_aborted_total %llu\n",
                         (unsigned long long)sum_of(st, offsetof(struct wp_mstats_writer, aborted)));
     wp_metrics_help(b, "waypost_milter_timeouts_total", "counter",
-                    "Connections libmilter closed after milter.timeout seconds without a command.");
+                    "Connections that ended milter.timeout seconds or more after their last command.");
     evbuffer_add_printf(b, "waypost_milter_timeouts_total %llu\n",
                         (unsigned long long)sum_of(st, offsetof(struct wp_mstats_writer, timeouts)));
 

@@ -12,8 +12,9 @@
  * time Waypost took to answer it (from the end of message to the answer:
  * the rules, their actions, the replies submitted), the errors met, and
  * one fire for each rule that fired.  Per transaction that ended without
- * an end of message: one abort; per connection libmilter closed because
- * its read timed out: one timeout (see waypost-milter(8), METRICS).
+ * an end of message: one abort; per connection that ended milter.timeout
+ * or more after its last command: one timeout (see waypost-milter(8),
+ * METRICS).
  *
  * Rule fires: a rule's count is a slot (lib/metrics.h) keyed by its name
  * and canonical text, so a reload keeps the count of an unchanged rule
@@ -77,7 +78,7 @@ struct wp_mstats {
     atomic_bool taken[WP_MSTATS_WRITERS];
     pthread_mutex_t shared; /* the last writer, when every other one is taken */
     pthread_key_t writer;   /* a thread's writer index + 1 */
-    int timeout;            /* libmilter's read timeout (seconds), fixed at start */
+    int timeout;            /* milter.timeout (seconds) as libmilter took it at start */
     atomic_uint reloads_ok, reloads_failed;
     atomic_llong last_reload;
     atomic_bool last_reload_ok;
@@ -99,7 +100,7 @@ void wp_mstats_message(struct wp_mstats *st, const struct wp_mstats_map *m, enum
                        uint64_t ns, unsigned errors, unsigned replies_failed, const struct wp_outcome *out);
 /* A transaction that ended without an end of message. */
 void wp_mstats_aborted(struct wp_mstats *st);
-/* A connection libmilter closed on its read timeout. */
+/* A connection that ended milter.timeout or more after its last command. */
 void wp_mstats_timeout(struct wp_mstats *st);
 void wp_mstats_reload(struct wp_mstats *st, bool ok);
 /* The endpoint's render (lib/metrics.h). */
