@@ -610,7 +610,7 @@ static sfsistat on_close(SMFICTX *ctx)
     struct connection *c = smfi_getpriv(ctx);
     if (c) {
         if (stats_on) {
-            if (c->msg) /* a QUIT amid a transaction: libmilter calls no abort */
+            if (c->msg) /* a QUIT amid a transaction, or libmilter closing an idle one: no abort came */
                 wp_mstats_aborted(&stats_state);
             /* libmilter does not say why a connection ends: an idle one
              * it closed (its pool looks every 10 minutes) and one Postfix
