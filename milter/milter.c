@@ -561,7 +561,7 @@ static sfsistat on_eom(SMFICTX *ctx)
         log_message(qid, c, m, &none, rc);
         if (stats_on)
             wp_mstats_message(&stats_state, c->map, result_of(rc), ns_since(&t0), errors, 0, NULL);
-        touch(c); /* libmilter's timeout runs from the answer */
+        touch(c); /* the idle time runs from the answer */
         message_free(m);
         return rc;
     }
@@ -584,7 +584,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     rc = answer(ctx, c, m, qid, &view, &out, &errors, &replies_failed);
     if (stats_on)
         wp_mstats_message(&stats_state, c->map, result_of(rc), ns_since(&t0), errors, replies_failed, &out);
-    touch(c); /* libmilter's timeout runs from the answer */
+    touch(c); /* the idle time runs from the answer */
     wp_outcome_free(&out);
     wp_view_free(&view);
     message_free(m);
