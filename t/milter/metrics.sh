@@ -152,5 +152,36 @@ check "promtool check metrics passes" sh -c "promtool check metrics < '$dir/m.tx
 check "the decision lines agree: 8 messages" [ "$(grep -c 'event=message ' "$dir/milter.log")" = 8 ]
 check "the oversized and the source's messages have their lines" \
     [ "$(grep -c 'event=message .*rules="" result=tempfail$' "$dir/milter.log")" = 2 ]
+
+# A reload between two messages of one connection: the second counts under
+# the new rules (the connection's rule map is refreshed), the changed rule
+# starts from zero, the unchanged one keeps its count.
+sed -i 's/X-Waypost-Test: yes/X-Waypost-Test: changed/' "$dir/w.conf"
+mt reload-midway '
+local c = mt.connect(sock, 40, 0.05)
+mt.negotiate(c, 6, 0x1ff, 0xf7f)
+mt.conninfo(c, "client.example", "192.0.2.10")
+local function message(rcpt, subject)
+  mt.macro(c, SMFIC_MAIL, "i", "MIDWAY")
+  if mt.mailfrom(c, "<a@example.org>") ~= nil then fail("mailfrom") end
+  if mt.rcptto(c, rcpt) ~= nil then fail("rcptto") end
+  if mt.header(c, "Subject", subject) ~= nil then fail("header") end
+  if mt.eom(c) ~= nil then fail("eom") end
+end
+message("<alice@company.dom>", "DISCARDME")
+expect_reply(c, SMFIR_DISCARD, "before the reload")
+os.execute("kill -USR1 '"$mpid"'; sleep 0.5")
+message("<hdr@company.dom>", "h")
+if not mt.eom_check(c, MT_HDRADD, "X-Waypost-Test", "changed") then fail("the new rules did not apply") end
+message("<alice@company.dom>", "DISCARDME")
+expect_reply(c, SMFIR_DISCARD, "after the reload")
+mt.disconnect(c)'
+check "the reload happened" grep -q "reloaded .*w.conf" "$dir/milter.log"
+scrape > "$dir/m.txt"
+is 'waypost_milter_rule_fires_total{rule="Discard",priority="5"}' 3
+is 'waypost_milter_rule_fires_total{rule="Header",priority="5"}' 1
+is 'waypost_milter_messages_total{result="discard"}' 3
+is 'waypost_milter_message_duration_seconds_count' 11
+check "promtool check metrics passes after the reload" sh -c "promtool check metrics < '$dir/m.txt'"
 check "milter still running" kill -0 "$mpid"
 done_testing
