@@ -2,7 +2,8 @@
 /*
  * stats.h - waypost-milter's counters and metrics endpoint.
  *
- * libmilter runs each connection in a thread of its own, so counters are
+ * libmilter serves connections from many threads (Debian's from a pool of
+ * workers that take a connection's commands as they come), so counters are
  * kept per writer: a thread takes a free writer block the first time it
  * counts and gives it back when it ends (its counts stay in the block and
  * in the sums).  More threads than WP_MSTATS_WRITERS - 1 at once share the
