@@ -92,8 +92,24 @@ struct message {
 struct connection {
     char client_addr[64];
     struct message *msg;
-    bool noreply; /* Postfix agreed not to wait for our answers before EOM */
+    bool noreply;              /* Postfix agreed not to wait for our answers before EOM */
+    struct wp_mstats_map *map; /* the rule slots of the last message's rules (counters on) */
+    struct timespec last;      /* when the last command came (counters on): timeouts */
 };
+
+/* A command came: note when (a close long after it is libmilter's timeout). */
+static void touch(struct connection *c)
+{
+    if (c && stats_on)
+        clock_gettime(CLOCK_MONOTONIC, &c->last);
+}
+
+static uint64_t ns_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec - (uint64_t)t0->tv_nsec;
+}
 
 static struct wp_snapshot *current_snapshot(void)
 {
@@ -147,6 +163,7 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     c->noreply = (f1 & noreply) == noreply;
     if (c->noreply)
         steps |= noreply;
+    touch(c);
     smfi_setpriv(ctx, c);
     *pf0 = actions & f0;
     *pf1 = steps & f1;
@@ -173,6 +190,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->client_addr,
                   sizeof(c->client_addr));
+    touch(c);
     smfi_setpriv(ctx, c);
     return step_done(c);
 }
@@ -184,6 +202,9 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
         c = wp_calloc(1, sizeof(*c));
         smfi_setpriv(ctx, c);
     }
+    touch(c);
+    if (c->msg && stats_on) /* a new MAIL without an abort: the last transaction ended unfinished */
+        wp_mstats_aborted(&stats_state);
     message_free(c->msg);
     struct message *m = wp_calloc(1, sizeof(*m));
     m->snap = current_snapshot();
@@ -202,6 +223,7 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct connection *c = smfi_getpriv(ctx);
+    touch(c);
     if (!c || !c->msg)
         return step_done(c);
     struct message *m = c->msg;
@@ -217,6 +239,7 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
 {
     struct connection *c = smfi_getpriv(ctx);
+    touch(c);
     if (!c || !c->msg)
         return step_done(c);
     struct message *m = c->msg;
@@ -239,6 +262,7 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
     (void)chunk;
     struct connection *c = smfi_getpriv(ctx);
+    touch(c);
     if (c && c->msg && !c->msg->size_from_mail)
         c->msg->size += len;
     return step_done(c);
@@ -260,26 +284,34 @@ static char *escape_percent(const char *s)
     return out;
 }
 
+/* A change libmilter refused (the connection is gone, or Postfix did not
+ * grant the action): noted for the errors counter. */
+static void change_done(int rc, bool *failed)
+{
+    if (rc != MI_SUCCESS)
+        *failed = true;
+}
+
 static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const struct message *m,
-                          const struct wp_snapshot *s)
+                          const struct wp_snapshot *s, bool *failed)
 {
     for (size_t i = 0; i < out->nheaders; i++)
-        smfi_addheader(ctx, out->add_headers[i].name, out->add_headers[i].value);
+        change_done(smfi_addheader(ctx, out->add_headers[i].name, out->add_headers[i].value), failed);
     if (out->subject) {
         char *enc = g_mime_utils_header_encode_text(NULL, out->subject, NULL);
         bool had = false;
         for (size_t i = 0; i < m->nheaders && !had; i++)
             had = wp_strieq(m->headers[i].name, "Subject");
         if (had)
-            smfi_chgheader(ctx, "Subject", 1, enc ? enc : out->subject);
+            change_done(smfi_chgheader(ctx, "Subject", 1, enc ? enc : out->subject), failed);
         else
-            smfi_addheader(ctx, "Subject", enc ? enc : out->subject);
+            change_done(smfi_addheader(ctx, "Subject", enc ? enc : out->subject), failed);
         g_free(enc);
     }
     if (out->forwarded) {
         /* Forward to: a resent message (RFC 5322 3.6.6); Redirect leaves the headers alone. */
         char *from = wp_asprintf("<postmaster@%s>", s->router->main_domain);
-        smfi_addheader(ctx, "Resent-From", from);
+        change_done(smfi_addheader(ctx, "Resent-From", from), failed);
         free(from);
         size_t len = 1;
         for (size_t i = 0; i < out->nadd; i++)
@@ -290,11 +322,11 @@ static void apply_headers(SMFICTX *ctx, const struct wp_outcome *out, const stru
             strcat(to, out->add_rcpts[i]);
             strcat(to, ">");
         }
-        smfi_addheader(ctx, "Resent-To", to);
+        change_done(smfi_addheader(ctx, "Resent-To", to), failed);
         free(to);
         char date[64];
         wp_rfc5322_date(date, sizeof(date));
-        smfi_addheader(ctx, "Resent-Date", date);
+        change_done(smfi_addheader(ctx, "Resent-Date", date), failed);
     }
 }
 
@@ -323,7 +355,7 @@ static void unified_fields(struct wp_view *v, const struct wp_outcome *out, cons
 }
 
 static void apply_unified(SMFICTX *ctx, const struct wp_unified_fields *uf, const struct wp_outcome *out,
-                          const struct message *m, struct wp_view *v, const char *qid)
+                          const struct message *m, struct wp_view *v, const char *qid, bool *failed)
 {
     if (!v->router->nunified)
         return;
@@ -333,9 +365,9 @@ static void apply_unified(SMFICTX *ctx, const struct wp_unified_fields *uf, cons
         for (size_t k = 0; k < m->nheaders; k++)
             forged += wp_strieq(m->headers[k].name, f->name);
         for (int idx = forged; idx >= 1; idx--)
-            if (smfi_chgheader(ctx, (char *)f->name, idx, NULL) != MI_SUCCESS)
+            if (smfi_chgheader(ctx, (char *)f->name, idx, NULL) != MI_SUCCESS && (*failed = true))
                 wp_warn("%s: could not remove a %s field that came with the message", qid, f->name);
-        if (smfi_insheader(ctx, 0, (char *)f->name, f->value) != MI_SUCCESS)
+        if (smfi_insheader(ctx, 0, (char *)f->name, f->value) != MI_SUCCESS && (*failed = true))
             wp_warn("%s: could not add the %s field", qid, f->name);
         else
             wp_info("%s: unified account: %s lists %zu recipient%s%s", qid, f->name, f->nrcpts,
@@ -349,7 +381,7 @@ static void apply_unified(SMFICTX *ctx, const struct wp_unified_fields *uf, cons
     size_t nextra = wp_unified_extra_rcpts(v, (const char *const *)m->rcpts, m->nrcpts, extra);
     for (size_t i = 0; i < nextra; i++) {
         char *a = wp_asprintf("<%s>", extra[i]);
-        if (smfi_delrcpt(ctx, a) != MI_SUCCESS)
+        if (smfi_delrcpt(ctx, a) != MI_SUCCESS && (*failed = true))
             wp_warn("%s: could not remove recipient %s (its account gets one more copy)", qid, a);
         free(a);
     }
@@ -360,7 +392,7 @@ static void apply_unified(SMFICTX *ctx, const struct wp_unified_fields *uf, cons
 }
 
 /* 451 with the route's "4.x.y text" (an account source did not answer). */
-static sfsistat tempfail_with(SMFICTX *ctx, const char *text, const char *qid)
+static sfsistat tempfail_with(SMFICTX *ctx, const char *text, const char *qid, bool *failed)
 {
     char dsn[16] = "4.3.0";
     const char *msg = text;
@@ -373,7 +405,7 @@ static sfsistat tempfail_with(SMFICTX *ctx, const char *text, const char *qid)
             msg++;
     }
     char *esc = escape_percent(msg[0] ? msg : "Account lookup failed, try again later");
-    if (smfi_setreply(ctx, "451", dsn, esc) != MI_SUCCESS)
+    if (smfi_setreply(ctx, "451", dsn, esc) != MI_SUCCESS && (*failed = true))
         wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
     free(esc);
     return SMFIS_TEMPFAIL;
@@ -409,9 +441,102 @@ static void log_message(const char *qid, const struct connection *c, const struc
     free(fired);
 }
 
+static enum wp_mstats_result result_of(sfsistat rc)
+{
+    return rc == SMFIS_TEMPFAIL  ? WP_MR_TEMPFAIL
+           : rc == SMFIS_REJECT  ? WP_MR_REJECT
+           : rc == SMFIS_DISCARD ? WP_MR_DISCARD
+                                 : WP_MR_ACCEPT;
+}
+
+/* The rules' answer to one message and its actions carried out; errors
+ * and failed replies noted for the counters. */
+static sfsistat answer(SMFICTX *ctx, const struct connection *c, const struct message *m, const char *qid,
+                       struct wp_view *view, struct wp_outcome *out, unsigned *errors,
+                       unsigned *replies_failed)
+{
+    const struct wp_snapshot *s = m->snap;
+    bool failed = false;
+    wp_rules_evaluate_view(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, view, out);
+    for (size_t i = 0; i < out->nlog; i++)
+        wp_info("%s: %s", qid, out->log[i]);
+    struct wp_unified_fields uf = {NULL, 0, NULL};
+    if (!out->tempfail && !out->reject && !out->discard)
+        unified_fields(view, out, m, &uf);
+    sfsistat rc = SMFIS_CONTINUE;
+    if (out->tempfail) {
+        wp_notice("%s: tempfail: %s", qid, out->tempfail_text);
+        rc = tempfail_with(ctx, out->tempfail_text, qid, &failed);
+        *errors |= 1u << WP_ME_SOURCE;
+    } else if (uf.temp) {
+        /* The unified field would miss a recipient: better later than wrong. */
+        wp_notice("%s: tempfail: unified account of %s: %s", qid, uf.temp->address,
+                  uf.temp->reason ? uf.temp->reason : "TEMP");
+        rc = tempfail_with(ctx, uf.temp->reason ? uf.temp->reason : "", qid, &failed);
+        *errors |= 1u << WP_ME_SOURCE;
+    } else if (out->reject) {
+        char *text =
+            escape_percent(out->reject_text[0] ? out->reject_text : "Message rejected by a server-wide rule");
+        if (smfi_setreply(ctx, "550", "5.7.1", text) != MI_SUCCESS && (failed = true))
+            wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
+        free(text);
+        rc = SMFIS_REJECT;
+    } else if (out->discard) {
+        rc = SMFIS_DISCARD;
+    } else {
+        if (out->drop_recipients)
+            for (size_t i = 0; i < m->nrcpts; i++) {
+                char *a = wp_asprintf("<%s>", m->rcpts[i]);
+                if (smfi_delrcpt(ctx, a) != MI_SUCCESS && (failed = true))
+                    wp_warn("%s: could not remove recipient %s", qid, a);
+                free(a);
+            }
+        for (size_t i = 0; i < out->nadd; i++) {
+            char *a = wp_asprintf("<%s>", out->add_rcpts[i]);
+            if (smfi_addrcpt(ctx, a) != MI_SUCCESS && (failed = true))
+                wp_warn("%s: could not add recipient %s", qid, a);
+            free(a);
+        }
+        apply_headers(ctx, out, m, s, &failed);
+        apply_unified(ctx, &uf, out, m, view, qid, &failed);
+        char *postmaster = wp_asprintf("postmaster@%s", s->router->main_domain);
+        const char *from = m->nrcpts ? m->rcpts[0] : postmaster;
+        for (size_t i = 0; i < out->nreplies; i++) {
+            struct wp_reply_message rm;
+            const char *why;
+            if (!wp_reply_build_view(view, &out->replies[i], from, &rm, &why)) {
+                wp_info("%s: no automatic reply: %s", qid, why);
+                continue;
+            }
+            char err[512];
+            if (wp_submit(wp_milter_conf(s)->reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text,
+                          err, sizeof(err))) {
+                wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts,
+                        rm.nrcpts == 1 ? "" : "s");
+            } else {
+                wp_warn("%s: automatic reply not sent: %s", qid, err);
+                (*replies_failed)++;
+            }
+            wp_reply_message_free(&rm);
+        }
+        free(postmaster);
+    }
+    if (failed)
+        *errors |= 1u << WP_ME_ACTION;
+    log_message(qid, c, m, out, rc);
+    wp_unified_fields_free(&uf);
+    return rc;
+}
+
 static sfsistat on_eom(SMFICTX *ctx)
 {
+    /* The latency counted: from here (Postfix's end of message) to the
+     * answer, all of Waypost's work on the message. */
+    struct timespec t0;
+    if (stats_on)
+        clock_gettime(CLOCK_MONOTONIC, &t0);
     struct connection *c = smfi_getpriv(ctx);
+    touch(c);
     if (!c || !c->msg)
         return SMFIS_CONTINUE;
     struct message *m = c->msg;
@@ -419,13 +544,27 @@ static sfsistat on_eom(SMFICTX *ctx)
     const char *qid = smfi_getsymval(ctx, "i");
     if (!qid)
         qid = "NOQUEUE";
+    if (stats_on && (!c->map || c->map->rules != wp_milter_conf(m->snap)->rules)) {
+        /* The first message of the connection, or the first after a
+         * reload: the only time a message takes the slots' lock. */
+        wp_mstats_map_put(&stats_state, c->map);
+        c->map = wp_mstats_map_get(&stats_state, m->snap);
+    }
+    unsigned errors = 0, replies_failed = 0;
+    sfsistat rc;
     if (m->too_big) {
         wp_warn("%s: more recipients or header bytes than a rule evaluation may hold: tempfail", qid);
         smfi_setreply(ctx, "452", "4.3.1", "Too many recipients or headers for the rules");
+        rc = SMFIS_TEMPFAIL;
+        errors |= 1u << WP_ME_OVERSIZED;
+        struct wp_outcome none = {0}; /* no rule looked at it; its decision line says so */
+        log_message(qid, c, m, &none, rc);
+        if (stats_on)
+            wp_mstats_message(&stats_state, c->map, result_of(rc), ns_since(&t0), errors, 0, NULL);
+        touch(c); /* the idle time runs from the answer */
         message_free(m);
-        return SMFIS_TEMPFAIL;
+        return rc;
     }
-    const struct wp_snapshot *s = m->snap;
     struct wp_message wm = {
         .return_path = m->return_path,
         .rcpts = (const char *const *)m->rcpts,
@@ -440,86 +579,26 @@ static sfsistat on_eom(SMFICTX *ctx)
     /* One view for the rules, the unified fields and the replies: each
      * header parsed and each recipient routed once. */
     struct wp_view view;
-    wp_view_init(&view, &wm, s->router);
+    wp_view_init(&view, &wm, m->snap->router);
     struct wp_outcome out;
-    wp_rules_evaluate_view(wp_milter_conf(s)->rules, &wp_milter_conf(s)->rules_env, &view, &out);
-    for (size_t i = 0; i < out.nlog; i++)
-        wp_info("%s: %s", qid, out.log[i]);
-    struct wp_unified_fields uf = {NULL, 0, NULL};
-    if (!out.tempfail && !out.reject && !out.discard)
-        unified_fields(&view, &out, m, &uf);
-    sfsistat rc = SMFIS_CONTINUE;
-    if (out.tempfail) {
-        wp_notice("%s: tempfail: %s", qid, out.tempfail_text);
-        rc = tempfail_with(ctx, out.tempfail_text, qid);
-    } else if (uf.temp) {
-        /* The unified field would miss a recipient: better later than wrong. */
-        wp_notice("%s: tempfail: unified account of %s: %s", qid, uf.temp->address,
-                  uf.temp->reason ? uf.temp->reason : "TEMP");
-        rc = tempfail_with(ctx, uf.temp->reason ? uf.temp->reason : "", qid);
-    } else if (out.reject) {
-        char *text =
-            escape_percent(out.reject_text[0] ? out.reject_text : "Message rejected by a server-wide rule");
-        if (smfi_setreply(ctx, "550", "5.7.1", text) != MI_SUCCESS)
-            wp_warn("%s: the reply text was refused by libmilter; Postfix sends its own", qid);
-        free(text);
-        rc = SMFIS_REJECT;
-    } else if (out.discard) {
-        rc = SMFIS_DISCARD;
-    } else {
-        if (out.drop_recipients)
-            for (size_t i = 0; i < m->nrcpts; i++) {
-                char *a = wp_asprintf("<%s>", m->rcpts[i]);
-                smfi_delrcpt(ctx, a);
-                free(a);
-            }
-        for (size_t i = 0; i < out.nadd; i++) {
-            char *a = wp_asprintf("<%s>", out.add_rcpts[i]);
-            if (smfi_addrcpt(ctx, a) != MI_SUCCESS)
-                wp_warn("%s: could not add recipient %s", qid, a);
-            free(a);
-        }
-        apply_headers(ctx, &out, m, s);
-        apply_unified(ctx, &uf, &out, m, &view, qid);
-        char *postmaster = wp_asprintf("postmaster@%s", s->router->main_domain);
-        const char *from = m->nrcpts ? m->rcpts[0] : postmaster;
-        for (size_t i = 0; i < out.nreplies; i++) {
-            struct wp_reply_message rm;
-            const char *why;
-            if (!wp_reply_build_view(&view, &out.replies[i], from, &rm, &why)) {
-                wp_info("%s: no automatic reply: %s", qid, why);
-                continue;
-            }
-            char err[512];
-            if (wp_submit(wp_milter_conf(s)->reply_via, "", (const char *const *)rm.rcpts, rm.nrcpts, rm.text,
-                          err, sizeof(err)))
-                wp_info("%s: automatic reply sent to %zu recipient%s", qid, rm.nrcpts,
-                        rm.nrcpts == 1 ? "" : "s");
-            else
-                wp_warn("%s: automatic reply not sent: %s", qid, err);
-            wp_reply_message_free(&rm);
-        }
-        free(postmaster);
-    }
-    log_message(qid, c, m, &out, rc);
+    rc = answer(ctx, c, m, qid, &view, &out, &errors, &replies_failed);
     if (stats_on)
-        wp_mstats_message(&stats_state,
-                          rc == SMFIS_TEMPFAIL  ? WP_MR_TEMPFAIL
-                          : rc == SMFIS_REJECT  ? WP_MR_REJECT
-                          : rc == SMFIS_DISCARD ? WP_MR_DISCARD
-                                                : WP_MR_ACCEPT,
-                          &out);
-    wp_unified_fields_free(&uf);
+        wp_mstats_message(&stats_state, c->map, result_of(rc), ns_since(&t0), errors, replies_failed, &out);
+    touch(c); /* the idle time runs from the answer */
     wp_outcome_free(&out);
     wp_view_free(&view);
     message_free(m);
     return rc;
 }
 
+/* The transaction ends without an end of message: Postfix aborted it, or
+ * libmilter did before closing (the connection failed or timed out). */
 static sfsistat on_abort(SMFICTX *ctx)
 {
     struct connection *c = smfi_getpriv(ctx);
     if (c) {
+        if (c->msg && stats_on)
+            wp_mstats_aborted(&stats_state);
         message_free(c->msg);
         c->msg = NULL;
     }
@@ -530,6 +609,16 @@ static sfsistat on_close(SMFICTX *ctx)
 {
     struct connection *c = smfi_getpriv(ctx);
     if (c) {
+        if (stats_on) {
+            if (c->msg) /* a QUIT amid a transaction, or libmilter closing an idle one: no abort came */
+                wp_mstats_aborted(&stats_state);
+            /* libmilter does not say why a connection ends: an idle one
+             * it closed (its pool looks every 10 minutes) and one Postfix
+             * ended after that long idle both count (waypost-milter(8)). */
+            if (c->last.tv_sec && ns_since(&c->last) >= (uint64_t)stats_state.timeout * 1000000000u)
+                wp_mstats_timeout(&stats_state);
+            wp_mstats_map_put(&stats_state, c->map);
+        }
         message_free(c->msg);
         free(c);
         smfi_setpriv(ctx, NULL);
@@ -673,7 +762,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "waypost-milter: cannot listen on %s: %s\n", mc->metrics, why);
             goto out;
         }
-        wp_mstats_init(&stats_state, d);
+        wp_mstats_init(&stats_state, d, mc->timeout);
         stats_on = true;
     }
     if (!wp_daemon_detach(d, why, sizeof(why)) || !wp_daemon_drop(d, why, sizeof(why))) {

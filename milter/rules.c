@@ -433,8 +433,8 @@ void wp_rules_evaluate_view(const struct wp_rules *rs, const struct wp_rules_env
         if (!all)
             continue;
         wp_strv_push(&out->fired, &out->nfired, wp_strdup(r->name));
-        out->fired_keys = wp_realloc(out->fired_keys, out->nfired * sizeof(*out->fired_keys));
-        out->fired_keys[out->nfired - 1] = r->key;
+        out->fired_index = wp_realloc(out->fired_index, out->nfired * sizeof(*out->fired_index));
+        out->fired_index[out->nfired - 1] = i;
         if (run_actions(r, v, out))
             break;
     }
@@ -460,7 +460,7 @@ void wp_outcome_free(struct wp_outcome *out)
         free(out->replies[i].text);
     free(out->replies);
     wp_strv_free(out->fired, out->nfired);
-    free(out->fired_keys);
+    free(out->fired_index);
     wp_strv_free(out->log, out->nlog);
     memset(out, 0, sizeof(*out));
 }

@@ -100,8 +100,8 @@ struct wp_outcome {
     char *subject; /* new Subject after Tag Subject, or NULL */
     struct wp_reply *replies;
     size_t nreplies;
-    char **fired;            /* names of the rules that fired, in order */
-    const char **fired_keys; /* their keys (name and canonical text; borrowed from the rules) */
+    char **fired;        /* names of the rules that fired, in order */
+    size_t *fired_index; /* their indexes among the enabled rules (wp_rules_name(r, i)) */
     size_t nfired;
     char **log; /* one line per action taken, for --test and logs */
     size_t nlog;

@@ -6,7 +6,10 @@
 # route is TEMP.  The message must get a 451 4.3.0 at the end of DATA and
 # reach nobody (smtp-sink, the next hop, gets nothing), `waypost rules
 # --test` must say TEMPFAIL; once the source answers again the client's
-# retry is accepted and delivered once, with the rule's header.
+# retry is accepted and delivered once, with the rule's header.  The
+# milter's counters (waypost-milter(8), METRICS) say so too: one tempfail
+# for a source that did not answer, the accepted messages, one transaction
+# the client reset (Postfix aborts it), and nothing else.
 . "$(dirname "$0")/lib.sh"
 e2e_need || { echo "Bail out! cannot install postfix"; exit 1; }
 e2e_init
@@ -16,6 +19,7 @@ FAKE="$top_builddir/t/unit/fake_userdb"
 e2e_sink next 127.0.4.5:25 || { echo "Bail out! no smtp-sink"; exit 1; }
 e2e_host dove.dom 127.0.4.5
 e2e_free_port SMTP
+e2e_free_port MPORT
 
 start_fake() { # start_fake MODE USERS...
     [ -n "${FK:-}" ] && { kill "$FK" 2>/dev/null; wait "$FK" 2>/dev/null; }
@@ -37,7 +41,7 @@ router: {
   domains = ( { name = "company.dom"; accounts = "list:postmaster"; },
               { name = "dove.dom"; accounts = "userdb:unix:$W/userdb.sock"; } );
 };
-milter: { listen = "unix:$W/milter.sock"; };
+milter: { listen = "unix:$W/milter.sock"; metrics = "inet:127.0.0.1:$MPORT"; };
 rules = (
   { name = "Local mail"; data = ( ("Any Route", "is", "LOCAL()*") );
     action = ( ("Add Header", "X-Local: yes") ); }
@@ -77,4 +81,48 @@ check "delivered to the next hop" e2e_sink_wait next 1 10
 check "delivered once" test "$(e2e_sink_count next)" = 1
 check "with the rule's header" grep -q "^X-Local: yes" $(e2e_sink_files next)
 check "the retry, not the refused message" grep -q "^Subject: retry" $(e2e_sink_files next)
+
+# --- a transaction the client resets, then a message: Postfix aborts the first
+"$E2E_PY" - "$SMTP" <<'P'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="client.test", timeout=30)
+s.ehlo()
+s.mail("sender@client.test")
+s.rcpt("carol@dove.dom")
+s.rset()
+# Postfix sends the milter the steps it needs no answer to (the abort
+# too) only with the next one it needs answered: a reset transaction
+# reaches the milter with the session's next message (waypost-milter(8),
+# METRICS)
+s.sendmail("sender@client.test", ["carol@dove.dom"], "Subject: after the reset\r\n\r\nhello\r\n")
+s.quit()
+P
+sleep 0.5
+"$E2E_PY" - "$MPORT" > "$W/metrics.txt" <<'P'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+b = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    b += d
+sys.stdout.write(b.decode().partition("\r\n\r\n")[2])
+P
+metric() { awk -v k="$1 " 'substr($0, 1, length(k)) == k { print $NF }' "$W/metrics.txt"; }
+is() { local got; got=$(metric "$1"); check "metrics: $1 = $2 (got ${got:-none})" [ "$got" = "$2" ]; }
+is 'waypost_milter_messages_total{result="tempfail"}' 1
+is 'waypost_milter_messages_total{result="accept"}' 2
+is 'waypost_milter_errors_total{kind="source"}' 1
+is 'waypost_milter_errors_total{kind="action"}' 0
+is 'waypost_milter_message_duration_seconds_count' 3
+is 'waypost_milter_aborted_total' 1
+is 'waypost_milter_timeouts_total' 0
+is 'waypost_milter_rule_fires_total{rule="Local mail",priority="5"}' 2
+check "metrics: the tempfailed message alone waited over 100 ms (for the source)" \
+    [ "$(metric 'waypost_milter_message_duration_seconds_bucket{le="0.1"}')" = 2 ]
+if command -v promtool >/dev/null 2>&1; then
+    check "metrics: promtool check metrics passes" sh -c "promtool check metrics < '$W/metrics.txt'"
+fi
 done_testing

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests: decision log lines (lib/kvline.h), per-worker counters,
- * slots and label escaping (lib/metrics.h), and policyd's per-record
- * counting (policy/stats.h). */
+ * slots and label escaping (lib/metrics.h), policyd's per-record
+ * counting (policy/stats.h) and the milter's rule maps (milter/stats.h). */
 #include "config.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/kvline.h"
 #include "lib/metrics.h"
+#include "milter/settings.h"
+#include "milter/stats.h"
 #include "policy/stats.h"
 #include "router/router.h"
 #include "router/table.h"
+#include "state/snapshot.h"
 #include "unit_router.h"
 
 START_TEST(kvline_fields_and_escapes)
@@ -139,6 +143,116 @@ START_TEST(pstats_hits_fold_at_pass_end)
 }
 END_TEST
 
+/* A waypost.conf with the given rules, loaded with the milter's section. */
+static struct wp_snapshot *milter_snapshot(const char *rules)
+{
+    char dir[] = "/tmp/wp-observe-XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char conf[256];
+    snprintf(conf, sizeof(conf), "%s/w.conf", dir);
+    FILE *f = fopen(conf, "w");
+    ck_assert(f);
+    fprintf(f,
+            "router: { main_domain = \"corp.dom\";\n"
+            "  domains = ( { name = \"corp.dom\"; accounts = \"list:a,b\"; } ); };\n"
+            "rules = (\n%s);\n",
+            rules);
+    fclose(f);
+    struct wp_errors err;
+    wp_errors_init(&err);
+    struct wp_snapshot *s = wp_snapshot_load(conf, wp_milter_sections, &err);
+    ck_assert_uint_eq(err.count, 0);
+    wp_errors_free(&err);
+    unlink(conf);
+    rmdir(dir);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static uint64_t fires(struct wp_mstats *st, const struct wp_mstats_map *m, size_t i)
+{
+    return wp_slots_sum(&st->slots, m->slot[i]);
+}
+
+/* An unchanged rule keeps its slot (and count) in the next rules' map; a
+ * changed rule gets a new slot; a message counts through its map without
+ * the lock. */
+START_TEST(milter_rule_maps)
+{
+    struct wp_mstats st;
+    wp_mstats_init(&st, NULL, 300);
+    struct wp_snapshot *s1 = milter_snapshot(
+        "  { name = \"keep\"; data = ( (\"Subject\", \"is\", \"*x*\") ); action = ( (\"Discard\") ); },\n"
+        "  { name = \"change\"; action = ( (\"Add Header\", \"X-A: 1\") ); }\n");
+    struct wp_snapshot *s2 = milter_snapshot(
+        "  { name = \"keep\"; data = ( (\"Subject\", \"is\", \"*x*\") ); action = ( (\"Discard\") ); },\n"
+        "  { name = \"change\"; action = ( (\"Add Header\", \"X-A: 2\") ); },\n"
+        "  { name = \"new\"; action = ( (\"Add Header\", \"X-B: 1\") ); }\n");
+    struct wp_mstats_map *m1 = wp_mstats_map_get(&st, s1);
+    ck_assert_ptr_eq(wp_mstats_map_get(&st, s1), m1); /* one map per rules object */
+    ck_assert_int_eq(m1->refs, 2);
+    wp_mstats_map_put(&st, m1);
+    ck_assert_uint_eq(m1->n, 2);
+
+    /* Two messages on the old rules: both fired "keep", one "change". */
+    size_t both[2] = {0, 1}, keep[1] = {0}, bogus[1] = {7};
+    struct wp_outcome out = {.fired_index = both, .nfired = 2};
+    wp_mstats_message(&st, m1, WP_MR_DISCARD, 4000, 0, 0, &out);
+    out.fired_index = keep;
+    out.nfired = 1;
+    wp_mstats_message(&st, m1, WP_MR_DISCARD, 30000, 1u << WP_ME_ACTION, 2, &out);
+    out.fired_index = bogus; /* not a rule of the map: ignored */
+    wp_mstats_message(&st, m1, WP_MR_ACCEPT, 2000000000, 1u << WP_ME_SOURCE, 0, &out);
+    ck_assert_uint_eq(fires(&st, m1, 0), 2);
+    ck_assert_uint_eq(fires(&st, m1, 1), 1);
+
+    /* The reload: "keep" is the same rule, "change" is not, "new" is new. */
+    struct wp_mstats_map *m2 = wp_mstats_map_get(&st, s2);
+    ck_assert_ptr_ne(m2, m1);
+    ck_assert_uint_eq(m2->n, 3);
+    ck_assert_uint_eq(m2->slot[0], m1->slot[0]);
+    ck_assert_uint_ne(m2->slot[1], m1->slot[1]);
+    ck_assert_uint_ne(m2->slot[2], m1->slot[1]);
+    ck_assert_uint_eq(fires(&st, m2, 0), 2); /* kept over the reload */
+    ck_assert_uint_eq(fires(&st, m2, 1), 0); /* changed: from zero */
+    ck_assert_uint_eq(fires(&st, m2, 2), 0);
+    out.fired_index = both;
+    out.nfired = 2;
+    wp_mstats_message(&st, m2, WP_MR_ACCEPT, 100, 0, 0, &out);
+    ck_assert_uint_eq(fires(&st, m2, 0), 3);
+    ck_assert_uint_eq(fires(&st, m2, 1), 1);
+    ck_assert_uint_eq(fires(&st, m1, 1), 1); /* the old "change" kept its own count */
+
+    /* Counters of this thread's writer: results, errors, the histogram. */
+    uint64_t msgs[WP_MR_COUNT] = {0}, errs[WP_ME_COUNT] = {0}, hist = 0;
+    for (int w = 0; w < WP_MSTATS_WRITERS; w++) {
+        for (int r = 0; r < WP_MR_COUNT; r++)
+            msgs[r] += wp_counter_get(&st.w[w].messages[r]);
+        for (int e = 0; e < WP_ME_COUNT; e++)
+            errs[e] += wp_counter_get(&st.w[w].errors[e]);
+        for (int k = 0; k <= WP_HIST_BUCKETS; k++)
+            hist += wp_counter_get(&st.w[w].latency.bucket[k]);
+    }
+    ck_assert_uint_eq(msgs[WP_MR_DISCARD], 2);
+    ck_assert_uint_eq(msgs[WP_MR_ACCEPT], 2);
+    ck_assert_uint_eq(errs[WP_ME_SOURCE], 1);
+    ck_assert_uint_eq(errs[WP_ME_ACTION], 1);
+    ck_assert_uint_eq(errs[WP_ME_REPLY], 2);
+    ck_assert_uint_eq(errs[WP_ME_OVERSIZED], 0);
+    ck_assert_uint_eq(hist, 4);
+
+    /* The maps go with their last user, and their snapshots with them. */
+    wp_mstats_map_put(&st, m1);
+    ck_assert_ptr_eq(st.maps, m2);
+    ck_assert_ptr_null(m2->next);
+    wp_mstats_map_put(&st, m2);
+    ck_assert_ptr_null(st.maps);
+    wp_snapshot_unref(s1);
+    wp_snapshot_unref(s2);
+    wp_mstats_free(&st);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("observe");
@@ -148,6 +262,7 @@ static Suite *suite(void)
     tcase_add_test(tc, slots_keep_keys);
     tcase_add_test(tc, histogram_and_labels);
     tcase_add_test(tc, pstats_hits_fold_at_pass_end);
+    tcase_add_test(tc, milter_rule_maps);
     suite_add_tcase(s, tc);
     return s;
 }
