@@ -9,8 +9,10 @@
  * outcome: reject (with the rule's text), discard, recipients added or
  * replaced, headers added, Subject tagged, replies injected through the
  * host MTA.  Then, for recipients of Unified Domain-Wide Accounts, the
- * envelope-recipient field (unified.h).  libmilter runs one thread per
- * Postfix connection.
+ * envelope-recipient field (unified.h).  libmilter calls the callbacks
+ * from many threads (Debian's builds from a pool of workers, a connection
+ * not tied to one thread): everything a connection keeps is in its
+ * private data, never in a thread's.
  *
  * Signals, as in every Waypost daemon (lib/daemon.h): SIGHUP and SIGUSR1
  * reload (a broken configuration keeps the old one), SIGTERM and SIGINT
