@@ -436,6 +436,20 @@ static void on_signal(int sig)
     errno = e;
 }
 
+static void held_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
+void wp_daemon_hold_signals(void)
+{
+    sigset_t set;
+    held_signals(&set);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int wp_daemon_signals(struct wp_daemon *d)
 {
     if (pipe2(d->signal_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -452,6 +466,9 @@ int wp_daemon_signals(struct wp_daemon *d)
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    sigset_t held;
+    held_signals(&held);
+    pthread_sigmask(SIG_UNBLOCK, &held, NULL); /* one that came while held is handled now */
     return d->signal_fds[0];
 }
 

@@ -4,6 +4,8 @@
  * (waypost-policyd, waypost-odmrd, waypost-milter; Postfix's multi_server
  * is the model):
  *
+ *   wp_daemon_hold_signals  first thing in main(): SIGHUP and SIGUSR1
+ *                       wait until the handlers are in place
  *   wp_daemon_init      the startup configuration, logging to stderr
  *   wp_daemon_lock      flock on the pidfile: "already running" is decided
  *                       here, before any socket is touched
@@ -156,7 +158,17 @@ bool wp_daemon_detach(struct wp_daemon *d, char *err, size_t errlen);
 
 bool wp_daemon_drop(struct wp_daemon *d, char *err, size_t errlen);
 
-/* Install the signal handlers; the fd to watch for readability. */
+/* Block SIGHUP and SIGUSR1: called before the startup configuration is
+ * loaded (a large table takes a while), so that a reload asked for then
+ * (logrotate, an impatient administrator) waits instead of killing the
+ * daemon with the signals' default action.  wp_daemon_signals unblocks
+ * them, and one that came meanwhile reloads once the daemon runs.
+ * SIGTERM and SIGINT keep their default action: a stop during the start
+ * stops. */
+void wp_daemon_hold_signals(void);
+
+/* Install the signal handlers and unblock what wp_daemon_hold_signals
+ * held; the fd to watch for readability. */
 int wp_daemon_signals(struct wp_daemon *d);
 
 enum wp_daemon_event { WP_DAEMON_NONE, WP_DAEMON_RELOAD, WP_DAEMON_STOP };

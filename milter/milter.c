@@ -713,6 +713,7 @@ int main(int argc, char **argv)
     int rc0 = wp_daemon_args("waypost-milter", WP_SYSCONFDIR "/waypost/waypost.conf", argc, argv, &args);
     if (rc0 >= 0)
         return rc0;
+    wp_daemon_hold_signals(); /* before the (maybe long) first load */
     wp_log_open("waypost-milter", false, NULL, WP_LOG_INFO);
     char *path = NULL;
     struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_milter_sections, &path);

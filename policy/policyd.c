@@ -84,6 +84,7 @@ int main(int argc, char **argv)
     int rc0 = wp_daemon_args("waypost-policyd", WP_SYSCONFDIR "/waypost/waypost.conf", argc, argv, &args);
     if (rc0 >= 0)
         return rc0;
+    wp_daemon_hold_signals(); /* before the (maybe long) first load */
     wp_log_open("waypost-policyd", false, NULL, WP_LOG_INFO);
     char *path = NULL;
     struct wp_snapshot *snap = wp_snapshot_load_startup(args.config, wp_policyd_sections, &path);

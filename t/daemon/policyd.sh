@@ -5,7 +5,8 @@
 # the old one, a changed log.level applies on reload, sd_notify READY /
 # RELOADING / STOPPING; a second instance is refused before it touches a
 # socket, a stale pidfile with a foreign PID does not block, and a failed
-# start leaves no socket or pidfile behind.
+# start leaves no socket or pidfile behind; a SIGHUP during the first load
+# waits for the start.
 . "$top_srcdir/t/lib.sh"
 scratch
 . "$top_srcdir/t/daemon/lib.sh"
@@ -91,4 +92,24 @@ write_conf info ", \"tcp:inet:127.0.0.1:$port:relay\""
 expect_output "a taken port fails the start" "cannot listen on tcp:inet:127.0.0.1:$port:relay" timeout 5 "$POLICYD" -f -c "$dir/waypost.conf"
 check "... leaving no socket" [ ! -e "$dir/sm.sock" ] && [ ! -e "$dir/policy.sock" ]
 check "... and no pidfile" [ ! -e "$dir/policyd.pid" ]
+kill "$hpid" 2>/dev/null
+
+# SIGHUP while the startup configuration is being loaded (a table of a
+# million records: long enough to send it in the middle) waits for the
+# handlers, and reloads once the daemon runs, instead of killing it.
+write_conf info
+cp "$dir/router.table" "$dir/router.table.small"
+awk 'BEGIN { for (i = 0; i < 1000000; i++) printf "<user%d@dom%d.example> = relay%d.example\n", i, i % 5000, i % 97 }' >> "$dir/router.table"
+"$POLICYD" -f -c "$dir/waypost.conf" 2> "$dir/log3" &
+pid=$!
+sleep 0.3
+loading=no
+[ -e "$dir/sm.sock" ] || loading=yes
+kill -HUP "$pid"
+check "SIGHUP sent while the first load was running" [ "$loading" = yes ]
+check "... the daemon lives through it and starts" wait_until 60 '[ -S "$dir/sm.sock" ]'
+check "... and reloads once running" wait_until 60 'grep -q "reloaded $dir/waypost.conf" "$dir/log3"'
+check "... still running" kill -0 "$pid"
+stop_daemon
+mv "$dir/router.table.small" "$dir/router.table"
 done_testing
