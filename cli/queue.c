@@ -3,14 +3,11 @@
  * queue.c - `waypost queue ...` (see queue.h).
  *
  * list, show, delete and bounce read and change the spool directly (as
- * odmr.user or root); delete and bounce take the queue directory's flock
- * first, so they never race a release in progress (waypost-odmrd's release
- * processes hold it while they deliver).  flush asks the running
- * waypost-odmrd on odmr.control_socket, as policyd does for an ETRN, and
- * waits for the result.  Limits: an ATRN session in progress holds the
- * queue only inside the daemon, not by flock: delete/bounce during one may
- * remove a message the customer is receiving (it is then gone, never
- * doubled).
+ * odmr.user or root); delete and bounce take the queue's lock first
+ * (wp_spool_lock), so they never race a delivery in progress (waypost-odmrd's
+ * release processes and ATRN sessions hold it while they deliver).  flush
+ * asks the running waypost-odmrd on odmr.control_socket, as policyd does for
+ * an ETRN, and waits for the result.
  */
 #include "config.h"
 
@@ -19,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -205,15 +201,19 @@ static int queue_flush(const struct wp_snapshot *s, const char *arg)
 static int queue_remove(const struct wp_snapshot *s, const char *arg, const char *id, bool bounce)
 {
     const struct wp_odmr_conf *o = wp_odmr_conf(s);
-    char queue[WP_DOMAIN_MAX + 3], dir[4096], err[512];
+    char queue[WP_DOMAIN_MAX + 3], err[512];
     if (!queue_arg(o, arg, queue, sizeof(queue)))
         return 1;
-    snprintf(dir, sizeof(dir), "%s/%s", o->spool, queue);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || flock(dfd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "waypost: queue %s is being delivered; try again when the release is over\n", queue);
-        if (dfd >= 0)
-            close(dfd);
+    int dfd = wp_spool_lock(o->spool, queue);
+    if (dfd < 0 && errno == EWOULDBLOCK) {
+        fprintf(stderr,
+                "waypost: queue %s is being delivered (a release or an ATRN session); try again when it is "
+                "over\n",
+                queue);
+        return 1;
+    }
+    if (dfd < 0) {
+        fprintf(stderr, "waypost: queue %s: %s/%s: %s\n", queue, o->spool, queue, strerror(errno));
         return 1;
     }
     struct wp_spool_msg m;

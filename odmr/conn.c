@@ -151,6 +151,18 @@ bool wp_conn_queue_busy(const struct server *srv, const char *q)
     return false;
 }
 
+void wp_conn_close_inherited(struct server *srv)
+{
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+        if (fd >= 0)
+            close(fd);
+        for (size_t k = 0; k < c->nqueues; k++)
+            if (c->queue_locks[k] >= 0)
+                close(c->queue_locks[k]);
+    }
+}
+
 static void queues_release(struct conn *c)
 {
     struct server *srv = c->srv;
@@ -163,9 +175,13 @@ static void queues_release(struct conn *c)
             }
         }
         free(c->queues[k]);
+        if (c->queue_locks[k] >= 0)
+            close(c->queue_locks[k]);
     }
     free(c->queues);
+    free(c->queue_locks);
     c->queues = NULL;
+    c->queue_locks = NULL;
     c->nqueues = 0;
 }
 

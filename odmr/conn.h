@@ -123,7 +123,8 @@ struct conn {
     struct event *closer;        /* ST_CLOSING: frees the connection once its output is out */
     uint64_t close_deadline;
     /* reversed delivery */
-    char **queues; /* locked while we deliver */
+    char **queues;    /* ours while we deliver: in srv->busy, and locked */
+    int *queue_locks; /* wp_spool_lock's descriptors (-1: no directory yet) */
     size_t nqueues, qi;
     char **ids;
     size_t nids, ii;
@@ -164,6 +165,11 @@ void wp_conn_free_line(const void *data, size_t len, void *arg);
 void wp_conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int wp_conn_get_line(struct evbuffer *in, char *buf, size_t size);
 bool wp_conn_queue_busy(const struct server *srv, const char *q);
+/* In a forked child that serves no connection (a release process): close
+ * its copies of the connections' sockets and queue locks, so that a
+ * connection the daemon closes is closed and a lock an ATRN session lets go
+ * is free, whatever the child still does. */
+void wp_conn_close_inherited(struct server *srv);
 void wp_conn_txn_reset(struct conn *c);
 void wp_conn_txn_free(struct txn *t);
 void wp_conn_free(struct conn *c);

@@ -80,6 +80,7 @@ static void release_child(struct server *srv, const char *queue, int fd, bool wa
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    wp_conn_close_inherited(srv);
     struct wp_deliver_result res;
     enum wp_deliver_status st = wp_deliver_queue(srv->snap, srv->hostname, queue, &res);
     switch (st) {

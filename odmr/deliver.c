@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -472,19 +471,16 @@ enum wp_deliver_status wp_deliver_queue(const struct wp_snapshot *s, const char 
         snprintf(res->error, sizeof(res->error), "'%s' is not a queue name", queue);
         return WP_DELIVER_FAIL;
     }
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/%s", o->spool, queue);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = wp_spool_lock(o->spool, queue);
     if (dfd < 0) {
         if (errno == ENOENT)
             return WP_DELIVER_DONE; /* nothing ever arrived */
-        snprintf(res->error, sizeof(res->error), "%s: %s", dir, strerror(errno));
+        if (errno == EWOULDBLOCK) {
+            snprintf(res->error, sizeof(res->error), "queue %s is being delivered", queue);
+            return WP_DELIVER_BUSY;
+        }
+        snprintf(res->error, sizeof(res->error), "%s/%s: %s", o->spool, queue, strerror(errno));
         return WP_DELIVER_FAIL;
-    }
-    if (flock(dfd, LOCK_EX | LOCK_NB) != 0) {
-        close(dfd);
-        snprintf(res->error, sizeof(res->error), "queue %s is being delivered", queue);
-        return WP_DELIVER_BUSY;
     }
     size_t nids;
     char **ids = wp_spool_list(o->spool, queue, &nids);

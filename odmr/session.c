@@ -349,7 +349,30 @@ static void cmd_atrn(struct conn *c, const char *arg)
         free(want);
         return;
     }
+    /* The queues' locks: a release process or `waypost queue delete|bounce`
+     * may hold one (the busy list knows only this daemon's sessions). */
+    int *locks = wp_calloc(nwant, sizeof(int));
+    for (size_t i = 0; i < nwant; i++) {
+        locks[i] = wp_spool_lock(wp_odmr_conf(c->snap)->spool, want[i]);
+        if (locks[i] < 0 && errno != ENOENT) {
+            int e = errno;
+            for (size_t k = 0; k < i; k++)
+                if (locks[k] >= 0)
+                    close(locks[k]);
+            free(locks);
+            if (e == EWOULDBLOCK) {
+                wp_notice("%s: queue %s is being delivered or changed by another process", c->peer, want[i]);
+                wp_odmr_log_atrn(c->srv->stats, c->peer, c->user, want[i], 0, "busy");
+            } else {
+                wp_err("%s: queue %s: cannot lock: %s", c->peer, want[i], strerror(e));
+            }
+            wp_conn_reply(c, "451 4.3.0 Unable to process ATRN request now");
+            free(want);
+            return;
+        }
+    }
     c->queues = wp_calloc(nwant, sizeof(char *));
+    c->queue_locks = locks;
     for (size_t i = 0; i < nwant; i++) {
         c->queues[c->nqueues++] = wp_strdup(want[i]);
         c->srv->busy = wp_realloc(c->srv->busy, (c->srv->nbusy + 1) * sizeof(char *));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -329,6 +330,25 @@ bool wp_spool_load(const char *root, const char *queue, const char *id, bool wit
         free(buf);
     }
     return true;
+}
+
+int wp_spool_lock(const char *root, const char *queue)
+{
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", root, queue) >= sizeof(dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 bool wp_spool_sync(const char *root, const char *queue, char *err, size_t errlen)

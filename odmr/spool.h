@@ -76,6 +76,14 @@ bool wp_spool_settle(const char *root, struct wp_spool_msg *m, const bool *done,
 bool wp_spool_remove(const char *root, const char *queue, const char *id, bool sync_dir, char *err,
                      size_t errlen);
 
+/* Take a queue's lock without waiting: an flock on its directory, held by
+ * whoever delivers or changes the queue (a release process, an ATRN
+ * session, `waypost queue delete|bounce`).  The descriptor that holds it
+ * (close it to let go; a fork shares it, so a child that does not deliver
+ * the queue closes its copy), or -1 with errno EWOULDBLOCK (someone else
+ * holds it), ENOENT (no directory: nothing ever arrived) or another. */
+int wp_spool_lock(const char *root, const char *queue);
+
 /* fsync a queue's directory: removals before it are durable. */
 bool wp_spool_sync(const char *root, const char *queue, char *err, size_t errlen);
 

@@ -12,12 +12,14 @@ max_message_size = 65536, max_connections = 60 (t/odmr/proto.sh).
 Prints TAP-style "ok N - ..." lines; exits 1 if anything failed.
 """
 import base64
+import fcntl
 import glob
 import hashlib
 import hmac
 import os
 import random
 import socket
+import subprocess
 import ssl
 import sys
 import threading
@@ -431,8 +433,23 @@ s.send("220 customer.test\r\n")
 s.line()  # EHLO: hold the session here
 s2 = login()
 result(s2.cmd("ATRN domain1.dom")[0] == 451, "ATRN for a queue another session is delivering: 451")
+# The session holds the queue's lock too: `waypost queue delete` waits for it.
+held = spool_files("domain1.dom")
+waypost = [os.path.join(os.environ["top_builddir"], "waypost"), "-c", os.path.join(DIR, "waypost.conf")]
+if held:
+    qid = os.path.basename(held[0])
+    rm = subprocess.run(waypost + ["queue", "delete", "domain1.dom", qid], capture_output=True, text=True)
+    result(rm.returncode == 1 and "being delivered" in rm.stderr and os.path.exists(held[0]),
+           "waypost queue delete during an ATRN session: refused, the message stays", (rm.returncode, rm.stderr))
+else:
+    result(False, "waypost queue delete during an ATRN session: a message waits in domain1.dom", held)
 s.close()  # the customer disappears mid-session: the queue is released
 time.sleep(0.3)
+# Another process holding the lock (a release process, waypost queue delete).
+lockfd = os.open(os.path.join(SPOOL, "domain1.dom"), os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(lockfd, fcntl.LOCK_EX)
+result(s2.cmd("ATRN domain1.dom")[0] == 451, "ATRN for a queue another process holds locked: 451")
+os.close(lockfd)
 result(s2.cmd("ATRN domain1.dom")[0] == 250, "after the first session dies the queue can be released again")
 got = serve_reversed(s2)
 result(len(got) == 1 and got[0][1] == ["later@domain1.dom"], "the deferred recipient is delivered next time", got)
