@@ -81,7 +81,7 @@ static struct wp_pstats_map *map_build_locked(struct wp_pstats *st, const struct
      * (a search of the table order would cost a cache miss per step on a
      * large table).  Ids are ascending in table order. */
     m->nids = m->nrecs ? t->ids[m->nrecs - 1] + 1 : 0;
-    m->id_slot = wp_malloc(((size_t)m->nids + 1) * sizeof(*m->id_slot));
+    m->id_slot = wp_calloc_huge(((size_t)m->nids + 1) * sizeof(*m->id_slot)); /* random access: huge pages */
     for (uint32_t i = 0; i < m->nids; i++)
         m->id_slot[i] = WP_SLOT_NONE;
     for (uint32_t i = 0; i < m->nrecs; i++)
@@ -148,8 +148,10 @@ void wp_pstats_count(struct wp_pstats *st, int w, const struct wp_pstats_map *m,
     if (dec->record) {
         if (ws->npending == WP_PSTATS_PENDING)
             wp_pstats_fold(st, w, m);
-        ws->pending[ws->npending++] =
-            (uint32_t)((size_t)((const char *)dec->record - m->router->table->arena) / 8);
+        uint32_t id = (uint32_t)((size_t)((const char *)dec->record - m->router->table->arena) / 8);
+        ws->pending[ws->npending++] = id;
+        if (id < m->nids) /* its slot comes into the cache while the request goes on */
+            __builtin_prefetch(&m->id_slot[id]);
     }
     if (map != WP_PSTATS_POLICY_MAP || (a != WP_PA_ACCEPT && a != WP_PA_RELAY))
         return;
