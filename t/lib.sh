@@ -62,6 +62,12 @@ sample_conf() {
     sed -e '/^log = {/,/^};/d' -e '/^policyd: {/,/^};/d' -e '/^postfix: {/,/^};/d' \
         -e '/^milter: {/,/^};/d' -e '/^odmr: {/,/^};/d' "$top_srcdir/conf/waypost.conf" > "$1"
 }
+# scrape_metrics PORT: the exposition text of the metrics endpoint on
+# 127.0.0.1:PORT (t/wire.py).
+scrape_metrics() {
+    "${E2E_PY:-python3}" -c 'import sys; sys.path.insert(0, sys.argv[1]); import wire; sys.stdout.write(wire.http_get(int(sys.argv[2]))[1])' \
+        "$top_srcdir/t" "$1"
+}
 done_testing() {
     echo "1..$_n"
     [ "$_failed" -eq 0 ]

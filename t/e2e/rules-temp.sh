@@ -98,18 +98,7 @@ s.sendmail("sender@client.test", ["carol@dove.dom"], "Subject: after the reset\r
 s.quit()
 P
 sleep 0.5
-"$E2E_PY" - "$MPORT" > "$W/metrics.txt" <<'P'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-b = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    b += d
-sys.stdout.write(b.decode().partition("\r\n\r\n")[2])
-P
+scrape_metrics "$MPORT" > "$W/metrics.txt"
 metric() { awk -v k="$1 " 'substr($0, 1, length(k)) == k { print $NF }' "$W/metrics.txt"; }
 is() { local got; got=$(metric "$1"); check "metrics: $1 = $2 (got ${got:-none})" [ "$got" = "$2" ]; }
 is 'waypost_milter_messages_total{result="tempfail"}' 1

@@ -7,14 +7,20 @@ function fail(msg)
   error(msg, 0)
 end
 
--- send one message; returns the connection after EOM (caller checks)
-function send(sock, from, rcpts, headers, body)
+-- a connection after negotiation and connection information
+function open_conn(sock)
   local conn = mt.connect(sock, 40, 0.05)
   if conn == nil then fail("cannot connect to " .. sock) end
   -- Offer every step but the no-reply ones (0xf7f): miltertest waits for an
   -- answer at each step.  Postfix offers them, and the e2e tests cover that.
   if mt.negotiate(conn, 6, 0x1ff, 0xf7f) ~= nil then fail("negotiate") end
   if mt.conninfo(conn, "client.example", "192.0.2.10") ~= nil then fail("conninfo") end
+  return conn
+end
+
+-- send one message; returns the connection after EOM (caller checks)
+function send(sock, from, rcpts, headers, body)
+  local conn = open_conn(sock)
   pcall(mt.helo, conn, "client.example")
   mt.macro(conn, SMFIC_MAIL, "i", "TESTQID")
   if mt.mailfrom(conn, from) ~= nil then fail("mailfrom") end

@@ -82,39 +82,24 @@ expect_reply(c, SMFIR_REJECT, "rejected without our text")
 mt.disconnect(c)'
 # Two transactions without an end of message: an abort, and a QUIT amid one
 mt aborted '
-local c = mt.connect(sock, 40, 0.05)
-mt.negotiate(c, 6, 0x1ff, 0xf7f)
-mt.conninfo(c, "client.example", "192.0.2.10")
+local c = open_conn(sock)
 mt.mailfrom(c, "<a@example.org>")
 mt.rcptto(c, "<alice@company.dom>")
 if mt.abort(c) ~= nil then fail("abort") end
 mt.disconnect(c)
-c = mt.connect(sock, 40, 0.05)
-mt.negotiate(c, 6, 0x1ff, 0xf7f)
-mt.conninfo(c, "client.example", "192.0.2.10")
+c = open_conn(sock)
 mt.mailfrom(c, "<a@example.org>")
 mt.disconnect(c)'
 # A transaction left idle past milter.timeout (1 s), then ended: a timeout
 # (libmilter's own idle check runs every 10 minutes, too slow for a test)
 mt timeout '
-local c = mt.connect(sock, 40, 0.05)
-mt.negotiate(c, 6, 0x1ff, 0xf7f)
-mt.conninfo(c, "client.example", "192.0.2.10")
+local c = open_conn(sock)
 mt.mailfrom(c, "<a@example.org>")
 mt.sleep(2.5)
 mt.disconnect(c)'
 sleep 0.3
 
-scrape() { python3 -c "
-import socket, sys
-s = socket.create_connection(('127.0.0.1', $MPORT), timeout=5)
-s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')
-b = b''
-while True:
-    d = s.recv(65536)
-    if not d: break
-    b += d
-sys.stdout.write(b.decode().partition('\\r\\n\\r\\n')[2])"; }
+scrape() { scrape_metrics "$MPORT"; }
 scrape > "$dir/m.txt"
 sed 's/^/# /' "$dir/m.txt" | grep -v '^# # '
 metric() { awk -v k="$1 " 'substr($0, 1, length(k)) == k { print $NF }' "$dir/m.txt"; }
@@ -158,9 +143,7 @@ check "the oversized and the source's messages have their lines" \
 # starts from zero, the unchanged one keeps its count.
 sed -i 's/X-Waypost-Test: yes/X-Waypost-Test: changed/' "$dir/w.conf"
 mt reload-midway '
-local c = mt.connect(sock, 40, 0.05)
-mt.negotiate(c, 6, 0x1ff, 0xf7f)
-mt.conninfo(c, "client.example", "192.0.2.10")
+local c = open_conn(sock)
 local function message(rcpt, subject)
   mt.macro(c, SMFIC_MAIL, "i", "MIDWAY")
   if mt.mailfrom(c, "<a@example.org>") ~= nil then fail("mailfrom") end

@@ -147,16 +147,7 @@ check "a message no rule fired for: a line too (rules empty, accept)" \
 check "a discarded message" grep -Eq 'event=message .*rules=Discard result=discard$' "$dir/milter.log"
 
 # ---- the metrics endpoint: its counts agree with the decision lines
-scrape() { python3 -c "
-import socket, sys
-s = socket.create_connection(('127.0.0.1', $MPORT), timeout=5)
-s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')
-b = b''
-while True:
-    d = s.recv(65536)
-    if not d: break
-    b += d
-sys.stdout.write(b.decode().partition('\\r\\n\\r\\n')[2])"; }
+scrape() { scrape_metrics "$MPORT"; }
 metric() { grep -F "$1 " "$2" | awk '{ print $NF }'; }
 scrape > "$dir/m1.txt"
 for r in accept reject discard tempfail; do

@@ -22,6 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import wire  # noqa: E402
 from tap import done, result  # noqa: E402
 
 DIR = sys.argv[1]
@@ -182,12 +183,7 @@ def control(line, timeout=30):
     s.settimeout(timeout)
     s.connect(CTL)
     s.sendall((line + "\n").encode())
-    out = b""
-    while not out.endswith(b"\n"):
-        d = s.recv(1024)
-        if not d:
-            break
-        out += d
+    out = wire.recv_until(s, b"\n", 1024)
     s.close()
     return out.decode().strip()
 

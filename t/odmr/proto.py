@@ -27,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tap import done, result  # noqa: E402
+import wire  # noqa: E402
 
 DIR, PORT, TLS_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 METRICS = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -198,21 +199,7 @@ def serve_reversed(sess, rcpt_code=lambda r: 250, data_code=250, pipelining=True
 # ---------------------------------------------------------------- counters
 def scrape():
     """The metrics endpoint's samples: {'name{labels}': value}."""
-    s = socket.create_connection(("127.0.0.1", METRICS), timeout=5)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    b = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        b += d
-    s.close()
-    m = {}
-    for l in b.decode().partition("\r\n\r\n")[2].splitlines():
-        if l and not l.startswith("#"):
-            k, _, v = l.rpartition(" ")
-            m[k] = float(v)
-    return m
+    return wire.samples(wire.http_get(METRICS)[1])
 
 
 def delta(after, before, prefix):

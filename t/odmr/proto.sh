@@ -68,18 +68,7 @@ grep -v '^1\.\.' "$dir/proto.out"  # its ok/not ok lines count as tests of their
 check "protocol tests pass" [ "$rc" -eq 0 ]
 check "daemon survived everything" kill -0 "$pid"
 # The metrics endpoint agrees with the decision lines (waypost-odmrd(8), LOGGING).
-scrape() {
-    python3 -c "
-import socket, sys
-s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
-s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')
-b = b''
-while True:
-    d = s.recv(65536)
-    if not d: break
-    b += d
-sys.stdout.write(b.decode().partition('\\r\\n\\r\\n')[2])" $((base + 2)) > "$dir/metrics.txt"
-}
+scrape() { scrape_metrics $((base + 2)) > "$dir/metrics.txt"; }
 scrape
 metric() { grep -v '^#' "$dir/metrics.txt" | grep -F "$1 " | awk '{ print $NF }'; }
 for pair in "intake_total{result=\"queued\"}|event=intake .* result=queued " \

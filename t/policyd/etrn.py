@@ -20,6 +20,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import wire  # noqa: E402
 from tap import done, result  # noqa: E402
 
 DIR = sys.argv[1]
@@ -36,12 +37,7 @@ def fake_odmrd():
     srv.listen(16)
 
     def serve(c):
-        line = b""
-        while not line.endswith(b"\n"):
-            d = c.recv(512)
-            if not d:
-                break
-            line += d
+        line = wire.recv_until(c, b"\n", 512)
         text = line.decode("utf-8", "replace").strip()
         with open(LOG, "a") as f:
             f.write(text + "\n")

@@ -18,6 +18,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tap import done, result  # noqa: E402
+import wire  # noqa: E402
+from wire import netstring, read_netstring, unix  # noqa: E402
 
 DIR, PORT, PID = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # the endpoint's connection cap and timeout (lib/metrics.h), from metrics.sh
@@ -25,28 +27,6 @@ CAP = int(os.environ["WP_METRICS_MAX_CONNECTIONS"])
 WP_TIMEOUT = int(os.environ["WP_METRICS_TIMEOUT"])
 LOG = os.path.join(DIR, "policyd.log")
 TABLE = os.path.join(DIR, "router.table")
-
-
-def unix(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(path)
-    return s
-
-
-def netstring(b):
-    return b"%d:%s," % (len(b), b)
-
-
-def read_netstring(s):
-    buf = b""
-    while b":" not in buf:
-        buf += s.recv(1)
-    n = int(buf[:-1])
-    data = b""
-    while len(data) < n + 1:
-        data += s.recv(n + 1 - len(data))
-    return data[:-1].decode()
 
 
 SM = None
@@ -59,33 +39,12 @@ def lookup(m, key):
 
 
 def policy(rcpt, client="192.0.2.10", sasl="", qid="", sender="s@example.net", name="mx.example.net"):
-    s = unix(os.path.join(DIR, "policy.sock"))
-    req = ("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=%s\n"
-           "client_name=%s\nsender=%s\nrecipient=%s\nsasl_username=%s\nqueue_id=%s\n\n"
-           % (client, name, sender, rcpt, sasl, qid))
-    s.sendall(req.encode())
-    buf = b""
-    while not buf.endswith(b"\n\n"):
-        d = s.recv(4096)
-        if not d:
-            break
-        buf += d
-    s.close()
-    return buf.decode().strip()[len("action="):]
+    return wire.policy(os.path.join(DIR, "policy.sock"), protocol_name="ESMTP", client_address=client,
+                       client_name=name, sender=sender, recipient=rcpt, sasl_username=sasl, queue_id=qid)
 
 
 def scrape(path="/metrics", timeout=5):
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
-    s.sendall(b"GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path.encode())
-    buf = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    s.close()
-    head, _, body = buf.partition(b"\r\n\r\n")
-    return head.decode(errors="replace"), body.decode()
+    return wire.http_get(PORT, path, timeout)
 
 
 def nfds():
@@ -114,15 +73,7 @@ class FdWatch:
 
 def flood(n):
     """n slow clients of the endpoint: each sends the start of a request."""
-    out = []
-    for _ in range(n):
-        try:
-            c = socket.create_connection(("127.0.0.1", PORT), timeout=2)
-            c.sendall(b"GET /metr")
-            out.append(c)
-        except OSError:
-            break
-    return out
+    return wire.idle_clients(PORT, n)
 
 
 def hung_up(conns):
